@@ -1,0 +1,101 @@
+"""Runtime settings, read once from the environment and `.env` (pydantic-settings).
+
+The environment variable names are a contract: operators' deployment files use them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where each secret comes from, so a missing-setting message can say where to get it.
+SETTING_HELP: dict[str, str] = {
+    "DISCORD_TOKEN": "the Bot page of your application at https://discord.com/developers/applications",
+    "RUNWARE_API_KEY": "https://my.runware.ai/keys (API Keys in the Runware dashboard)",
+}
+
+
+class SafetyMode(StrEnum):
+    """Runware's content check: none, fast (first/middle/last frame) or full (every frame)."""
+
+    NONE = "none"
+    FAST = "fast"
+    FULL = "full"
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads. Built once in `main()` and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    discord_token: SecretStr
+    runware_api_key: SecretStr
+    runware_api_url: str = "https://api.runware.ai/v1"
+    database_url: str = "sqlite:///data/bot.db"
+
+    poll_initial_delay_s: Annotated[float, Field(ge=0)] = 10.0
+    poll_max_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    job_deadline_s: Annotated[float, Field(gt=0)] = 1200.0
+    price_per_second_usd: Annotated[float, Field(ge=0)] = 0.14
+    quota_user_daily_usd: Annotated[float, Field(ge=0)] = 5.0
+    quota_user_max_active_jobs: Annotated[int, Field(ge=1)] = 2
+    max_audio_seconds: Annotated[float, Field(gt=0, le=30)] = 30.0
+    max_image_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    max_audio_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    safety_mode: SafetyMode = SafetyMode.FAST
+    dev_guild_id: int | None = None
+    log_level: str = "INFO"
+
+    # Not in the original list; added because the defaults cannot suit every deployment.
+    output_ttl_s: Annotated[int, Field(ge=60)] = 86400
+    runware_request_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    # For test rigs and API proxies only: where discord.py sends REST calls and opens the gateway.
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+
+    @field_validator("runware_api_url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must look like sqlite:///data/bot.db or sqlite:////var/lib/bot/bot.db")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_known(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return upper
+
+    @field_validator("dev_guild_id", mode="before")
+    @classmethod
+    def _empty_guild_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """Turn a pydantic error into short lines that name each bad variable and say what is wrong."""
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "?"
+        if item["type"] == "missing":
+            where = SETTING_HELP.get(name)
+            hint = f" Get it from {where}." if where else ""
+            lines.append(f"{name} is not set. Put it in the environment or in .env.{hint}")
+        else:
+            # Never echo the input: it might be a secret pasted into the wrong variable.
+            lines.append(f"{name} is invalid: {item['msg']}.")
+    return "\n".join(lines)

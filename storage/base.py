@@ -1,0 +1,89 @@
+"""The Store protocol: every use case the bot needs from its database, named for the use case."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.models import Job, Limits, NewJob, QuotaRefusal, Usage
+
+
+class NewerDatabaseError(RuntimeError):
+    """The database was migrated by a newer version of the bot; this version refuses to touch it."""
+
+
+class Store(Protocol):
+    """Durable state: jobs and the ledger. Implementations serialise their own write transactions."""
+
+    async def create_job_with_reservation(
+        self, new: NewJob, limits: Limits, now: float, day_start: float
+    ) -> Job | QuotaRefusal:
+        """In one write transaction: check the member's limits, insert the job and its reservation."""
+        ...
+
+    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
+        """Record the uploaded inputs; the job is ready for the runner to submit."""
+        ...
+
+    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> None:
+        """Record that a submit is about to be sent (ambiguous until mark_submitted)."""
+        ...
+
+    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> None:
+        """Record that Runware accepted the task; polling starts at next_poll_at."""
+        ...
+
+    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> None:
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each."""
+        ...
+
+    async def complete_job(
+        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+    ) -> Job | None:
+        """Mark success and settle: release the estimate, charge the real cost. None if already final."""
+        ...
+
+    async def fail_job(
+        self, job_id: int, code: str, message: str, now: float, *, expired: bool = False
+    ) -> Job | None:
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final."""
+        ...
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job by its number."""
+        ...
+
+    async def due_jobs(self, now: float, horizon: float, limit: int) -> list[Job]:
+        """Unfinished jobs due by `now`, plus processing jobs due by `horizon` (to batch their polls)."""
+        ...
+
+    async def next_due_at(self) -> float | None:
+        """When the earliest unfinished job is next due, or None if there is none."""
+        ...
+
+    async def stale_uploads(self, before: float) -> list[Job]:
+        """Jobs still uploading that were created before `before` (their inputs died with a process)."""
+        ...
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose result has not been posted yet."""
+        ...
+
+    async def mark_delivered(self, job_id: int, now: float) -> bool:
+        """Record the result as posted. True only for the call that recorded it."""
+        ...
+
+    async def usage(self, guild_id: int, user_id: int, limits: Limits, day_start: float) -> Usage:
+        """The member's spend since day_start, active jobs and limits."""
+        ...
+
+    async def get_state(self, key: str) -> str | None:
+        """A value the bot stored about itself, or None."""
+        ...
+
+    async def set_state(self, key: str, value: str) -> None:
+        """Store a value about the bot itself (replacing the old one)."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...

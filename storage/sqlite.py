@@ -1,0 +1,418 @@
+"""SQLite store (aiosqlite): WAL, synchronous=FULL, BEGIN IMMEDIATE for every write.
+
+aiosqlite runs one thread per connection and coroutines sharing it would interleave their statements, so
+every transaction holds `self._lock` from BEGIN to COMMIT. One connection is enough: SQLite has one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from core.models import (
+    ACTIVE,
+    Job,
+    JobStatus,
+    LedgerKind,
+    Limits,
+    NewJob,
+    QuotaRefusal,
+    RefusalReason,
+    Usage,
+)
+from storage.base import NewerDatabaseError
+
+log = logging.getLogger(__name__)
+
+_ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+_JOB_COLUMNS = (
+    "id, task_uuid, guild_id, channel_id, user_id, status, audio_seconds, estimate_micros, cost_micros, "
+    "output_format, output_quality, image_ref, audio_ref, created_at, updated_at, submitted_at, "
+    "next_poll_at, poll_count, finished_at, delivered_at, result_url, nsfw, error_code, error_message, "
+    "upload_limit_bytes, channel_nsfw"
+)
+_DAY_S = 86400.0
+
+
+def _job_from_row(row: Iterable[Any]) -> Job:
+    values = list(row)
+    values[5] = JobStatus(values[5])
+    values[21] = bool(values[21])
+    values[25] = bool(values[25])
+    return Job(*values)
+
+
+def load_migrations() -> list[tuple[int, str, str]]:
+    """The numbered migration scripts shipped with the code: (version, name, sql), in order."""
+    folder = resources.files("storage") / "migrations" / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migration numbers must run 1..n without gaps, found {versions}")
+    return found
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        """Open (creating folders as needed), configure and migrate the database at `path`."""
+        parent = Path(path).parent
+        if str(parent) not in ("", "."):
+            os.makedirs(parent, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed reservation survives a power cut, not only a process crash.
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            store = cls(conn)
+            await store.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection (waits for a running transaction)."""
+        async with self._lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so the reads inside it
+        see exactly what the writes will be checked against (no 'database is locked' on upgrade)."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- schema ---------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        """The version the database is at (0 for a new file)."""
+        rows = await self._fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        )
+        if not rows:
+            return 0
+        rows = await self._fetchall("SELECT version FROM schema_version")
+        return int(rows[0][0]) if rows else 0
+
+    async def migrate(self) -> None:
+        """Apply pending migrations in one transaction; refuse a database newer than this code."""
+        migrations = load_migrations()
+        latest = migrations[-1][0] if migrations else 0
+        current = await self.schema_version()
+        if current > latest:
+            raise NewerDatabaseError(
+                f"the database is at schema version {current}, but this version of the bot only knows "
+                f"up to {latest}; run a newer version of the bot"
+            )
+        pending = [m for m in migrations if m[0] > current]
+        if not pending:
+            return
+        script = ["BEGIN IMMEDIATE;", "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"]
+        for _, _, sql in pending:
+            script.append(sql)
+        script.append("DELETE FROM schema_version;")
+        script.append(f"INSERT INTO schema_version (version) VALUES ({latest});")
+        script.append("COMMIT;")
+        async with self._lock:
+            try:
+                await self._conn.executescript("\n".join(script))
+            except BaseException:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise
+        log.info("database migrated from version %s to %s (%s)", current, latest, [m[1] for m in pending])
+
+    # -- jobs and the ledger -------------------------------------------------------------------------
+
+    async def create_job_with_reservation(
+        self, new: NewJob, limits: Limits, now: float, day_start: float
+    ) -> Job | QuotaRefusal:
+        """In one write transaction: check the member's limits, insert the job and its reservation."""
+        async with self._write() as db:
+            spent, active = await self._member_totals(db, new.guild_id, new.user_id, day_start)
+            usage = Usage(spent, limits.daily_micros, active, limits.max_active_jobs, day_start + _DAY_S)
+            if active >= limits.max_active_jobs:
+                return QuotaRefusal(RefusalReason.ACTIVE, usage)
+            if spent + new.estimate_micros > limits.daily_micros:
+                return QuotaRefusal(RefusalReason.DAILY, usage)
+            cursor = await db.execute(
+                "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
+                "estimate_micros, output_format, output_quality, created_at, updated_at, "
+                "upload_limit_bytes, channel_nsfw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.task_uuid,
+                    new.guild_id,
+                    new.channel_id,
+                    new.user_id,
+                    JobStatus.UPLOADING.value,
+                    new.audio_seconds,
+                    new.estimate_micros,
+                    new.output_format,
+                    new.output_quality,
+                    now,
+                    now,
+                    new.upload_limit_bytes,
+                    int(new.channel_nsfw),
+                ),
+            )
+            job_id = cursor.lastrowid
+            assert job_id is not None
+            await self._ledger(
+                db, new.guild_id, new.user_id, job_id, LedgerKind.RESERVE, new.estimate_micros, now, now
+            )
+            return await self._job(db, job_id)
+
+    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
+        """Record the uploaded inputs; the job is ready for the runner to submit."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE jobs SET status = ?, image_ref = ?, audio_ref = ?, next_poll_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = ?",
+                (JobStatus.QUEUED.value, image_ref, audio_ref, now, now, job_id, JobStatus.UPLOADING.value),
+            )
+            return await self._job(db, job_id)
+
+    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> None:
+        """Record that a submit is about to be sent (ambiguous until mark_submitted)."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE jobs SET status = ?, next_poll_at = ?, updated_at = ? "
+                "WHERE id = ? AND status IN (?, ?)",
+                (
+                    JobStatus.SUBMITTING.value,
+                    retry_at,
+                    now,
+                    job_id,
+                    JobStatus.QUEUED.value,
+                    JobStatus.SUBMITTING.value,
+                ),
+            )
+
+    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> None:
+        """Record that Runware accepted the task; polling starts at next_poll_at."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE jobs SET status = ?, submitted_at = COALESCE(submitted_at, ?), next_poll_at = ?, "
+                "updated_at = ? WHERE id = ? AND status IN (?, ?)",
+                (
+                    JobStatus.PROCESSING.value,
+                    now,
+                    next_poll_at,
+                    now,
+                    job_id,
+                    JobStatus.QUEUED.value,
+                    JobStatus.SUBMITTING.value,
+                ),
+            )
+
+    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> None:
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each."""
+        if not updates:
+            return
+        async with self._write() as db:
+            await db.executemany(
+                f"UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + 1, updated_at = ? "
+                f"WHERE id = ? AND status IN ({_ACTIVE_SQL})",
+                [(next_poll_at, now, job_id) for job_id, next_poll_at in updates],
+            )
+
+    async def complete_job(
+        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+    ) -> Job | None:
+        """Mark success and settle: release the estimate, charge the real cost. None if already final."""
+        async with self._write() as db:
+            job = await self._job(db, job_id)
+            if job.status not in ACTIVE:
+                return None
+            await db.execute(
+                "UPDATE jobs SET status = ?, result_url = ?, cost_micros = ?, nsfw = ?, finished_at = ?, "
+                "next_poll_at = NULL, updated_at = ? WHERE id = ?",
+                (JobStatus.SUCCEEDED.value, result_url, cost_micros, int(nsfw), now, now, job_id),
+            )
+            await self._ledger(
+                db,
+                job.guild_id,
+                job.user_id,
+                job_id,
+                LedgerKind.RELEASE,
+                -job.estimate_micros,
+                job.created_at,
+                now,
+            )
+            await self._ledger(
+                db, job.guild_id, job.user_id, job_id, LedgerKind.SETTLE, cost_micros, job.created_at, now
+            )
+            return await self._job(db, job_id)
+
+    async def fail_job(
+        self, job_id: int, code: str, message: str, now: float, *, expired: bool = False
+    ) -> Job | None:
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final."""
+        status = JobStatus.EXPIRED if expired else JobStatus.FAILED
+        async with self._write() as db:
+            job = await self._job(db, job_id)
+            if job.status not in ACTIVE:
+                return None
+            await db.execute(
+                "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, cost_micros = 0, "
+                "finished_at = ?, next_poll_at = NULL, updated_at = ? WHERE id = ?",
+                (status.value, code, message, now, now, job_id),
+            )
+            await self._ledger(
+                db,
+                job.guild_id,
+                job.user_id,
+                job_id,
+                LedgerKind.REFUND,
+                -job.estimate_micros,
+                job.created_at,
+                now,
+            )
+            return await self._job(db, job_id)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job by its number."""
+        rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(rows[0]) if rows else None
+
+    async def due_jobs(self, now: float, horizon: float, limit: int) -> list[Job]:
+        """Unfinished jobs due by `now`, plus processing jobs due by `horizon` (to batch their polls)."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ({_ACTIVE_SQL}) AND status != ? "
+            "AND (next_poll_at <= ? OR (status = ? AND next_poll_at <= ?)) ORDER BY next_poll_at LIMIT ?",
+            (JobStatus.UPLOADING.value, now, JobStatus.PROCESSING.value, horizon, limit),
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def next_due_at(self) -> float | None:
+        """When the earliest unfinished job is next due, or None if there is none."""
+        rows = await self._fetchall(
+            f"SELECT MIN(next_poll_at) FROM jobs WHERE status IN ({_ACTIVE_SQL}) AND status != ?",
+            (JobStatus.UPLOADING.value,),
+        )
+        value = rows[0][0] if rows else None
+        return float(value) if value is not None else None
+
+    async def stale_uploads(self, before: float) -> list[Job]:
+        """Jobs still uploading that were created before `before` (their inputs died with a process)."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? AND created_at < ?",
+            (JobStatus.UPLOADING.value, before),
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose result has not been posted yet."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE delivered_at IS NULL "
+            "AND status IN ('succeeded', 'failed', 'expired') ORDER BY finished_at"
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def mark_delivered(self, job_id: int, now: float) -> bool:
+        """Record the result as posted. True only for the call that recorded it."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET delivered_at = ?, updated_at = ? WHERE id = ? AND delivered_at IS NULL",
+                (now, now, job_id),
+            )
+            return cursor.rowcount == 1
+
+    async def usage(self, guild_id: int, user_id: int, limits: Limits, day_start: float) -> Usage:
+        """The member's spend since day_start, active jobs and limits."""
+        async with self._lock:
+            spent, active = await self._member_totals(self._conn, guild_id, user_id, day_start)
+        return Usage(spent, limits.daily_micros, active, limits.max_active_jobs, day_start + _DAY_S)
+
+    async def get_state(self, key: str) -> str | None:
+        """A value the bot stored about itself, or None."""
+        rows = await self._fetchall("SELECT value FROM app_state WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_state(self, key: str, value: str) -> None:
+        """Store a value about the bot itself (replacing the old one)."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO app_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- helpers (run inside a held lock) ------------------------------------------------------------
+
+    @staticmethod
+    async def _member_totals(
+        db: aiosqlite.Connection, guild_id: int, user_id: int, since: float
+    ) -> tuple[int, int]:
+        async with db.execute(
+            "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger "
+            "WHERE guild_id = ? AND user_id = ? AND counts_at >= ?",
+            (guild_id, user_id, since),
+        ) as cursor:
+            spent_row = await cursor.fetchone()
+        async with db.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({_ACTIVE_SQL})",
+            (guild_id, user_id),
+        ) as cursor:
+            active_row = await cursor.fetchone()
+        assert spent_row is not None and active_row is not None
+        return int(spent_row[0]), int(active_row[0])
+
+    @staticmethod
+    async def _ledger(
+        db: aiosqlite.Connection,
+        guild_id: int,
+        user_id: int,
+        job_id: int | None,
+        kind: LedgerKind,
+        amount_micros: int,
+        counts_at: float,
+        now: float,
+        reason: str | None = None,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_micros, counts_at, created_at, "
+            "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (guild_id, user_id, job_id, kind.value, amount_micros, counts_at, now, reason),
+        )
+
+    @staticmethod
+    async def _job(db: aiosqlite.Connection, job_id: int) -> Job:
+        async with db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise KeyError(f"no job {job_id}")
+        return _job_from_row(row)

@@ -1,0 +1,43 @@
+"""Shared fixtures: settings without the environment, and a store on a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.settings import Settings
+from storage.sqlite import SqliteStore
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Build Settings from keyword overrides only (no .env, no process environment surprises)."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "discord_token": "test-discord-token-0123456789",
+            "runware_api_key": "test-runware-key-0123456789",
+            "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
+            "poll_initial_delay_s": 0.05,
+            "poll_max_interval_s": 0.2,
+            "runware_request_timeout_s": 2.0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return build
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """A migrated store on a fresh SQLite file."""
+    opened = await SqliteStore.open(str(tmp_path / "store.db"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
