@@ -20,7 +20,10 @@ DAY_S = 86400
 
 def estimate_micros(audio_seconds: float, price_per_second_usd: float) -> int:
     """Estimated cost: audio seconds × price, rounded up to the cent (a video is as long as its audio)."""
-    raw = math.ceil(audio_seconds * price_per_second_usd * 1_000_000)
+    # Price to whole micro-dollars first, and round away float noise (6.0 × 0.1 is 0.6000000000000001)
+    # before rounding up, or an exact cent amount would gain a cent.
+    price_micros = usd_to_micros(price_per_second_usd)
+    raw = math.ceil(round(audio_seconds * price_micros, 3))
     return round_up_to_cent(raw)
 
 

@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     runware_api_url: str = "https://api.runware.ai/v1"
     database_url: str = "sqlite:///data/bot.db"
 
-    poll_initial_delay_s: Annotated[float, Field(ge=0)] = 10.0
-    poll_max_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    poll_initial_delay_s: Annotated[float, Field(ge=0)] = 5.0
+    poll_max_interval_s: Annotated[float, Field(gt=0)] = 15.0
     job_deadline_s: Annotated[float, Field(gt=0)] = 1200.0
     price_per_second_usd: Annotated[float, Field(ge=0)] = 0.14
     quota_user_daily_usd: Annotated[float, Field(ge=0)] = 5.0

@@ -1,0 +1,72 @@
+"""Settings: defaults, names, validation messages that name the variable, secrets kept secret."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import SafetyMode, Settings, describe_settings_error
+
+
+def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for key in list(Settings.model_fields):
+        monkeypatch.delenv(key.upper(), raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def error_text(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    with pytest.raises(ValidationError) as info:
+        settings_from(monkeypatch, **env)
+    return describe_settings_error(info.value)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the two secrets are required; the rest have the documented defaults."""
+    s = settings_from(monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20)
+    assert s.runware_api_url == "https://api.runware.ai/v1"
+    assert s.database_url == "sqlite:///data/bot.db"
+    assert s.max_audio_seconds == 30
+    assert s.safety_mode is SafetyMode.FAST
+    assert s.dev_guild_id is None
+
+
+def test_missing_token_names_the_variable_and_where_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DISCORD_TOKEN: the message names it and points at the developer portal."""
+    text = error_text(monkeypatch, RUNWARE_API_KEY="k" * 20)
+    assert "DISCORD_TOKEN is not set" in text
+    assert "discord.com/developers/applications" in text
+
+
+def test_bad_value_names_the_variable_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad value is reported by variable name, and the value itself is not printed."""
+    text = error_text(
+        monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20, SAFETY_MODE="paranoid-secret"
+    )
+    assert "SAFETY_MODE is invalid" in text
+    assert "paranoid-secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POLL_INITIAL_DELAY_S", "-1"),
+        ("QUOTA_USER_MAX_ACTIVE_JOBS", "0"),
+        ("MAX_AUDIO_SECONDS", "31"),
+        ("DATABASE_URL", "mysql://x"),
+        ("RUNWARE_API_URL", "ftp://x"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DEV_GUILD_ID", "abc"),
+    ],
+)
+def test_invalid_values_stop_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """Each invalid value is named in the message."""
+    text = error_text(monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20, **{name: value})
+    assert f"{name} is invalid" in text
+
+
+def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token and key never appear in the settings' repr."""
+    s = settings_from(monkeypatch, DISCORD_TOKEN="tok-SECRET-123456", RUNWARE_API_KEY="key-SECRET-123456")
+    assert "SECRET" not in repr(s) and "SECRET" not in str(s)

@@ -1,0 +1,75 @@
+"""House rules that code review alone would miss: import boundaries between the layers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def python_files(folder: str) -> list[Path]:
+    files = sorted((ROOT / folder).rglob("*.py"))
+    assert files, f"no Python files under {folder}/"
+    return files
+
+
+def test_core_and_storage_never_import_discord() -> None:
+    """Nothing in core/ or storage/ imports discord."""
+    offenders = [
+        str(p.relative_to(ROOT))
+        for folder in ("core", "storage")
+        for p in python_files(folder)
+        if any(m == "discord" or m.startswith("discord.") for m in imported_modules(p))
+    ]
+    assert offenders == []
+
+
+def test_storage_imports_only_core_models_from_core() -> None:
+    """storage/ depends on core.models alone."""
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.startswith("core"))
+        for p in python_files("storage")
+    }
+    assert {k: v for k, v in offenders.items() if set(v) - {"core.models"}} == {}
+
+
+def test_cogs_never_touch_storage_or_http() -> None:
+    """cogs/ reach the database and the network only through the core."""
+    banned = ("storage", "aiohttp", "aiosqlite", "sqlite3", "asyncpg")
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] in banned)
+        for p in python_files("cogs")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_nothing_imports_bot_at_runtime() -> None:
+    """bot.py is the entry point: modules refer to it only under TYPE_CHECKING."""
+    offenders = []
+    for folder in ("core", "storage", "cogs"):
+        for path in python_files(folder):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            guarded = {
+                id(n)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                for n in ast.walk(node)
+            }
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom | ast.Import) and id(node) not in guarded:
+                    mods = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                    if "bot" in mods:
+                        offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
