@@ -1,0 +1,915 @@
+"""A small typed client for Runware's REST API: uploads, OmniHuman-1 video tasks, polling and downloads.
+
+The wire protocol is one URL taking a JSON array of tasks (see docs/runware-api.md). Transient failures
+are retried here a few times; anything still failing is raised as a `RunwareError` whose `retryable` flag
+tells the job loop whether trying again later makes sense.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from yarl import URL
+
+from core.settings import SafetyMode, Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OMNIHUMAN_MODEL = "bytedance:5@1"
+OUTPUT_FORMATS = frozenset({"MP4", "WEBM", "MOV"})
+# Runware does not document a cap on the task array; 50 keeps one poll request modest.
+POLL_BATCH_SIZE = 50
+# One integration saw mediaStorage answer mediaUUID "1" before the real UUID was known.
+_PLACEHOLDER_MEDIA_UUIDS = frozenset({"", "1"})
+# How many getResponse questions to ask for a placeholder mediaUUID before giving up.
+_MEDIA_RESOLVE_TRIES = 5
+_MAX_BACKOFF_S = 30.0
+_MAX_MESSAGE_CHARS = 300
+_DOWNLOAD_CHUNK = 64 * 1024
+
+
+class ErrorKind(StrEnum):
+    """What went wrong, in terms the bot can act on."""
+
+    AUTH = "auth"
+    FUNDS = "funds"
+    PERMISSION = "permission"
+    SAFETY = "safety"
+    VALIDATION = "validation"
+    NOT_FOUND = "not_found"
+    PROVIDER = "provider"
+    TIMEOUT = "timeout"
+    RATE_LIMIT = "rate_limit"
+    CONNECTION = "connection"
+    SERVER = "server"
+    UNKNOWN = "unknown"
+
+
+RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
+    {ErrorKind.PROVIDER, ErrorKind.TIMEOUT, ErrorKind.RATE_LIMIT, ErrorKind.CONNECTION, ErrorKind.SERVER}
+)
+
+_USER_MESSAGES: dict[ErrorKind, str] = {
+    ErrorKind.AUTH: "The bot's Runware API key was rejected; tell a server admin.",
+    ErrorKind.FUNDS: "The bot's Runware account is out of credit; tell a server admin.",
+    ErrorKind.PERMISSION: "The bot's Runware API key is not allowed to do this; tell a server admin.",
+    ErrorKind.SAFETY: "Runware's safety check rejected this image or audio.",
+    ErrorKind.VALIDATION: "Runware did not accept this request; try a different image or audio file.",
+    ErrorKind.NOT_FOUND: "Runware no longer has this task or file; please start again.",
+    ErrorKind.PROVIDER: "The video service failed on this job; try again later.",
+    ErrorKind.TIMEOUT: "Runware took too long to answer; try again later.",
+    ErrorKind.RATE_LIMIT: "Runware is busy right now; try again in a few minutes.",
+    ErrorKind.CONNECTION: "The bot could not reach Runware; try again later.",
+    ErrorKind.SERVER: "Runware had a server problem; try again later.",
+    ErrorKind.UNKNOWN: "Runware reported an unexpected error; try again later.",
+}
+
+
+class RunwareError(Exception):
+    """A failed Runware call or task. Never carries the API key (messages are scrubbed by the client)."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        code: str | None = None,
+        task_uuid: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.task_uuid = task_uuid
+        self.http_status = http_status
+        super().__init__(str(self))
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed later (provider, timeout, connection, rate limit, 5xx)."""
+        return self.kind in RETRYABLE_KINDS
+
+    def user_message(self) -> str:
+        """One short plain-English sentence for the Discord member."""
+        return _USER_MESSAGES[self.kind]
+
+    def __str__(self) -> str:
+        parts = [f"[{self.kind}]"]
+        if self.code:
+            parts.append(f"{self.code}:")
+        parts.append(self.message)
+        extra = []
+        if self.task_uuid:
+            extra.append(f"task={self.task_uuid}")
+        if self.http_status is not None:
+            extra.append(f"http={self.http_status}")
+        if extra:
+            parts.append(f"({', '.join(extra)})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunwareError(kind={self.kind.value!r}, code={self.code!r}, message={self.message!r}, "
+            f"task_uuid={self.task_uuid!r}, http_status={self.http_status!r})"
+        )
+
+
+def classify_error(code: str | None, http_status: int | None) -> ErrorKind:
+    """Map a Runware error code and HTTP status to an ErrorKind (rules from docs/runware-api.md)."""
+    by_status = _kind_for_status(http_status)
+    # The HTTP status is authoritative for account problems, whatever the code says.
+    if http_status in (401, 402, 403):
+        return by_status
+    by_code = _kind_for_code(code)
+    if http_status == 429 or (http_status is not None and http_status >= 500):
+        # A transient status stays retryable: only a code naming a retryable cause may refine it.
+        return by_code if by_code in RETRYABLE_KINDS else by_status
+    if by_code is not ErrorKind.UNKNOWN:
+        return by_code
+    return by_status
+
+
+def _kind_for_status(http_status: int | None) -> ErrorKind:
+    if http_status is None or 200 <= http_status < 300:
+        return ErrorKind.UNKNOWN
+    table = {
+        400: ErrorKind.VALIDATION,
+        401: ErrorKind.AUTH,
+        402: ErrorKind.FUNDS,
+        403: ErrorKind.PERMISSION,
+        404: ErrorKind.NOT_FOUND,
+        408: ErrorKind.TIMEOUT,
+        409: ErrorKind.VALIDATION,
+        410: ErrorKind.NOT_FOUND,
+        422: ErrorKind.VALIDATION,
+        429: ErrorKind.RATE_LIMIT,
+    }
+    if http_status in table:
+        return table[http_status]
+    return ErrorKind.SERVER if http_status >= 500 else ErrorKind.UNKNOWN
+
+
+_SAFETY_MARKERS = (
+    "contentpolicy",
+    "nsfw",
+    "sensitivecontent",
+    "safety",
+    "moderation",
+    "unsafe",
+    "inappropriate",
+)
+
+
+def _kind_for_code(code: str | None) -> ErrorKind:
+    # Codes are not standardised; these substring rules follow Runware's newer SDK. Order matters:
+    # "providerContentPolicyViolation" is safety, "timeoutProvider" a timeout, "invalidApiKey" auth.
+    if not code:
+        return ErrorKind.UNKNOWN
+    c = code.lower()
+    if any(m in c for m in ("credit", "quota", "balance", "insufficientfunds")):
+        return ErrorKind.FUNDS
+    if any(m in c for m in ("apikey", "unauthorized", "unauthenticated", "authentication")):
+        return ErrorKind.AUTH
+    if any(m in c for m in ("permission", "forbidden")):
+        return ErrorKind.PERMISSION
+    if any(m in c for m in ("ratelimit", "toomanyrequests")):
+        return ErrorKind.RATE_LIMIT
+    if any(m in c for m in _SAFETY_MARKERS):
+        return ErrorKind.SAFETY
+    if "timeout" in c or "timedout" in c:
+        return ErrorKind.TIMEOUT
+    if "notfound" in c or "expired" in c:
+        return ErrorKind.NOT_FOUND
+    if c.startswith("provider") or any(
+        m in c for m in ("inferenceerror", "processingfailed", "noavailableserver")
+    ):
+        return ErrorKind.PROVIDER
+    if c.startswith(("invalid", "missing", "unsupported", "conflict")):
+        return ErrorKind.VALIDATION
+    return ErrorKind.UNKNOWN
+
+
+class TaskState(StrEnum):
+    """A task's state as one poll saw it. UNKNOWN: the reply did not mention the taskUUID at all."""
+
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What one poll learned about one task."""
+
+    task_uuid: str
+    state: TaskState
+    video_url: str | None = None
+    video_uuid: str | None = None
+    cost_usd: float | None = None
+    nsfw: bool = False
+    progress: int | None = None
+    error: RunwareError | None = None
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """Everything needed to submit one OmniHuman-1 video task. The bot chooses `task_uuid`, once per job."""
+
+    task_uuid: str
+    image_ref: str
+    audio_ref: str
+    output_format: str
+    output_quality: int
+    safety_mode: SafetyMode
+    ttl_s: int
+
+    def __post_init__(self) -> None:
+        # Runware would answer 400 for these; failing here gives a clearer traceback.
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {sorted(OUTPUT_FORMATS)}")
+        if not 20 <= self.output_quality <= 99:
+            raise ValueError("output_quality must be 20-99")
+        if self.ttl_s < 60:
+            raise ValueError("ttl_s must be at least 60")
+
+
+# --- wire models -------------------------------------------------------------------------------------------
+
+
+def _text_or_none(value: object) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class WireError(_Wire):
+    """One error object, from the top-level `errors` array or nested in a result item."""
+
+    code: str | None = None
+    message: str | None = None
+    task_uuid: str | None = Field(default=None, alias="taskUUID")
+    task_type: str | None = Field(default=None, alias="taskType")
+    parameter: str | None = None
+
+    @field_validator("code", "message", "task_uuid", "task_type", mode="before")
+    @classmethod
+    def _lenient_text(cls, value: object) -> str | None:
+        return _text_or_none(value)
+
+    @field_validator("parameter", mode="before")
+    @classmethod
+    def _lenient_parameter(cls, value: object) -> str | None:
+        # Documented as a string or an array of strings.
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return _text_or_none(value)
+
+
+class WireItem(_Wire):
+    """One result item from `data`: an ack, an upload result, or a task's status."""
+
+    task_type: str | None = Field(default=None, alias="taskType")
+    task_uuid: str | None = Field(default=None, alias="taskUUID")
+    status: str | None = None
+    progress: int | None = None
+    image_uuid: str | None = Field(default=None, alias="imageUUID")
+    media_uuid: str | None = Field(default=None, alias="mediaUUID")
+    media_url: str | None = Field(default=None, alias="mediaURL")
+    video_uuid: str | None = Field(default=None, alias="videoUUID")
+    video_url: str | None = Field(default=None, alias="videoURL")
+    cost: float | None = None
+    nsfw: bool = Field(default=False, alias="NSFWContent")
+    error: WireError | None = None
+
+    @field_validator(
+        "task_type",
+        "task_uuid",
+        "image_uuid",
+        "media_uuid",
+        "media_url",
+        "video_uuid",
+        "video_url",
+        mode="before",
+    )
+    @classmethod
+    def _lenient_text(cls, value: object) -> str | None:
+        return _text_or_none(value)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lower_status(cls, value: object) -> str | None:
+        text = _text_or_none(value)
+        return text.strip().lower() if text is not None else None
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _lenient_progress(cls, value: object) -> int | None:
+        number = _number_or_none(value)
+        return None if number is None else max(0, min(100, int(number)))
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _lenient_cost(cls, value: object) -> float | None:
+        return _number_or_none(value)
+
+    @field_validator("nsfw", mode="before")
+    @classmethod
+    def _lenient_bool(cls, value: object) -> bool:
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes")
+        return bool(value)
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _lenient_error(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {"message": value}
+        return value if isinstance(value, dict) else None
+
+    @property
+    def is_success(self) -> bool:
+        """A finished result. Items without a status but with a video URL are finished too."""
+        return self.status == "success" or (self.status is None and self.video_url is not None)
+
+    @property
+    def is_error(self) -> bool:
+        """A failed result in the second (nested `error`) failure shape."""
+        return self.status == "error"
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().rstrip("%"))
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A parsed answer: HTTP status plus the result items and errors, each list possibly empty."""
+
+    status: int
+    items: list[WireItem]
+    errors: list[WireError]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def items_for(self, task_uuid: str) -> list[WireItem]:
+        return [i for i in self.items if i.task_uuid == task_uuid]
+
+    def errors_for(self, task_uuid: str) -> list[WireError]:
+        return [e for e in self.errors if e.task_uuid == task_uuid]
+
+    @property
+    def unattributed_errors(self) -> list[WireError]:
+        return [e for e in self.errors if not e.task_uuid]
+
+    def task_errors(self, task_uuid: str) -> list[WireError]:
+        """Errors about task_uuid or about no task, in either failure shape (for single-task requests)."""
+        nested = [
+            i.error or WireError(message="task failed") for i in self.items_for(task_uuid) if i.is_error
+        ]
+        return self.errors_for(task_uuid) + self.unattributed_errors + nested
+
+
+class _Malformed(Exception):
+    """The reply body is not the JSON object Runware promises."""
+
+
+def _parse_body(raw: bytes, status: int) -> _Reply:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise _Malformed("the reply is not JSON") from exc
+    if not isinstance(body, dict):
+        raise _Malformed("the reply is not a JSON object")
+    data = body.get("data")
+    if data is not None and not isinstance(data, dict | list):
+        raise _Malformed("`data` is neither an array nor an object")
+    # The imageUpload doc example shows `data` as a bare object instead of an array.
+    raw_items = [data] if isinstance(data, dict) else data or []
+    items = []
+    for raw_item in raw_items:
+        if not isinstance(raw_item, dict):
+            log.warning("Runware reply has a non-object data item; ignored")
+            continue
+        try:
+            items.append(WireItem.model_validate(raw_item))
+        except ValidationError:
+            log.warning("Runware reply has a data item of unexpected shape; ignored")
+    raw_errors = body.get("errors")
+    if isinstance(raw_errors, dict):
+        raw_errors = [raw_errors]
+    errors = []
+    for raw_error in raw_errors if isinstance(raw_errors, list) else []:
+        if not isinstance(raw_error, dict):
+            raw_error = {"message": str(raw_error)}
+        try:
+            errors.append(WireError.model_validate(raw_error))
+        except ValidationError:
+            errors.append(WireError(message="unreadable error object"))
+    return _Reply(status=status, items=items, errors=errors)
+
+
+class _Transient(Exception):
+    """An attempt failed in a way worth retrying. `maybe_processed`: Runware may have acted on it."""
+
+    def __init__(self, error: RunwareError, *, maybe_processed: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.maybe_processed = maybe_processed
+
+
+# --- the client --------------------------------------------------------------------------------------------
+
+
+class RunwareClient:
+    """Talks to Runware over one shared aiohttp session. Safe to use from many coroutines at once."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        api_url: str,
+        api_key: SecretStr,
+        timeout_s: float = 30.0,
+        max_attempts: int = 4,
+        retry_base_s: float = 0.5,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._http = http
+        self._api_url = api_url
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_attempts = max_attempts
+        self._retry_base_s = retry_base_s
+        self.requests_sent = 0
+        """HTTP POSTs sent to the API URL, retries and probes included."""
+
+    @classmethod
+    def from_settings(cls, http: aiohttp.ClientSession, settings: Settings) -> RunwareClient:
+        """A client configured from the bot's settings."""
+        return cls(
+            http,
+            api_url=settings.runware_api_url,
+            api_key=settings.runware_api_key,
+            timeout_s=settings.runware_request_timeout_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"RunwareClient(api_url={self._api_url!r})"
+
+    # --- public operations ---
+
+    async def upload_image(self, data: bytes, mime: str) -> str:
+        """Upload an image as a data URI (imageUpload) and return its imageUUID."""
+        image = _data_uri(data, mime)
+
+        async def attempt() -> str:
+            # A fresh taskUUID per attempt: reusing one after a lost reply would only earn conflictTaskUUID.
+            task_uuid = str(uuid.uuid4())
+            reply = await self._send([{"taskType": "imageUpload", "taskUUID": task_uuid, "image": image}])
+            self._raise_for_errors(reply, task_uuid, retry_transient=True)
+            found = _first_with(reply, task_uuid, lambda i: i.image_uuid)
+            if not found:
+                raise self._malformed_reply(reply, "the imageUpload reply has no imageUUID", task_uuid)
+            return found
+
+        image_uuid = await self._retrying("imageUpload", attempt)
+        log.info("Runware image uploaded image=%s bytes=%d", image_uuid, len(data))
+        return image_uuid
+
+    async def upload_audio(self, data: bytes, mime: str) -> str:
+        """Upload audio as a data URI (mediaStorage upload) and return its mediaUUID."""
+        media = _data_uri(data, mime)
+
+        async def attempt() -> tuple[str | None, str]:
+            task_uuid = str(uuid.uuid4())
+            reply = await self._send(
+                [{"taskType": "mediaStorage", "taskUUID": task_uuid, "operation": "upload", "media": media}]
+            )
+            self._raise_for_errors(reply, task_uuid, retry_transient=True)
+            return _first_with(reply, task_uuid, lambda i: i.media_uuid), task_uuid
+
+        media_uuid, task_uuid = await self._retrying("mediaStorage upload", attempt)
+        if media_uuid is None or media_uuid in _PLACEHOLDER_MEDIA_UUIDS:
+            # Seen in one integration: "1" first, the real UUID only via getResponse on the upload's taskUUID.
+            log.info(
+                "Runware answered placeholder mediaUUID=%r task=%s; asking getResponse", media_uuid, task_uuid
+            )
+            media_uuid = await self._resolve_media_uuid(task_uuid)
+        log.info("Runware audio uploaded media=%s bytes=%d", media_uuid, len(data))
+        return media_uuid
+
+    async def submit_video(self, req: VideoRequest) -> None:
+        """Submit the OmniHuman-1 task. Returns once Runware has it (conflictTaskUUID counts as accepted).
+
+        After an ambiguous failure (timeout, 5xx, lost connection) the task may already exist, so getResponse
+        is asked before the same taskUUID is sent again; if that question cannot be answered, the original
+        (retryable) error is raised and the job stays ambiguous for the caller to settle.
+        """
+        task = _video_task(req)
+        last: _Transient | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            if last is not None:
+                await self._backoff(attempt - 1)
+                if last.maybe_processed and await self._task_exists(req.task_uuid, last):
+                    log.info("Runware already has task=%s after an ambiguous submit", req.task_uuid)
+                    return
+            try:
+                reply = await self._send([task])
+            except _Transient as failure:
+                last = failure
+                self._log_attempt("videoInference", attempt, failure.error)
+                continue
+            self._read_submit_ack(reply, req.task_uuid)
+            return
+        assert last is not None
+        log.error("Runware videoInference gave up after %d attempts: %s", self._max_attempts, last.error)
+        raise last.error
+
+    async def poll(self, task_uuids: Sequence[str]) -> dict[str, TaskResult]:
+        """Ask getResponse about many tasks, POLL_BATCH_SIZE per request. Every input UUID gets a result."""
+        wanted = list(dict.fromkeys(task_uuids))
+        results: dict[str, TaskResult] = {}
+        for start in range(0, len(wanted), POLL_BATCH_SIZE):
+            results.update(await self._poll_chunk(wanted[start : start + POLL_BATCH_SIZE]))
+        return results
+
+    async def check_auth(self) -> None:
+        """Make one cheap authenticated call; raise RunwareError(kind=AUTH) if the key is refused."""
+        probe = str(uuid.uuid4())
+
+        async def attempt() -> _Reply:
+            return await self._send([{"taskType": "getResponse", "taskUUID": probe}])
+
+        try:
+            reply = await self._retrying("getResponse (auth check)", attempt)
+        except RunwareError as exc:
+            if exc.kind is ErrorKind.PERMISSION:
+                # 403: the key is known but may not be used; for a start-up check that is an auth failure.
+                raise _with(exc, kind=ErrorKind.AUTH) from None
+            raise
+        for wire in reply.errors:
+            error = self._error(wire, reply.status)
+            if error.kind in (ErrorKind.AUTH, ErrorKind.PERMISSION):
+                raise _with(error, kind=ErrorKind.AUTH)
+            if error.kind is ErrorKind.FUNDS:
+                raise error
+        # Anything else (typically taskFailedOrNotFound for the random UUID) means the key was accepted.
+        log.info("Runware API key accepted")
+
+    async def download(self, url: str, max_bytes: int) -> bytes | None:
+        """GET an output file (no Authorization header). None if it is larger than max_bytes."""
+        # No total timeout: a large video on a slow link is fine as long as bytes keep arriving.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._timeout_s, sock_read=self._timeout_s)
+        shown = str(URL(url).with_query(None))  # the query may hold a signature: keep it out of logs
+
+        async def attempt() -> bytes | None:
+            try:
+                async with self._http.get(url, timeout=timeout) as resp:
+                    if resp.status == 429 or resp.status >= 500:
+                        error = RunwareError(
+                            classify_error(None, resp.status),
+                            f"download answered HTTP {resp.status}",
+                            http_status=resp.status,
+                        )
+                        raise _Transient(error, maybe_processed=False)
+                    if resp.status >= 400:
+                        kind = ErrorKind.NOT_FOUND if resp.status in (403, 404, 410) else ErrorKind.UNKNOWN
+                        raise RunwareError(
+                            kind, f"download answered HTTP {resp.status}", http_status=resp.status
+                        )
+                    if resp.content_length is not None and resp.content_length > max_bytes:
+                        log.info("Runware output %s is %d bytes > %d", shown, resp.content_length, max_bytes)
+                        return None
+                    buf = bytearray()
+                    async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
+                        buf += chunk
+                        if len(buf) > max_bytes:
+                            log.info("Runware output %s exceeds %d bytes while streaming", shown, max_bytes)
+                            return None
+                    return bytes(buf)
+            except TimeoutError as exc:
+                error = RunwareError(ErrorKind.TIMEOUT, f"download stalled for {self._timeout_s:g} s")
+                raise _Transient(error, maybe_processed=False) from exc
+            except aiohttp.ClientError as exc:
+                error = RunwareError(ErrorKind.CONNECTION, f"download failed: {type(exc).__name__}")
+                raise _Transient(error, maybe_processed=False) from exc
+
+        return await self._retrying(f"download {shown}", attempt)
+
+    # --- polling helpers ---
+
+    async def _poll_chunk(self, chunk: list[str]) -> dict[str, TaskResult]:
+        tasks = [{"taskType": "getResponse", "taskUUID": task_uuid} for task_uuid in chunk]
+
+        async def attempt() -> dict[str, TaskResult]:
+            return self._read_poll(chunk, await self._send(tasks))
+
+        return await self._retrying("getResponse", attempt)
+
+    def _read_poll(self, chunk: list[str], reply: _Reply) -> dict[str, TaskResult]:
+        unattributed = [self._error(e, reply.status) for e in reply.unattributed_errors]
+        attribute_to_only_task = False
+        if unattributed:
+            first = unattributed[0]
+            # A failed request, or an account-level problem, concerns every task: raise it.
+            account_kinds = (ErrorKind.AUTH, ErrorKind.FUNDS, ErrorKind.PERMISSION, ErrorKind.RATE_LIMIT)
+            if not reply.ok or first.kind in account_kinds:
+                raise first
+            attribute_to_only_task = len(chunk) == 1
+            if not attribute_to_only_task:
+                log.warning("Runware getResponse error without taskUUID ignored: %s", first)
+        elif not reply.ok and not reply.items and not reply.errors:
+            raise RunwareError(
+                classify_error(None, reply.status),
+                f"getResponse answered HTTP {reply.status}",
+                http_status=reply.status,
+            )
+        results = {}
+        for task_uuid in chunk:
+            errors = [self._error(e, reply.status) for e in reply.errors_for(task_uuid)]
+            if attribute_to_only_task:
+                errors += [_with(e, task_uuid=task_uuid) for e in unattributed]
+            results[task_uuid] = self._task_result(task_uuid, reply.items_for(task_uuid), errors)
+        return results
+
+    def _task_result(self, task_uuid: str, items: list[WireItem], errors: list[RunwareError]) -> TaskResult:
+        successes = [i for i in items if i.is_success]
+        if successes:
+            # Polls return the cumulative list (and duplicates happen): the first success wins.
+            first = successes[0]
+            distinct = {i.video_uuid or i.video_url for i in successes}
+            if len(distinct) > 1:
+                log.info("Runware task=%s has %d results; using the first", task_uuid, len(distinct))
+            if not first.video_url:
+                error = RunwareError(
+                    ErrorKind.PROVIDER, "Runware reported success without a videoURL", task_uuid=task_uuid
+                )
+                log.warning("Runware task failed: %s", error)
+                return TaskResult(task_uuid, TaskState.ERROR, error=error)
+            return TaskResult(
+                task_uuid,
+                TaskState.SUCCESS,
+                video_url=first.video_url,
+                video_uuid=first.video_uuid,
+                cost_usd=first.cost,
+                nsfw=first.nsfw,
+                progress=100,
+            )
+        for item in items:
+            if item.is_error:
+                wire = item.error or WireError(message="Runware reported the task failed")
+                errors.append(self._error(wire, 200, task_uuid=task_uuid))
+        if errors:
+            # Already logged by _send, with its code, message and taskUUID.
+            return TaskResult(task_uuid, TaskState.ERROR, error=errors[0])
+        if items:
+            progress = [i.progress for i in items if i.progress is not None]
+            return TaskResult(task_uuid, TaskState.PROCESSING, progress=max(progress) if progress else None)
+        return TaskResult(task_uuid, TaskState.UNKNOWN)
+
+    async def _task_exists(self, task_uuid: str, failure: _Transient) -> bool:
+        """Ask once whether Runware knows task_uuid; raise the submit's own error if the answer is unclear."""
+        try:
+            reply = await self._send([{"taskType": "getResponse", "taskUUID": task_uuid}])
+            result = self._read_poll([task_uuid], reply)[task_uuid]
+        except (_Transient, RunwareError) as exc:
+            log.warning("Runware could not say whether task=%s exists: %s", task_uuid, exc)
+            raise failure.error from None
+        if result.state is TaskState.UNKNOWN:
+            return False
+        # taskFailedOrNotFound: Runware does not have it, so sending it again is safe.
+        return not (result.error is not None and result.error.kind is ErrorKind.NOT_FOUND)
+
+    async def _resolve_media_uuid(self, task_uuid: str) -> str:
+        async def ask() -> str | None:
+            reply = await self._send([{"taskType": "getResponse", "taskUUID": task_uuid}])
+            self._raise_for_errors(reply, task_uuid, retry_transient=True)
+            return _first_with(reply, task_uuid, lambda i: i.media_uuid)
+
+        for attempt in range(_MEDIA_RESOLVE_TRIES):
+            if attempt:
+                await self._backoff(attempt)
+            found = await self._retrying("getResponse (mediaUUID)", ask)
+            if found and found not in _PLACEHOLDER_MEDIA_UUIDS:
+                return found
+        error = RunwareError(
+            ErrorKind.PROVIDER,
+            f"Runware did not give the real mediaUUID after {_MEDIA_RESOLVE_TRIES} questions",
+            task_uuid=task_uuid,
+        )
+        log.warning("Runware upload unresolved: %s", error)
+        raise error
+
+    # --- transport ---
+
+    def _read_submit_ack(self, reply: _Reply, task_uuid: str) -> None:
+        wires = reply.task_errors(task_uuid)
+        for wire in wires:
+            if (wire.code or "").lower() == "conflicttaskuuid":
+                # Runware already has this taskUUID: an earlier submit got through. Poll it.
+                log.info("Runware already accepted task=%s (conflictTaskUUID)", task_uuid)
+                return
+        if wires:
+            error = self._error(wires[0], reply.status, task_uuid=task_uuid)
+            raise error
+        if not reply.ok:
+            raise RunwareError(
+                classify_error(None, reply.status),
+                f"videoInference answered HTTP {reply.status}",
+                task_uuid=task_uuid,
+                http_status=reply.status,
+            )
+        # {"data":[{"taskUUID":...}]} and {"data":[]} are both acknowledgements.
+        log.info("Runware accepted task=%s", task_uuid)
+
+    def _raise_for_errors(self, reply: _Reply, task_uuid: str, *, retry_transient: bool) -> None:
+        """Raise the reply's first error about task_uuid (or about no task); transient ones as _Transient."""
+        wires = reply.task_errors(task_uuid)
+        if wires:
+            error = self._error(wires[0], reply.status, task_uuid=task_uuid)
+        elif not reply.ok:
+            error = RunwareError(
+                classify_error(None, reply.status),
+                f"Runware answered HTTP {reply.status}",
+                task_uuid=task_uuid,
+                http_status=reply.status,
+            )
+        else:
+            return
+        if retry_transient and error.retryable:
+            raise _Transient(error, maybe_processed=True)
+        raise error
+
+    async def _send(self, tasks: list[dict[str, Any]]) -> _Reply:
+        """POST one task array once. Raise _Transient for retryable failures, RunwareError for 401/402/403."""
+        self.requests_sent += 1
+        task_type = str(tasks[0].get("taskType")) if tasks else "?"
+        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        try:
+            post = self._http.post(self._api_url, json=tasks, headers=headers, timeout=self._timeout)
+            async with post as resp:
+                status = resp.status
+                raw = await resp.read()
+        except TimeoutError as exc:
+            error = RunwareError(ErrorKind.TIMEOUT, f"{task_type} got no answer within {self._timeout_s:g} s")
+            raise _Transient(error, maybe_processed=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected: the request cannot have reached Runware.
+            error = RunwareError(ErrorKind.CONNECTION, f"{task_type} could not connect: {type(exc).__name__}")
+            raise _Transient(error, maybe_processed=False) from exc
+        except aiohttp.ClientError as exc:
+            error = RunwareError(ErrorKind.CONNECTION, f"{task_type} connection failed: {type(exc).__name__}")
+            raise _Transient(error, maybe_processed=True) from exc
+
+        transient = status == 429 or status >= 500
+        try:
+            reply = _parse_body(raw, status)
+        except _Malformed as exc:
+            if 200 <= status < 300 or transient:
+                kind = classify_error(None, status) if transient else ErrorKind.SERVER
+                error = RunwareError(kind, f"{task_type}: {exc}", http_status=status)
+                raise _Transient(error, maybe_processed=status != 429) from None
+            reply = _Reply(status=status, items=[], errors=[])
+        # Every error, in either failure shape, is logged once here with its code, message and taskUUID.
+        nested = [(i.error, i.task_uuid) for i in reply.items if i.is_error and i.error is not None]
+        for wire, item_task in [(e, e.task_uuid) for e in reply.errors] + nested:
+            log.warning(
+                "Runware error http=%s type=%s code=%s task=%s: %s",
+                status,
+                wire.task_type or task_type,
+                wire.code,
+                item_task,
+                self._scrub(wire.message or ""),
+            )
+        if transient or status in (401, 402, 403):
+            first = (
+                reply.errors[0] if reply.errors else WireError(message=f"{task_type} answered HTTP {status}")
+            )
+            error = self._error(first, status)
+            if transient:
+                # 429 means "not taken"; a 5xx may have been processed before it failed.
+                raise _Transient(error, maybe_processed=status != 429)
+            raise error
+        return reply
+
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run attempt() up to max_attempts times, backing off after each _Transient failure."""
+        last: RunwareError | None = None
+        for number in range(1, self._max_attempts + 1):
+            if number > 1:
+                await self._backoff(number - 1)
+            try:
+                return await attempt()
+            except _Transient as failure:
+                last = failure.error
+                self._log_attempt(what, number, last)
+        assert last is not None
+        log.error("Runware %s gave up after %d attempts: %s", what, self._max_attempts, last)
+        raise last
+
+    async def _backoff(self, failures: int) -> None:
+        # Exponential with jitter so many jobs retrying at once spread out over Runware's shared queues.
+        delay = min(self._retry_base_s * 2 ** (failures - 1), _MAX_BACKOFF_S)
+        await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+    def _log_attempt(self, what: str, number: int, error: RunwareError) -> None:
+        log.warning("Runware %s attempt %d/%d failed: %s", what, number, self._max_attempts, error)
+
+    def _error(self, wire: WireError, http_status: int, *, task_uuid: str | None = None) -> RunwareError:
+        message = self._scrub(wire.message or wire.code or "Runware reported an error")
+        if wire.parameter:
+            message = f"{message} (parameter {self._scrub(wire.parameter)})"
+        return RunwareError(
+            classify_error(wire.code, http_status),
+            message,
+            code=self._scrub(wire.code) if wire.code else None,
+            task_uuid=wire.task_uuid or task_uuid,
+            http_status=http_status,
+        )
+
+    def _malformed_reply(self, reply: _Reply, message: str, task_uuid: str) -> _Transient:
+        error = RunwareError(ErrorKind.SERVER, message, task_uuid=task_uuid, http_status=reply.status)
+        return _Transient(error, maybe_processed=True)
+
+    def _scrub(self, text: str) -> str:
+        """Remove the API key from text that came from the server (an error may echo what it was sent)."""
+        secret = self._api_key.get_secret_value()
+        if secret:
+            text = text.replace(secret, "***")
+        if len(text) > _MAX_MESSAGE_CHARS:
+            text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
+        return text
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _video_task(req: VideoRequest) -> dict[str, Any]:
+    return {
+        "taskType": "videoInference",
+        "taskUUID": req.task_uuid,
+        "model": OMNIHUMAN_MODEL,
+        "deliveryMethod": "async",  # the only method OmniHuman-1 allows
+        "inputs": {"referenceImages": [req.image_ref], "audio": req.audio_ref},
+        "outputFormat": req.output_format,
+        "outputQuality": req.output_quality,
+        "includeCost": True,
+        "safety": {"mode": req.safety_mode.value},
+        "ttl": req.ttl_s,
+    }
+
+
+def _first_with(reply: _Reply, task_uuid: str, pick: Callable[[WireItem], str | None]) -> str | None:
+    """The first value pick() finds, preferring items about task_uuid (some replies omit the taskUUID)."""
+    for item in reply.items_for(task_uuid) + [i for i in reply.items if i.task_uuid != task_uuid]:
+        value = pick(item)
+        if value:
+            return value
+    return None
+
+
+def _with(
+    error: RunwareError, *, kind: ErrorKind | None = None, task_uuid: str | None = None
+) -> RunwareError:
+    """A copy of error with another kind or taskUUID."""
+    return RunwareError(
+        kind or error.kind,
+        error.message,
+        code=error.code,
+        task_uuid=task_uuid or error.task_uuid,
+        http_status=error.http_status,
+    )

@@ -1,0 +1,867 @@
+"""A local fake of Runware's REST API (docs/runware-api.md), for tests and benchmarks.
+
+Start it, hand `fake.url` and `fake.api_key` to the client, then steer and inspect it:
+
+    async with FakeRunware(polls_to_finish=1) as fake:
+        fake.next_outcome(Outcome.failure("timeoutProvider"))   # the next video task will fail
+        fake.inject(status=503, times=2, task_type="getResponse")  # the next 2 polls get a 503
+        ...
+        assert fake.task_counts["getResponse"] == 3
+
+What it does, per task type (every POST body must be a JSON array; the API key is checked first):
+
+- ``imageUpload`` -> ``imageUUID``; ``mediaStorage`` ``upload`` -> ``mediaUUID`` + ``mediaURL`` (and
+  ``delete``). Decoded bytes are kept in ``fake.uploads`` so tests can check what was uploaded.
+- ``videoInference`` is validated (model, ``deliveryMethod`` async, ``inputs.referenceImages`` and
+  ``inputs.audio`` naming known uploads, ``outputFormat``, ``outputQuality`` 20-99, ``ttl`` >= 60,
+  ``safety.mode``); invalid -> HTTP 400 with an ``invalid…``/``missing…`` error. A second submit of a
+  taskUUID -> ``conflictTaskUUID``.
+- ``getResponse`` answers each task of a batch: ``processing`` (with ``progress``), then the task's
+  ``Outcome`` once it has been polled ``polls_to_finish`` times or ``seconds_to_finish`` have passed.
+  Unknown UUIDs -> ``taskFailedOrNotFound``. ``getTaskDetails`` returns the original request and the current
+  response.
+- ``GET /videos/<uuid>.<ext>`` serves a finished task's video bytes (with Content-Length unless told not to).
+
+Run standalone (for subprocess tests): ``python -m tests.fakes.runware --port 0 --api-key k`` prints its URL
+as the first line of stdout and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import random
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+DEFAULT_API_KEY = "fake-runware-key-0123456789abcdef"
+MODEL = "bytedance:5@1"
+
+
+def make_mp4(size: int = 4096) -> bytes:
+    """`size` bytes that start like a real MP4: an `ftyp` box, then an `mdat` box of zeros."""
+    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    if size < len(ftyp) + 8:
+        return ftyp[:size]
+    body = size - len(ftyp)
+    return ftyp + body.to_bytes(4, "big") + b"mdat" + bytes(body - 8)
+
+
+DEFAULT_VIDEO = make_mp4()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a video task ends. Build with `Outcome.success(...)` or `Outcome.failure(code, ...)`.
+
+    `shape` picks the failure format: "errors" (documented: a top-level `errors` item carrying the taskUUID)
+    or "nested" (newer SDK: a `data` item with status "error" and a nested `error` object).
+    `repeat` > 1 repeats the success item in every answer (a cumulative list or duplicate delivery).
+    `polls_to_finish` / `seconds_to_finish` override the fake's defaults for this task.
+    """
+
+    ok: bool = True
+    cost_usd: float | None = 0.42
+    nsfw: bool = False
+    video: bytes | None = None  # None: the fake's `video_bytes`
+    code: str = "timeoutProvider"
+    message: str = "The provider timed out."
+    shape: Literal["errors", "nested"] = "errors"
+    repeat: int = 1
+    polls_to_finish: int | None = None
+    seconds_to_finish: float | None = None
+
+    @classmethod
+    def success(
+        cls,
+        *,
+        cost_usd: float | None = 0.42,
+        nsfw: bool = False,
+        video: bytes | None = None,
+        repeat: int = 1,
+        polls_to_finish: int | None = None,
+        seconds_to_finish: float | None = None,
+    ) -> Outcome:
+        """A finished video with this cost, NSFW flag and content."""
+        return cls(
+            ok=True,
+            cost_usd=cost_usd,
+            nsfw=nsfw,
+            video=video,
+            repeat=repeat,
+            polls_to_finish=polls_to_finish,
+            seconds_to_finish=seconds_to_finish,
+        )
+
+    @classmethod
+    def failure(
+        cls,
+        code: str = "timeoutProvider",
+        message: str | None = None,
+        *,
+        shape: Literal["errors", "nested"] = "errors",
+        polls_to_finish: int | None = None,
+        seconds_to_finish: float | None = None,
+    ) -> Outcome:
+        """A failed task reporting `code` in the given shape."""
+        return cls(
+            ok=False,
+            code=code,
+            message=message or f"Task failed: {code}.",
+            shape=shape,
+            polls_to_finish=polls_to_finish,
+            seconds_to_finish=seconds_to_finish,
+        )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded asset: `data` is the decoded bytes (or the URL's text when a URL was given)."""
+
+    kind: Literal["image", "media"]
+    data: bytes
+    mime: str | None
+    task_uuid: str
+    source: Literal["data_uri", "base64", "url"]
+
+
+@dataclass
+class _Task:
+    """Server-side state of any task the fake has accepted."""
+
+    task_type: str
+    task_uuid: str
+    request: dict[str, Any]
+    created: float
+    result: dict[str, Any] | None = None  # uploads: the finished result item
+    outcome: Outcome | None = None  # video tasks
+    video_name: str | None = None
+    video_uuid: str | None = None
+    seed: int = 0
+    polls: int = 0
+    forced_done: bool = False
+    expired: bool = False
+    placeholder_polls_left: int = 0  # mediaStorage with a placeholder "1" answer
+
+
+@dataclass
+class _Fault:
+    kind: Literal["status", "non_json", "hang", "disconnect"]
+    times: int
+    task_type: str | None
+    process: bool
+    status: int = 500
+    code: str | None = None
+    message: str | None = None
+    seconds: float = 0.0
+
+
+_STATUS_CODES = {
+    400: "invalidRequest",
+    401: "invalidApiKey",
+    402: "insufficientCredits",
+    403: "insufficientPermissions",
+    404: "notFound",
+    429: "rateLimitExceeded",
+    500: "internalServerError",
+    502: "badGateway",
+    503: "serviceUnavailable",
+    504: "gatewayTimeout",
+}
+
+
+class _Reject(Exception):
+    """A task-level error answer: one `errors` item and the HTTP status it implies."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        parameter: str | None = None,
+        status: int = 400,
+        task_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.parameter = parameter
+        self.status = status
+        self.task_type = task_type  # None: the type of the task that was asked
+
+
+class FakeRunware:
+    """An aiohttp server on 127.0.0.1 that behaves like Runware's REST API. See the module docstring.
+
+    Every constructor argument is also a public attribute that tests may change while the server runs.
+
+    - `polls_to_finish` / `seconds_to_finish`: when a video task finishes. Its result appears in the answer to
+      its Nth getResponse poll (earlier polls see "processing"), or once that many seconds have passed since
+      submission; if both are given, whichever comes first. If neither is given, `polls_to_finish` is 2.
+      0 polls means finished at submission.
+    - `default_outcome`: the outcome of tasks without a queued (`next_outcome`) or set (`set_outcome`) one.
+    - `bare_upload_data`: answer uploads with `"data": {...}` instead of `"data": [{...}]`.
+    - `placeholder_media_uuid`: mediaStorage uploads first answer `mediaUUID: "1"`; the real UUID comes from
+      getResponse on the upload's taskUUID after `placeholder_polls` more answers of "1" (default 0).
+    - `ack_empty_data`: acknowledge videoInference with `{"data": []}`.
+    - `conflict_status`: HTTP status of a `conflictTaskUUID` answer (default 400).
+    - `poll_error_status`: HTTP status of a getResponse answer that carries `errors` (default 200).
+    - `report_progress`: include `progress` in processing items; `processing_status`: the status word used
+      ("processing"; older variants said "pending" or "queued").
+    - `video_bytes`: what GET /videos/... serves by default; `omit_content_length`: stream it chunked instead.
+    - `accept_inline_media`: let videoInference inputs be URLs or data URIs, not only uploaded UUIDs.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        port: int = 0,
+        polls_to_finish: int | None = None,
+        seconds_to_finish: float | None = None,
+        default_outcome: Outcome | None = None,
+        bare_upload_data: bool = False,
+        placeholder_media_uuid: bool = False,
+        placeholder_polls: int = 0,
+        ack_empty_data: bool = False,
+        conflict_status: int = 400,
+        poll_error_status: int = 200,
+        report_progress: bool = True,
+        processing_status: str = "processing",
+        video_bytes: bytes = DEFAULT_VIDEO,
+        omit_content_length: bool = False,
+        accept_inline_media: bool = False,
+    ) -> None:
+        self.api_key = api_key
+        self.port = port
+        if polls_to_finish is None and seconds_to_finish is None:
+            polls_to_finish = 2
+        self.polls_to_finish = polls_to_finish
+        self.seconds_to_finish = seconds_to_finish
+        self.default_outcome = default_outcome or Outcome.success()
+        self.bare_upload_data = bare_upload_data
+        self.placeholder_media_uuid = placeholder_media_uuid
+        self.placeholder_polls = placeholder_polls
+        self.ack_empty_data = ack_empty_data
+        self.conflict_status = conflict_status
+        self.poll_error_status = poll_error_status
+        self.report_progress = report_progress
+        self.processing_status = processing_status
+        self.video_bytes = video_bytes
+        self.omit_content_length = omit_content_length
+        self.accept_inline_media = accept_inline_media
+
+        # Recording, for assertions.
+        self.requests: list[Any] = []
+        """Each POST body, parsed (or its raw text when it was not JSON), in arrival order."""
+        self.task_counts: Counter[str] = Counter()
+        """Tasks received per taskType (every POST, including rejected and faulted ones)."""
+        self.submitted: dict[str, dict[str, Any]] = {}
+        """Accepted videoInference tasks by taskUUID (the first accepted submission)."""
+        self.submission_counts: Counter[str] = Counter()
+        """videoInference tasks received per taskUUID, conflicts, rejects and faulted POSTs included."""
+        self.uploads: dict[str, Upload] = {}
+        """Uploaded assets by imageUUID / mediaUUID."""
+        self.video_requests: list[dict[str, str]] = []
+        """Headers of each GET /videos/... request."""
+
+        self._tasks: dict[str, _Task] = {}
+        self._outcomes: dict[str, Outcome] = {}
+        self._queued: list[Outcome] = []
+        self._faults: list[_Fault] = []
+        self._videos: dict[str, bytes] = {}
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+
+    # --- lifecycle ---
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:<port>, where GET /videos/... is served."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The API URL to give the client (like https://api.runware.ai/v1)."""
+        return f"{self.base_url}/v1"
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 (a free port unless one was given)."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # base64 uploads of 10 MB files
+        app.router.add_post("/v1", self._handle_post)
+        app.router.add_post("/", self._handle_post)
+        app.router.add_get("/videos/{name}", self._handle_video)
+        app.router.add_get("/media/{media_uuid}", self._handle_media)
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock, shutdown_timeout=1.0).start()
+
+    async def stop(self) -> None:
+        """Stop serving; requests held by `inject_hang` are released at once."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- steering ---
+
+    def next_outcome(self, *outcomes: Outcome) -> None:
+        """Queue outcomes for the next video tasks submitted without a `set_outcome` (first in, first out)."""
+        self._queued.extend(outcomes)
+
+    def set_outcome(self, task_uuid: str, outcome: Outcome) -> None:
+        """Fix the outcome of one task, before or after it is submitted."""
+        self._outcomes[task_uuid] = outcome
+        if task_uuid in self._tasks:
+            self._tasks[task_uuid].outcome = outcome
+
+    def finish(self, task_uuid: str) -> None:
+        """Make a submitted task finished now, whatever its poll count or age."""
+        self._tasks[task_uuid].forced_done = True
+
+    def expire(self, task_uuid: str) -> None:
+        """Forget a task: getResponse answers taskFailedOrNotFound from now on (an expired task)."""
+        self._tasks[task_uuid].expired = True
+
+    def inject(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        task_type: str | None = None,
+        process: bool = False,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next `times` matching POSTs with HTTP `status` and an `errors` body.
+
+        `task_type`: only POSTs containing a task of that type match. `process=True`: handle the request
+        normally first (so it takes effect), then send the fault instead of the real answer (a lost reply).
+        """
+        self._faults.append(
+            _Fault("status", times, task_type, process, status=status, code=code, message=message)
+        )
+
+    def inject_non_json(
+        self, times: int = 1, *, task_type: str | None = None, process: bool = False, status: int = 200
+    ) -> None:
+        """Answer the next `times` matching POSTs with an HTML body (default HTTP 200)."""
+        self._faults.append(_Fault("non_json", times, task_type, process, status=status))
+
+    def inject_hang(
+        self, seconds: float, times: int = 1, *, task_type: str | None = None, process: bool = False
+    ) -> None:
+        """Hold the next `times` matching POSTs for `seconds` (longer than the client's timeout), then 504.
+
+        With `process=True` the request takes effect before the hold and the real answer is sent after it.
+        """
+        self._faults.append(_Fault("hang", times, task_type, process, status=504, seconds=seconds))
+
+    def inject_disconnect(
+        self, times: int = 1, *, task_type: str | None = None, process: bool = False
+    ) -> None:
+        """Drop the connection of the next `times` matching POSTs without answering."""
+        self._faults.append(_Fault("disconnect", times, task_type, process))
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        self._faults.clear()
+
+    # --- inspection ---
+
+    def tasks_of_type(self, task_type: str) -> list[dict[str, Any]]:
+        """Every task object of that taskType received, in order, across all POSTs."""
+        return [t for body in self.requests if isinstance(body, list) for t in body if _is_type(t, task_type)]
+
+    def task(self, task_uuid: str) -> dict[str, Any] | None:
+        """The request object of any accepted task (uploads included)."""
+        state = self._tasks.get(task_uuid)
+        return state.request if state else None
+
+    def polls_of(self, task_uuid: str) -> int:
+        """How many getResponse questions about this task were answered."""
+        state = self._tasks.get(task_uuid)
+        return state.polls if state else 0
+
+    # --- HTTP handlers ---
+
+    async def _handle_post(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", errors="replace")
+        self.requests.append(body)
+        if isinstance(body, list):
+            for task in body:
+                if isinstance(task, dict):
+                    self.task_counts[str(task.get("taskType"))] += 1
+                    if task.get("taskType") == "videoInference":
+                        self.submission_counts[str(task.get("taskUUID"))] += 1
+
+        fault = self._take_fault(body)
+        answer: web.Response | None = None
+        if fault is None or fault.process:
+            answer = self._answer(request, body)
+        if fault is None:
+            assert answer is not None
+            return answer
+        return await self._fault_answer(request, fault, answer)
+
+    async def _handle_video(self, request: web.Request) -> web.StreamResponse:
+        self.video_requests.append(dict(request.headers))
+        data = self._videos.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404, text="not found")
+        name = request.match_info["name"]
+        content_type = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime"}.get(
+            name.rsplit(".", 1)[-1], "application/octet-stream"
+        )
+        if not self.omit_content_length:
+            return web.Response(body=data, content_type=content_type)
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(data), 16 * 1024):
+            await response.write(data[start : start + 16 * 1024])
+        await response.write_eof()
+        return response
+
+    async def _handle_media(self, request: web.Request) -> web.StreamResponse:
+        upload = self.uploads.get(request.match_info["media_uuid"])
+        if upload is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=upload.data, content_type=upload.mime or "application/octet-stream")
+
+    # --- faults ---
+
+    def _take_fault(self, body: Any) -> _Fault | None:
+        for fault in self._faults:
+            if fault.task_type is None or (
+                isinstance(body, list) and any(_is_type(t, fault.task_type) for t in body)
+            ):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    async def _fault_answer(
+        self, request: web.Request, fault: _Fault, answer: web.Response | None
+    ) -> web.StreamResponse:
+        if fault.kind == "hang":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), fault.seconds)
+            if answer is not None:
+                return answer
+            return _json_response(504, {"errors": [_error("gatewayTimeout", "Gateway timeout.")]})
+        if fault.kind == "disconnect":
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        if fault.kind == "non_json":
+            return web.Response(
+                status=fault.status,
+                text="<html><body>502 Bad Gateway</body></html>",
+                content_type="text/html",
+            )
+        code = fault.code or _STATUS_CODES.get(fault.status, "unknownError")
+        message = fault.message or f"Injected HTTP {fault.status}."
+        return _json_response(fault.status, {"errors": [_error(code, message)]})
+
+    # --- the API ---
+
+    def _answer(self, request: web.Request, body: Any) -> web.Response:
+        if not isinstance(body, list) or not body or not all(isinstance(t, dict) for t in body):
+            if not self._authorized(request, None):
+                return self._unauthorized()
+            return _json_response(
+                400,
+                {"errors": [_error("invalidRequestBody", "The body must be a JSON array of task objects.")]},
+            )
+        tasks: list[dict[str, Any]] = body
+        if not self._authorized(request, tasks[0]):
+            return self._unauthorized()
+        data: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        statuses: list[int] = []
+        for task in tasks:
+            task_type = task.get("taskType")
+            task_uuid = task.get("taskUUID")
+            try:
+                if task_type == "authentication":
+                    data.append({"taskType": "authentication", "connectionSessionUUID": str(uuid.uuid4())})
+                elif task_type == "imageUpload":
+                    data.append(self._image_upload(task))
+                elif task_type == "mediaStorage":
+                    data.append(self._media_storage(task))
+                elif task_type == "videoInference":
+                    data.extend(self._video_inference(task))
+                elif task_type == "getResponse":
+                    data.extend(self._get_response(task))
+                elif task_type == "getTaskDetails":
+                    data.append(self._get_task_details(task))
+                else:
+                    raise _Reject(
+                        "unsupportedTaskType", f"Unsupported taskType {task_type!r}.", parameter="taskType"
+                    )
+            except _Reject as reject:
+                item = _error(
+                    reject.code, reject.message, task_type=reject.task_type or task_type, task_uuid=task_uuid
+                )
+                if reject.parameter:
+                    item["parameter"] = reject.parameter
+                errors.append(item)
+                statuses.append(reject.status)
+        reply: dict[str, Any] = {"data": data}
+        if errors:
+            reply["errors"] = errors
+        status = next((s for s in statuses if s != 200), 200)
+        if (
+            self.bare_upload_data
+            and len(data) == 1
+            and not errors
+            and data[0].get("taskType") in ("imageUpload", "mediaStorage")
+        ):
+            reply["data"] = data[0]
+        return _json_response(status, reply)
+
+    def _authorized(self, request: web.Request, first: dict[str, Any] | None) -> bool:
+        if request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return True
+        # Runware also accepts the key as a first task {"taskType": "authentication", "apiKey": ...}.
+        return (
+            first is not None
+            and first.get("taskType") == "authentication"
+            and first.get("apiKey") == self.api_key
+        )
+
+    def _unauthorized(self) -> web.Response:
+        error = _error("invalidApiKey", "Invalid API key. Get one at https://my.runware.ai/keys")
+        return _json_response(401, {"errors": [error]})
+
+    def _new_task(self, task: dict[str, Any]) -> str:
+        task_uuid = task.get("taskUUID")
+        if not isinstance(task_uuid, str) or not _is_uuid(task_uuid):
+            raise _Reject("invalidTaskUUID", "taskUUID must be a UUID v4.", parameter="taskUUID")
+        return task_uuid
+
+    def _image_upload(self, task: dict[str, Any]) -> dict[str, Any]:
+        task_uuid = self._new_task(task)
+        image = task.get("image")
+        if not isinstance(image, str) or not image:
+            raise _Reject("missingImage", "image is required.", parameter="image")
+        data, mime, source = _decode_media(image, "invalidImage")
+        image_uuid = str(uuid.uuid4())
+        self.uploads[image_uuid] = Upload("image", data, mime, task_uuid, source)
+        result = {"taskType": "imageUpload", "taskUUID": task_uuid, "imageUUID": image_uuid}
+        self._tasks[task_uuid] = _Task("imageUpload", task_uuid, task, time.monotonic(), result=result)
+        return result
+
+    def _media_storage(self, task: dict[str, Any]) -> dict[str, Any]:
+        task_uuid = self._new_task(task)
+        operation = task.get("operation")
+        if operation == "delete":
+            media_uuid = task.get("mediaUUID")
+            if not isinstance(media_uuid, str) or self.uploads.pop(media_uuid, None) is None:
+                raise _Reject("mediaNotFound", "No such media.", parameter="mediaUUID")
+            return {"taskType": "mediaStorage", "taskUUID": task_uuid, "mediaUUID": media_uuid}
+        if operation != "upload":
+            raise _Reject("invalidOperation", "operation must be upload or delete.", parameter="operation")
+        media = task.get("media")
+        if not isinstance(media, str) or not media:
+            raise _Reject("missingMedia", "media is required.", parameter="media")
+        data, mime, source = _decode_media(media, "invalidMedia")
+        media_uuid = str(uuid.uuid4())
+        self.uploads[media_uuid] = Upload("media", data, mime, task_uuid, source)
+        result = {
+            "taskType": "mediaStorage",
+            "taskUUID": task_uuid,
+            "mediaUUID": media_uuid,
+            "mediaURL": f"{self.base_url}/media/{media_uuid}",
+        }
+        state = _Task("mediaStorage", task_uuid, task, time.monotonic(), result=result)
+        self._tasks[task_uuid] = state
+        if self.placeholder_media_uuid:
+            state.placeholder_polls_left = self.placeholder_polls
+            return {**result, "mediaUUID": "1"}
+        return result
+
+    def _video_inference(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        task_uuid = self._new_task(task)
+        if task_uuid in self._tasks:
+            raise _Reject(
+                "conflictTaskUUID",
+                "A task with this taskUUID already exists.",
+                parameter="taskUUID",
+                status=self.conflict_status,
+            )
+        self._validate_video(task)
+        outcome = self._outcomes.get(task_uuid) or (
+            self._queued.pop(0) if self._queued else self.default_outcome
+        )
+        ext = str(task.get("outputFormat", "MP4")).lower()
+        video_uuid = str(uuid.uuid4())
+        state = _Task(
+            "videoInference",
+            task_uuid,
+            task,
+            time.monotonic(),
+            outcome=outcome,
+            video_uuid=video_uuid,
+            video_name=f"{video_uuid}.{ext}",
+            seed=random.randint(1, 2**31 - 1),
+        )
+        self._tasks[task_uuid] = state
+        self.submitted[task_uuid] = task
+        if outcome.ok:
+            self._videos[f"{video_uuid}.{ext}"] = (
+                outcome.video if outcome.video is not None else self.video_bytes
+            )
+        if self.ack_empty_data:
+            return []
+        return [{"taskType": "videoInference", "taskUUID": task_uuid}]
+
+    def _validate_video(self, task: dict[str, Any]) -> None:
+        if "model" not in task:
+            raise _Reject("missingModel", "model is required.", parameter="model")
+        if task["model"] != MODEL:
+            raise _Reject("invalidModel", f"Unknown model {task['model']!r}.", parameter="model")
+        if task.get("deliveryMethod") != "async":
+            raise _Reject(
+                "invalidDeliveryMethod",
+                "This model only supports deliveryMethod async.",
+                parameter="deliveryMethod",
+            )
+        inputs = task.get("inputs")
+        if not isinstance(inputs, dict):
+            raise _Reject("missingInputs", "inputs is required.", parameter="inputs")
+        images = inputs.get("referenceImages")
+        if not isinstance(images, list) or len(images) != 1:
+            raise _Reject(
+                "invalidReferenceImages",
+                "inputs.referenceImages must hold one image.",
+                parameter="referenceImages",
+            )
+        if not self._known_media(images[0]):
+            raise _Reject(
+                "invalidReferenceImages",
+                "inputs.referenceImages names an unknown image.",
+                parameter="referenceImages",
+            )
+        if "audio" not in inputs:
+            raise _Reject("missingAudio", "inputs.audio is required.", parameter="audio")
+        if not self._known_media(inputs["audio"]):
+            raise _Reject("invalidAudio", "inputs.audio names an unknown audio file.", parameter="audio")
+        quality = task.get("outputQuality", 95)
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 20 <= quality <= 99:
+            raise _Reject("invalidOutputQuality", "outputQuality must be 20-99.", parameter="outputQuality")
+        if task.get("outputFormat", "MP4") not in ("MP4", "WEBM", "MOV"):
+            raise _Reject(
+                "invalidOutputFormat", "outputFormat must be MP4, WEBM or MOV.", parameter="outputFormat"
+            )
+        ttl = task.get("ttl", 86400)
+        if not isinstance(ttl, int) or ttl < 60:
+            raise _Reject("invalidTtl", "ttl must be at least 60.", parameter="ttl")
+        safety = task.get("safety", {})
+        if not isinstance(safety, dict) or safety.get("mode", "none") not in ("none", "fast", "full"):
+            raise _Reject("invalidSafety", "safety.mode must be none, fast or full.", parameter="safety")
+
+    def _known_media(self, ref: object) -> bool:
+        if not isinstance(ref, str):
+            return False
+        if ref in self.uploads:
+            return True
+        return self.accept_inline_media and ref.startswith(("http://", "https://", "data:"))
+
+    def _get_response(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        task_uuid = task.get("taskUUID")
+        state = self._tasks.get(task_uuid) if isinstance(task_uuid, str) else None
+        if state is None or state.expired:
+            raise _Reject(
+                "taskFailedOrNotFound",
+                "The task failed or was not found.",
+                parameter="taskUUID",
+                status=self.poll_error_status,
+            )
+        state.polls += 1
+        if state.task_type == "videoInference":
+            return self._video_status(state)
+        assert state.result is not None
+        if (
+            state.task_type == "mediaStorage"
+            and self.placeholder_media_uuid
+            and state.placeholder_polls_left > 0
+        ):
+            state.placeholder_polls_left -= 1
+            return [{**state.result, "mediaUUID": "1", "status": "processing"}]
+        return [{**state.result, "status": "success"}]
+
+    def _video_status(self, state: _Task) -> list[dict[str, Any]]:
+        outcome = state.outcome or self.default_outcome
+        base: dict[str, Any] = {"taskType": "videoInference", "taskUUID": state.task_uuid}
+        if not self._done(state, outcome):
+            item = {**base, "status": self.processing_status}
+            if self.report_progress:
+                item["progress"] = self._progress(state, outcome)
+            return [item]
+        if not outcome.ok:
+            if outcome.shape == "nested":
+                return [
+                    {**base, "status": "error", "error": {"code": outcome.code, "message": outcome.message}}
+                ]
+            # Documented failure shape: a top-level errors item; it keeps the original taskType.
+            raise _Reject(
+                outcome.code, outcome.message, status=self.poll_error_status, task_type="videoInference"
+            )
+        item = {
+            **base,
+            "status": "success",
+            "videoUUID": state.video_uuid,
+            "videoURL": f"{self.base_url}/videos/{state.video_name}",
+            "seed": state.seed,
+        }
+        if state.request.get("includeCost") and outcome.cost_usd is not None:
+            item["cost"] = outcome.cost_usd
+        if state.request.get("safety", {}).get("mode", "none") != "none" or outcome.nsfw:
+            item["NSFWContent"] = outcome.nsfw
+        return [dict(item) for _ in range(max(1, outcome.repeat))]
+
+    def _limits(self, outcome: Outcome) -> tuple[int | None, float | None]:
+        if outcome.polls_to_finish is not None or outcome.seconds_to_finish is not None:
+            return outcome.polls_to_finish, outcome.seconds_to_finish
+        return self.polls_to_finish, self.seconds_to_finish
+
+    def _done(self, state: _Task, outcome: Outcome) -> bool:
+        polls, seconds = self._limits(outcome)
+        if state.forced_done:
+            return True
+        if polls is not None and state.polls >= polls:
+            return True
+        return seconds is not None and time.monotonic() - state.created >= seconds
+
+    def _progress(self, state: _Task, outcome: Outcome) -> int:
+        polls, seconds = self._limits(outcome)
+        fractions = []
+        if polls:
+            fractions.append(state.polls / polls)
+        if seconds:
+            fractions.append((time.monotonic() - state.created) / seconds)
+        return min(99, int(100 * max(fractions, default=0.0)))
+
+    def _get_task_details(self, task: dict[str, Any]) -> dict[str, Any]:
+        task_uuid = task.get("taskUUID")
+        state = self._tasks.get(task_uuid) if isinstance(task_uuid, str) else None
+        if state is None or state.expired:
+            raise _Reject("taskFailedOrNotFound", "The task failed or was not found.", parameter="taskUUID")
+        response: dict[str, Any]
+        if state.task_type == "videoInference":
+            # A peek at the current answer: getTaskDetails does not count as a poll.
+            try:
+                response = self._video_status(state)[0]
+            except _Reject as reject:
+                response = _error(
+                    reject.code, reject.message, task_type="videoInference", task_uuid=state.task_uuid
+                )
+        else:
+            response = dict(state.result or {})
+        return {
+            "taskType": "getTaskDetails",
+            "taskUUID": state.task_uuid,
+            "request": state.request,
+            "response": response,
+        }
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _is_type(task: Any, task_type: str) -> bool:
+    return isinstance(task, dict) and task.get("taskType") == task_type
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _error(code: str, message: str, *, task_type: Any = None, task_uuid: Any = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"code": code, "status": "error", "message": message}
+    if task_type is not None:
+        item["taskType"] = task_type
+    if task_uuid is not None:
+        item["taskUUID"] = task_uuid
+    item["documentation"] = "https://runware.ai/docs/en/getting-started/introduction"
+    return item
+
+
+def _decode_media(value: str, code: str) -> tuple[bytes, str | None, Literal["data_uri", "base64", "url"]]:
+    if value.startswith(("http://", "https://")):
+        return value.encode(), None, "url"
+    if value.startswith("data:"):
+        header, sep, payload = value.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise _Reject(code, "Only base64 data URIs are accepted.")
+        mime = header[len("data:") : -len(";base64")] or None
+        return _b64(payload, code), mime, "data_uri"
+    return _b64(value, code), None, "base64"
+
+
+def _b64(payload: str, code: str) -> bytes:
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Reject(code, "The media is not valid base64.") from None
+
+
+def _json_response(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+# --- standalone ---------------------------------------------------------------------------------------------
+
+
+async def _serve(port: int, api_key: str, polls_to_finish: int) -> None:
+    async with FakeRunware(port=port, api_key=api_key, polls_to_finish=polls_to_finish) as fake:
+        print(fake.url, flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Serve a fake Runware until killed; print its API URL first."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--polls-to-finish", type=int, default=2)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.port, args.api_key, args.polls_to_finish))
+
+
+if __name__ == "__main__":
+    main()
