@@ -1,0 +1,397 @@
+"""Durable jobs: JobService accepts /animate requests; JobRunner advances them until they finish.
+
+The database is the queue. A job and its reservation are committed before Runware hears of it, with a
+taskUUID the bot chose, so a crash at any point is recoverable: on start the runner resumes every unfinished
+job, and a submit that may or may not have reached Runware is settled with getResponse before any resubmit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import InvalidMedia, QuotaExceeded, UserFacingError
+from core.media import validate_audio, validate_image
+from core.models import Job, JobStatus, NewJob, QuotaRefusal, Usage, usd_to_micros
+from core.quota import default_limits, estimate_micros, refusal_message, utc_day_start
+from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
+from core.settings import Settings
+from storage.base import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# Runware may not know a task for a moment right after accepting it; a few not-found answers are tolerated
+# before a processing job is declared lost.
+NOT_FOUND_GRACE_POLLS = 3
+# Submits and uploads in flight at once: Runware has shared queues, not a hard rate limit.
+MAX_CONCURRENT_SUBMITS = 4
+# Upper bound on jobs handled per runner pass; the rest wait for the next pass.
+MAX_JOBS_PER_PASS = 500
+# A finished job whose post failed is offered for delivery again after this long.
+REDELIVER_AFTER_S = 60.0
+# Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
+IDLE_SLEEP_S = 5.0
+
+
+def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> float:
+    """Seconds until the next poll of a job that has been polled `poll_count` times.
+
+    Starts at the initial delay and grows ×1.5 per poll up to the maximum interval (Runware's advice: an
+    initial wait for video, then exponential backoff)."""
+    base = max(1.0, min(initial_s, max_interval_s))
+    return float(min(max_interval_s, base * 1.5 ** max(0, poll_count)))
+
+
+def retry_delay(attempt: int, max_interval_s: float) -> float:
+    """Seconds before retrying a failed submit or poll request: 2 s, 4 s, 8 s … capped."""
+    return float(min(max_interval_s, 2.0 * 2 ** max(0, attempt)))
+
+
+def is_past_deadline(job: Job, now: float, deadline_s: float) -> bool:
+    """True when a job has run longer than JOB_DEADLINE_S since it was accepted."""
+    return now - job.created_at > deadline_s
+
+
+@dataclass(frozen=True, slots=True)
+class AnimateRequest:
+    """Everything /animate hands to the core: who, where, the downloaded bytes and the options."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    image: bytes
+    audio: bytes
+    output_format: str = "MP4"
+    output_quality: int = 85
+    upload_limit_bytes: int | None = None
+    channel_nsfw: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A job that is stored, reserved and uploaded, with the member's usage after the reservation."""
+
+    job: Job
+    usage: Usage
+
+
+class JobService:
+    """The use cases behind the commands: accept a job, report usage, fetch a finished video."""
+
+    def __init__(
+        self,
+        store: Store,
+        runware: RunwareClient,
+        settings: Settings,
+        *,
+        clock: Clock = time.time,
+        wake_runner: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._runware = runware
+        self._settings = settings
+        self._clock = clock
+        self._wake_runner = wake_runner
+
+    def check_declared_sizes(self, image_size: int, audio_size: int) -> None:
+        """Refuse attachments whose declared size is over the limit before downloading them."""
+        s = self._settings
+        if image_size > s.max_image_bytes:
+            raise InvalidMedia(
+                f"The image is {image_size / 1e6:.1f} MB. The limit is {s.max_image_bytes / 1e6:.1f} MB."
+            )
+        if audio_size > s.max_audio_bytes:
+            raise InvalidMedia(
+                f"The audio is {audio_size / 1e6:.1f} MB. The limit is {s.max_audio_bytes / 1e6:.1f} MB."
+            )
+
+    async def usage(self, guild_id: int, user_id: int) -> Usage:
+        """The member's spend today, limits and active jobs."""
+        now = self._clock()
+        limits = default_limits(self._settings)
+        return await self._store.usage(guild_id, user_id, limits, utc_day_start(now))
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job by its number."""
+        return await self._store.get_job(job_id)
+
+    async def accept(self, request: AnimateRequest) -> Accepted:
+        """Validate, reserve and upload one /animate request; the runner submits it.
+
+        Raises UserFacingError (nothing charged) for bad input, a refused limit or a failed upload."""
+        s = self._settings
+        # Decoding a 6000 px WEBP or converting Opus takes up to a second: off the event loop.
+        image = await asyncio.to_thread(validate_image, request.image, max_bytes=s.max_image_bytes)
+        audio = await asyncio.to_thread(
+            validate_audio, request.audio, max_bytes=s.max_audio_bytes, max_seconds=s.max_audio_seconds
+        )
+        estimate = estimate_micros(audio.duration_s, s.price_per_second_usd)
+        now = self._clock()
+        new = NewJob(
+            task_uuid=str(uuid.uuid4()),
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            user_id=request.user_id,
+            audio_seconds=audio.duration_s,
+            estimate_micros=estimate,
+            output_format=request.output_format,
+            output_quality=request.output_quality,
+            upload_limit_bytes=request.upload_limit_bytes,
+            channel_nsfw=request.channel_nsfw,
+        )
+        created = await self._store.create_job_with_reservation(
+            new, default_limits(s), now, utc_day_start(now)
+        )
+        if isinstance(created, QuotaRefusal):
+            raise QuotaExceeded(refusal_message(created, estimate))
+        job = created
+        log.info("job=%s task=%s accepted user=%s estimate=%s", job.id, job.task_uuid, job.user_id, estimate)
+        try:
+            image_ref = await self._runware.upload_image(image.data, image.mime)
+            audio_ref = await self._runware.upload_audio(audio.data, audio.mime)
+        except RunwareError as error:
+            await self._store.fail_job(
+                job.id, error.code or error.kind.value, error.user_message(), self._clock()
+            )
+            log.warning("job=%s task=%s upload failed: %s", job.id, job.task_uuid, error.kind.value)
+            raise UserFacingError(f"{error.user_message()} You were not charged.") from error
+        except BaseException:
+            # Cancelled or crashed mid-upload: the inputs are gone with this call, so the job cannot run.
+            with contextlib.suppress(Exception):
+                await self._store.fail_job(
+                    job.id, "uploadInterrupted", "The upload was interrupted.", self._clock()
+                )
+            raise
+        job = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
+        self._wake_runner()
+        usage = await self._store.usage(
+            request.guild_id, request.user_id, default_limits(s), utc_day_start(now)
+        )
+        return Accepted(job, usage)
+
+    async def fetch_video(self, job: Job, max_bytes: int) -> bytes | None:
+        """The finished video's bytes, or None when it is larger than max_bytes (post a link instead)."""
+        if job.result_url is None:
+            return None
+        return await self._runware.download(job.result_url, max_bytes)
+
+    def link_expires_at(self, job: Job) -> float:
+        """When Runware deletes the output (its `ttl` counts from the task; submitted_at is before it)."""
+        start = job.submitted_at or job.created_at
+        return start + self._settings.output_ttl_s
+
+    async def mark_delivered(self, job_id: int) -> bool:
+        """Record that the job's result was posted; True only the first time."""
+        return await self._store.mark_delivered(job_id, self._clock())
+
+
+class JobRunner:
+    """One loop that submits queued jobs, polls running ones in batches, and finishes them."""
+
+    def __init__(
+        self,
+        store: Store,
+        runware: RunwareClient,
+        settings: Settings,
+        *,
+        on_finished: Callable[[Job], None],
+        clock: Clock = time.time,
+    ) -> None:
+        self._store = store
+        self._runware = runware
+        self._settings = settings
+        self._on_finished = on_finished
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
+        self._offered: dict[int, float] = {}
+        self._started_at = clock()
+
+    def wake(self) -> None:
+        """Ask the loop to look for due work now (a new job was queued)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Resume unfinished work, then advance jobs until cancelled."""
+        await self.recover()
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job runner pass failed; retrying shortly")
+                await asyncio.sleep(1.0)
+            await self._sleep_until_due()
+
+    async def recover(self) -> None:
+        """After a start: fail uploads cut off by the last process, and offer undelivered results again."""
+        for job in await self._store.stale_uploads(before=self._started_at):
+            failed = await self._store.fail_job(
+                job.id, "uploadInterrupted", "The bot restarted while uploading your files.", self._clock()
+            )
+            if failed is not None:
+                log.info("job=%s task=%s upload cut off by a restart; refunded", job.id, job.task_uuid)
+        await self._offer_undelivered(force=True)
+
+    async def run_once(self) -> None:
+        """One pass: expire overdue jobs, submit queued ones, poll the rest in batches."""
+        now = self._clock()
+        horizon = now + self._settings.poll_max_interval_s / 2
+        jobs = await self._store.due_jobs(now, horizon, MAX_JOBS_PER_PASS)
+        live: list[Job] = []
+        for job in jobs:
+            if is_past_deadline(job, now, self._settings.job_deadline_s):
+                await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+            else:
+                live.append(job)
+        queued = [j for j in live if j.status is JobStatus.QUEUED]
+        polled = [j for j in live if j.status in (JobStatus.SUBMITTING, JobStatus.PROCESSING)]
+        if queued:
+            await asyncio.gather(*(self._submit(job) for job in queued))
+        if polled:
+            await self._poll(polled)
+        await self._offer_undelivered(force=False)
+
+    async def _sleep_until_due(self) -> None:
+        next_due = await self._store.next_due_at()
+        timeout = IDLE_SLEEP_S if next_due is None else min(IDLE_SLEEP_S, next_due - self._clock())
+        if timeout <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def _submit(self, job: Job) -> None:
+        """Send the task. Recorded as `submitting` first: a crash after this point is resolved by a poll."""
+        s = self._settings
+        assert job.image_ref is not None and job.audio_ref is not None
+        now = self._clock()
+        await self._store.mark_submitting(
+            job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s)
+        )
+        request = VideoRequest(
+            task_uuid=job.task_uuid,
+            image_ref=job.image_ref,
+            audio_ref=job.audio_ref,
+            output_format=job.output_format,
+            output_quality=job.output_quality,
+            safety_mode=s.safety_mode,
+            ttl_s=s.output_ttl_s,
+        )
+        try:
+            async with self._submit_slots:
+                await self._runware.submit_video(request)
+        except RunwareError as error:
+            if error.retryable:
+                # Ambiguous: it may have arrived. The next pass asks getResponse before resubmitting.
+                log.warning(
+                    "job=%s task=%s submit unanswered (%s); will check",
+                    job.id,
+                    job.task_uuid,
+                    error.kind.value,
+                )
+                await self._store.schedule_polls(
+                    [(job.id, self._clock() + retry_delay(job.poll_count, s.poll_max_interval_s))],
+                    self._clock(),
+                )
+                return
+            await self._fail(job, error.code or error.kind.value, error.user_message())
+            return
+        log.info("job=%s task=%s submitted", job.id, job.task_uuid)
+        now = self._clock()
+        await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s)
+
+    async def _poll(self, jobs: list[Job]) -> None:
+        """Ask about every job in as few requests as the client can batch them."""
+        s = self._settings
+        try:
+            results = await self._runware.poll([j.task_uuid for j in jobs])
+        except RunwareError as error:
+            log.warning("poll of %s jobs failed (%s): %s", len(jobs), error.kind.value, error.message)
+            now = self._clock()
+            await self._store.schedule_polls(
+                [(j.id, now + retry_delay(j.poll_count, s.poll_max_interval_s)) for j in jobs], now
+            )
+            return
+        later: list[tuple[int, float]] = []
+        now = self._clock()
+        for job in jobs:
+            result = results.get(job.task_uuid, TaskResult(job.task_uuid, TaskState.UNKNOWN))
+            next_at = await self._apply(job, result)
+            if next_at is not None:
+                later.append((job.id, now + next_at))
+        await self._store.schedule_polls(later, now)
+
+    async def _apply(self, job: Job, result: TaskResult) -> float | None:
+        """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""
+        s = self._settings
+        missing = result.state is TaskState.UNKNOWN or (
+            result.state is TaskState.ERROR
+            and result.error is not None
+            and result.error.kind is ErrorKind.NOT_FOUND
+        )
+        if job.status is JobStatus.SUBMITTING:
+            if missing:
+                # Runware never got it (or lost it): submitting again with the same taskUUID is safe,
+                # a duplicate comes back as conflictTaskUUID, which the client treats as accepted.
+                log.info("job=%s task=%s not known to Runware; resubmitting", job.id, job.task_uuid)
+                await self._submit(job)
+                return None
+            log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
+            await self._store.mark_submitted(job.id, self._clock(), self._clock())
+        if result.state is TaskState.SUCCESS:
+            await self._complete(job, result)
+            return None
+        if result.state is TaskState.ERROR and not missing:
+            error = result.error
+            code = error.code if error and error.code else "taskFailed"
+            message = error.user_message() if error else "Runware could not make this video."
+            await self._fail(job, code, message)
+            return None
+        if missing and job.status is JobStatus.PROCESSING and job.poll_count >= NOT_FOUND_GRACE_POLLS:
+            await self._fail(job, "taskFailedOrNotFound", "Runware lost track of this video.")
+            return None
+        return poll_delay(job.poll_count, s.poll_initial_delay_s, s.poll_max_interval_s)
+
+    async def _complete(self, job: Job, result: TaskResult) -> None:
+        if result.video_url is None:
+            await self._fail(job, "noOutput", "Runware finished without a video.")
+            return
+        cost = usd_to_micros(result.cost_usd) if result.cost_usd is not None else job.estimate_micros
+        if result.cost_usd is None:
+            log.warning("job=%s task=%s no cost reported; settling at the estimate", job.id, job.task_uuid)
+        done = await self._store.complete_job(job.id, result.video_url, cost, result.nsfw, self._clock())
+        if done is not None:
+            log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
+            self._offer(done)
+
+    async def _fail(self, job: Job, code: str, message: str, *, expired: bool = False) -> None:
+        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired)
+        if done is not None:
+            log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
+            self._offer(done)
+
+    def _offer(self, job: Job) -> None:
+        self._offered[job.id] = self._clock()
+        self._on_finished(job)
+
+    async def _offer_undelivered(self, *, force: bool) -> None:
+        """Hand finished, unposted jobs to delivery: all of them after a start, then any stuck ones."""
+        now = self._clock()
+        for job in await self._store.undelivered_jobs():
+            offered = self._offered.get(job.id)
+            if force or offered is None or now - offered >= REDELIVER_AFTER_S:
+                self._offer(job)
+        # Forget delivered jobs so the map stays small.
+        if len(self._offered) > 1000:
+            pending = {j.id for j in await self._store.undelivered_jobs()}
+            self._offered = {k: v for k, v in self._offered.items() if k in pending}

@@ -1,0 +1,273 @@
+"""JobService and JobRunner against a real SQLite file and the local fake Runware server."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from core.errors import InvalidMedia, QuotaExceeded, UserFacingError
+from core.jobs import (
+    AnimateRequest,
+    JobRunner,
+    JobService,
+    is_past_deadline,
+    poll_delay,
+    retry_delay,
+)
+from core.models import Job, JobStatus
+from core.runware import RunwareClient
+from core.settings import Settings
+from storage.sqlite import SqliteStore
+from tests import media_factory as media
+from tests.conftest import SettingsFactory
+from tests.fakes.runware import FakeRunware, Outcome
+
+
+@dataclass
+class Rig:
+    """A store, a client on the fake, a service and a runner whose finished jobs land in a queue."""
+
+    fake: FakeRunware
+    store: SqliteStore
+    client: RunwareClient
+    service: JobService
+    runner: JobRunner
+    finished: asyncio.Queue[Job]
+    db_path: Path
+    settings: Settings
+
+    def ledger(self) -> list[tuple[str, int]]:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute("SELECT kind, amount_micros FROM ledger ORDER BY id").fetchall()
+
+    def spent(self) -> int:
+        return sum(amount for _, amount in self.ledger())
+
+    async def next_finished(self, timeout: float = 10.0) -> Job:
+        return await asyncio.wait_for(self.finished.get(), timeout)
+
+
+@pytest.fixture
+async def rig(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with FakeRunware(polls_to_finish=2) as fake, aiohttp.ClientSession() as http:
+        settings = make_settings(
+            runware_api_url=fake.url,
+            runware_api_key=fake.api_key,
+            price_per_second_usd=0.10,
+            quota_user_daily_usd=1.0,
+            quota_user_max_active_jobs=3,
+        )
+        db_path = tmp_path / "jobs.db"
+        store = await SqliteStore.open(str(db_path))
+        client = RunwareClient(
+            http, api_url=fake.url, api_key=settings.runware_api_key, timeout_s=1.0, retry_base_s=0.01
+        )
+        finished: asyncio.Queue[Job] = asyncio.Queue()
+        runner = JobRunner(store, client, settings, on_finished=finished.put_nowait)
+        service = JobService(store, client, settings, wake_runner=runner.wake)
+        yield Rig(fake, store, client, service, runner, finished, db_path, settings)
+        await store.close()
+
+
+@pytest.fixture
+async def running(rig: Rig) -> AsyncIterator[Rig]:
+    """The rig with its runner loop going."""
+    task = asyncio.create_task(rig.runner.run())
+    yield rig
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def request(seconds: float = 3.0, user_id: int = 42) -> AnimateRequest:
+    return AnimateRequest(
+        guild_id=1, channel_id=2, user_id=user_id, image=media.png(400, 500), audio=media.wav(seconds)
+    )
+
+
+def test_poll_delay_grows_from_initial_to_max() -> None:
+    """Polls start at the initial delay and back off ×1.5 up to the maximum interval."""
+    assert [poll_delay(n, 2.0, 10.0) for n in range(6)] == [2.0, 3.0, 4.5, 6.75, 10.0, 10.0]
+
+
+def test_retry_delay_is_capped() -> None:
+    """Request retries double from 2 s and stop at the cap."""
+    assert [retry_delay(n, 10.0) for n in range(5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+async def test_deadline_check(rig: Rig) -> None:
+    """A job is past its deadline only after JOB_DEADLINE_S since it was accepted."""
+    job = (await rig.service.accept(request())).job
+    assert not is_past_deadline(job, job.created_at + 10, 20)
+    assert is_past_deadline(job, job.created_at + 21, 20)
+
+
+async def test_happy_path_submits_once_and_settles_the_real_cost(running: Rig) -> None:
+    """Accepted → uploaded → submitted once → polled → succeeded; spend equals Runware's cost."""
+    running.fake.next_outcome(Outcome.success(cost_usd=0.27))
+    accepted = await running.service.accept(request(3.0))
+    assert accepted.job.estimate_micros == 300_000
+    assert accepted.usage.left_micros == 700_000
+    done = await running.next_finished()
+    assert done.status is JobStatus.SUCCEEDED and done.cost_micros == 270_000
+    assert running.fake.submission_counts[done.task_uuid] == 1
+    assert running.spent() == 270_000
+    video = running.fake.tasks_of_type("videoInference")[0]
+    assert video["taskUUID"] == done.task_uuid and video["includeCost"] is True
+    assert video["safety"] == {"mode": "fast"}
+
+
+async def test_uploads_are_the_validated_bytes(rig: Rig) -> None:
+    """The image and audio Runware receives are exactly the member's files."""
+    req = request()
+    job = (await rig.service.accept(req)).job
+    uploaded = {u.kind: u.data for u in rig.fake.uploads.values()}
+    assert req.image in uploaded.values() and req.audio in uploaded.values()
+    assert job.status is JobStatus.QUEUED
+
+
+@pytest.mark.parametrize("shape", ["errors", "nested"])
+async def test_task_failure_is_refunded(running: Rig, shape: str) -> None:
+    """A failed task (either failure shape) ends failed with its reason, and costs nothing."""
+    running.fake.next_outcome(Outcome.failure("timeoutProvider", shape=shape))  # type: ignore[arg-type]
+    await running.service.accept(request())
+    done = await running.next_finished()
+    assert done.status is JobStatus.FAILED and done.error_code == "timeoutProvider"
+    assert running.spent() == 0
+    assert [k for k, _ in running.ledger()] == ["reserve", "refund"]
+
+
+async def test_safety_rejection_is_explained_and_not_retried(running: Rig) -> None:
+    """A content-policy failure says so in plain words and is submitted only once."""
+    running.fake.next_outcome(Outcome.failure("contentPolicyViolation"))
+    await running.service.accept(request())
+    done = await running.next_finished()
+    assert "safety" in (done.error_message or "").lower()
+    assert running.fake.submission_counts[done.task_uuid] == 1
+
+
+async def test_poll_errors_are_retried(running: Rig) -> None:
+    """429 and 500 answers while polling delay the job but do not fail it."""
+    running.fake.inject(429, times=2, task_type="getResponse")
+    running.fake.inject(500, times=3, task_type="getResponse")
+    await running.service.accept(request())
+    done = await running.next_finished()
+    assert done.status is JobStatus.SUCCEEDED
+
+
+async def test_deadline_expires_and_refunds(make_settings: SettingsFactory, rig: Rig) -> None:
+    """A job still running after JOB_DEADLINE_S expires and is refunded."""
+    rig.fake.polls_to_finish = 10_000
+    rig.runner._settings = rig.settings.model_copy(update={"job_deadline_s": 0.3})
+    task = asyncio.create_task(rig.runner.run())
+    try:
+        await rig.service.accept(request())
+        done = await rig.next_finished()
+    finally:
+        task.cancel()
+    assert done.status is JobStatus.EXPIRED and rig.spent() == 0
+
+
+async def test_quota_refusal_submits_and_uploads_nothing(rig: Rig) -> None:
+    """Over the daily limit: refused with the numbers, nothing uploaded or written."""
+    await rig.service.accept(request(6.0))  # $0.60 of $1.00
+    with pytest.raises(QuotaExceeded, match=r"\$0\.60.*\$0\.40 left"):
+        await rig.service.accept(request(6.0))
+    assert len(rig.fake.tasks_of_type("imageUpload")) == 1
+    assert rig.fake.tasks_of_type("videoInference") == []
+    assert rig.spent() == 600_000
+
+
+async def test_invalid_media_reserves_nothing(rig: Rig) -> None:
+    """A text file posing as an image is refused before any reservation."""
+    bad = AnimateRequest(guild_id=1, channel_id=2, user_id=1, image=b"hello", audio=media.wav(2))
+    with pytest.raises(InvalidMedia):
+        await rig.service.accept(bad)
+    assert rig.ledger() == [] and rig.fake.requests == []
+
+
+async def test_upload_failure_refunds_and_says_not_charged(rig: Rig) -> None:
+    """A permanent upload error fails the job, refunds it, and tells the member."""
+    rig.fake.inject(402, task_type="imageUpload", code="insufficientCredits")
+    with pytest.raises(UserFacingError, match="not charged"):
+        await rig.service.accept(request())
+    assert rig.spent() == 0 and [k for k, _ in rig.ledger()] == ["reserve", "refund"]
+
+
+async def test_ambiguous_submit_is_checked_before_resubmitting(rig: Rig) -> None:
+    """A job left `submitting` by a crash, which Runware did receive, is confirmed, not sent again."""
+    job = (await rig.service.accept(request())).job
+    await rig.runner.run_once()  # submits
+    assert rig.fake.submission_counts[job.task_uuid] == 1
+    # Simulate the crash window: the answer was never recorded.
+    await rig.store.mark_submitting(job.id, 0, 0)
+    task = asyncio.create_task(rig.runner.run())
+    try:
+        done = await rig.next_finished()
+    finally:
+        task.cancel()
+    assert done.status is JobStatus.SUCCEEDED
+    assert rig.fake.submission_counts[job.task_uuid] == 1
+
+
+async def test_lost_submit_is_sent_again_with_the_same_uuid(rig: Rig) -> None:
+    """A job left `submitting` that Runware never saw is submitted again under its own taskUUID."""
+    job = (await rig.service.accept(request())).job
+    await rig.store.mark_submitting(job.id, 0, 0)
+    task = asyncio.create_task(rig.runner.run())
+    try:
+        done = await rig.next_finished()
+    finally:
+        task.cancel()
+    assert done.status is JobStatus.SUCCEEDED
+    assert rig.fake.submission_counts[job.task_uuid] == 1
+    assert [t["taskUUID"] for t in rig.fake.tasks_of_type("videoInference")] == [job.task_uuid]
+
+
+async def test_interrupted_upload_is_refunded_on_start(rig: Rig) -> None:
+    """A job still `uploading` when the process died is failed and refunded when the runner starts."""
+    from core.models import Limits, NewJob
+
+    created = await rig.store.create_job_with_reservation(
+        NewJob("u-1", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False), Limits(10**9, 9), 0.0, 0.0
+    )
+    assert isinstance(created, Job)
+    rig.runner._started_at = 1.0
+    await rig.runner.recover()
+    done = await rig.next_finished()
+    assert done.status is JobStatus.FAILED and rig.spent() == 0
+
+
+async def test_undelivered_jobs_are_offered_again_on_start(rig: Rig) -> None:
+    """A finished job that was never posted is handed to delivery after a restart."""
+    job = (await rig.service.accept(request())).job
+    await rig.store.fail_job(job.id, "x", "y", 1.0)
+    await rig.runner.recover()
+    offered = await rig.next_finished()
+    assert offered.id == job.id
+
+
+async def test_polls_of_many_jobs_are_batched(rig: Rig) -> None:
+    """120 running jobs are polled with 3 HTTP requests per round (≤ 50 tasks each)."""
+    from core.models import Limits, NewJob
+
+    rig.fake.polls_to_finish = 10_000
+    now = time.time()
+    for i in range(120):
+        created = await rig.store.create_job_with_reservation(
+            NewJob(f"t-{i}", 1, 2, i, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now, 0.0
+        )
+        assert isinstance(created, Job)
+        await rig.store.mark_job_queued(created.id, "i", "a", now)
+        await rig.store.mark_submitted(created.id, now, now)
+    rig.fake.requests.clear()
+    await rig.runner.run_once()
+    polls = [b for b in rig.fake.requests if b and b[0].get("taskType") == "getResponse"]
+    assert len(polls) == 3 and sum(len(b) for b in polls) == 120
