@@ -10,6 +10,7 @@ import pytest
 
 from core.settings import Settings
 from storage.sqlite import SqliteStore
+from tests.fakes.discord_fixtures import fixture_fake_discord  # noqa: F401  (the `fake_discord` fixture)
 
 SettingsFactory = Callable[..., Settings]
 

@@ -1,0 +1,303 @@
+"""Ventriloquist: the Discord bot process.
+
+python bot.py          start the bot (foreground, logs to stderr, stops on SIGTERM or Ctrl-C)
+python bot.py check    check settings, database, Runware and Discord; one line each; exit 1 on failure
+python bot.py sync     publish the slash commands globally (needed once per install and upgrade)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+from pydantic import ValidationError
+
+from core.errors import UserFacingError
+from core.jobs import JobRunner, JobService
+from core.models import Job
+from core.runware import RunwareClient, RunwareError
+from core.settings import Settings, describe_settings_error
+from storage import NewerDatabaseError, Store, open_store
+
+log = logging.getLogger("ventriloquist")
+
+# Loaded in this order; a failed load stops start-up.
+EXTENSIONS = ("cogs.video", "cogs.usage")
+GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
+_COMMANDS_HASH_KEY = "synced_commands_hash"
+
+
+class SecretsFilter(logging.Filter):
+    """Replaces any configured secret that finds its way into a log line (belt and braces)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 8]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if any(s in message for s in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
+    """Configure logging once: stderr, one line per record, secrets redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(SecretsFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # discord.py's own INFO lines (gateway connects) are useful; its DEBUG is a firehose.
+    logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Send discord.py's REST calls and gateway to another address (test rigs, API proxies)."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class VideoTree(app_commands.CommandTree["VideoBot"]):
+    """The command tree; owns the one error handler for every slash command."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
+    ) -> None:
+        from cogs._ui import send
+
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(original, UserFacingError):
+            await send(interaction, original.message)
+            return
+        if isinstance(original, app_commands.CheckFailure):
+            await send(interaction, str(original) or "You can't use this command here.")
+            return
+        command = interaction.command.qualified_name if interaction.command else "?"
+        log.error(
+            "command /%s failed for user=%s guild=%s channel=%s:\n%s",
+            command,
+            interaction.user.id,
+            interaction.guild_id,
+            interaction.channel_id,
+            "".join(traceback.format_exception(original)),
+        )
+        try:
+            await send(interaction, GENERIC_APOLOGY)
+        except discord.HTTPException:
+            log.warning("could not send the apology for /%s", command)
+
+
+class VideoBot(commands.Bot):
+    """The bot: slash commands, the job runner, and delivery of finished jobs."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        runware: RunwareClient,
+        run_jobs: bool = True,
+        **options: Any,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channel cache: NSFW flags and the guild's upload limit
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=VideoTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.settings = settings
+        self.store = store
+        self.runner = JobRunner(store, runware, settings, on_finished=self._job_finished)
+        self.jobs = JobService(store, runware, settings, wake_runner=self.runner.wake)
+        self._run_jobs = run_jobs
+        self._runner_task: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if not self._run_jobs:
+            return
+        await self.sync_commands_if_changed()
+        self._runner_task = asyncio.create_task(self.runner.run(), name="job-runner")
+        self._runner_task.add_done_callback(self._runner_stopped)
+
+    def _runner_stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("the job runner stopped", exc_info=task.exception())
+
+    def _job_finished(self, job: Job) -> None:
+        self.dispatch("job_finished", job)
+
+    async def sync_commands_if_changed(self, *, force_global: bool = False) -> None:
+        """Publish slash commands only when they changed (Discord allows 200 creates a day per guild).
+
+        With DEV_GUILD_ID, commands go to that guild (instant); otherwise globally."""
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None and not force_global:
+            self.tree.copy_global_to(guild=guild)
+        else:
+            guild = None
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(
+            json.dumps([payload, guild.id if guild else None], sort_keys=True).encode()
+        ).hexdigest()
+        if not force_global and await self.store.get_state(_COMMANDS_HASH_KEY) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return
+        synced = await self.tree.sync(guild=guild)
+        await self.store.set_state(_COMMANDS_HASH_KEY, digest)
+        log.info("synced %s slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+
+    async def close(self) -> None:
+        if self._runner_task is not None:
+            self._runner_task.cancel()
+            try:
+                await self._runner_task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("job runner failed while stopping")
+            self._runner_task = None
+        await super().close()
+
+
+def load_settings() -> Settings | None:
+    """Settings from the environment and .env, or None after printing what is wrong."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as error:
+        print("Ventriloquist cannot start:\n" + describe_settings_error(error), file=sys.stderr)
+        return None
+
+
+async def run_bot(settings: Settings) -> None:
+    """Start the bot and keep it running until SIGTERM/SIGINT or a fatal error."""
+    point_discord_at(settings)
+    async with open_store(settings.database_url) as store, aiohttp.ClientSession() as http:
+        runware = RunwareClient.from_settings(http, settings)
+        async with VideoBot(settings=settings, store=store, runware=runware) as bot:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                log.info("stopping")
+            stopper.cancel()
+            await bot.close()
+            if runner in done:
+                runner.result()  # re-raise a fatal error (bad token, …)
+            else:
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+
+
+async def run_checks(settings: Settings) -> bool:
+    """`python bot.py check`: one line per check; True when all pass."""
+    point_discord_at(settings)
+    ok = True
+
+    def report(name: str, error: str | None) -> None:
+        nonlocal ok
+        ok = ok and error is None
+        print(f"{'OK  ' if error is None else 'FAIL'} {name}{'' if error is None else ': ' + error}")
+
+    report("settings", None)
+    try:
+        async with open_store(settings.database_url) as _store:
+            pass
+        report(f"database ({settings.database_url.split('://')[0]})", None)
+    except (NewerDatabaseError, OSError, ValueError, RuntimeError) as error:
+        report("database", str(error))
+    except Exception as error:
+        report("database", f"{type(error).__name__}: {error}")
+    async with aiohttp.ClientSession() as http:
+        try:
+            await RunwareClient.from_settings(http, settings).check_auth()
+            report("Runware API key", None)
+        except RunwareError as error:
+            report("Runware API key", error.user_message())
+    client = discord.http.HTTPClient(asyncio.get_running_loop())
+    try:
+        user = await client.static_login(settings.discord_token.get_secret_value())
+        report(f"Discord token (bot {user['username']})", None)
+    except discord.LoginFailure:
+        report("Discord token", "Discord rejected DISCORD_TOKEN (401); copy it again from the Bot page")
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+        report("Discord token", f"could not reach Discord: {type(error).__name__}")
+    finally:
+        await client.close()
+    return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the verb, load settings once, run it. Returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="bot.py", description="Ventriloquist Discord bot")
+    parser.add_argument("verb", nargs="?", default="run", choices=("run", "check", "sync"))
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if settings is None:
+        return 2
+    secrets = [settings.discord_token.get_secret_value(), settings.runware_api_key.get_secret_value()]
+    setup_logging(settings.log_level, secrets)
+    if args.verb == "check":
+        return 0 if asyncio.run(run_checks(settings)) else 1
+    if args.verb == "sync":
+        return asyncio.run(_sync_globally(settings))
+    try:
+        asyncio.run(run_bot(settings))
+    except discord.LoginFailure:
+        log.error(
+            "Discord rejected DISCORD_TOKEN. Copy the token again from the Bot page of your application."
+        )
+        return 1
+    except NewerDatabaseError as error:
+        log.error("%s", error)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _sync_globally(settings: Settings) -> int:
+    point_discord_at(settings)
+    async with open_store(settings.database_url) as store, aiohttp.ClientSession() as http:
+        runware = RunwareClient.from_settings(http, settings)
+        bot = VideoBot(settings=settings, store=store, runware=runware, run_jobs=False)
+        async with bot:
+            await bot.login(settings.discord_token.get_secret_value())  # runs setup_hook
+            await bot.sync_commands_if_changed(force_global=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Shared rendering for the Discord edge: one reply helper and the texts members read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from core.models import Job, JobStatus, format_usd
+from core.quota import discord_time
+
+# Members are pinged by the result post; nothing else in a message may ping anyone.
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def mention_only(user_id: int) -> discord.AllowedMentions:
+    """Allow exactly one user mention (the requester) and nothing else."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)])
+
+
+async def send(
+    interaction: discord.Interaction[Any], content: str, *, ephemeral: bool = True, **kwargs: Any
+) -> None:
+    """Reply to an interaction whether or not it was already acknowledged (deferred or answered)."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **kwargs)
+    else:
+        await interaction.response.send_message(
+            content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **kwargs
+        )
+
+
+def seconds(value: float) -> str:
+    """A clip length for people: `8.4 s`."""
+    return f"{value:.1f} s"
+
+
+def megabytes(size: int) -> str:
+    """A file size for people: `23.4 MB`."""
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def upload_limit(size: int) -> str:
+    """Discord's upload limits are binary megabytes (10 MiB shows as `10 MB`, as Discord writes it)."""
+    return f"{size / (1024 * 1024):.0f} MB"
+
+
+def video_filename(job: Job) -> str:
+    """The attachment name of a job's video."""
+    return f"ventriloquist-{job.id}.{job.output_format.lower()}"
+
+
+def ack_text(job: Job, left_micros: int) -> str:
+    """The private acknowledgement once a job is accepted."""
+    return (
+        f"🎬 **Job #{job.id} accepted.** {seconds(job.audio_seconds)} of audio, "
+        f"estimated cost **{format_usd(job.estimate_micros)}**. "
+        f"You have **{format_usd(left_micros)}** left today.\n"
+        "I'll post the video in this channel and mention you when it's ready (usually 1–4 minutes)."
+    )
+
+
+def result_text(job: Job) -> str:
+    """The public post when the video is attached."""
+    cost = format_usd(job.cost_micros or 0)
+    return (
+        f"<@{job.user_id}> your talking portrait is ready. "
+        f"Job #{job.id} · {seconds(job.audio_seconds)} · {cost} · AI-generated video"
+    )
+
+
+def link_text(job: Job, limit: int, expires_at: float) -> str:
+    """The public post when the video is too big to attach here."""
+    cost = format_usd(job.cost_micros or 0)
+    return (
+        f"<@{job.user_id}> your talking portrait is ready (job #{job.id} · {cost} · AI-generated video).\n"
+        f"It is bigger than this channel's {upload_limit(limit)} upload limit, so here is a link: "
+        f"{job.result_url}\n"
+        f"The link works until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})."
+    )
+
+
+def withheld_text(job: Job) -> str:
+    """The public post when the safety check flagged the video and this channel is not age-restricted."""
+    return (
+        f"<@{job.user_id}> job #{job.id} was flagged as adult content by the safety check, so it was "
+        "withheld: this channel is not age-restricted. "
+        f"Runware charged for making it, so it cost {format_usd(job.cost_micros or 0)}."
+    )
+
+
+def failure_text(job: Job) -> str:
+    """The public post when a job failed or expired; the member was refunded."""
+    if job.status is JobStatus.EXPIRED:
+        return f"<@{job.user_id}> job #{job.id} took too long and was cancelled. You were not charged."
+    reason = job.error_message or "Runware could not make this video."
+    return f"<@{job.user_id}> job #{job.id} failed: {reason} You were not charged."

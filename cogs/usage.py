@@ -1,0 +1,34 @@
+"""/usage: a member's spend today, limits, what is left and active jobs (private)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._ui import send
+from core.quota import usage_lines
+
+if TYPE_CHECKING:
+    from bot import VideoBot
+
+
+class UsageCog(commands.Cog):
+    """The /usage command."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="usage")
+    @app_commands.guild_only()
+    async def usage(self, interaction: discord.Interaction[VideoBot]) -> None:
+        """See what you have spent today, your limit and what is left."""
+        usage = await self.bot.jobs.usage(interaction.guild_id or 0, interaction.user.id)
+        await send(interaction, "**Your usage**\n" + "\n".join(usage_lines(usage)), ephemeral=True)
+
+
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(UsageCog(bot))

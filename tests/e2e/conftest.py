@@ -1,0 +1,120 @@
+"""The whole bot, in-process: real VideoBot and discord.py against the fake Discord and fake Runware."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot import VideoBot
+from core.runware import RunwareClient
+from core.settings import Settings
+from storage.sqlite import SqliteStore
+from tests import media_factory as media
+from tests.conftest import SettingsFactory
+from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.runware import FakeRunware
+
+ATTACHMENT = 11
+STRING = 3
+INTEGER = 4
+
+
+@dataclass
+class App:
+    """A running bot with both fakes, and helpers to act as a member and read what they would read."""
+
+    discord: FakeDiscord
+    runware: FakeRunware
+    bot: VideoBot
+    db_path: Path
+    settings: Settings
+
+    async def animate(
+        self,
+        image: bytes | None = None,
+        audio: bytes | None = None,
+        *,
+        image_name: str = "face.png",
+        audio_name: str = "voice.wav",
+        options: list[tuple[str, int, Any]] | None = None,
+        **context: Any,
+    ) -> dict[str, Any]:
+        """Run /animate as a member; returns the interaction payload sent."""
+        image_att = self.discord.add_attachment(image_name, media.png(400, 500) if image is None else image)
+        audio_att = self.discord.add_attachment(audio_name, media.wav(3.0) if audio is None else audio)
+        payload = self.discord.make_slash_interaction(
+            "animate", [("image", ATTACHMENT, image_att), ("audio", ATTACHMENT, audio_att), *(options or [])],
+            **context,
+        )
+        await self.discord.send_interaction(payload)
+        return payload
+
+    async def reply_to(self, payload: dict[str, Any], contains: str = "", timeout: float = 10.0) -> FakeMessage:
+        """The (first) response message of an interaction whose content contains `contains`."""
+        interaction_id = int(payload["id"])
+        return await self.discord.wait_for_message(
+            lambda m: m.interaction_id == interaction_id and contains in m.content, timeout
+        )
+
+    async def post_in_channel(
+        self, contains: str, channel_id: int = CHANNEL_ID, timeout: float = 15.0
+    ) -> FakeMessage:
+        """The first channel post (bot token) whose content contains `contains`."""
+        return await self.discord.wait_for_message(
+            lambda m: m.via == "channel" and m.channel_id == channel_id and contains in m.content, timeout
+        )
+
+    def channel_posts(self, channel_id: int = CHANNEL_ID) -> list[FakeMessage]:
+        return [m for m in self.discord.messages_in(channel_id) if m.via == "channel"]
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute(sql, params).fetchall()
+
+    async def delivered(self, job_id: int = 1, timeout: float = 10.0) -> None:
+        """Wait until the job's result is recorded as posted."""
+        await self.discord.wait_for(
+            lambda: self.query("SELECT delivered_at IS NOT NULL FROM jobs WHERE id = ?", job_id) == [(1,)],
+            timeout,
+        )
+
+    def spent(self) -> int:
+        return int(self.query("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger")[0][0])
+
+
+@pytest.fixture
+def app_settings(make_settings: SettingsFactory, tmp_path: Path) -> dict[str, Any]:
+    """Overrides for the app's settings; tests may change them before using `app`."""
+    return {
+        "price_per_second_usd": 0.10,
+        "quota_user_daily_usd": 1.0,
+        "quota_user_max_active_jobs": 2,
+        "database_url": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "dev_guild_id": GUILD_ID,
+    }
+
+
+@pytest.fixture
+async def app(
+    fake_discord: FakeDiscord, make_settings: SettingsFactory, app_settings: dict[str, Any], tmp_path: Path
+) -> AsyncIterator[App]:
+    async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
+        settings = make_settings(runware_api_url=runware.url, runware_api_key=runware.api_key, **app_settings)
+        db_path = Path(settings.database_url.removeprefix("sqlite:///"))
+        store = await SqliteStore.open(str(db_path))
+        client = RunwareClient(
+            http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
+        )
+        bot = VideoBot(settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT)
+        try:
+            async with running_bot(bot, fake_discord):
+                yield App(fake_discord, runware, bot, db_path, settings)
+        finally:
+            await store.close()
