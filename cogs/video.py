@@ -7,7 +7,6 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
-from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from discord import app_commands
 from discord.ext import commands
 
@@ -23,6 +22,7 @@ from cogs._ui import (
 )
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest
+from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import Job, JobStatus
 from core.runware import RunwareError
 
@@ -123,9 +123,13 @@ class VideoCog(commands.Cog):
             await self._finish(job, None)
             return
         content, file = await self._render(job, channel)
+        message: discord.Message | None
         try:
             message = await channel.send(
-                content, file=file, nonce=delivery_nonce(job), allowed_mentions=mention_only(job.user_id)
+                content,
+                file=file or discord.utils.MISSING,
+                nonce=delivery_nonce(job),
+                allowed_mentions=mention_only(job.user_id),
             )
         except discord.HTTPException as error:
             if error.status == 413 and file is not None:

@@ -50,13 +50,16 @@ class App:
         image_att = self.discord.add_attachment(image_name, media.png(400, 500) if image is None else image)
         audio_att = self.discord.add_attachment(audio_name, media.wav(3.0) if audio is None else audio)
         payload = self.discord.make_slash_interaction(
-            "animate", [("image", ATTACHMENT, image_att), ("audio", ATTACHMENT, audio_att), *(options or [])],
+            "animate",
+            [("image", ATTACHMENT, image_att), ("audio", ATTACHMENT, audio_att), *(options or [])],
             **context,
         )
         await self.discord.send_interaction(payload)
         return payload
 
-    async def reply_to(self, payload: dict[str, Any], contains: str = "", timeout: float = 10.0) -> FakeMessage:
+    async def reply_to(
+        self, payload: dict[str, Any], contains: str = "", timeout: float = 10.0
+    ) -> FakeMessage:
         """The (first) response message of an interaction whose content contains `contains`."""
         interaction_id = int(payload["id"])
         return await self.discord.wait_for_message(
@@ -112,7 +115,9 @@ async def app(
         client = RunwareClient(
             http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
         )
-        bot = VideoBot(settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT)
+        bot = VideoBot(
+            settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT
+        )
         try:
             async with running_bot(bot, fake_discord):
                 yield App(fake_discord, runware, bot, db_path, settings)

@@ -167,3 +167,16 @@ async def test_format_and_quality_options_reach_runware(app: App) -> None:
     assert (task["outputFormat"], task["outputQuality"]) == ("WEBM", 60)
     post = await app.post_in_channel("ready")
     assert post.attachments[0].filename.endswith(".webm")
+
+
+async def test_without_permission_to_post_the_result_comes_through_the_interaction(app: App) -> None:
+    """If the bot may not post in the channel, the result is sent as a public followup instead."""
+    from tests.fakes.discord_fixtures import CHANNEL_ID
+
+    app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
+    payload = await app.animate()
+    post = await app.discord.wait_for_message(
+        lambda m: m.via == "followup" and "ready" in m.content and not m.ephemeral, timeout=15
+    )
+    assert post.interaction_id == int(payload["id"]) and len(post.attachments) == 1
+    await app.delivered(1)

@@ -853,7 +853,7 @@ class FakeDiscord:
         """Whether a recorded message carries the EPHEMERAL flag (64)."""
         return self.message(message_id).ephemeral
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` holds (re-checked on each request and gateway event and every 50 ms)."""
         changed = self._changed
         assert changed is not None, "FakeDiscord is not started"
@@ -867,7 +867,7 @@ class FakeDiscord:
     async def wait_for_message(
         self,
         predicate: Callable[[FakeMessage], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - tests read better with a plain timeout argument
+        timeout: float = 5.0,
     ) -> FakeMessage:
         """The first live, non-placeholder message matching ``predicate``, waiting up to ``timeout``."""
 
@@ -886,7 +886,7 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ gateway
 
-    async def wait_for_ready(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for_ready(self, timeout: float = 5.0) -> None:
         """Wait until a gateway session got READY and the GUILD_CREATE of every configured guild."""
         async with asyncio.timeout(timeout):
             await self._ready.wait()
