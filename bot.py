@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from core.errors import UserFacingError
 from core.jobs import JobRunner, JobService
 from core.models import Job
-from core.runware import RunwareClient, RunwareError
+from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
 from storage import NewerDatabaseError, Store, open_store
 
@@ -245,7 +245,11 @@ async def run_checks(settings: Settings) -> bool:
             await RunwareClient.from_settings(http, settings).check_auth()
             report("Runware API key", None)
         except RunwareError as error:
-            report("Runware API key", error.user_message())
+            if error.kind in (ErrorKind.AUTH, ErrorKind.PERMISSION):
+                reason = "Runware rejected RUNWARE_API_KEY; create one at https://my.runware.ai/keys"
+            else:
+                reason = f"{error.kind.value}: {error.message}"
+            report("Runware API key", reason)
     client = discord.http.HTTPClient(asyncio.get_running_loop())
     try:
         user = await client.static_login(settings.discord_token.get_secret_value())
@@ -268,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings is None:
         return 2
     secrets = [settings.discord_token.get_secret_value(), settings.runware_api_key.get_secret_value()]
-    setup_logging(settings.log_level, secrets)
+    # `check` prints its own one-line verdicts; routine INFO lines would only bury them.
+    quiet = args.verb == "check" and settings.log_level != "DEBUG"
+    setup_logging("ERROR" if quiet else settings.log_level, secrets)
     if args.verb == "check":
         return 0 if asyncio.run(run_checks(settings)) else 1
     if args.verb == "sync":

@@ -1,0 +1,92 @@
+"""`python bot.py` as operators run it: missing settings, `check`, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.runware import FakeRunware
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_bot(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> tuple[int, str]:
+    """Run bot.py with exactly this environment; returns (exit code, stdout + stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        *args,
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_missing_token_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """With no token the bot exits non-zero naming DISCORD_TOKEN and where to get it."""
+    code, out = await run_bot([], {"RUNWARE_API_KEY": "k" * 20}, tmp_path)
+    assert code != 0
+    assert "DISCORD_TOKEN is not set" in out and "discord.com/developers" in out
+    assert "Traceback" not in out
+
+
+async def test_bad_value_names_the_variable(tmp_path: Path) -> None:
+    """A bad setting stops start-up with its name."""
+    env = {"DISCORD_TOKEN": "t" * 20, "RUNWARE_API_KEY": "k" * 20, "JOB_DEADLINE_S": "soon"}
+    code, out = await run_bot([], env, tmp_path)
+    assert code != 0 and "JOB_DEADLINE_S is invalid" in out and "Traceback" not in out
+
+
+def fake_env(discord: FakeDiscord, runware: FakeRunware, tmp_path: Path) -> dict[str, str]:
+    return {
+        "DISCORD_TOKEN": discord.token,
+        "RUNWARE_API_KEY": runware.api_key,
+        "RUNWARE_API_URL": runware.url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'check.db'}",
+        "DISCORD_API_BASE": discord.api_base,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "RUNWARE_REQUEST_TIMEOUT_S": "2",
+    }
+
+
+async def test_check_passes_against_working_services(tmp_path: Path) -> None:
+    """`bot.py check` prints one OK line per check and exits 0."""
+    async with FakeDiscord() as discord, FakeRunware() as runware:
+        code, out = await run_bot(["check"], fake_env(discord, runware, tmp_path), tmp_path)
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith(("OK", "FAIL"))]
+    assert len(lines) == 4 and all(line.startswith("OK") for line in lines)
+    assert (tmp_path / "check.db").exists()
+
+
+async def test_check_reports_each_failure_and_exits_non_zero(tmp_path: Path) -> None:
+    """A wrong Runware key and a wrong Discord token each get a FAIL line with the reason."""
+    async with FakeDiscord() as discord, FakeRunware() as runware:
+        env = fake_env(discord, runware, tmp_path)
+        env["RUNWARE_API_KEY"] = "wrong-key-0123456789"
+        env["DISCORD_TOKEN"] = "wrong-token-0123456789"
+        code, out = await run_bot(["check"], env, tmp_path)
+    assert code == 1
+    assert "FAIL Runware API key" in out and "FAIL Discord token" in out
+    assert "OK   database" in out
+    assert "wrong-key-0123456789" not in out and "wrong-token-0123456789" not in out
+
+
+async def test_check_refuses_a_database_from_a_newer_bot(tmp_path: Path) -> None:
+    """A database at a newer schema version fails the database check."""
+    import sqlite3
+
+    async with FakeDiscord() as discord, FakeRunware() as runware:
+        env = fake_env(discord, runware, tmp_path)
+        assert (await run_bot(["check"], env, tmp_path))[0] == 0
+        with sqlite3.connect(tmp_path / "check.db") as db:
+            db.execute("UPDATE schema_version SET version = 99")
+        code, out = await run_bot(["check"], env, tmp_path)
+    assert code == 1 and "FAIL database" in out and "99" in out
