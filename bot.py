@@ -133,7 +133,9 @@ class VideoBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
-        self.runner = JobRunner(store, runware, settings, on_finished=self._job_finished)
+        self.runner = JobRunner(
+            store, runware, settings, on_finished=self._job_finished, on_progress=self._job_progress
+        )
         self.jobs = JobService(store, runware, settings, wake_runner=self.runner.wake)
         self._run_jobs = run_jobs
         self._runner_task: asyncio.Task[None] | None = None
@@ -153,6 +155,9 @@ class VideoBot(commands.Bot):
 
     def _job_finished(self, job: Job) -> None:
         self.dispatch("job_finished", job)
+
+    def _job_progress(self, job_id: int, percent: int | None) -> None:
+        self.dispatch("job_progress", job_id, percent)
 
     async def sync_commands_if_changed(self, *, force_global: bool = False) -> None:
         """Publish slash commands only when they changed (Discord allows 200 creates a day per guild).

@@ -60,6 +60,16 @@ def ack_text(job: Job, left_micros: int) -> str:
     )
 
 
+def progress_text(job: Job, percent: int | None) -> str:
+    """The private acknowledgement while Runware renders."""
+    done = f" ({percent}% done)" if percent is not None else ""
+    return (
+        f"⏳ **Job #{job.id} is rendering**{done}. Estimated cost **{format_usd(job.estimate_micros)}**.\n"
+        f"Started {discord_time(job.created_at)}. "
+        "I'll post it in this channel and mention you when it's ready."
+    )
+
+
 def result_text(job: Job) -> str:
     """The public post when the video is attached."""
     cost = format_usd(job.cost_micros or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -15,6 +16,7 @@ from cogs._ui import (
     failure_text,
     link_text,
     mention_only,
+    progress_text,
     result_text,
     send,
     video_filename,
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 # Discord's per-file limit when nothing better is known (an unboosted guild).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 DEFAULT_QUALITY = 85
+# Edits of the acknowledgement while rendering: often enough to show life, rarely enough for rate limits.
+PROGRESS_EDIT_INTERVAL_S = 5.0
 FORMATS = [app_commands.Choice(name=f, value=f) for f in ("MP4", "WEBM", "MOV")]
 
 
@@ -51,6 +55,7 @@ class VideoCog(commands.Cog):
         # Lost on restart by design: the interaction token only lives 15 minutes anyway.
         self._acks: dict[int, discord.Interaction[VideoBot]] = {}
         self._delivering: set[int] = set()
+        self._last_progress_edit: dict[int, float] = {}
 
     @app_commands.command(name="animate")
     @app_commands.guild_only()
@@ -90,8 +95,27 @@ class VideoCog(commands.Cog):
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
         )
         accepted = await jobs.accept(request)
-        self._acks[accepted.job.id] = interaction
         await send(interaction, ack_text(accepted.job, accepted.usage.left_micros))
+        # Registered only after the acknowledgement exists, so a progress edit cannot race it.
+        self._acks[accepted.job.id] = interaction
+
+    @commands.Cog.listener()
+    async def on_job_progress(self, job_id: int, percent: int | None) -> None:
+        """Keep the member's private acknowledgement current while Runware renders."""
+        interaction = self._acks.get(job_id)
+        if interaction is None or interaction.is_expired():
+            return
+        now = time.monotonic()
+        if now - self._last_progress_edit.get(job_id, 0.0) < PROGRESS_EDIT_INTERVAL_S:
+            return
+        self._last_progress_edit[job_id] = now
+        job = await self.bot.jobs.get_job(job_id)
+        if job is None or not job.is_active:
+            return
+        try:
+            await interaction.edit_original_response(content=progress_text(job, percent))
+        except (discord.HTTPException, RuntimeError) as error:
+            log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
 
     @commands.Cog.listener()
     async def on_job_finished(self, job: Job) -> None:
@@ -186,6 +210,7 @@ class VideoCog(commands.Cog):
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
         )
         interaction = self._acks.pop(job.id, None)
+        self._last_progress_edit.pop(job.id, None)
         if interaction is None or interaction.is_expired() or message is None:
             return
         status = "is ready" if job.status is JobStatus.SUCCEEDED else "did not work out"

@@ -202,12 +202,14 @@ class JobRunner:
         settings: Settings,
         *,
         on_finished: Callable[[Job], None],
+        on_progress: Callable[[int, int | None], None] = lambda job_id, percent: None,
         clock: Clock = time.time,
     ) -> None:
         self._store = store
         self._runware = runware
         self._settings = settings
         self._on_finished = on_finished
+        self._on_progress = on_progress
         self._clock = clock
         self._wake = asyncio.Event()
         self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
@@ -309,6 +311,7 @@ class JobRunner:
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         now = self._clock()
         await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s)
+        self._on_progress(job.id, None)
 
     async def _poll(self, jobs: list[Job]) -> None:
         """Ask about every job in as few requests as the client can batch them."""
@@ -360,6 +363,8 @@ class JobRunner:
         if missing and job.status is JobStatus.PROCESSING and job.poll_count >= NOT_FOUND_GRACE_POLLS:
             await self._fail(job, "taskFailedOrNotFound", "Runware lost track of this video.")
             return None
+        if result.state is TaskState.PROCESSING:
+            self._on_progress(job.id, result.progress)
         return poll_delay(job.poll_count, s.poll_initial_delay_s, s.poll_max_interval_s)
 
     async def _complete(self, job: Job, result: TaskResult) -> None:

@@ -180,3 +180,31 @@ async def test_without_permission_to_post_the_result_comes_through_the_interacti
     )
     assert post.interaction_id == int(payload["id"]) and len(post.attachments) == 1
     await app.delivered(1)
+
+
+async def test_acknowledgement_shows_rendering_progress(app: App) -> None:
+    """While Runware renders, the private acknowledgement says so, with its progress."""
+    app.runware.polls_to_finish = 10_000
+    payload = await app.animate()
+    update = await app.reply_to(payload, "is rendering")
+    assert update.ephemeral and "Job #1" in update.content
+
+
+async def test_declared_oversize_attachment_is_refused_before_download(app: App) -> None:
+    """An attachment whose size is over the limit is refused without downloading it."""
+    big = app.discord.add_attachment("big.png", b"\x89PNG" + bytes(11 * 1024 * 1024))
+    audio = app.discord.add_attachment("voice.wav", media.wav(2.0))
+    payload = app.discord.make_slash_interaction("animate", [("image", 11, big), ("audio", 11, audio)])
+    await app.discord.send_interaction(payload)
+    await assert_rejected(app, payload, "The limit is 10")
+    assert app.discord.downloads(big["id"]) == 0
+
+
+async def test_voice_message_ogg_is_accepted(app: App) -> None:
+    """An OGG Opus clip (a saved Discord voice message) is converted and animated."""
+    payload = await app.animate(audio=media.ogg_opus(2.0), audio_name="voice-message.ogg")
+    await app.reply_to(payload, "accepted")
+    post = await app.post_in_channel("ready")
+    assert len(post.attachments) == 1
+    flac = [u for u in app.runware.uploads.values() if u.kind != "image"]
+    assert flac and flac[0].data[:4] == b"fLaC"
