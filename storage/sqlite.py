@@ -112,8 +112,8 @@ class SqliteStore:
             await self._conn.execute("COMMIT")
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     # -- schema ---------------------------------------------------------------------------------------
 
@@ -168,10 +168,11 @@ class SqliteStore:
                 return QuotaRefusal(RefusalReason.ACTIVE, usage)
             if spent + new.estimate_micros > limits.daily_micros:
                 return QuotaRefusal(RefusalReason.DAILY, usage)
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
                 "estimate_micros, output_format, output_quality, created_at, updated_at, "
-                "upload_limit_bytes, channel_nsfw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "upload_limit_bytes, channel_nsfw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"RETURNING {_JOB_COLUMNS}",
                 (
                     new.task_uuid,
                     new.guild_id,
@@ -188,12 +189,11 @@ class SqliteStore:
                     int(new.channel_nsfw),
                 ),
             )
-            job_id = cursor.lastrowid
-            assert job_id is not None
+            job = _job_from_row(next(iter(rows)))
             await self._ledger(
-                db, new.guild_id, new.user_id, job_id, LedgerKind.RESERVE, new.estimate_micros, now, now
+                db, new.guild_id, new.user_id, job.id, LedgerKind.RESERVE, new.estimate_micros, now, now
             )
-            return await self._job(db, job_id)
+            return job
 
     async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
         """Record the uploaded inputs; the job is ready for the runner to submit."""
@@ -377,19 +377,17 @@ class SqliteStore:
     async def _member_totals(
         db: aiosqlite.Connection, guild_id: int, user_id: int, since: float
     ) -> tuple[int, int]:
-        async with db.execute(
-            "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger "
-            "WHERE guild_id = ? AND user_id = ? AND counts_at >= ?",
-            (guild_id, user_id, since),
-        ) as cursor:
-            spent_row = await cursor.fetchone()
-        async with db.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND status IN ({_ACTIVE_SQL})",
-            (guild_id, user_id),
-        ) as cursor:
-            active_row = await cursor.fetchone()
-        assert spent_row is not None and active_row is not None
-        return int(spent_row[0]), int(active_row[0])
+        # One statement, one hop to the connection thread (each hop costs a thread switch).
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT (SELECT COALESCE(SUM(amount_micros), 0) FROM ledger "
+                "        WHERE guild_id = ?1 AND user_id = ?2 AND counts_at >= ?3), "
+                f"       (SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
+                f"        AND status IN ({_ACTIVE_SQL}))",
+                (guild_id, user_id, since),
+            )
+        )
+        return int(rows[0][0]), int(rows[0][1])
 
     @staticmethod
     async def _ledger(
@@ -411,8 +409,7 @@ class SqliteStore:
 
     @staticmethod
     async def _job(db: aiosqlite.Connection, job_id: int) -> Job:
-        async with db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        rows = list(await db.execute_fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)))
+        if not rows:
             raise KeyError(f"no job {job_id}")
-        return _job_from_row(row)
+        return _job_from_row(rows[0])
