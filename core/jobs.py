@@ -256,6 +256,10 @@ class JobRunner:
                 live.append(job)
         queued = [j for j in live if j.status is JobStatus.QUEUED]
         polled = [j for j in live if j.status in (JobStatus.SUBMITTING, JobStatus.PROCESSING)]
+        # Jobs due within the horizon ride along only when some poll is due now: a wake-up for a new
+        # job must not trigger an early round for everyone (that multiplied polls under a steady stream).
+        if not any(j.next_poll_at is not None and j.next_poll_at <= now for j in polled):
+            polled = []
         if queued:
             await asyncio.gather(*(self._submit(job) for job in queued))
         if polled:

@@ -271,3 +271,20 @@ async def test_polls_of_many_jobs_are_batched(rig: Rig) -> None:
     await rig.runner.run_once()
     polls = [b for b in rig.fake.requests if b and b[0].get("taskType") == "getResponse"]
     assert len(polls) == 3 and sum(len(b) for b in polls) == 120
+
+
+async def test_a_new_job_does_not_trigger_early_polls(rig: Rig) -> None:
+    """Running jobs that are not due yet are not polled just because a new job arrived."""
+    from core.models import Limits, NewJob
+
+    rig.fake.polls_to_finish = 10_000
+    now = time.time()
+    created = await rig.store.create_job_with_reservation(
+        NewJob("t-early", 1, 2, 3, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now, 0.0
+    )
+    assert isinstance(created, Job)
+    await rig.store.mark_job_queued(created.id, "i", "a", now)
+    # Due in 0.05 s: inside the horizon (half of the 0.2 s max interval) but not due now.
+    await rig.store.mark_submitted(created.id, now, now + 0.05)
+    await rig.runner.run_once()
+    assert rig.fake.tasks_of_type("getResponse") == []
