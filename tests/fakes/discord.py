@@ -83,6 +83,12 @@ CALLBACK_DEFERRED_MESSAGE = 5
 CALLBACK_DEFERRED_UPDATE = 6
 CALLBACK_UPDATE_MESSAGE = 7
 
+# The listen backlog of the fake's socket. aiohttp's default (128) is too shallow for a burst: discord.py
+# opens a connection per concurrent request, so 200 simultaneous callbacks overflow a 128-deep accept
+# queue and the dropped SYNs come back after TCP's 1 s retransmission timeout. Discord's edge does not do
+# that. The kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4).
+LISTEN_BACKLOG = 1024
+
 # Gateway opcodes.
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME = 0, 1, 2, 6
 OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 9, 10, 11
@@ -357,6 +363,7 @@ class FakeDiscord:
         token_ttl_s: float = 15 * 60,
         nonce_ttl_s: float = 5 * 60,
         client_max_size: int = 110 * MIB,
+        listen_backlog: int = LISTEN_BACKLOG,
     ) -> None:
         self.token = token
         self.bot_user_id = bot_user_id
@@ -381,6 +388,7 @@ class FakeDiscord:
         self.command_syncs: list[tuple[int | None, list[Json]]] = []
 
         self._client_max_size = client_max_size
+        self.listen_backlog = listen_backlog
         self._guilds: dict[int, _Guild] = {}
         self._channels: dict[int, tuple[int | None, Json]] = {}
         self._messages_by_id: dict[int, FakeMessage] = {}
@@ -421,7 +429,7 @@ class FakeDiscord:
         self._add_routes(app.router)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=self.listen_backlog)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
