@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import logging
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -143,6 +144,8 @@ class VideoBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        # Everything loaded so far lives as long as the process: keep it out of every future collection.
+        gc.freeze()
         if not self._run_jobs:
             return
         await self.sync_commands_if_changed()
@@ -190,6 +193,24 @@ class VideoBot(commands.Bot):
                 log.exception("job runner failed while stopping")
             self._runner_task = None
         await super().close()
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (not on Windows): its faster I/O cut the p99 acknowledgement time
+    of 200 simultaneous /animate by about a tenth (bench/ack_latency.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def tune_garbage_collector() -> None:
+    """Collect the youngest generation every 50,000 allocations instead of 700.
+
+    A burst of interactions allocates heavily; with the default, full collections of the whole heap
+    (tens of ms) landed inside bursts and delayed acknowledgements. Memory grows by a few MB at most."""
+    gc.set_threshold(50_000, 50, 100)
 
 
 def load_settings() -> Settings | None:
@@ -284,8 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if asyncio.run(run_checks(settings)) else 1
     if args.verb == "sync":
         return asyncio.run(_sync_globally(settings))
+    tune_garbage_collector()
     try:
-        asyncio.run(run_bot(settings))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run_bot(settings))
     except discord.LoginFailure:
         log.error(
             "Discord rejected DISCORD_TOKEN. Copy the token again from the Bot page of your application."
