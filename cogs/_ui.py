@@ -50,12 +50,12 @@ def video_filename(job: Job) -> str:
     return f"ventriloquist-{job.id}.{job.output_format.lower()}"
 
 
-def ack_text(job: Job, left_micros: int) -> str:
+def ack_text(job: Job, left_micros: int | None) -> str:
     """The private acknowledgement once a job is accepted."""
+    left = f" You have **{format_usd(left_micros)}** left today." if left_micros is not None else ""
     return (
         f"🎬 **Job #{job.id} accepted.** {seconds(job.audio_seconds)} of audio, "
-        f"estimated cost **{format_usd(job.estimate_micros)}**. "
-        f"You have **{format_usd(left_micros)}** left today.\n"
+        f"estimated cost **{format_usd(job.estimate_micros)}**.{left}\n"
         "I'll post the video in this channel and mention you when it's ready (usually 1–4 minutes)."
     )
 
@@ -70,20 +70,28 @@ def progress_text(job: Job, percent: int | None) -> str:
     )
 
 
+def finished_text(job: Job, jump_url: str) -> str:
+    """The private acknowledgement once the result is posted: where, and what it cost (costs stay private)."""
+    if job.status is JobStatus.SUCCEEDED:
+        return f"✅ Job #{job.id} is ready: {jump_url}\nIt cost {format_usd(job.cost_micros or 0)}."
+    return f"Job #{job.id} did not work out: {jump_url}\nYou were not charged."
+
+
+# Public posts carry no money: what a member spends is theirs to see (in /usage and the private replies).
+
+
 def result_text(job: Job) -> str:
     """The public post when the video is attached."""
-    cost = format_usd(job.cost_micros or 0)
     return (
         f"<@{job.user_id}> your talking portrait is ready. "
-        f"Job #{job.id} · {seconds(job.audio_seconds)} · {cost} · AI-generated video"
+        f"Job #{job.id} · {seconds(job.audio_seconds)} · AI-generated video"
     )
 
 
 def link_text(job: Job, limit: int, expires_at: float) -> str:
     """The public post when the video is too big to attach here."""
-    cost = format_usd(job.cost_micros or 0)
     return (
-        f"<@{job.user_id}> your talking portrait is ready (job #{job.id} · {cost} · AI-generated video).\n"
+        f"<@{job.user_id}> your talking portrait is ready (job #{job.id} · AI-generated video).\n"
         f"It is bigger than this channel's {upload_limit(limit)} upload limit, so here is a link: "
         f"{job.result_url}\n"
         f"The link works until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})."
@@ -94,8 +102,15 @@ def withheld_text(job: Job) -> str:
     """The public post when the safety check flagged the video and this channel is not age-restricted."""
     return (
         f"<@{job.user_id}> job #{job.id} was flagged as adult content by the safety check, so it was "
-        "withheld: this channel is not age-restricted. "
-        f"Runware charged for making it, so it cost {format_usd(job.cost_micros or 0)}."
+        "withheld: this channel is not age-restricted. You were not charged."
+    )
+
+
+def gone_text(job: Job) -> str:
+    """The public post when the finished video expired at Runware before the bot could post it."""
+    return (
+        f"<@{job.user_id}> job #{job.id} finished, but the video expired before it could be posted. "
+        "You were not charged."
     )
 
 

@@ -25,6 +25,8 @@ class UsageCog(commands.Cog):
     @app_commands.guild_only()
     async def usage(self, interaction: discord.Interaction[VideoBot]) -> None:
         """See what you have spent today, your limit and what is left."""
+        # The database may be busy with a burst of reservations: acknowledge within Discord's 3 s first.
+        await interaction.response.defer(ephemeral=True)
         usage = await self.bot.jobs.usage(interaction.guild_id or 0, interaction.user.id)
         await send(interaction, "**Your usage**\n" + "\n".join(usage_lines(usage)), ephemeral=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -14,6 +15,8 @@ from discord.ext import commands
 from cogs._ui import (
     ack_text,
     failure_text,
+    finished_text,
+    gone_text,
     link_text,
     mention_only,
     progress_text,
@@ -26,7 +29,7 @@ from core.errors import UserFacingError
 from core.jobs import AnimateRequest
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import Job, JobStatus
-from core.runware import RunwareError
+from core.runware import ErrorKind, RunwareError
 
 if TYPE_CHECKING:
     from bot import VideoBot
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 # Discord's per-file limit when nothing better is known (an unboosted guild).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 DEFAULT_QUALITY = 85
+# Deliveries at once (each may hold a video of up to 100 MiB in memory).
+MAX_CONCURRENT_DELIVERIES = 4
 # Edits of the acknowledgement while rendering: often enough to show life, rarely enough for rate limits.
 PROGRESS_EDIT_INTERVAL_S = 5.0
 FORMATS = [app_commands.Choice(name=f, value=f) for f in ("MP4", "WEBM", "MOV")]
@@ -56,6 +61,7 @@ class VideoCog(commands.Cog):
         self._acks: dict[int, discord.Interaction[VideoBot]] = {}
         self._delivering: set[int] = set()
         self._last_progress_edit: dict[int, float] = {}
+        self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
 
     @app_commands.command(name="animate")
     @app_commands.guild_only()
@@ -95,7 +101,13 @@ class VideoCog(commands.Cog):
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
         )
         accepted = await jobs.accept(request)
-        await send(interaction, ack_text(accepted.job, accepted.usage.left_micros))
+        left = accepted.usage.left_micros if accepted.usage else None
+        try:
+            await send(interaction, ack_text(accepted.job, left))
+        except discord.HTTPException as error:
+            # The job runs and its result is posted anyway: never answer "try again" to a charged job.
+            log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
+            return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
         self._acks[accepted.job.id] = interaction
 
@@ -124,7 +136,9 @@ class VideoCog(commands.Cog):
             return
         self._delivering.add(job.id)
         try:
-            await self._deliver(job)
+            # Each delivery may hold a whole video in memory: a backlog after an outage goes a few at a time.
+            async with self._delivery_slots:
+                await self._deliver(job)
         except (discord.HTTPException, RunwareError, OSError) as error:
             log.warning("job=%s task=%s delivery failed, will retry: %r", job.id, job.task_uuid, error)
         except Exception:
@@ -133,75 +147,98 @@ class VideoCog(commands.Cog):
             self._delivering.discard(job.id)
 
     async def _deliver(self, job: Job) -> None:
+        """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
+        channel = await self._job_channel(job)
+        if channel is not None:
+            try:
+                await self._finish(job, await self._post(job, channel))
+                return
+            except discord.Forbidden:
+                log.warning("job=%s task=%s may not post in %s", job.id, job.task_uuid, job.channel_id)
+        message = await self._post_elsewhere(job)
+        if message is None:
+            log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
+            await self.bot.jobs.give_cost_back(job, "the result could not be posted")
+        await self._finish(job, message)
+
+    async def _job_channel(self, job: Job) -> discord.abc.Messageable | None:
         channel = self.bot.get_channel(job.channel_id)
         if channel is None:
             try:
                 channel = await self.bot.fetch_channel(job.channel_id)
             except (discord.NotFound, discord.Forbidden):
-                log.warning(
-                    "job=%s task=%s channel %s is gone; not posted", job.id, job.task_uuid, job.channel_id
-                )
-                await self._finish(job, None)
-                return
-        if not isinstance(channel, discord.abc.Messageable):
-            await self._finish(job, None)
-            return
+                log.warning("job=%s task=%s channel %s is gone", job.id, job.task_uuid, job.channel_id)
+                return None
+        return channel if isinstance(channel, discord.abc.Messageable) else None
+
+    async def _post(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
+        """Post the result in a channel (or DM), falling back to a link if the file is refused as too big."""
         content, file = await self._render(job, channel)
-        message: discord.Message | None
         try:
-            message = await channel.send(
+            return await channel.send(
                 content,
                 file=file or discord.utils.MISSING,
                 nonce=delivery_nonce(job),
                 allowed_mentions=mention_only(job.user_id),
             )
         except discord.HTTPException as error:
-            if error.status == 413 and file is not None:
-                # The guild's limit dropped (boost lost) since we checked: fall back to the link.
-                limit = _channel_upload_limit(channel, job)
-                message = await channel.send(
-                    link_text(job, limit, self.bot.jobs.link_expires_at(job)),
-                    nonce=delivery_nonce(job),
-                    allowed_mentions=mention_only(job.user_id),
-                )
-            elif isinstance(error, discord.Forbidden):
-                log.warning(
-                    "job=%s task=%s no permission to post in %s", job.id, job.task_uuid, job.channel_id
-                )
-                message = await self._post_via_interaction(job, channel)
-            else:
+            if error.status != 413 or file is None:
                 raise
-        await self._finish(job, message)
+            # The limit dropped (boost lost) since we checked: post the link instead.
+            limit = _channel_upload_limit(channel, job)
+            return await channel.send(
+                link_text(job, limit, self.bot.jobs.link_expires_at(job)),
+                nonce=delivery_nonce(job),
+                allowed_mentions=mention_only(job.user_id),
+            )
 
     async def _render(self, job: Job, channel: discord.abc.Messageable) -> tuple[str, discord.File | None]:
+        """What to post for this job in this channel: the video, a link, or why there is none."""
         if job.status is not JobStatus.SUCCEEDED:
             return failure_text(job), None
         channel_nsfw = channel.is_nsfw() if hasattr(channel, "is_nsfw") else job.channel_nsfw
         if job.nsfw and not channel_nsfw:
+            await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")
             return withheld_text(job), None
         limit = _channel_upload_limit(channel, job)
-        data = await self.bot.jobs.fetch_video(job, limit)
+        try:
+            data = await self.bot.jobs.fetch_video(job, limit)
+        except RunwareError as error:
+            if error.kind is not ErrorKind.NOT_FOUND:
+                raise  # transient: the runner offers the job again
+            await self.bot.jobs.give_cost_back(job, "the video expired before it could be posted")
+            return gone_text(job), None
         if data is None:
             return link_text(job, limit, self.bot.jobs.link_expires_at(job)), None
         return result_text(job), discord.File(io.BytesIO(data), filename=video_filename(job))
 
-    async def _post_via_interaction(
-        self, job: Job, channel: discord.abc.Messageable
-    ) -> discord.Message | None:
-        """When the bot may not post in the channel, answer through the command's own interaction
-        (possible only within its 15 minutes, and only in this process)."""
+    async def _post_elsewhere(self, job: Job) -> discord.Message | None:
+        """The channel is gone or closed to the bot: answer through the command's interaction while it
+        lives (in this process), else in a DM. None if neither works."""
         interaction = self._acks.get(job.id)
-        if interaction is None or interaction.is_expired():
+        if (
+            interaction is not None
+            and not interaction.is_expired()
+            and isinstance(interaction.channel, discord.abc.Messageable)
+        ):
+            # A discord.File is closed by a failed send: render a fresh one.
+            content, file = await self._render(job, interaction.channel)
+            try:
+                return await interaction.followup.send(
+                    content,
+                    file=file or discord.utils.MISSING,
+                    ephemeral=False,
+                    wait=True,
+                    allowed_mentions=mention_only(job.user_id),
+                )
+            except discord.HTTPException as error:
+                log.warning("job=%s followup fallback failed: %r", job.id, error)
+        try:
+            user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+            return await self._post(job, await user.create_dm())
+        except discord.HTTPException as error:
+            log.warning("job=%s DM fallback failed: %r", job.id, error)
             return None
-        # A discord.File is closed by the failed send: render a fresh one.
-        content, file = await self._render(job, channel)
-        return await interaction.followup.send(
-            content,
-            file=file or discord.utils.MISSING,
-            ephemeral=False,
-            wait=True,
-            allowed_mentions=mention_only(job.user_id),
-        )
 
     async def _finish(self, job: Job, message: discord.Message | None) -> None:
         if not await self.bot.jobs.mark_delivered(job.id):
@@ -213,9 +250,9 @@ class VideoCog(commands.Cog):
         self._last_progress_edit.pop(job.id, None)
         if interaction is None or interaction.is_expired() or message is None:
             return
-        status = "is ready" if job.status is JobStatus.SUCCEEDED else "did not work out"
+        fresh = await self.bot.jobs.get_job(job.id) or job
         try:
-            await interaction.edit_original_response(content=f"Job #{job.id} {status}: {message.jump_url}")
+            await interaction.edit_original_response(content=finished_text(fresh, message.jump_url))
         except (discord.HTTPException, RuntimeError) as error:  # RuntimeError: closing down
             # The private acknowledgement is a courtesy; the public post is what counts.
             log.debug("job=%s could not update the acknowledgement: %r", job.id, error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -27,9 +28,15 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# Runware may not know a task for a moment right after accepting it; a few not-found answers are tolerated
-# before a processing job is declared lost.
-NOT_FOUND_GRACE_POLLS = 3
+# Runware may not know a task for a moment right after accepting it; not-found answers are tolerated for
+# this long after the submit before a processing job is declared lost.
+NOT_FOUND_GRACE_S = 60.0
+# An upload runs inside the command (a few requests with bounded retries): one still "uploading" after
+# this long belongs to a call that died, and its reservation is given back.
+UPLOAD_STALE_S = 600.0
+# A reported cost outside [0, this] is a wire error, not a price (a 30 s video costs a few dollars):
+# the job is settled at its estimate instead.
+MAX_PLAUSIBLE_COST_USD = 100.0
 # Submits and uploads in flight at once: Runware has shared queues, not a hard rate limit.
 MAX_CONCURRENT_SUBMITS = 4
 # Upper bound on jobs handled per runner pass; the rest wait for the next pass.
@@ -79,7 +86,7 @@ class Accepted:
     """A job that is stored, reserved and uploaded, with the member's usage after the reservation."""
 
     job: Job
-    usage: Usage
+    usage: Usage | None
 
 
 class JobService:
@@ -157,8 +164,9 @@ class JobService:
             image_ref = await self._runware.upload_image(image.data, image.mime)
             audio_ref = await self._runware.upload_audio(audio.data, audio.mime)
         except RunwareError as error:
+            # The command's reply tells the member; no public post.
             await self._store.fail_job(
-                job.id, error.code or error.kind.value, error.user_message(), self._clock()
+                job.id, error.code or error.kind.value, error.user_message(), self._clock(), member_told=True
             )
             log.warning("job=%s task=%s upload failed: %s", job.id, job.task_uuid, error.kind.value)
             raise UserFacingError(f"{error.user_message()} You were not charged.") from error
@@ -171,9 +179,14 @@ class JobService:
             raise
         job = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
         self._wake_runner()
-        usage = await self._store.usage(
-            request.guild_id, request.user_id, default_limits(s), utc_day_start(now)
-        )
+        # From here the job runs and is charged: nothing below may turn into "please try again".
+        try:
+            usage: Usage | None = await self._store.usage(
+                request.guild_id, request.user_id, default_limits(s), utc_day_start(now)
+            )
+        except Exception:
+            log.exception("job=%s usage after acceptance unavailable", job.id)
+            usage = None
         return Accepted(job, usage)
 
     async def fetch_video(self, job: Job, max_bytes: int) -> bytes | None:
@@ -186,6 +199,13 @@ class JobService:
         """When Runware deletes the output (its `ttl` counts from the task; submitted_at is before it)."""
         start = job.submitted_at or job.created_at
         return start + self._settings.output_ttl_s
+
+    async def give_cost_back(self, job: Job, reason: str) -> int:
+        """Credit a finished job's cost to its member when they could not be shown the video."""
+        credited = await self._store.credit_job_cost(job.id, reason, self._clock())
+        if credited:
+            log.info("job=%s task=%s cost %s given back: %s", job.id, job.task_uuid, credited, reason)
+        return credited
 
     async def mark_delivered(self, job_id: int) -> bool:
         """Record that the job's result was posted; True only the first time."""
@@ -213,58 +233,79 @@ class JobRunner:
         self._clock = clock
         self._wake = asyncio.Event()
         self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
+        # Submits run as their own tasks so that a slow one never holds up polling the others.
+        self._submits: dict[int, asyncio.Task[None]] = {}
         self._offered: dict[int, float] = {}
         self._started_at = clock()
+        self._recovered = False
+
+    async def submits_done(self) -> None:
+        """Wait until every submit in flight has finished (tests and benchmarks use it)."""
+        while self._submits:
+            await asyncio.gather(*self._submits.values(), return_exceptions=True)
 
     def wake(self) -> None:
         """Ask the loop to look for due work now (a new job was queued)."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Resume unfinished work, then advance jobs until cancelled."""
-        await self.recover()
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job runner pass failed; retrying shortly")
-                await asyncio.sleep(1.0)
-            await self._sleep_until_due()
+        """Resume unfinished work, then advance jobs until cancelled. No error stops the loop."""
+        try:
+            while True:
+                try:
+                    if not self._recovered:
+                        await self.recover()
+                        self._recovered = True
+                    await self.run_once()
+                    await self._sleep_until_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("job runner pass failed; retrying shortly")
+                    await asyncio.sleep(1.0)
+        finally:
+            for task in self._submits.values():
+                task.cancel()
+            await asyncio.gather(*self._submits.values(), return_exceptions=True)
 
     async def recover(self) -> None:
         """After a start: fail uploads cut off by the last process, and offer undelivered results again."""
-        for job in await self._store.stale_uploads(before=self._started_at):
-            failed = await self._store.fail_job(
-                job.id, "uploadInterrupted", "The bot restarted while uploading your files.", self._clock()
-            )
-            if failed is not None:
-                log.info("job=%s task=%s upload cut off by a restart; refunded", job.id, job.task_uuid)
+        await self._fail_stale_uploads(self._started_at)
         await self._offer_undelivered(force=True)
 
     async def run_once(self) -> None:
-        """One pass: expire overdue jobs, submit queued ones, poll the rest in batches."""
+        """One pass: submit queued jobs, poll the rest in batches, expire overdue ones."""
         now = self._clock()
+        await self._fail_stale_uploads(now - UPLOAD_STALE_S)
         horizon = now + self._settings.poll_max_interval_s / 2
         jobs = await self._store.due_jobs(now, horizon, MAX_JOBS_PER_PASS)
-        live: list[Job] = []
+        polled: list[Job] = []
         for job in jobs:
-            if is_past_deadline(job, now, self._settings.job_deadline_s):
-                await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+            if job.id in self._submits:
+                continue  # its submit is still in flight
+            if job.status is JobStatus.QUEUED:
+                if is_past_deadline(job, now, self._settings.job_deadline_s):
+                    await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+                else:
+                    self._start_submit(job)
             else:
-                live.append(job)
-        queued = [j for j in live if j.status is JobStatus.QUEUED]
-        polled = [j for j in live if j.status in (JobStatus.SUBMITTING, JobStatus.PROCESSING)]
-        # Jobs due within the horizon ride along only when some poll is due now: a wake-up for a new
-        # job must not trigger an early round for everyone (that multiplied polls under a steady stream).
-        if not any(j.next_poll_at is not None and j.next_poll_at <= now for j in polled):
-            polled = []
-        if queued:
-            await asyncio.gather(*(self._submit(job) for job in queued))
-        if polled:
-            await self._poll(polled)
+                polled.append(job)
+        due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
+        if due_now:
+            # Jobs due soon ride along with a due poll (one request instead of several), but only once
+            # they have been polled before: a new job keeps its initial delay.
+            early = [j for j in polled if j not in due_now and j.poll_count >= 1]
+            await self._poll(due_now + early)
         await self._offer_undelivered(force=False)
+
+    async def _fail_stale_uploads(self, before: float) -> None:
+        for job in await self._store.stale_uploads(before=before):
+            failed = await self._store.fail_job(
+                job.id, "uploadInterrupted", "The upload of your files was interrupted.", self._clock()
+            )
+            if failed is not None:
+                log.info("job=%s task=%s upload never finished; refunded", job.id, job.task_uuid)
+                self._offer(failed)
 
     async def _sleep_until_due(self) -> None:
         next_due = await self._store.next_due_at()
@@ -275,6 +316,18 @@ class JobRunner:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
+
+    def _start_submit(self, job: Job) -> None:
+        task = asyncio.create_task(self._submit(job), name=f"submit-job-{job.id}")
+        self._submits[job.id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._submits.pop(job.id, None)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("job=%s submit crashed", job.id, exc_info=finished.exception())
+            self.wake()
+
+        task.add_done_callback(done)
 
     async def _submit(self, job: Job) -> None:
         """Send the task. Recorded as `submitting` first: a crash after this point is resolved by a poll."""
@@ -305,9 +358,9 @@ class JobRunner:
                     job.task_uuid,
                     error.kind.value,
                 )
+                now = self._clock()
                 await self._store.schedule_polls(
-                    [(job.id, self._clock() + retry_delay(job.poll_count, s.poll_max_interval_s))],
-                    self._clock(),
+                    [(job.id, now + retry_delay(job.poll_count, s.poll_max_interval_s))], now
                 )
                 return
             await self._fail(job, error.code or error.kind.value, error.user_message())
@@ -330,32 +383,42 @@ class JobRunner:
             )
             return
         later: list[tuple[int, float]] = []
-        now = self._clock()
         for job in jobs:
             result = results.get(job.task_uuid, TaskResult(job.task_uuid, TaskState.UNKNOWN))
-            next_at = await self._apply(job, result)
-            if next_at is not None:
-                later.append((job.id, now + next_at))
-        await self._store.schedule_polls(later, now)
+            try:
+                next_in = await self._apply(job, result)
+            except Exception:
+                # One bad result must not hold up the rest of the batch.
+                log.exception("job=%s task=%s could not apply its poll result", job.id, job.task_uuid)
+                next_in = retry_delay(job.poll_count, s.poll_max_interval_s)
+            if next_in is not None:
+                later.append((job.id, self._clock() + next_in))
+        await self._store.schedule_polls(later, self._clock())
 
     async def _apply(self, job: Job, result: TaskResult) -> float | None:
         """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""
         s = self._settings
+        now = self._clock()
         missing = result.state is TaskState.UNKNOWN or (
             result.state is TaskState.ERROR
             and result.error is not None
             and result.error.kind is ErrorKind.NOT_FOUND
         )
+        overdue = is_past_deadline(job, now, s.job_deadline_s)
         if job.status is JobStatus.SUBMITTING:
             if missing:
+                if overdue:
+                    await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+                    return None
                 # Runware never got it (or lost it): submitting again with the same taskUUID is safe,
                 # a duplicate comes back as conflictTaskUUID, which the client treats as accepted.
                 log.info("job=%s task=%s not known to Runware; resubmitting", job.id, job.task_uuid)
-                await self._submit(job)
+                self._start_submit(job)
                 return None
             log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
-            await self._store.mark_submitted(job.id, self._clock(), self._clock())
+            await self._store.mark_submitted(job.id, now, now)
         if result.state is TaskState.SUCCESS:
+            # Even past the deadline: a finished video is never thrown away.
             await self._complete(job, result)
             return None
         if result.state is TaskState.ERROR and not missing:
@@ -364,7 +427,11 @@ class JobRunner:
             message = error.user_message() if error else "Runware could not make this video."
             await self._fail(job, code, message)
             return None
-        if missing and job.status is JobStatus.PROCESSING and job.poll_count >= NOT_FOUND_GRACE_POLLS:
+        if overdue:
+            await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+            return None
+        submitted_at = job.submitted_at or now
+        if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
             await self._fail(job, "taskFailedOrNotFound", "Runware lost track of this video.")
             return None
         if result.state is TaskState.PROCESSING:
@@ -375,9 +442,7 @@ class JobRunner:
         if result.video_url is None:
             await self._fail(job, "noOutput", "Runware finished without a video.")
             return
-        cost = usd_to_micros(result.cost_usd) if result.cost_usd is not None else job.estimate_micros
-        if result.cost_usd is None:
-            log.warning("job=%s task=%s no cost reported; settling at the estimate", job.id, job.task_uuid)
+        cost = settled_cost(job, result.cost_usd)
         done = await self._store.complete_job(job.id, result.video_url, cost, result.nsfw, self._clock())
         if done is not None:
             log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
@@ -396,11 +461,26 @@ class JobRunner:
     async def _offer_undelivered(self, *, force: bool) -> None:
         """Hand finished, unposted jobs to delivery: all of them after a start, then any stuck ones."""
         now = self._clock()
-        for job in await self._store.undelivered_jobs():
+        pending = await self._store.undelivered_jobs()
+        for job in pending:
             offered = self._offered.get(job.id)
             if force or offered is None or now - offered >= REDELIVER_AFTER_S:
                 self._offer(job)
         # Forget delivered jobs so the map stays small.
-        if len(self._offered) > 1000:
-            pending = {j.id for j in await self._store.undelivered_jobs()}
-            self._offered = {k: v for k, v in self._offered.items() if k in pending}
+        if len(self._offered) > len(pending) + 1000:
+            waiting = {j.id for j in pending}
+            self._offered = {k: v for k, v in self._offered.items() if k in waiting}
+
+
+def settled_cost(job: Job, cost_usd: float | None) -> int:
+    """The amount to charge for a finished job: Runware's reported cost when it is a plausible price,
+    otherwise the estimate (logged: a NaN, negative or absurd number is a wire error, not a bill)."""
+    if cost_usd is not None and math.isfinite(cost_usd) and 0 <= cost_usd <= MAX_PLAUSIBLE_COST_USD:
+        return usd_to_micros(cost_usd)
+    log.warning(
+        "job=%s task=%s implausible or missing cost %r; settling at the estimate",
+        job.id,
+        job.task_uuid,
+        cost_usd,
+    )
+    return job.estimate_micros

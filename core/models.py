@@ -38,6 +38,7 @@ class LedgerKind(StrEnum):
     RELEASE = "release"  # -estimate, when the real cost replaces the estimate
     SETTLE = "settle"  # +real cost reported by Runware
     REFUND = "refund"  # -estimate, when a job fails: the member pays nothing
+    GRANT = "grant"  # a credit (negative) or debit; for a job: its cost given back when it could not be shown
 
 
 @dataclass(frozen=True, slots=True)

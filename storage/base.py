@@ -43,9 +43,22 @@ class Store(Protocol):
         ...
 
     async def fail_job(
-        self, job_id: int, code: str, message: str, now: float, *, expired: bool = False
+        self,
+        job_id: int,
+        code: str,
+        message: str,
+        now: float,
+        *,
+        expired: bool = False,
+        member_told: bool = False,
     ) -> Job | None:
-        """Mark failure (or expiry) and refund the reservation. None if the job was already final."""
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final.
+
+        `member_told`: the member already read why (the command's own reply), so nothing is posted."""
+        ...
+
+    async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:
+        """Give a finished job's cost back to its member (once); returns the amount credited."""
         ...
 
     async def get_job(self, job_id: int) -> Job | None:

@@ -278,9 +278,18 @@ class SqliteStore:
             return await self._job(db, job_id)
 
     async def fail_job(
-        self, job_id: int, code: str, message: str, now: float, *, expired: bool = False
+        self,
+        job_id: int,
+        code: str,
+        message: str,
+        now: float,
+        *,
+        expired: bool = False,
+        member_told: bool = False,
     ) -> Job | None:
-        """Mark failure (or expiry) and refund the reservation. None if the job was already final."""
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final.
+
+        `member_told`: the member already read why (the command's own reply), so nothing is posted."""
         status = JobStatus.EXPIRED if expired else JobStatus.FAILED
         async with self._write() as db:
             job = await self._job(db, job_id)
@@ -288,8 +297,8 @@ class SqliteStore:
                 return None
             await db.execute(
                 "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, cost_micros = 0, "
-                "finished_at = ?, next_poll_at = NULL, updated_at = ? WHERE id = ?",
-                (status.value, code, message, now, now, job_id),
+                "finished_at = ?, next_poll_at = NULL, updated_at = ?, delivered_at = ? WHERE id = ?",
+                (status.value, code, message, now, now, now if member_told else None, job_id),
             )
             await self._ledger(
                 db,
@@ -302,6 +311,30 @@ class SqliteStore:
                 now,
             )
             return await self._job(db, job_id)
+
+    async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:
+        """Give a finished job's cost back to its member (once); returns the amount credited (0 if the
+        job had no cost or was credited before)."""
+        async with self._write() as db:
+            job = await self._job(db, job_id)
+            cost = job.cost_micros or 0
+            if job.status is not JobStatus.SUCCEEDED or cost <= 0:
+                return 0
+            cursor = await db.execute(
+                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_micros, counts_at, created_at, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    job.guild_id,
+                    job.user_id,
+                    job_id,
+                    LedgerKind.GRANT.value,
+                    -cost,
+                    job.created_at,
+                    now,
+                    reason,
+                ),
+            )
+            return cost if cursor.rowcount == 1 else 0
 
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
@@ -329,8 +362,7 @@ class SqliteStore:
     async def stale_uploads(self, before: float) -> list[Job]:
         """Jobs still uploading that were created before `before` (their inputs died with a process)."""
         rows = await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? AND created_at < ?",
-            (JobStatus.UPLOADING.value, before),
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'uploading' AND created_at < ?", (before,)
         )
         return [_job_from_row(r) for r in rows]
 

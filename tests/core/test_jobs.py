@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +84,13 @@ async def running(rig: Rig) -> AsyncIterator[Rig]:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition every 20 ms until it holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
 
 
 def request(seconds: float = 3.0, user_id: int = 42) -> AnimateRequest:
@@ -205,6 +212,7 @@ async def test_ambiguous_submit_is_checked_before_resubmitting(rig: Rig) -> None
     """A job left `submitting` by a crash, which Runware did receive, is confirmed, not sent again."""
     job = (await rig.service.accept(request())).job
     await rig.runner.run_once()  # submits
+    await rig.runner.submits_done()
     assert rig.fake.submission_counts[job.task_uuid] == 1
     # Simulate the crash window: the answer was never recorded.
     await rig.store.mark_submitting(job.id, 0, 0)
@@ -288,3 +296,81 @@ async def test_a_new_job_does_not_trigger_early_polls(rig: Rig) -> None:
     await rig.store.mark_submitted(created.id, now, now + 0.05)
     await rig.runner.run_once()
     assert rig.fake.tasks_of_type("getResponse") == []
+
+
+class FlakyStore(SqliteStore):
+    """The real store, whose `next_due_at` fails a given number of times (a locked database, say)."""
+
+    failures = 0
+
+    async def next_due_at(self) -> float | None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return await super().next_due_at()
+
+
+async def test_runner_survives_a_database_error(rig: Rig, tmp_path: Path) -> None:
+    """A failing database call costs the runner a pass, not its life: later jobs still finish."""
+    flaky = await FlakyStore.open(str(tmp_path / "flaky.db"))
+    flaky.failures = 1
+    finished: asyncio.Queue[Job] = asyncio.Queue()
+    runner = JobRunner(flaky, rig.client, rig.settings, on_finished=finished.put_nowait)
+    service = JobService(flaky, rig.client, rig.settings, wake_runner=runner.wake)
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        await service.accept(request())
+        done = await asyncio.wait_for(finished.get(), 10)
+    finally:
+        task.cancel()
+        await flaky.close()
+    assert done.status is JobStatus.SUCCEEDED and flaky.failures == 0
+
+
+async def test_a_hanging_submit_does_not_hold_up_other_jobs(running: Rig) -> None:
+    """While one submit waits on an unanswered request, another running job is polled and finished."""
+    first = (await running.service.accept(request(user_id=1))).job
+    await wait_until(lambda: running.fake.submission_counts[first.task_uuid] == 1)
+    running.fake.polls_to_finish = 6
+    running.fake.inject_hang(30, task_type="videoInference", times=100)
+    await running.service.accept(request(user_id=2))
+    done = await running.next_finished()
+    assert done.id == first.id and done.status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("cost", [float("nan"), -5.0, 1e20])
+async def test_implausible_cost_is_settled_at_the_estimate(running: Rig, cost: float) -> None:
+    """A NaN, negative or absurd cost settles at the estimate instead of breaking or refunding."""
+    running.fake.next_outcome(Outcome.success(cost_usd=cost))
+    await running.service.accept(request(3.0))
+    done = await running.next_finished()
+    assert done.status is JobStatus.SUCCEEDED and done.cost_micros == 300_000
+    assert running.spent() == 300_000
+
+
+async def test_finished_video_past_the_deadline_is_kept(rig: Rig) -> None:
+    """A job polled after its deadline whose video is ready succeeds; it is not expired unseen."""
+    job = (await rig.service.accept(request())).job
+    await rig.runner.run_once()
+    await rig.runner.submits_done()
+    rig.fake.finish(job.task_uuid)
+    rig.runner._settings = rig.settings.model_copy(update={"job_deadline_s": 0.0})
+    await rig.store.schedule_polls([(job.id, 0.0)], 0.0)
+    await rig.runner.run_once()
+    done = await rig.next_finished()
+    assert done.status is JobStatus.SUCCEEDED
+
+
+async def test_not_found_right_after_submit_is_tolerated(rig: Rig) -> None:
+    """Runware not knowing a task just after accepting it does not fail the job."""
+    job = (await rig.service.accept(request())).job
+    await rig.runner.run_once()
+    await rig.runner.submits_done()
+    rig.fake.expire(job.task_uuid)
+    for _ in range(5):
+        await rig.store.schedule_polls([(job.id, 0.0)], 0.0)
+        await rig.runner.run_once()
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.status is JobStatus.PROCESSING

@@ -18,6 +18,7 @@ async def test_happy_path_posts_the_exact_video_with_a_mention(app: App) -> None
     post = await app.post_in_channel("ready")
     user_id = int(payload["member"]["user"]["id"])
     assert f"<@{user_id}>" in post.content and "AI-generated" in post.content
+    assert "$" not in post.content  # what a member spends is not posted publicly
     assert [a.data for a in post.attachments] == [video]
     assert post.allowed_mentions is not None and [int(u) for u in post.allowed_mentions["users"]] == [user_id]
     await app.delivered(1)
@@ -124,7 +125,13 @@ async def test_flagged_video_is_withheld_in_a_normal_channel(app: App) -> None:
     await app.animate()
     post = await app.post_in_channel("withheld")
     assert post.attachments == [] and "/videos/" not in post.content
-    assert "age-restricted" in post.content
+    assert "age-restricted" in post.content and "not charged" in post.content
+    await app.delivered(1)
+    assert app.spent() == 0
+    assert app.query("SELECT kind, amount_micros FROM ledger WHERE kind IN ('settle', 'grant')") == [
+        ("settle", 420_000),
+        ("grant", -420_000),
+    ]
 
 
 async def test_flagged_video_is_posted_in_an_age_restricted_channel(app: App) -> None:
@@ -142,7 +149,7 @@ async def test_acknowledgement_is_updated_with_a_link_to_the_result(app: App) ->
     payload = await app.animate()
     post = await app.post_in_channel("ready")
     updated = await app.reply_to(payload, "is ready")
-    assert str(post.id) in updated.content
+    assert str(post.id) in updated.content and "$0.42" in updated.content and updated.ephemeral
 
 
 async def test_usage_shows_spend_limit_and_active_jobs(app: App) -> None:

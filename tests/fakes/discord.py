@@ -391,6 +391,9 @@ class FakeDiscord:
         self.listen_backlog = listen_backlog
         self._guilds: dict[int, _Guild] = {}
         self._channels: dict[int, tuple[int | None, Json]] = {}
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
+        self._dm_recipients: dict[int, int] = {}  # DM channel id -> user id
+        self._closed_dms: set[int] = set()
         self._messages_by_id: dict[int, FakeMessage] = {}
         self._interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
@@ -1021,6 +1024,8 @@ class FakeDiscord:
         r.add_get(api + "/gateway/bot", self._get_gateway_bot)
         r.add_get(api + "/users/@me", self._get_me)
         r.add_get(api + "/oauth2/applications/@me", self._get_application)
+        r.add_get(api + "/users/{user_id}", self._get_user)
+        r.add_post(api + "/users/@me/channels", self._open_dm)
         for path in ("/applications/{app_id}/commands", "/applications/{app_id}/guilds/{guild_id}/commands"):
             r.add_get(api + path, self._get_commands)
             r.add_put(api + path, self._put_commands)
@@ -1296,9 +1301,43 @@ class FakeDiscord:
         _, guild_id, channel = self._channel_or_404(request)
         return _json({**channel, "guild_id": str(guild_id)} if guild_id is not None else channel)
 
+    async def _get_user(self, request: web.Request) -> web.Response:
+        self._require_bot_auth(request)
+        user_id = int(request.match_info["user_id"])
+        return _json(user_payload(user_id, f"user{user_id}"))
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        """POST /users/@me/channels: the DM channel with a user (created once, then the same one)."""
+        self._require_bot_auth(request)
+        recipient = int((await request.json())["recipient_id"])
+        channel_id = self._dm_channels.get(recipient)
+        if channel_id is None:
+            channel_id = self.new_id()
+            self._dm_channels[recipient] = channel_id
+            self._dm_recipients[channel_id] = recipient
+            self._channels[channel_id] = (
+                None,
+                {
+                    "id": str(channel_id),
+                    "type": 1,
+                    "recipients": [user_payload(recipient, f"user{recipient}")],
+                },
+            )
+        return _json(self._channels[channel_id][1])
+
+    def close_dms(self, user_id: int) -> None:
+        """The user accepts no DMs from the bot: posts to their DM channel get 403 (code 50007)."""
+        self._closed_dms.add(user_id)
+
+    def dm_channel_of(self, user_id: int) -> int | None:
+        """The id of the bot's DM channel with a user, if the bot opened one."""
+        return self._dm_channels.get(user_id)
+
     async def _post_channel_message(self, request: web.Request) -> web.Response:
         self._require_bot_auth(request)
         channel_id, guild_id, _ = self._channel_or_404(request)
+        if self._dm_recipients.get(channel_id) in self._closed_dms:
+            raise ApiError(403, 50007, "Cannot send messages to this user")
         payload, files = await self._read_body(request)
         nonce = payload.get("nonce")
         key = (self.bot_user_id, str(nonce))

@@ -280,6 +280,7 @@ class FakeRunware:
         self._queued: list[Outcome] = []
         self._faults: list[_Fault] = []
         self._videos: dict[str, bytes] = {}
+        self._outputs_deleted = False
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
 
@@ -340,6 +341,10 @@ class FakeRunware:
     def finish(self, task_uuid: str) -> None:
         """Make a submitted task finished now, whatever its poll count or age."""
         self._tasks[task_uuid].forced_done = True
+
+    def delete_outputs(self) -> None:
+        """Every output URL answers 404 from now on, as when a video's ttl has run out."""
+        self._outputs_deleted = True
 
     def expire(self, task_uuid: str) -> None:
         """Forget a task: getResponse answers taskFailedOrNotFound from now on (an expired task)."""
@@ -433,7 +438,7 @@ class FakeRunware:
     async def _handle_video(self, request: web.Request) -> web.StreamResponse:
         self.video_requests.append(dict(request.headers))
         data = self._videos.get(request.match_info["name"])
-        if data is None:
+        if data is None or self._outputs_deleted:
             return web.Response(status=404, text="not found")
         name = request.match_info["name"]
         content_type = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime"}.get(

@@ -478,8 +478,19 @@ async def test_heartbeats_are_acknowledged(fake_discord: FakeDiscord, bot: comma
 async def test_unknown_route_is_recorded(fake_discord: FakeDiscord, bot: commands.Bot) -> None:
     """A route the fake does not implement answers 404 JSON and lands in unexpected_requests."""
     with pytest.raises(discord.NotFound):
-        await bot.fetch_user(1)
-    assert fake_discord.unexpected_requests == [("GET", "/users/1")]
+        await bot.fetch_guild(1)
+    assert fake_discord.unexpected_requests == [("GET", "/guilds/1")]
+
+
+async def test_dm_channel_and_closed_dms(fake_discord: FakeDiscord, bot: commands.Bot) -> None:
+    """The bot can open a DM and post in it; a user with DMs closed makes the post fail with 50007."""
+    user = await bot.fetch_user(42)
+    message = await user.send("hello")
+    assert fake_discord.dm_channel_of(42) == message.channel.id
+    fake_discord.close_dms(42)
+    with pytest.raises(discord.Forbidden) as info:
+        await user.send("again")
+    assert info.value.code == 50007
 
 
 async def test_close_is_clean(fake_discord: FakeDiscord, outcomes: Outcomes) -> None:

@@ -36,6 +36,8 @@ CREATE INDEX jobs_due ON jobs (next_poll_at)
 -- Finished jobs whose result has not been posted yet (redelivered after a restart).
 CREATE INDEX jobs_undelivered ON jobs (finished_at)
     WHERE delivered_at IS NULL AND status IN ('succeeded', 'failed', 'expired');
+-- Jobs still uploading: their inputs live only in the process that accepted them.
+CREATE INDEX jobs_uploading ON jobs (created_at) WHERE status = 'uploading';
 -- A member's active jobs, counted by the quota check.
 CREATE INDEX jobs_member_status ON jobs (guild_id, user_id, status);
 
@@ -45,7 +47,8 @@ CREATE TABLE ledger (
     user_id        INTEGER NOT NULL,
     job_id         INTEGER REFERENCES jobs (id),
     kind           TEXT    NOT NULL CHECK (kind IN ('reserve', 'release', 'settle', 'refund', 'grant')),
-    -- Signed contribution to spend: reserve +estimate, release -estimate, settle +cost, refund -estimate.
+    -- Signed contribution to spend: reserve +estimate, release -estimate, settle +cost, refund -estimate,
+    -- grant -credit or +debit (e.g. the cost of a video that could not be shown to the member).
     amount_micros  INTEGER NOT NULL,
     -- When the amount counts towards spend windows: a job's rows all count at its reservation time,
     -- so a job reserved before midnight and settled after it stays in one day.
@@ -59,6 +62,8 @@ CREATE INDEX ledger_member_window ON ledger (guild_id, user_id, counts_at, amoun
 -- At most one reservation and one final row (settle or refund) per job: a retried step cannot charge twice.
 CREATE UNIQUE INDEX ledger_one_reserve ON ledger (job_id) WHERE kind = 'reserve';
 CREATE UNIQUE INDEX ledger_one_final ON ledger (job_id) WHERE kind IN ('settle', 'refund');
+-- At most one credit tied to a job (a job's cost is given back once, whatever retries happen).
+CREATE UNIQUE INDEX ledger_one_job_grant ON ledger (job_id) WHERE kind = 'grant' AND job_id IS NOT NULL;
 
 CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
 BEGIN
