@@ -374,3 +374,21 @@ async def test_not_found_right_after_submit_is_tolerated(rig: Rig) -> None:
         await rig.runner.run_once()
     current = await rig.store.get_job(job.id)
     assert current is not None and current.status is JobStatus.PROCESSING
+
+
+async def test_jobs_due_soon_ride_along_with_a_due_poll(rig: Rig) -> None:
+    """A job due within the horizon is polled in the same request as a due one, even before its first poll."""
+    from core.models import Limits, NewJob
+
+    rig.fake.polls_to_finish = 10_000
+    now = time.time()
+    for i, due in enumerate((now - 1, now + 0.05)):
+        created = await rig.store.create_job_with_reservation(
+            NewJob(f"t-soon-{i}", 1, 2, i, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now, 0.0
+        )
+        assert isinstance(created, Job)
+        await rig.store.mark_job_queued(created.id, "i", "a", now)
+        await rig.store.mark_submitted(created.id, now, due)
+    await rig.runner.run_once()
+    polls = [b for b in rig.fake.requests if b and b[0].get("taskType") == "getResponse"]
+    assert [len(b) for b in polls] == [2]
