@@ -27,6 +27,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+from core.budgets import BudgetService
 from core.errors import UserFacingError
 from core.jobs import JobRunner, JobService
 from core.models import Job
@@ -37,7 +38,7 @@ from storage import NewerDatabaseError, Store, open_store
 log = logging.getLogger("ventriloquist")
 
 # Loaded in this order; a failed load stops start-up.
-EXTENSIONS = ("cogs.video", "cogs.usage")
+EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget")
 GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
 _COMMANDS_HASH_KEY = "synced_commands_hash"
 
@@ -138,6 +139,7 @@ class VideoBot(commands.Bot):
             store, runware, settings, on_finished=self._job_finished, on_progress=self._job_progress
         )
         self.jobs = JobService(store, runware, settings, wake_runner=self.runner.wake)
+        self.budgets = BudgetService(store, settings)
         self._run_jobs = run_jobs
         self._runner_task: asyncio.Task[None] | None = None
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import discord
 
-from core.models import Job, JobStatus, format_usd
-from core.quota import discord_time
+from core.models import Job, JobStatus, Usage, format_usd
+from core.quota import discord_time, near_limit_warning
 
 # Members are pinged by the result post; nothing else in a message may ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -50,13 +50,16 @@ def video_filename(job: Job) -> str:
     return f"ventriloquist-{job.id}.{job.output_format.lower()}"
 
 
-def ack_text(job: Job, left_micros: int | None) -> str:
-    """The private acknowledgement once a job is accepted."""
-    left = f" You have **{format_usd(left_micros)}** left today." if left_micros is not None else ""
+def ack_text(job: Job, usage: Usage | None) -> str:
+    """The private acknowledgement once a job is accepted: number, estimate, what is left, any warning."""
+    left_micros = usage.left_micros if usage else None
+    left = f" You have **{format_usd(left_micros)}** left to spend." if left_micros is not None else ""
+    warning = near_limit_warning(usage) if usage else None
     return (
         f"🎬 **Job #{job.id} accepted.** {seconds(job.audio_seconds)} of audio, "
         f"estimated cost **{format_usd(job.estimate_micros)}**.{left}\n"
-        "I'll post the video in this channel and mention you when it's ready (usually 1–4 minutes)."
+        + (f"{warning}\n" if warning else "")
+        + "I'll post the video in this channel and mention you when it's ready (usually 1–4 minutes)."
     )
 
 

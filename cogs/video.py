@@ -101,9 +101,8 @@ class VideoCog(commands.Cog):
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
         )
         accepted = await jobs.accept(request)
-        left = accepted.usage.left_micros if accepted.usage else None
         try:
-            await send(interaction, ack_text(accepted.job, left))
+            await send(interaction, ack_text(accepted.job, accepted.usage))
         except discord.HTTPException as error:
             # The job runs and its result is posted anyway: never answer "try again" to a charged job.
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from core.errors import InvalidMedia, QuotaExceeded, UserFacingError
 from core.media import validate_audio, validate_image
-from core.models import Job, JobStatus, NewJob, QuotaRefusal, Usage, usd_to_micros
-from core.quota import default_limits, estimate_micros, refusal_message, utc_day_start
+from core.models import Job, JobStatus, Limits, NewJob, QuotaRefusal, Usage, usd_to_micros
+from core.quota import check_limits, estimate_micros, limits_for_guild, refusal_message, windows_at
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import Settings
 from storage.base import Store
@@ -119,11 +119,14 @@ class JobService:
                 f"The audio is {audio_size / 1e6:.1f} MB. The limit is {s.max_audio_bytes / 1e6:.1f} MB."
             )
 
+    async def limits_for(self, guild_id: int) -> Limits:
+        """The limits that apply in a guild: the settings' defaults with the guild's own choices."""
+        return limits_for_guild(self._settings, await self._store.guild_limits(guild_id))
+
     async def usage(self, guild_id: int, user_id: int) -> Usage:
-        """The member's spend today, limits and active jobs."""
-        now = self._clock()
-        limits = default_limits(self._settings)
-        return await self._store.usage(guild_id, user_id, limits, utc_day_start(now))
+        """The member's spend today and this month, the guild's budget, limits and active jobs."""
+        limits = await self.limits_for(guild_id)
+        return await self._store.usage(guild_id, user_id, limits, windows_at(self._clock()))
 
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
@@ -153,8 +156,9 @@ class JobService:
             upload_limit_bytes=request.upload_limit_bytes,
             channel_nsfw=request.channel_nsfw,
         )
+        limits = await self.limits_for(request.guild_id)
         created = await self._store.create_job_with_reservation(
-            new, default_limits(s), now, utc_day_start(now)
+            new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
         )
         if isinstance(created, QuotaRefusal):
             raise QuotaExceeded(refusal_message(created, estimate))
@@ -182,7 +186,7 @@ class JobService:
         # From here the job runs and is charged: nothing below may turn into "please try again".
         try:
             usage: Usage | None = await self._store.usage(
-                request.guild_id, request.user_id, default_limits(s), utc_day_start(now)
+                request.guild_id, request.user_id, limits, windows_at(now)
             )
         except Exception:
             log.exception("job=%s usage after acceptance unavailable", job.id)

@@ -96,41 +96,108 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What one member may spend and run at once in one guild."""
+    """What one member may spend and run in one guild, and the guild's shared budget. None: unlimited."""
 
-    daily_micros: int
-    max_active_jobs: int
+    daily_micros: int | None
+    max_active_jobs: int | None
+    monthly_micros: int | None = None
+    cooldown_s: float = 0.0
+    guild_monthly_micros: int | None = None
+
+
+# Stored in a guild's limit column to mean "no limit" (NULL means "use the default").
+UNLIMITED = -1
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimits:
+    """A guild's own choices, as stored. None: use the default from settings; UNLIMITED: no limit."""
+
+    guild_id: int
+    user_daily_micros: int | None = None
+    user_monthly_micros: int | None = None
+    max_active_jobs: int | None = None
+    cooldown_s: float | None = None
+    guild_monthly_micros: int | None = None
+    log_channel_id: int | None = None
+
+    def resolve(self, field: str, default: int | None) -> int | None:
+        """This guild's value of a limit field: its own if set (None if unlimited), else the default."""
+        value = getattr(self, field)
+        if value is None:
+            return default
+        return None if value == UNLIMITED else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The UTC day and month that contain a moment (epoch seconds); spend is summed over them."""
+
+    day_start: float
+    day_end: float
+    month_start: float
+    month_end: float
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """A member's spend in the current UTC day and what is left."""
+    """A member's spend in the current UTC day and month, the guild's month, and the limits."""
 
-    spent_micros: int
-    limit_micros: int
+    spent_today_micros: int
+    spent_month_micros: int
+    guild_spent_month_micros: int
     active_jobs: int
-    max_active_jobs: int
-    resets_at: float
+    last_job_at: float | None
+    limits: Limits
+    windows: Windows
 
     @property
-    def left_micros(self) -> int:
-        """What the member may still spend today (never negative)."""
-        return max(0, self.limit_micros - self.spent_micros)
+    def left_today_micros(self) -> int | None:
+        """What the member may still spend today (None: no daily limit)."""
+        return _left(self.limits.daily_micros, self.spent_today_micros)
+
+    @property
+    def left_month_micros(self) -> int | None:
+        """What the member may still spend this month (None: no monthly limit)."""
+        return _left(self.limits.monthly_micros, self.spent_month_micros)
+
+    @property
+    def guild_left_micros(self) -> int | None:
+        """What is left of the guild's monthly budget (None: no budget)."""
+        return _left(self.limits.guild_monthly_micros, self.guild_spent_month_micros)
+
+    @property
+    def left_micros(self) -> int | None:
+        """What the member may spend now: the tightest of the three (None: no money limit at all)."""
+        lefts = [
+            v
+            for v in (self.left_today_micros, self.left_month_micros, self.guild_left_micros)
+            if v is not None
+        ]
+        return min(lefts) if lefts else None
+
+
+def _left(limit: int | None, spent: int) -> int | None:
+    return None if limit is None else max(0, limit - spent)
 
 
 class RefusalReason(StrEnum):
     """Which limit stopped a reservation."""
 
     DAILY = "daily"
+    MONTHLY = "monthly"
+    GUILD_BUDGET = "guild_budget"
     ACTIVE = "active"
+    COOLDOWN = "cooldown"
 
 
 @dataclass(frozen=True, slots=True)
 class QuotaRefusal:
-    """Storage's answer when a reservation would break a limit; nothing was written."""
+    """The answer when a reservation would break a limit; nothing was written."""
 
     reason: RefusalReason
     usage: Usage
+    frees_at: float | None = None  # when the limit stops being in the way (reset, cooldown end)
 
 
 def usd_to_micros(usd: float) -> int:

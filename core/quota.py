@@ -1,14 +1,20 @@
-"""Limits, cost estimates and the words used when a limit says no."""
+"""Limits, cost estimates, the UTC windows spend is counted in, and the words used when a limit says no.
+
+Everything here is pure: storage gathers the numbers inside its write transaction and asks `check_limits`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 from core.models import (
+    GuildLimits,
     Limits,
     QuotaRefusal,
     RefusalReason,
     Usage,
+    Windows,
     format_usd,
     round_up_to_cent,
     usd_to_micros,
@@ -16,6 +22,8 @@ from core.models import (
 from core.settings import Settings
 
 DAY_S = 86400
+# A member is warned in the acknowledgement once a job takes them to this share of a limit.
+WARN_AT = 0.8
 
 
 def estimate_micros(audio_seconds: float, price_per_second_usd: float) -> int:
@@ -32,12 +40,64 @@ def utc_day_start(now: float) -> float:
     return float(math.floor(now / DAY_S) * DAY_S)
 
 
+def windows_at(now: float) -> Windows:
+    """The UTC day and calendar month containing `now`."""
+    day_start = utc_day_start(now)
+    moment = dt.datetime.fromtimestamp(now, dt.UTC)
+    month_start = dt.datetime(moment.year, moment.month, 1, tzinfo=dt.UTC)
+    next_month = dt.datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=dt.UTC)
+    return Windows(day_start, day_start + DAY_S, month_start.timestamp(), next_month.timestamp())
+
+
+def _usd_or_none(usd: float | None) -> int | None:
+    return None if usd is None else usd_to_micros(usd)
+
+
 def default_limits(settings: Settings) -> Limits:
-    """The limits every member gets (per-guild and per-role overrides come with the budgets work)."""
+    """The limits every member gets when their guild has not chosen its own."""
     return Limits(
-        daily_micros=usd_to_micros(settings.quota_user_daily_usd),
+        daily_micros=_usd_or_none(settings.quota_user_daily_usd),
         max_active_jobs=settings.quota_user_max_active_jobs,
+        monthly_micros=_usd_or_none(settings.quota_user_monthly_usd),
+        cooldown_s=settings.quota_cooldown_s,
+        guild_monthly_micros=_usd_or_none(settings.quota_guild_monthly_usd),
     )
+
+
+def limits_for_guild(settings: Settings, overrides: GuildLimits | None) -> Limits:
+    """The settings' defaults with a guild's own choices laid over them."""
+    base = default_limits(settings)
+    if overrides is None:
+        return base
+    return Limits(
+        daily_micros=overrides.resolve("user_daily_micros", base.daily_micros),
+        max_active_jobs=overrides.resolve("max_active_jobs", base.max_active_jobs),
+        monthly_micros=overrides.resolve("user_monthly_micros", base.monthly_micros),
+        cooldown_s=float(overrides.cooldown_s) if overrides.cooldown_s is not None else base.cooldown_s,
+        guild_monthly_micros=overrides.resolve("guild_monthly_micros", base.guild_monthly_micros),
+    )
+
+
+def check_limits(usage: Usage, estimate: int, now: float) -> QuotaRefusal | None:
+    """Whether a job of `estimate` may start now. The first limit in the way wins, in the order a member
+    can least do something about: jobs running, the cooldown, the guild's budget, month, day."""
+    limits, w = usage.limits, usage.windows
+    if limits.max_active_jobs is not None and usage.active_jobs >= limits.max_active_jobs:
+        return QuotaRefusal(RefusalReason.ACTIVE, usage)
+    if limits.cooldown_s > 0 and usage.last_job_at is not None:
+        free_at = usage.last_job_at + limits.cooldown_s
+        if now < free_at:
+            return QuotaRefusal(RefusalReason.COOLDOWN, usage, free_at)
+    budget = limits.guild_monthly_micros
+    if budget is not None and usage.guild_spent_month_micros + estimate > budget:
+        return QuotaRefusal(RefusalReason.GUILD_BUDGET, usage, w.month_end)
+    monthly = limits.monthly_micros
+    if monthly is not None and usage.spent_month_micros + estimate > monthly:
+        return QuotaRefusal(RefusalReason.MONTHLY, usage, w.month_end)
+    daily = limits.daily_micros
+    if daily is not None and usage.spent_today_micros + estimate > daily:
+        return QuotaRefusal(RefusalReason.DAILY, usage, w.day_end)
+    return None
 
 
 def discord_time(epoch: float, style: str = "R") -> str:
@@ -45,25 +105,99 @@ def discord_time(epoch: float, style: str = "R") -> str:
     return f"<t:{int(epoch)}:{style}>"
 
 
+def _money_refusal(what: str, limit: int, left: int, estimate: int, resets_at: float) -> str:
+    return (
+        f"This clip would cost about {format_usd(estimate)}, but you have {format_usd(left)} left of your "
+        f"{format_usd(limit)} {what} limit. It resets {discord_time(resets_at)}. A shorter clip costs less."
+    )
+
+
 def refusal_message(refusal: QuotaRefusal, estimate: int) -> str:
     """The member-facing sentence for a refused reservation: which limit, the numbers, when it frees up."""
-    usage = refusal.usage
-    if refusal.reason is RefusalReason.ACTIVE:
+    usage, limits, reason = refusal.usage, refusal.usage.limits, refusal.reason
+    if reason is RefusalReason.ACTIVE:
         return (
             f"You already have {usage.active_jobs} video(s) in progress; the limit is "
-            f"{usage.max_active_jobs} at a time. Try again when one finishes."
+            f"{limits.max_active_jobs} at a time. Try again when one finishes."
         )
+    if reason is RefusalReason.COOLDOWN:
+        assert refusal.frees_at is not None
+        return (
+            "Please leave a little time between videos: "
+            f"you can start the next one {discord_time(refusal.frees_at)}."
+        )
+    if reason is RefusalReason.GUILD_BUDGET:
+        assert limits.guild_monthly_micros is not None
+        return (
+            f"This server has used {format_usd(usage.guild_spent_month_micros)} of its "
+            f"{format_usd(limits.guild_monthly_micros)} monthly budget, and this clip would cost about "
+            f"{format_usd(estimate)}. The budget resets {discord_time(usage.windows.month_end)}."
+        )
+    if reason is RefusalReason.MONTHLY:
+        assert limits.monthly_micros is not None and usage.left_month_micros is not None
+        return _money_refusal(
+            "monthly", limits.monthly_micros, usage.left_month_micros, estimate, usage.windows.month_end
+        )
+    assert limits.daily_micros is not None and usage.left_today_micros is not None
+    return _money_refusal(
+        "daily", limits.daily_micros, usage.left_today_micros, estimate, usage.windows.day_end
+    )
+
+
+def near_limit_warning(usage: Usage) -> str | None:
+    """A one-line warning when the member is at 80 % or more of a money limit (after this job)."""
+    checks = (
+        ("daily limit", usage.limits.daily_micros, usage.spent_today_micros, usage.windows.day_end),
+        ("monthly limit", usage.limits.monthly_micros, usage.spent_month_micros, usage.windows.month_end),
+        (
+            "server's monthly budget",
+            usage.limits.guild_monthly_micros,
+            usage.guild_spent_month_micros,
+            usage.windows.month_end,
+        ),
+    )
+    for what, limit, spent, resets in checks:
+        if limit and spent >= WARN_AT * limit:
+            share = min(100, math.floor(100 * spent / limit))
+            return (
+                f"⚠️ That is {share}% of your {what} ({format_usd(spent)} of {format_usd(limit)}); "
+                f"it resets {discord_time(resets)}."
+                if what != "server's monthly budget"
+                else f"⚠️ This server has used {share}% of its monthly budget; "
+                f"it resets {discord_time(resets)}."
+            )
+    return None
+
+
+def _limit_line(label: str, spent: int, limit: int | None, left: int | None, resets: float) -> str:
+    if limit is None or left is None:
+        return f"{label}: {format_usd(spent)} spent (no limit)"
     return (
-        f"This clip would cost about {format_usd(estimate)}, but you have {format_usd(usage.left_micros)} "
-        f"left of your {format_usd(usage.limit_micros)} daily limit. "
-        f"It resets {discord_time(usage.resets_at)}. A shorter clip costs less."
+        f"{label}: {format_usd(spent)} of {format_usd(limit)}, {format_usd(left)} left "
+        f"(resets {discord_time(resets)})"
     )
 
 
 def usage_lines(usage: Usage) -> list[str]:
-    """/usage as short lines: spend today, the limit, what is left, active jobs, when it resets."""
-    return [
-        f"Spent today: {format_usd(usage.spent_micros)} of {format_usd(usage.limit_micros)}",
-        f"Left today: {format_usd(usage.left_micros)} (resets {discord_time(usage.resets_at)})",
-        f"Videos in progress: {usage.active_jobs} of {usage.max_active_jobs}",
+    """/usage as short lines: today, this month, the server's budget, jobs in progress."""
+    limits, w = usage.limits, usage.windows
+    lines = [
+        _limit_line(
+            "Today", usage.spent_today_micros, limits.daily_micros, usage.left_today_micros, w.day_end
+        ),
+        _limit_line(
+            "This month",
+            usage.spent_month_micros,
+            limits.monthly_micros,
+            usage.left_month_micros,
+            w.month_end,
+        ),
     ]
+    if limits.guild_monthly_micros is not None and usage.guild_left_micros is not None:
+        lines.append(
+            f"Server budget this month: {format_usd(usage.guild_spent_month_micros)} of "
+            f"{format_usd(limits.guild_monthly_micros)} used"
+        )
+    most = "no limit" if limits.max_active_jobs is None else f"of {limits.max_active_jobs}"
+    lines.append(f"Videos in progress: {usage.active_jobs} {most}")
+    return lines

@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     poll_max_interval_s: Annotated[float, Field(gt=0)] = 15.0
     job_deadline_s: Annotated[float, Field(gt=0)] = 1200.0
     price_per_second_usd: Annotated[float, Field(ge=0)] = 0.14
-    quota_user_daily_usd: Annotated[float, Field(ge=0)] = 5.0
+    quota_user_daily_usd: Annotated[float, Field(ge=0)] | None = 5.0
     quota_user_max_active_jobs: Annotated[int, Field(ge=1)] = 2
+    # Budgets: "unlimited" (or empty) turns a money limit off.
+    quota_user_monthly_usd: Annotated[float, Field(ge=0)] | None = 50.0
+    quota_guild_monthly_usd: Annotated[float, Field(ge=0)] | None = 200.0
+    quota_cooldown_s: Annotated[float, Field(ge=0)] = 10.0
     max_audio_seconds: Annotated[float, Field(gt=0, le=30)] = 30.0
     max_image_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     max_audio_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
@@ -79,6 +83,15 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return upper
+
+    @field_validator(
+        "quota_user_daily_usd", "quota_user_monthly_usd", "quota_guild_monthly_usd", mode="before"
+    )
+    @classmethod
+    def _unlimited_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"", "unlimited", "none", "off"}:
+            return None
+        return value
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-from core.models import Job, Limits, NewJob, QuotaRefusal, Usage
+from core.models import GuildLimits, Job, Limits, NewJob, QuotaRefusal, Usage, Windows
 
 
 class NewerDatabaseError(RuntimeError):
@@ -15,9 +16,15 @@ class Store(Protocol):
     """Durable state: jobs and the ledger. Implementations serialise their own write transactions."""
 
     async def create_job_with_reservation(
-        self, new: NewJob, limits: Limits, now: float, day_start: float
+        self,
+        new: NewJob,
+        limits: Limits,
+        now: float,
+        windows: Windows,
+        decide: Callable[[Usage], QuotaRefusal | None],
     ) -> Job | QuotaRefusal:
-        """In one write transaction: check the member's limits, insert the job and its reservation."""
+        """In one write transaction: gather the member's usage, let `decide` apply the limits, and if it
+        allows, insert the job and its reservation. Concurrent calls can never overspend."""
         ...
 
     async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
@@ -85,8 +92,26 @@ class Store(Protocol):
         """Record the result as posted. True only for the call that recorded it."""
         ...
 
-    async def usage(self, guild_id: int, user_id: int, limits: Limits, day_start: float) -> Usage:
-        """The member's spend since day_start, active jobs and limits."""
+    async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
+        """The member's spend in the windows, the guild's month, active jobs, and the limits."""
+        ...
+
+    async def guild_limits(self, guild_id: int) -> GuildLimits | None:
+        """A guild's own limit choices, or None if it has made none."""
+        ...
+
+    async def update_guild_limits(
+        self, guild_id: int, changes: dict[str, int | float | None], actor_id: int, now: float
+    ) -> GuildLimits:
+        """Apply an admin's changes to a guild's limits and record who did it, in one transaction."""
+        ...
+
+    async def guild_month_spend(self, guild_id: int, windows: Windows) -> int:
+        """What the whole guild has spent in the month of `windows`."""
+        ...
+
+    async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
+        """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
         ...
 
     async def get_state(self, key: str) -> str | None:

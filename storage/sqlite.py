@@ -7,9 +7,10 @@ every transaction holds `self._lock` from BEGIN to COMMIT. One connection is eno
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -19,14 +20,15 @@ import aiosqlite
 
 from core.models import (
     ACTIVE,
+    GuildLimits,
     Job,
     JobStatus,
     LedgerKind,
     Limits,
     NewJob,
     QuotaRefusal,
-    RefusalReason,
     Usage,
+    Windows,
 )
 from storage.base import NewerDatabaseError
 
@@ -39,7 +41,15 @@ _JOB_COLUMNS = (
     "next_poll_at, poll_count, finished_at, delivered_at, result_url, nsfw, error_code, error_message, "
     "upload_limit_bytes, channel_nsfw"
 )
-_DAY_S = 86400.0
+_GUILD_LIMIT_FIELDS = (
+    "user_daily_micros",
+    "user_monthly_micros",
+    "max_active_jobs",
+    "cooldown_s",
+    "guild_monthly_micros",
+    "log_channel_id",
+)
+_GUILD_LIMIT_COLUMNS = "guild_id, " + ", ".join(_GUILD_LIMIT_FIELDS)
 
 
 def _job_from_row(row: Iterable[Any]) -> Job:
@@ -158,16 +168,20 @@ class SqliteStore:
     # -- jobs and the ledger -------------------------------------------------------------------------
 
     async def create_job_with_reservation(
-        self, new: NewJob, limits: Limits, now: float, day_start: float
+        self,
+        new: NewJob,
+        limits: Limits,
+        now: float,
+        windows: Windows,
+        decide: Callable[[Usage], QuotaRefusal | None],
     ) -> Job | QuotaRefusal:
-        """In one write transaction: check the member's limits, insert the job and its reservation."""
+        """In one write transaction: gather the member's usage, let `decide` apply the limits, and if it
+        allows, insert the job and its reservation. Concurrent calls can never overspend."""
         async with self._write() as db:
-            spent, active = await self._member_totals(db, new.guild_id, new.user_id, day_start)
-            usage = Usage(spent, limits.daily_micros, active, limits.max_active_jobs, day_start + _DAY_S)
-            if active >= limits.max_active_jobs:
-                return QuotaRefusal(RefusalReason.ACTIVE, usage)
-            if spent + new.estimate_micros > limits.daily_micros:
-                return QuotaRefusal(RefusalReason.DAILY, usage)
+            usage = await self._usage(db, new.guild_id, new.user_id, limits, windows)
+            refusal = decide(usage)
+            if refusal is not None:
+                return refusal
             rows = await db.execute_fetchall(
                 "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
                 "estimate_micros, output_format, output_quality, created_at, updated_at, "
@@ -383,11 +397,63 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    async def usage(self, guild_id: int, user_id: int, limits: Limits, day_start: float) -> Usage:
-        """The member's spend since day_start, active jobs and limits."""
+    async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
+        """The member's spend in the windows, the guild's month, active jobs, and the limits."""
         async with self._lock:
-            spent, active = await self._member_totals(self._conn, guild_id, user_id, day_start)
-        return Usage(spent, limits.daily_micros, active, limits.max_active_jobs, day_start + _DAY_S)
+            return await self._usage(self._conn, guild_id, user_id, limits, windows)
+
+    async def guild_limits(self, guild_id: int) -> GuildLimits | None:
+        """A guild's own limit choices, or None if it has made none."""
+        rows = await self._fetchall(
+            f"SELECT {_GUILD_LIMIT_COLUMNS} FROM guild_limits WHERE guild_id = ?", (guild_id,)
+        )
+        return GuildLimits(*rows[0]) if rows else None
+
+    async def update_guild_limits(
+        self, guild_id: int, changes: dict[str, int | float | None], actor_id: int, now: float
+    ) -> GuildLimits:
+        """Apply an admin's changes to a guild's limits and record who did it, in one transaction.
+
+        A value of None resets that field to the default."""
+        unknown = set(changes) - set(_GUILD_LIMIT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown guild limit fields: {sorted(unknown)}")
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO guild_limits (guild_id, updated_at, updated_by) VALUES (?, ?, ?) "
+                "ON CONFLICT (guild_id) DO NOTHING",
+                (guild_id, now, actor_id),
+            )
+            if changes:
+                assignments = ", ".join(f"{name} = ?" for name in changes)
+                await db.execute(
+                    f"UPDATE guild_limits SET {assignments}, updated_at = ?, updated_by = ? "
+                    "WHERE guild_id = ?",
+                    (*changes.values(), now, actor_id, guild_id),
+                )
+            await self._audit(db, guild_id, actor_id, "budget.set", changes, now)
+            rows = await db.execute_fetchall(
+                f"SELECT {_GUILD_LIMIT_COLUMNS} FROM guild_limits WHERE guild_id = ?", (guild_id,)
+            )
+            return GuildLimits(*next(iter(rows)))
+
+    async def guild_month_spend(self, guild_id: int, windows: Windows) -> int:
+        """What the whole guild has spent in the month of `windows`."""
+        rows = await self._fetchall(
+            "SELECT amount_micros FROM spend_totals WHERE guild_id = ? AND user_id = 0 AND period = 'month' "
+            "AND period_start = ?",
+            (guild_id, windows.month_start),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
+        """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
+        rows = await self._fetchall(
+            "SELECT actor_id, action, detail, created_at FROM audit_log WHERE guild_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+        return [(int(a), str(b), str(c), float(d)) for a, b, c, d in rows]
 
     async def get_state(self, key: str) -> str | None:
         """A value the bot stored about itself, or None."""
@@ -406,20 +472,45 @@ class SqliteStore:
     # -- helpers (run inside a held lock) ------------------------------------------------------------
 
     @staticmethod
-    async def _member_totals(
-        db: aiosqlite.Connection, guild_id: int, user_id: int, since: float
-    ) -> tuple[int, int]:
-        # One statement, one hop to the connection thread (each hop costs a thread switch).
+    async def _usage(
+        db: aiosqlite.Connection, guild_id: int, user_id: int, limits: Limits, windows: Windows
+    ) -> Usage:
+        # One statement, one hop to the connection thread. Spend comes from the running totals that the
+        # ledger's trigger keeps, so the cost does not grow with the ledger.
         rows = list(
             await db.execute_fetchall(
-                "SELECT (SELECT COALESCE(SUM(amount_micros), 0) FROM ledger "
-                "        WHERE guild_id = ?1 AND user_id = ?2 AND counts_at >= ?3), "
-                f"       (SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
-                f"        AND status IN ({_ACTIVE_SQL}))",
-                (guild_id, user_id, since),
+                "SELECT "
+                "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = ?2 "
+                "  AND period = 'day' AND period_start = ?3), "
+                "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = ?2 "
+                "  AND period = 'month' AND period_start = ?4), "
+                "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = 0 "
+                "  AND period = 'month' AND period_start = ?4), "
+                "(SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
+                f"  AND status IN ({_ACTIVE_SQL})), "
+                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ?1 AND user_id = ?2)",
+                (guild_id, user_id, windows.day_start, windows.month_start),
             )
         )
-        return int(rows[0][0]), int(rows[0][1])
+        today, month, guild_month, active, last = rows[0]
+        return Usage(
+            spent_today_micros=int(today or 0),
+            spent_month_micros=int(month or 0),
+            guild_spent_month_micros=int(guild_month or 0),
+            active_jobs=int(active),
+            last_job_at=float(last) if last is not None else None,
+            limits=limits,
+            windows=windows,
+        )
+
+    @staticmethod
+    async def _audit(
+        db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: object, now: float
+    ) -> None:
+        await db.execute(
+            "INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, json.dumps(detail, sort_keys=True), now),
+        )
 
     @staticmethod
     async def _ledger(

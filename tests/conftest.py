@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.models import Job, Limits, NewJob, QuotaRefusal
+from core.quota import check_limits, windows_at
 from core.settings import Settings
 from storage.sqlite import SqliteStore
 from tests.fakes.discord_fixtures import fixture_fake_discord  # noqa: F401  (the `fake_discord` fixture)
@@ -27,6 +29,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "poll_initial_delay_s": 0.05,
             "poll_max_interval_s": 0.2,
             "runware_request_timeout_s": 2.0,
+            # Tests start jobs back to back; the cooldown has tests of its own.
+            "quota_cooldown_s": 0.0,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -42,3 +46,10 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         yield opened
     finally:
         await opened.close()
+
+
+async def reserve(store: SqliteStore, new: NewJob, limits: Limits, now: float) -> Job | QuotaRefusal:
+    """create_job_with_reservation with the real limit rules, in the windows around `now`."""
+    return await store.create_job_with_reservation(
+        new, limits, now, windows_at(now), lambda usage: check_limits(usage, new.estimate_micros, now)
+    )

@@ -26,7 +26,7 @@ from core.runware import RunwareClient
 from core.settings import Settings
 from storage.sqlite import SqliteStore
 from tests import media_factory as media
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, reserve
 from tests.fakes.runware import FakeRunware, Outcome
 
 
@@ -243,8 +243,8 @@ async def test_interrupted_upload_is_refunded_on_start(rig: Rig) -> None:
     """A job still `uploading` when the process died is failed and refunded when the runner starts."""
     from core.models import Limits, NewJob
 
-    created = await rig.store.create_job_with_reservation(
-        NewJob("u-1", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False), Limits(10**9, 9), 0.0, 0.0
+    created = await reserve(
+        rig.store, NewJob("u-1", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False), Limits(10**9, 9), 0.0
     )
     assert isinstance(created, Job)
     rig.runner._started_at = 1.0
@@ -269,8 +269,8 @@ async def test_polls_of_many_jobs_are_batched(rig: Rig) -> None:
     rig.fake.polls_to_finish = 10_000
     now = time.time()
     for i in range(120):
-        created = await rig.store.create_job_with_reservation(
-            NewJob(f"t-{i}", 1, 2, i, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now, 0.0
+        created = await reserve(
+            rig.store, NewJob(f"t-{i}", 1, 2, i, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now
         )
         assert isinstance(created, Job)
         await rig.store.mark_job_queued(created.id, "i", "a", now)
@@ -287,8 +287,8 @@ async def test_a_new_job_does_not_trigger_early_polls(rig: Rig) -> None:
 
     rig.fake.polls_to_finish = 10_000
     now = time.time()
-    created = await rig.store.create_job_with_reservation(
-        NewJob("t-early", 1, 2, 3, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now, 0.0
+    created = await reserve(
+        rig.store, NewJob("t-early", 1, 2, 3, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now
     )
     assert isinstance(created, Job)
     await rig.store.mark_job_queued(created.id, "i", "a", now)
@@ -383,8 +383,8 @@ async def test_jobs_due_soon_ride_along_with_a_due_poll(rig: Rig) -> None:
     rig.fake.polls_to_finish = 10_000
     now = time.time()
     for i, due in enumerate((now - 1, now + 0.05)):
-        created = await rig.store.create_job_with_reservation(
-            NewJob(f"t-soon-{i}", 1, 2, i, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now, 0.0
+        created = await reserve(
+            rig.store, NewJob(f"t-soon-{i}", 1, 2, i, 1.0, 1, "MP4", 85, None, False), Limits(10**9, 9), now
         )
         assert isinstance(created, Job)
         await rig.store.mark_job_queued(created.id, "i", "a", now)

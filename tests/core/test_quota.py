@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import QuotaRefusal, RefusalReason, Usage, format_usd, round_up_to_cent
-from core.quota import estimate_micros, refusal_message, utc_day_start
+from core.models import (
+    UNLIMITED,
+    GuildLimits,
+    Limits,
+    RefusalReason,
+    Usage,
+    format_usd,
+    round_up_to_cent,
+)
+from core.quota import (
+    check_limits,
+    estimate_micros,
+    limits_for_guild,
+    near_limit_warning,
+    refusal_message,
+    utc_day_start,
+    windows_at,
+)
+from tests.conftest import SettingsFactory
 
 
 @pytest.mark.parametrize(
@@ -36,14 +53,101 @@ def test_utc_day_start() -> None:
     assert utc_day_start(86_400 * 3 + 5) == 86_400 * 3
 
 
+WINDOWS = windows_at(86_400 * 3 + 5)
+
+
+def usage(
+    today: int = 0,
+    month: int = 0,
+    guild: int = 0,
+    active: int = 0,
+    last: float | None = None,
+    **limits: object,
+) -> Usage:
+    base: dict[str, object] = {"daily_micros": 5_000_000, "max_active_jobs": 2}
+    base.update(limits)
+    return Usage(today, month, guild, active, last, Limits(**base), WINDOWS)  # type: ignore[arg-type]
+
+
+def test_windows_are_the_utc_day_and_calendar_month() -> None:
+    """2026-11-25 12:00 UTC is in the day from midnight and the month from November 1st."""
+    w = windows_at(1_795_608_000.0)  # 2026-11-25T12:00:00Z
+    assert (w.day_start, w.day_end) == (1_795_564_800.0, 1_795_651_200.0)
+    assert (w.month_start, w.month_end) == (1_793_491_200.0, 1_796_083_200.0)
+
+
+def test_december_window_ends_on_new_year() -> None:
+    """The month after December is January of the next year."""
+    w = windows_at(1_798_761_600.0 - 1)  # 2026-12-31T23:59:59Z
+    assert w.month_end == 1_798_761_600.0  # 2027-01-01T00:00:00Z
+
+
+def test_within_every_limit_is_allowed() -> None:
+    """Nothing refuses a job that fits every limit."""
+    assert check_limits(usage(today=100), 600_000, 0.0) is None
+
+
 def test_daily_refusal_says_numbers_and_reset() -> None:
     """The daily refusal names the limit, what is left and when it resets (Discord timestamp)."""
-    usage = Usage(4_700_000, 5_000_000, 0, 2, 172_800)
-    text = refusal_message(QuotaRefusal(RefusalReason.DAILY, usage), 600_000)
-    assert "$0.60" in text and "$0.30" in text and "$5.00" in text and "<t:172800:R>" in text
+    refusal = check_limits(usage(today=4_700_000), 600_000, 0.0)
+    assert refusal is not None and refusal.reason is RefusalReason.DAILY
+    text = refusal_message(refusal, 600_000)
+    assert "$0.60" in text and "$0.30" in text and "$5.00" in text
+    assert f"<t:{int(WINDOWS.day_end)}:R>" in text
+
+
+def test_monthly_limit_wins_over_daily() -> None:
+    """With both limits hit, the monthly one is reported: the daily reset would not help."""
+    refusal = check_limits(usage(today=4_900_000, month=9_900_000, monthly_micros=10_000_000), 600_000, 0.0)
+    assert refusal is not None and refusal.reason is RefusalReason.MONTHLY
+    assert refusal.frees_at == WINDOWS.month_end
+    assert "monthly" in refusal_message(refusal, 600_000)
+
+
+def test_guild_budget_refusal_says_when_it_resets() -> None:
+    """The guild's monthly budget refuses everyone once spent, until the month ends."""
+    refusal = check_limits(usage(guild=99_800_000, guild_monthly_micros=100_000_000), 600_000, 0.0)
+    assert refusal is not None and refusal.reason is RefusalReason.GUILD_BUDGET
+    text = refusal_message(refusal, 600_000)
+    assert "$99.80" in text and "$100.00" in text and f"<t:{int(WINDOWS.month_end)}:R>" in text
+
+
+def test_cooldown_refusal_says_when_the_next_job_may_start() -> None:
+    """A job too soon after the last is refused until the cooldown ends."""
+    refusal = check_limits(usage(last=100.0, cooldown_s=30.0), 1, 110.0)
+    assert refusal is not None and refusal.reason is RefusalReason.COOLDOWN and refusal.frees_at == 130.0
+    assert "<t:130:R>" in refusal_message(refusal, 1)
+    assert check_limits(usage(last=100.0, cooldown_s=30.0), 1, 131.0) is None
+
+
+def test_unlimited_limits_never_refuse() -> None:
+    """None means no limit."""
+    assert (
+        check_limits(usage(today=10**12, daily_micros=None, max_active_jobs=None, active=99), 10**9, 0)
+        is None
+    )
 
 
 def test_active_refusal_says_the_limit() -> None:
     """The active-jobs refusal says how many are running and the limit."""
-    text = refusal_message(QuotaRefusal(RefusalReason.ACTIVE, Usage(0, 1, 2, 2, 0)), 1)
+    refusal = check_limits(usage(active=2), 1, 0.0)
+    assert refusal is not None
+    text = refusal_message(refusal, 1)
     assert "2 video(s) in progress" in text and "limit is 2" in text
+
+
+def test_warning_at_80_percent() -> None:
+    """At 80 % of the daily limit the acknowledgement warns, with the reset time; below it does not."""
+    warning = near_limit_warning(usage(today=4_000_000))
+    assert warning is not None and "80%" in warning and f"<t:{int(WINDOWS.day_end)}:R>" in warning
+    assert near_limit_warning(usage(today=3_900_000)) is None
+
+
+def test_guild_overrides_lay_over_defaults(make_settings: SettingsFactory) -> None:
+    """A guild's own values replace the defaults; UNLIMITED removes a limit; unset fields keep the default."""
+    settings = make_settings(quota_user_daily_usd=5.0, quota_user_monthly_usd=50.0)
+    limits = limits_for_guild(
+        settings, GuildLimits(1, user_daily_micros=2_000_000, user_monthly_micros=UNLIMITED)
+    )
+    assert limits.daily_micros == 2_000_000 and limits.monthly_micros is None
+    assert limits.max_active_jobs == settings.quota_user_max_active_jobs

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from core.models import JobStatus, Limits, NewJob, QuotaRefusal, RefusalReason
+from core.quota import windows_at
 from storage import NewerDatabaseError, open_store
 from storage.sqlite import SqliteStore, load_migrations
+from tests.conftest import reserve
 
 DAY = 0.0
 NOW = 1_000.0
@@ -88,28 +90,28 @@ async def test_wal_and_full_sync_are_on(store: SqliteStore, tmp_path: Path) -> N
 
 async def test_reservation_writes_job_and_ledger_together(store: SqliteStore) -> None:
     """A reservation creates the job (uploading) and one reserve row of the estimate."""
-    job = await store.create_job_with_reservation(new_job(), Limits(1_000_000, 2), NOW, DAY)
+    job = await reserve(store, new_job(), Limits(1_000_000, 2), NOW)
     assert not isinstance(job, QuotaRefusal)
     assert job.status is JobStatus.UPLOADING
-    usage = await store.usage(1, 7, Limits(1_000_000, 2), DAY)
-    assert (usage.spent_micros, usage.active_jobs) == (100_000, 1)
+    usage = await store.usage(1, 7, Limits(1_000_000, 2), windows_at(NOW))
+    assert (usage.spent_today_micros, usage.active_jobs) == (100_000, 1)
 
 
 async def test_refuses_over_the_daily_limit(store: SqliteStore) -> None:
     """A job whose estimate would pass the daily limit is refused and nothing is written."""
     limits = Limits(150_000, 5)
-    assert not isinstance(await store.create_job_with_reservation(new_job(), limits, NOW, DAY), QuotaRefusal)
-    refused = await store.create_job_with_reservation(new_job(), limits, NOW, DAY)
+    assert not isinstance(await reserve(store, new_job(), limits, NOW), QuotaRefusal)
+    refused = await reserve(store, new_job(), limits, NOW)
     assert isinstance(refused, QuotaRefusal) and refused.reason is RefusalReason.DAILY
-    assert refused.usage.spent_micros == 100_000
-    assert (await store.usage(1, 7, limits, DAY)).active_jobs == 1
+    assert refused.usage.spent_today_micros == 100_000
+    assert (await store.usage(1, 7, limits, windows_at(NOW))).active_jobs == 1
 
 
 async def test_refuses_past_max_active_jobs(store: SqliteStore) -> None:
     """The active-jobs limit counts unfinished jobs."""
     limits = Limits(10_000_000, 1)
-    await store.create_job_with_reservation(new_job(), limits, NOW, DAY)
-    refused = await store.create_job_with_reservation(new_job(), limits, NOW, DAY)
+    await reserve(store, new_job(), limits, NOW)
+    refused = await reserve(store, new_job(), limits, NOW)
     assert isinstance(refused, QuotaRefusal) and refused.reason is RefusalReason.ACTIVE
 
 
@@ -117,16 +119,16 @@ async def test_limits_are_per_member_and_guild(store: SqliteStore) -> None:
     """Another member, or the same member in another guild, has their own limit."""
     limits = Limits(100_000, 1)
     for user, guild in ((7, 1), (8, 1), (7, 2)):
-        created = await store.create_job_with_reservation(new_job(user, guild_id=guild), limits, NOW, DAY)
+        created = await reserve(store, new_job(user, guild_id=guild), limits, NOW)
         assert not isinstance(created, QuotaRefusal)
 
 
 async def test_yesterdays_spend_does_not_count_today(store: SqliteStore) -> None:
     """Spend counts in the UTC day of its reservation."""
     limits = Limits(100_000, 5)
-    await store.create_job_with_reservation(new_job(), limits, NOW, DAY)
+    await reserve(store, new_job(), limits, NOW)
     today = 86_400.0
-    created = await store.create_job_with_reservation(new_job(), limits, today + 5, today)
+    created = await reserve(store, new_job(), limits, today + 5)
     assert not isinstance(created, QuotaRefusal)
 
 
@@ -136,9 +138,7 @@ async def test_200_concurrent_reservations_never_overspend(tmp_path: Path) -> No
     store = await SqliteStore.open(str(path))
     limits = Limits(1_000_000, 1_000)
     try:
-        results = await asyncio.gather(
-            *(store.create_job_with_reservation(new_job(), limits, NOW, DAY) for _ in range(200))
-        )
+        results = await asyncio.gather(*(reserve(store, new_job(), limits, NOW) for _ in range(200)))
     finally:
         await store.close()
     accepted = [r for r in results if not isinstance(r, QuotaRefusal)]
@@ -156,10 +156,7 @@ async def test_200_reservations_from_two_connections_never_overspend(tmp_path: P
     limits = Limits(1_000_000, 1_000)
     try:
         results = await asyncio.gather(
-            *(
-                (a if i % 2 else b).create_job_with_reservation(new_job(), limits, NOW, DAY)
-                for i in range(200)
-            )
+            *(reserve((a if i % 2 else b), new_job(), limits, NOW) for i in range(200))
         )
     finally:
         await a.close()
@@ -170,13 +167,13 @@ async def test_200_reservations_from_two_connections_never_overspend(tmp_path: P
 async def test_complete_settles_with_the_real_cost(store: SqliteStore, tmp_path: Path) -> None:
     """Success releases the estimate and charges Runware's cost: spend becomes the cost."""
     limits = Limits(1_000_000, 2)
-    job = await store.create_job_with_reservation(new_job(estimate=100_000), limits, NOW, DAY)
+    job = await reserve(store, new_job(estimate=100_000), limits, NOW)
     assert not isinstance(job, QuotaRefusal)
     await store.mark_job_queued(job.id, "img", "aud", NOW)
     done = await store.complete_job(job.id, "https://x/v.mp4", 83_000, False, NOW + 5)
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.cost_micros == 83_000
-    usage = await store.usage(1, 7, limits, DAY)
-    assert (usage.spent_micros, usage.active_jobs) == (83_000, 0)
+    usage = await store.usage(1, 7, limits, windows_at(NOW))
+    assert (usage.spent_today_micros, usage.active_jobs) == (83_000, 0)
     assert ledger_rows(tmp_path / "store.db") == [
         ("reserve", 100_000, job.id),
         ("release", -100_000, job.id),
@@ -187,17 +184,17 @@ async def test_complete_settles_with_the_real_cost(store: SqliteStore, tmp_path:
 async def test_fail_refunds_once(store: SqliteStore) -> None:
     """A failed job costs nothing, and failing or completing it again changes nothing."""
     limits = Limits(1_000_000, 2)
-    job = await store.create_job_with_reservation(new_job(), limits, NOW, DAY)
+    job = await reserve(store, new_job(), limits, NOW)
     assert not isinstance(job, QuotaRefusal)
     assert await store.fail_job(job.id, "x", "y", NOW) is not None
     assert await store.fail_job(job.id, "x", "y", NOW) is None
     assert await store.complete_job(job.id, "u", 5, False, NOW) is None
-    assert (await store.usage(1, 7, limits, DAY)).spent_micros == 0
+    assert (await store.usage(1, 7, limits, windows_at(NOW))).spent_today_micros == 0
 
 
 async def test_ledger_is_append_only(store: SqliteStore, tmp_path: Path) -> None:
     """The ledger refuses updates and deletes."""
-    await store.create_job_with_reservation(new_job(), Limits(1_000_000, 2), NOW, DAY)
+    await reserve(store, new_job(), Limits(1_000_000, 2), NOW)
     with sqlite3.connect(tmp_path / "store.db") as db:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             db.execute("UPDATE ledger SET amount_micros = 0")
@@ -207,7 +204,7 @@ async def test_ledger_is_append_only(store: SqliteStore, tmp_path: Path) -> None
 
 async def test_mark_delivered_is_true_once(store: SqliteStore) -> None:
     """Only the first delivery mark wins; undelivered_jobs no longer lists the job."""
-    job = await store.create_job_with_reservation(new_job(), Limits(1_000_000, 2), NOW, DAY)
+    job = await reserve(store, new_job(), Limits(1_000_000, 2), NOW)
     assert not isinstance(job, QuotaRefusal)
     await store.fail_job(job.id, "x", "y", NOW)
     assert [j.id for j in await store.undelivered_jobs()] == [job.id]
@@ -221,7 +218,7 @@ async def test_due_jobs_batches_processing_jobs_within_the_horizon(store: Sqlite
     limits = Limits(10_000_000, 10)
     ids = []
     for _ in range(3):
-        job = await store.create_job_with_reservation(new_job(), limits, NOW, DAY)
+        job = await reserve(store, new_job(), limits, NOW)
         assert not isinstance(job, QuotaRefusal)
         await store.mark_job_queued(job.id, "i", "a", NOW)
         ids.append(job.id)
@@ -231,3 +228,70 @@ async def test_due_jobs_batches_processing_jobs_within_the_horizon(store: Sqlite
     due = await store.due_jobs(NOW, NOW + 5, 100)
     assert [j.id for j in due] == [ids[0], ids[1]]
     assert await store.next_due_at() == NOW
+
+
+def totals_from_ledger(path: Path) -> dict[tuple[int, int, str, float], int]:
+    """What spend_totals should hold, recomputed from the ledger in Python."""
+    from core.quota import windows_at as window_of
+
+    expected: dict[tuple[int, int, str, float], int] = {}
+    with sqlite3.connect(path) as db:
+        for guild, user, amount, counts_at in db.execute(
+            "SELECT guild_id, user_id, amount_micros, counts_at FROM ledger"
+        ):
+            w = window_of(counts_at)
+            for who in (user, 0):
+                for period, start in (("day", w.day_start), ("month", w.month_start)):
+                    key = (guild, who, period, start)
+                    expected[key] = expected.get(key, 0) + amount
+    return expected
+
+
+def stored_totals(path: Path) -> dict[tuple[int, int, str, float], int]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT guild_id, user_id, period, period_start, amount_micros FROM spend_totals")
+        return {(g, u, p, s): a for g, u, p, s, a in rows}
+
+
+async def test_spend_totals_follow_the_ledger(store: SqliteStore, tmp_path: Path) -> None:
+    """Reservations, settlements, refunds and credits across days and months keep the totals exact."""
+    limits = Limits(None, None)
+    moments = [NOW, 86_400 * 40 + 5.5, 86_400 * 40 + 86_399.9, 86_400 * 75]
+    for i, when in enumerate(moments * 3):
+        job = await reserve(store, new_job(user_id=7 + i % 2, estimate=100_000 + i), limits, when)
+        assert not isinstance(job, QuotaRefusal)
+        if i % 3 == 0:
+            await store.complete_job(job.id, "u", 50_000 + i, False, when + 10)
+            await store.credit_job_cost(job.id, "test", when + 20)
+        elif i % 3 == 1:
+            await store.fail_job(job.id, "x", "y", when + 10)
+    path = tmp_path / "store.db"
+    assert stored_totals(path) == totals_from_ledger(path)
+    assert len(stored_totals(path)) > 8
+
+
+async def test_migration_from_version_1_backfills_totals(tmp_path: Path) -> None:
+    """A database written by version 1 gets spend totals for its existing ledger when it is migrated."""
+    path = tmp_path / "old.db"
+    (first,) = [m for m in load_migrations() if m[0] == 1]
+    with sqlite3.connect(path) as db:
+        db.executescript(first[2])
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        db.execute(
+            "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
+            "estimate_micros, output_format, output_quality, created_at, updated_at) "
+            "VALUES ('t', 1, 2, 7, 'succeeded', 1, 100000, 'MP4', 85, 1000, 1000)"
+        )
+        db.executemany(
+            "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_micros, counts_at, created_at) "
+            "VALUES (1, 7, 1, ?, ?, 1000, 1000)",
+            [("reserve", 100_000), ("release", -100_000), ("settle", 80_000)],
+        )
+    store = await SqliteStore.open(str(path))
+    try:
+        usage = await store.usage(1, 7, Limits(None, None), windows_at(NOW))
+    finally:
+        await store.close()
+    assert usage.spent_today_micros == usage.spent_month_micros == usage.guild_spent_month_micros == 80_000
+    assert stored_totals(path) == totals_from_ledger(path)

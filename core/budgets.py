@@ -1,0 +1,131 @@
+"""Server budgets: what admins may change, how their words become limits, and how a budget is shown."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import UserFacingError
+from core.models import UNLIMITED, GuildLimits, Limits, Windows, format_usd, usd_to_micros
+from core.quota import discord_time, limits_for_guild, windows_at
+from core.settings import Settings
+from storage.base import Store
+
+# /budget set option -> (stored field, what it is called in messages, kind of value)
+_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "daily": ("user_daily_micros", "daily limit per member", "usd"),
+    "monthly": ("user_monthly_micros", "monthly limit per member", "usd"),
+    "active": ("max_active_jobs", "videos in progress per member", "count"),
+    "cooldown": ("cooldown_s", "cooldown between videos", "seconds"),
+    "budget": ("guild_monthly_micros", "server's monthly budget", "usd"),
+}
+_USD = re.compile(r"^\$?\s*(\d{1,7}(?:\.\d{1,2})?)$")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChange:
+    """One admin change: the stored field, its new value (None: back to the default), and how to say it."""
+
+    field: str
+    value: int | float | None
+    summary: str
+
+
+def parse_limit_change(option: str, text: str) -> LimitChange:
+    """An admin's text for one /budget set option as a change; raises UserFacingError with what works."""
+    field, label, kind = _OPTIONS[option]
+    word = text.strip().lower()
+    if word == "default":
+        return LimitChange(field, None, f"{label} back to the default")
+    if word in {"unlimited", "none", "off"}:
+        if kind == "seconds":
+            return LimitChange(field, 0.0, f"no {label}")
+        return LimitChange(field, UNLIMITED, f"{label} unlimited")
+    if kind == "usd":
+        match = _USD.match(word)
+        if match is None:
+            raise UserFacingError(
+                f"`{text}` is not an amount for the {label}. "
+                "Use dollars like `2.50`, or `unlimited`, or `default`."
+            )
+        micros = usd_to_micros(float(match.group(1)))
+        return LimitChange(field, micros, f"{label} {format_usd(micros)}")
+    if not word.isdigit() or int(word) > 1_000_000:
+        unit = "a whole number of seconds" if kind == "seconds" else "a whole number"
+        raise UserFacingError(f"`{text}` is not {unit} for the {label}. Use e.g. `30`, or `default`.")
+    number = int(word)
+    if kind == "count":
+        if number < 1:
+            raise UserFacingError("At least one video must be allowed at a time, or use `unlimited`.")
+        return LimitChange(field, number, f"{label} {number}")
+    return LimitChange(field, float(number), f"{label} {number} s")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetOverview:
+    """What /budget show tells an admin: the limits in force, which are the server's own, the spend."""
+
+    limits: Limits
+    overrides: GuildLimits | None
+    guild_spent_month_micros: int
+    windows: Windows
+
+
+class BudgetService:
+    """Reading and changing a guild's limits; every change is recorded with who made it."""
+
+    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    async def overview(self, guild_id: int) -> BudgetOverview:
+        """The guild's limits in force and its spend this month."""
+        overrides = await self._store.guild_limits(guild_id)
+        windows = windows_at(self._clock())
+        spent = await self._store.guild_month_spend(guild_id, windows)
+        return BudgetOverview(limits_for_guild(self._settings, overrides), overrides, spent, windows)
+
+    async def change(self, guild_id: int, changes: list[LimitChange], actor_id: int) -> BudgetOverview:
+        """Apply an admin's changes (recorded in the audit log) and return the new overview."""
+        await self._store.update_guild_limits(
+            guild_id, {c.field: c.value for c in changes}, actor_id, self._clock()
+        )
+        return await self.overview(guild_id)
+
+
+def _usd_limit(value: int | None) -> str:
+    return "unlimited" if value is None else format_usd(value)
+
+
+def budget_lines(view: BudgetOverview) -> list[str]:
+    """/budget show as short lines; a value this server chose is marked, the rest are the defaults."""
+    own = view.overrides or GuildLimits(0)
+    limits, w = view.limits, view.windows
+
+    def mark(field: str) -> str:
+        return " (set here)" if getattr(own, field) is not None else ""
+
+    budget = limits.guild_monthly_micros
+    if budget is None:
+        used = f"{format_usd(view.guild_spent_month_micros)} spent this month, no budget"
+    else:
+        share = 0 if budget == 0 else min(999, round(100 * view.guild_spent_month_micros / budget))
+        used = (
+            f"{format_usd(view.guild_spent_month_micros)} of {format_usd(budget)} used ({share}%), "
+            f"resets {discord_time(w.month_end)}"
+        )
+    active = "unlimited" if limits.max_active_jobs is None else str(limits.max_active_jobs)
+    cooldown = f"{limits.cooldown_s:g} s" if limits.cooldown_s else "none"
+    log_channel = f"<#{own.log_channel_id}>" if own.log_channel_id else "not set"
+    return [
+        "**Server budget**",
+        f"Monthly budget: {used}{mark('guild_monthly_micros')}",
+        f"Per member, per day: {_usd_limit(limits.daily_micros)}{mark('user_daily_micros')}",
+        f"Per member, per month: {_usd_limit(limits.monthly_micros)}{mark('user_monthly_micros')}",
+        f"Videos in progress per member: {active}{mark('max_active_jobs')}",
+        f"Cooldown between videos: {cooldown}{mark('cooldown_s')}",
+        f"Alerts channel: {log_channel}",
+    ]

@@ -1,0 +1,132 @@
+"""/budget through real discord.py: admins see and set limits; members feel them; others are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tests import media_factory as media
+from tests.e2e.conftest import App
+from tests.fakes.discord import DEFAULT_PERMISSIONS
+
+MANAGE_GUILD = 1 << 5
+ADMIN_ID = 200_000_000_000_000_777
+
+
+async def budget(app: App, subcommand: str, *options: tuple[str, int, Any], admin: bool = True) -> str:
+    """Run /budget <subcommand> and return the private reply's text."""
+    payload = app.discord.make_slash_interaction(
+        "budget",
+        list(options),
+        subcommand=subcommand,
+        user_id=ADMIN_ID if admin else 200_000_000_000_000_001,
+        permissions=DEFAULT_PERMISSIONS | (MANAGE_GUILD if admin else 0),
+    )
+    await app.discord.send_interaction(payload)
+    reply = await app.reply_to(payload)
+    assert reply.ephemeral
+    return reply.content
+
+
+async def test_show_lists_limits_and_budget_use(app: App) -> None:
+    """An admin sees each limit and the server's monthly budget with its reset time."""
+    text = await budget(app, "show")
+    assert "Monthly budget: $0.00 of $200.00 used (0%)" in text
+    assert "Per member, per day: $1.00" in text and "<t:" in text
+
+
+async def test_set_changes_limits_and_records_who(app: App) -> None:
+    """/budget set saves the values, marks them as the server's own, and writes the audit log."""
+    text = await budget(app, "set", ("daily", 3, "0.50"), ("budget", 3, "$20"), ("cooldown", 3, "30"))
+    assert "Saved:" in text and "daily limit per member $0.50" in text
+    assert "Per member, per day: $0.50 (set here)" in text and "of $20.00 used" in text
+    (row,) = app.query("SELECT actor_id, action, detail FROM audit_log")
+    assert row[0] == ADMIN_ID and row[1] == "budget.set"
+    assert json.loads(row[2]) == {
+        "user_daily_micros": 500_000,
+        "guild_monthly_micros": 20_000_000,
+        "cooldown_s": 30.0,
+    }
+
+
+async def test_members_feel_the_new_daily_limit(app: App) -> None:
+    """After an admin lowers the daily limit, a clip over it is refused with the new numbers."""
+    await budget(app, "set", ("daily", 3, "0.25"))
+    payload = await app.animate(audio=media.wav(3.0))
+    reply = await app.reply_to(payload, "daily limit")
+    assert "$0.30" in reply.content and "$0.25" in reply.content
+    assert app.runware.requests == []
+
+
+async def test_guild_budget_refuses_everyone_with_the_reset_time(app: App) -> None:
+    """With the server's monthly budget used up, a member is refused and told when it resets."""
+    await budget(app, "set", ("budget", 3, "0.20"))
+    payload = await app.animate(audio=media.wav(3.0))
+    reply = await app.reply_to(payload, "monthly budget")
+    assert "$0.20" in reply.content and "resets <t:" in reply.content
+
+
+async def test_unlimited_and_default(app: App) -> None:
+    """`unlimited` removes a limit and `default` brings the setting's value back."""
+    text = await budget(app, "set", ("daily", 3, "unlimited"))
+    assert "Per member, per day: unlimited (set here)" in text
+    text = await budget(app, "set", ("daily", 3, "default"))
+    assert (
+        "Per member, per day: $1.00\n" in text + "\n"
+        and "(set here)" not in text.split("day:")[1].split("\n")[0]
+    )
+
+
+async def test_bad_value_says_what_works(app: App) -> None:
+    """A value that is not an amount is refused with examples of what works; nothing changes."""
+    text = await budget(app, "set", ("daily", 3, "lots"))
+    assert "`lots` is not an amount" in text and "2.50" in text
+    assert app.query("SELECT COUNT(*) FROM guild_limits") == [(0,)]
+
+
+async def test_member_without_manage_server_is_refused_in_code(app: App) -> None:
+    """A member without Manage Server is refused by the bot itself, even if Discord showed the command."""
+    for sub, options in (("show", ()), ("set", (("daily", 3, "100"),))):
+        text = await budget(app, sub, *options, admin=False)
+        assert "Manage Server" in text
+    assert app.query("SELECT COUNT(*) FROM guild_limits") == [(0,)]
+    assert app.query("SELECT COUNT(*) FROM audit_log") == [(0,)]
+
+
+async def test_commands_carry_default_member_permissions(app: App) -> None:
+    """The synced /budget command asks Discord to show it only to Manage Server members."""
+    from tests.fakes.discord_fixtures import GUILD_ID
+
+    (command,) = [c for c in app.discord.synced_commands(GUILD_ID) if c["name"] == "budget"]
+    assert int(command["default_member_permissions"]) == MANAGE_GUILD
+    assert {o["name"] for o in command["options"]} >= {"show", "set"}
+
+
+async def test_500_concurrent_jobs_never_exceed_the_guild_budget(app: App) -> None:
+    """500 simultaneous /animate from 50 members against a $5 budget: never exceeded, everyone answered."""
+    await budget(app, "set", ("budget", 3, "5"), ("daily", 3, "unlimited"), ("active", 3, "unlimited"))
+    app.runware.polls_to_finish = 10**6  # keep every accepted job reserved
+    clip = media.wav(3.0)  # $0.30 each: at most 16 fit in $5
+    image = media.png(400, 500)
+    payloads = []
+    for i in range(500):
+        img = app.discord.add_attachment("face.png", image)
+        aud = app.discord.add_attachment("voice.wav", clip)
+        payloads.append(
+            app.discord.make_slash_interaction(
+                "animate", [("image", 11, img), ("audio", 11, aud)], user_id=300_000 + i % 50
+            )
+        )
+    await asyncio.gather(*(app.discord.send_interaction(p) for p in payloads))
+    ids = {int(p["id"]) for p in payloads}
+
+    def answered() -> int:
+        return len({m.interaction_id for m in app.discord.messages if m.interaction_id in ids and m.content})
+
+    await app.discord.wait_for(lambda: answered() == 500, timeout=120)
+    accepted = [m for m in app.discord.messages if m.interaction_id in ids and "accepted" in m.content]
+    refused = [m for m in app.discord.messages if m.interaction_id in ids and "would cost about" in m.content]
+    assert len(accepted) == 16 and len(refused) == 484
+    (total,) = app.query("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger")[0]
+    assert total == 16 * 300_000 <= 5_000_000
