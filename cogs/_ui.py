@@ -63,21 +63,30 @@ def ack_text(job: Job, usage: Usage | None) -> str:
     )
 
 
-def progress_text(job: Job, percent: int | None) -> str:
-    """The private acknowledgement while Runware renders."""
-    done = f" ({percent}% done)" if percent is not None else ""
+def progress_line(percent: int) -> str:
+    """The line added to the acknowledgement while Runware renders."""
+    return f"⏳ Rendering: {percent}% done."
+
+
+def private_ready_text(job: Job) -> str:
+    """The private reply once the video is posted: what it cost beside the estimate (costs stay private)."""
+    cost, estimate = format_usd(job.cost_micros or 0), format_usd(job.estimate_micros)
+    return f"✅ Job #{job.id} is ready. It cost {cost} (estimate {estimate})."
+
+
+def private_failure_text(job: Job) -> str:
+    """The private reply when a job failed or expired."""
+    if job.status is JobStatus.EXPIRED:
+        return f"❌ Job #{job.id} took too long and was cancelled. You were not charged."
+    return f"❌ Job #{job.id} failed: {job.error_message or 'no reason given.'} You were not charged."
+
+
+def private_withheld_text(job: Job) -> str:
+    """The private reply when a flagged video is not posted in a channel that is not age-restricted."""
     return (
-        f"⏳ **Job #{job.id} is rendering**{done}. Estimated cost **{format_usd(job.estimate_micros)}**.\n"
-        f"Started {discord_time(job.created_at)}. "
-        "I'll post it in this channel and mention you when it's ready."
+        f"🔞 Job #{job.id} was flagged as adult content by the safety check, so it was not posted here. "
+        "It can only be shown in an age-restricted channel. You were not charged."
     )
-
-
-def finished_text(job: Job, jump_url: str) -> str:
-    """The private acknowledgement once the result is posted: where, and what it cost (costs stay private)."""
-    if job.status is JobStatus.SUCCEEDED:
-        return f"✅ Job #{job.id} is ready: {jump_url}\nIt cost {format_usd(job.cost_micros or 0)}."
-    return f"Job #{job.id} did not work out: {jump_url}\nYou were not charged."
 
 
 # Public posts carry no money: what a member spends is theirs to see (in /usage and the private replies).
@@ -94,18 +103,17 @@ def result_text(job: Job) -> str:
 def link_text(job: Job, limit: int, expires_at: float) -> str:
     """The public post when the video is too big to attach here."""
     return (
-        f"<@{job.user_id}> your talking portrait is ready (job #{job.id} · AI-generated video).\n"
-        f"It is bigger than this channel's {upload_limit(limit)} upload limit, so here is a link: "
-        f"{job.result_url}\n"
+        f"{result_text(job)}\n"
+        f"Too big to attach here ({upload_limit(limit)} limit): {job.result_url}\n"
         f"The link works until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})."
     )
 
 
 def withheld_text(job: Job) -> str:
-    """The public post when the safety check flagged the video and this channel is not age-restricted."""
+    """The public post about a flagged video, when the member cannot be told privately."""
     return (
-        f"<@{job.user_id}> job #{job.id} was flagged as adult content by the safety check, so it was "
-        "withheld: this channel is not age-restricted. You were not charged."
+        f"<@{job.user_id}> job #{job.id} can't be shown in this channel: the safety check flagged it. "
+        "You were not charged."
     )
 
 
@@ -121,5 +129,5 @@ def failure_text(job: Job) -> str:
     """The public post when a job failed or expired; the member was refunded."""
     if job.status is JobStatus.EXPIRED:
         return f"<@{job.user_id}> job #{job.id} took too long and was cancelled. You were not charged."
-    reason = job.error_message or "Runware could not make this video."
+    reason = job.error_message or "The video service could not make this video."
     return f"<@{job.user_id}> job #{job.id} failed: {reason} You were not charged."

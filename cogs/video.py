@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -15,11 +16,13 @@ from discord.ext import commands
 from cogs._ui import (
     ack_text,
     failure_text,
-    finished_text,
     gone_text,
     link_text,
     mention_only,
-    progress_text,
+    private_failure_text,
+    private_ready_text,
+    private_withheld_text,
+    progress_line,
     result_text,
     send,
     video_filename,
@@ -46,6 +49,27 @@ PROGRESS_EDIT_INTERVAL_S = 5.0
 FORMATS = [app_commands.Choice(name=f, value=f) for f in ("MP4", "WEBM", "MOV")]
 
 
+@dataclass
+class Ack:
+    """A job's private acknowledgement, while this process holds its interaction."""
+
+    interaction: discord.Interaction[VideoBot]
+    text: str
+    last_edit: float = 0.0
+
+
+@dataclass
+class Rendered:
+    """What a finished job becomes: the public post, its file, and the member's private reply.
+
+    `quiet`: the channel need not see it (a withheld video); tell the member privately when possible."""
+
+    public: str
+    file: discord.File | None
+    private: str
+    quiet: bool = False
+
+
 def delivery_nonce(job: Job) -> str:
     """The nonce of a job's result post: Discord drops a repeat of it, so a retried post cannot double."""
     return f"vq-job-{job.id}"
@@ -58,18 +82,17 @@ class VideoCog(commands.Cog):
         self.bot = bot
         # Interactions of jobs accepted by this process, to update the private acknowledgement.
         # Lost on restart by design: the interaction token only lives 15 minutes anyway.
-        self._acks: dict[int, discord.Interaction[VideoBot]] = {}
+        self._acks: dict[int, Ack] = {}
         self._delivering: set[int] = set()
-        self._last_progress_edit: dict[int, float] = {}
         self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
 
     @app_commands.command(name="animate")
     @app_commands.guild_only()
     @app_commands.describe(
         image=f"The portrait: {ACCEPTED_IMAGES}, 300–6000 px per side",
-        audio=f"The voice: {ACCEPTED_AUDIO}, up to 30 seconds",
+        audio=f"The voice: {ACCEPTED_AUDIO}, a short clip (30 s at most)",
         format="Video format (default MP4)",
-        quality="Video quality from 20 to 99 (default 85)",
+        quality="Higher looks better but makes a bigger file (20–99, default 85)",
     )
     @app_commands.choices(format=FORMATS)
     async def animate(
@@ -101,30 +124,28 @@ class VideoCog(commands.Cog):
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
         )
         accepted = await jobs.accept(request)
+        text = ack_text(accepted.job, accepted.usage)
         try:
-            await send(interaction, ack_text(accepted.job, accepted.usage))
+            await send(interaction, text)
         except discord.HTTPException as error:
             # The job runs and its result is posted anyway: never answer "try again" to a charged job.
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
-        self._acks[accepted.job.id] = interaction
+        self._acks[accepted.job.id] = Ack(interaction, text)
 
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
-        """Keep the member's private acknowledgement current while Runware renders."""
-        interaction = self._acks.get(job_id)
-        if interaction is None or interaction.is_expired():
+        """Add Runware's progress to the member's private acknowledgement (which keeps what it said)."""
+        ack = self._live_ack(job_id)
+        if ack is None or percent is None:
             return
         now = time.monotonic()
-        if now - self._last_progress_edit.get(job_id, 0.0) < PROGRESS_EDIT_INTERVAL_S:
+        if now - ack.last_edit < PROGRESS_EDIT_INTERVAL_S:
             return
-        self._last_progress_edit[job_id] = now
-        job = await self.bot.jobs.get_job(job_id)
-        if job is None or not job.is_active:
-            return
+        ack.last_edit = now
         try:
-            await interaction.edit_original_response(content=progress_text(job, percent))
+            await ack.interaction.edit_original_response(content=f"{ack.text}\n{progress_line(percent)}")
         except (discord.HTTPException, RuntimeError) as error:
             log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
 
@@ -145,20 +166,31 @@ class VideoCog(commands.Cog):
         finally:
             self._delivering.discard(job.id)
 
+    def _live_ack(self, job_id: int) -> Ack | None:
+        """The acknowledgement of a job accepted by this process, while its token still works."""
+        ack = self._acks.get(job_id)
+        return ack if ack is not None and not ack.interaction.is_expired() else None
+
     async def _deliver(self, job: Job) -> None:
         """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
         channel = await self._job_channel(job)
         if channel is not None:
+            rendered = await self._render(job, channel)
+            if rendered.quiet and self._live_ack(job.id) is not None:
+                # Nothing for the channel to see: tell the member privately.
+                await self._finish(job, None, rendered.private)
+                return
             try:
-                await self._finish(job, await self._post(job, channel))
+                await self._finish(job, await self._send(job, channel, rendered), rendered.private)
                 return
             except discord.Forbidden:
                 log.warning("job=%s task=%s may not post in %s", job.id, job.task_uuid, job.channel_id)
-        message = await self._post_elsewhere(job)
+        message, private = await self._post_elsewhere(job)
         if message is None:
             log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
-            await self.bot.jobs.give_cost_back(job, "the result could not be posted")
-        await self._finish(job, message)
+            if await self.bot.jobs.give_cost_back(job, "the result could not be posted"):
+                private = f"Job #{job.id} could not be posted anywhere. You were not charged."
+        await self._finish(job, message, private)
 
     async def _job_channel(self, job: Job) -> discord.abc.Messageable | None:
         channel = self.bot.get_channel(job.channel_id)
@@ -170,18 +202,17 @@ class VideoCog(commands.Cog):
                 return None
         return channel if isinstance(channel, discord.abc.Messageable) else None
 
-    async def _post(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
-        """Post the result in a channel (or DM), falling back to a link if the file is refused as too big."""
-        content, file = await self._render(job, channel)
+    async def _send(self, job: Job, channel: discord.abc.Messageable, rendered: Rendered) -> discord.Message:
+        """Post a rendered result, falling back to a link if the file is refused as too big."""
         try:
             return await channel.send(
-                content,
-                file=file or discord.utils.MISSING,
+                rendered.public,
+                file=rendered.file or discord.utils.MISSING,
                 nonce=delivery_nonce(job),
                 allowed_mentions=mention_only(job.user_id),
             )
         except discord.HTTPException as error:
-            if error.status != 413 or file is None:
+            if error.status != 413 or rendered.file is None:
                 raise
             # The limit dropped (boost lost) since we checked: post the link instead.
             limit = _channel_upload_limit(channel, job)
@@ -191,14 +222,15 @@ class VideoCog(commands.Cog):
                 allowed_mentions=mention_only(job.user_id),
             )
 
-    async def _render(self, job: Job, channel: discord.abc.Messageable) -> tuple[str, discord.File | None]:
-        """What to post for this job in this channel: the video, a link, or why there is none."""
+    async def _render(self, job: Job, channel: discord.abc.Messageable) -> Rendered:
+        """What to post for this job in this channel, and what the member's private reply becomes."""
         if job.status is not JobStatus.SUCCEEDED:
-            return failure_text(job), None
+            text = failure_text(job)
+            return Rendered(text, None, private_failure_text(job))
         channel_nsfw = channel.is_nsfw() if hasattr(channel, "is_nsfw") else job.channel_nsfw
         if job.nsfw and not channel_nsfw:
             await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")
-            return withheld_text(job), None
+            return Rendered(withheld_text(job), None, private_withheld_text(job), quiet=True)
         limit = _channel_upload_limit(channel, job)
         try:
             data = await self.bot.jobs.fetch_video(job, limit)
@@ -206,52 +238,57 @@ class VideoCog(commands.Cog):
             if error.kind is not ErrorKind.NOT_FOUND:
                 raise  # transient: the runner offers the job again
             await self.bot.jobs.give_cost_back(job, "the video expired before it could be posted")
-            return gone_text(job), None
+            return Rendered(
+                gone_text(job),
+                None,
+                f"Job #{job.id}'s video expired before it could be posted. You were not charged.",
+            )
         if data is None:
-            return link_text(job, limit, self.bot.jobs.link_expires_at(job)), None
-        return result_text(job), discord.File(io.BytesIO(data), filename=video_filename(job))
+            public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
+            return Rendered(public, None, private_ready_text(job))
+        file = discord.File(io.BytesIO(data), filename=video_filename(job))
+        return Rendered(result_text(job), file, private_ready_text(job))
 
-    async def _post_elsewhere(self, job: Job) -> discord.Message | None:
+    async def _post_elsewhere(self, job: Job) -> tuple[discord.Message | None, str]:
         """The channel is gone or closed to the bot: answer through the command's interaction while it
-        lives (in this process), else in a DM. None if neither works."""
-        interaction = self._acks.get(job.id)
-        if (
-            interaction is not None
-            and not interaction.is_expired()
-            and isinstance(interaction.channel, discord.abc.Messageable)
-        ):
+        lives (in this process), else in a DM. (None, …) if neither works."""
+        ack = self._live_ack(job.id)
+        if ack is not None and isinstance(ack.interaction.channel, discord.abc.Messageable):
             # A discord.File is closed by a failed send: render a fresh one.
-            content, file = await self._render(job, interaction.channel)
+            rendered = await self._render(job, ack.interaction.channel)
             try:
-                return await interaction.followup.send(
-                    content,
-                    file=file or discord.utils.MISSING,
-                    ephemeral=False,
+                message = await ack.interaction.followup.send(
+                    rendered.public,
+                    file=rendered.file or discord.utils.MISSING,
+                    ephemeral=rendered.quiet,
                     wait=True,
                     allowed_mentions=mention_only(job.user_id),
                 )
+                return message, rendered.private
             except discord.HTTPException as error:
                 log.warning("job=%s followup fallback failed: %r", job.id, error)
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-            return await self._post(job, await user.create_dm())
+            dm = await user.create_dm()
+            rendered = await self._render(job, dm)
+            return await self._send(job, dm, rendered), rendered.private
         except discord.HTTPException as error:
             log.warning("job=%s DM fallback failed: %r", job.id, error)
-            return None
+            return None, ""
 
-    async def _finish(self, job: Job, message: discord.Message | None) -> None:
+    async def _finish(self, job: Job, message: discord.Message | None, private: str) -> None:
         if not await self.bot.jobs.mark_delivered(job.id):
             return
         log.info(
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
         )
-        interaction = self._acks.pop(job.id, None)
-        self._last_progress_edit.pop(job.id, None)
-        if interaction is None or interaction.is_expired() or message is None:
+        ack = self._live_ack(job.id)
+        self._acks.pop(job.id, None)
+        if ack is None or not private:
             return
-        fresh = await self.bot.jobs.get_job(job.id) or job
+        where = f"\n{message.jump_url}" if message is not None else ""
         try:
-            await interaction.edit_original_response(content=finished_text(fresh, message.jump_url))
+            await ack.interaction.edit_original_response(content=private + where)
         except (discord.HTTPException, RuntimeError) as error:  # RuntimeError: closing down
             # The private acknowledgement is a courtesy; the public post is what counts.
             log.debug("job=%s could not update the acknowledgement: %r", job.id, error)

@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.errors import InvalidMedia, QuotaExceeded, UserFacingError
-from core.media import validate_audio, validate_image
+from core.errors import QuotaExceeded, UserFacingError
+from core.media import too_big, validate_audio, validate_image
 from core.models import Job, JobStatus, Limits, NewJob, QuotaRefusal, Usage, usd_to_micros
 from core.quota import check_limits, estimate_micros, limits_for_guild, refusal_message, windows_at
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
@@ -111,13 +111,9 @@ class JobService:
         """Refuse attachments whose declared size is over the limit before downloading them."""
         s = self._settings
         if image_size > s.max_image_bytes:
-            raise InvalidMedia(
-                f"The image is {image_size / 1e6:.1f} MB. The limit is {s.max_image_bytes / 1e6:.1f} MB."
-            )
+            raise too_big("image", image_size, s.max_image_bytes)
         if audio_size > s.max_audio_bytes:
-            raise InvalidMedia(
-                f"The audio is {audio_size / 1e6:.1f} MB. The limit is {s.max_audio_bytes / 1e6:.1f} MB."
-            )
+            raise too_big("audio", audio_size, s.max_audio_bytes)
 
     async def limits_for(self, guild_id: int) -> Limits:
         """The limits that apply in a guild: the settings' defaults with the guild's own choices."""
@@ -427,7 +423,7 @@ class JobRunner:
         if result.state is TaskState.ERROR and not missing:
             error = result.error
             code = error.code if error and error.code else "taskFailed"
-            message = error.user_message() if error else "Runware could not make this video."
+            message = error.user_message() if error else "The video service could not make this video."
             await self._fail(job, code, message)
             return None
         if overdue:
@@ -435,7 +431,7 @@ class JobRunner:
             return None
         submitted_at = job.submitted_at or now
         if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
-            await self._fail(job, "taskFailedOrNotFound", "Runware lost track of this video.")
+            await self._fail(job, "taskFailedOrNotFound", "The video service lost this job.")
             return None
         if result.state is TaskState.PROCESSING:
             self._on_progress(job.id, result.progress)
@@ -443,7 +439,7 @@ class JobRunner:
 
     async def _complete(self, job: Job, result: TaskResult) -> None:
         if result.video_url is None:
-            await self._fail(job, "noOutput", "Runware finished without a video.")
+            await self._fail(job, "noOutput", "The video service finished without a video.")
             return
         cost = settled_cost(job, result.cost_usd)
         done = await self._store.complete_job(job.id, result.video_url, cost, result.nsfw, self._clock())

@@ -77,7 +77,8 @@ def _limit(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
-def _too_big(what: str, size: int, max_bytes: int) -> InvalidMedia:
+def too_big(what: str, size: int, max_bytes: int) -> InvalidMedia:
+    """The refusal of a file over its size limit, in MB as Discord writes them."""
     return InvalidMedia(
         f"The {what} is {_one_decimal_over(size / _MB, max_bytes / _MB)} MB. "
         f"The limit is {_limit(max_bytes / _MB)} MB."
@@ -131,7 +132,7 @@ def validate_image(data: bytes, *, max_bytes: int) -> ValidImage:
     if not data:
         raise InvalidMedia(f"The image file is empty. Use a {ACCEPTED_IMAGES} image.")
     if len(data) > max_bytes:
-        raise _too_big("image", len(data), max_bytes)
+        raise too_big("image", len(data), max_bytes)
     kind = _image_kind(data)
     if kind is None:
         raise InvalidMedia(f"That image file isn't a {ACCEPTED_IMAGES}.")
@@ -277,7 +278,7 @@ def validate_audio(data: bytes, *, max_bytes: int, max_seconds: float) -> ValidA
     if not data:
         raise InvalidMedia(f"The audio file is empty. Use {ACCEPTED_AUDIO}.")
     if len(data) > max_bytes:
-        raise _too_big("audio", len(data), max_bytes)
+        raise too_big("audio", len(data), max_bytes)
 
     give_up_s = _MEASURE_FACTOR * max_seconds
     converted_from = None

@@ -116,9 +116,10 @@ def refusal_message(refusal: QuotaRefusal, estimate: int) -> str:
     """The member-facing sentence for a refused reservation: which limit, the numbers, when it frees up."""
     usage, limits, reason = refusal.usage, refusal.usage.limits, refusal.reason
     if reason is RefusalReason.ACTIVE:
+        videos = "video" if usage.active_jobs == 1 else "videos"
         return (
-            f"You already have {usage.active_jobs} video(s) in progress; the limit is "
-            f"{limits.max_active_jobs} at a time. Try again when one finishes."
+            f"You already have {usage.active_jobs} {videos} in progress, the most you can have at once. "
+            "Try again when one is posted."
         )
     if reason is RefusalReason.COOLDOWN:
         assert refusal.frees_at is not None

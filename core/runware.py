@@ -62,19 +62,23 @@ RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
     {ErrorKind.PROVIDER, ErrorKind.TIMEOUT, ErrorKind.RATE_LIMIT, ErrorKind.CONNECTION, ErrorKind.SERVER}
 )
 
+# Members don't know the vendor: messages speak of "the video service".
 _USER_MESSAGES: dict[ErrorKind, str] = {
-    ErrorKind.AUTH: "The bot's Runware API key was rejected; tell a server admin.",
-    ErrorKind.FUNDS: "The bot's Runware account is out of credit; tell a server admin.",
-    ErrorKind.PERMISSION: "The bot's Runware API key is not allowed to do this; tell a server admin.",
-    ErrorKind.SAFETY: "Runware's safety check rejected this image or audio.",
-    ErrorKind.VALIDATION: "Runware did not accept this request; try a different image or audio file.",
-    ErrorKind.NOT_FOUND: "Runware no longer has this task or file; please start again.",
-    ErrorKind.PROVIDER: "The video service failed on this job; try again later.",
-    ErrorKind.TIMEOUT: "Runware took too long to answer; try again later.",
-    ErrorKind.RATE_LIMIT: "Runware is busy right now; try again in a few minutes.",
-    ErrorKind.CONNECTION: "The bot could not reach Runware; try again later.",
-    ErrorKind.SERVER: "Runware had a server problem; try again later.",
-    ErrorKind.UNKNOWN: "Runware reported an unexpected error; try again later.",
+    ErrorKind.AUTH: "Videos are paused: the bot's video service key was rejected. "
+    "Please tell a server admin.",
+    ErrorKind.FUNDS: "Videos are paused: the bot's video service is out of credit. "
+    "Please tell a server admin.",
+    ErrorKind.PERMISSION: "Videos are paused: the bot's video service key lacks a permission. "
+    "Please tell a server admin.",
+    ErrorKind.SAFETY: "The safety check refused this image or audio. Try a different one.",
+    ErrorKind.VALIDATION: "The video service did not accept these files. Try a different image or clip.",
+    ErrorKind.NOT_FOUND: "The video service lost this job. Please run /animate again.",
+    ErrorKind.PROVIDER: "The video service could not make this video. Please try again later.",
+    ErrorKind.TIMEOUT: "The video service timed out. Please run /animate again.",
+    ErrorKind.RATE_LIMIT: "The video service is busy. Please try again in a few minutes.",
+    ErrorKind.CONNECTION: "The bot could not reach the video service. Please try again later.",
+    ErrorKind.SERVER: "The video service had a problem. Please try again later.",
+    ErrorKind.UNKNOWN: "The video service reported an unexpected error. Please try again later.",
 }
 
 

@@ -133,7 +133,7 @@ def test_active_refusal_says_the_limit() -> None:
     refusal = check_limits(usage(active=2), 1, 0.0)
     assert refusal is not None
     text = refusal_message(refusal, 1)
-    assert "2 video(s) in progress" in text and "limit is 2" in text
+    assert "2 videos in progress" in text and "the most you can have at once" in text
 
 
 def test_warning_at_80_percent() -> None:

@@ -297,7 +297,7 @@ async def test_poll_reads_nested_failure_shape(client: RunwareClient, fake: Fake
     assert result.state is TaskState.ERROR
     assert result.error is not None
     assert (result.error.kind, result.error.code) == (ErrorKind.SAFETY, "contentPolicyViolation")
-    assert result.error.user_message() == "Runware's safety check rejected this image or audio."
+    assert result.error.user_message() == "The safety check refused this image or audio. Try a different one."
     assert not result.error.retryable
 
 
@@ -349,7 +349,7 @@ async def test_bad_key_is_auth_error(http: aiohttp.ClientSession, fake: FakeRunw
         await client.upload_image(PNG, "image/png")
     error = caught.value
     assert (error.kind, error.http_status, error.retryable) == (ErrorKind.AUTH, 401, False)
-    assert "API key" in error.user_message()
+    assert "key was rejected" in error.user_message()
     assert wrong not in str(error) and wrong not in repr(error) and KEY not in str(error)
     assert client.requests_sent == 1
 
@@ -360,7 +360,7 @@ async def test_out_of_credit_is_funds_error(client: RunwareClient, fake: FakeRun
     with pytest.raises(RunwareError) as caught:
         await client.upload_image(PNG, "image/png")
     assert caught.value.kind is ErrorKind.FUNDS
-    assert caught.value.user_message() == "The bot's Runware account is out of credit; tell a server admin."
+    assert "out of credit" in caught.value.user_message() and "Runware" not in caught.value.user_message()
     assert client.requests_sent == 1
 
 

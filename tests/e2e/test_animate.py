@@ -120,18 +120,31 @@ async def test_result_arrives_after_the_interaction_token_expired(app: App) -> N
 
 
 async def test_flagged_video_is_withheld_in_a_normal_channel(app: App) -> None:
-    """An NSFW-flagged result is not posted in a channel that is not age-restricted; the member is told."""
+    """An NSFW-flagged result is not posted in a normal channel; the member is told privately, not charged."""
     app.runware.next_outcome(Outcome.success(nsfw=True))
-    await app.animate()
-    post = await app.post_in_channel("withheld")
-    assert post.attachments == [] and "/videos/" not in post.content
-    assert "age-restricted" in post.content and "not charged" in post.content
+    payload = await app.animate()
+    reply = await app.reply_to(payload, "flagged as adult content")
+    assert reply.ephemeral and "age-restricted" in reply.content and "not charged" in reply.content
     await app.delivered(1)
+    assert app.channel_posts() == []
     assert app.spent() == 0
     assert app.query("SELECT kind, amount_micros FROM ledger WHERE kind IN ('settle', 'grant')") == [
         ("settle", 420_000),
         ("grant", -420_000),
     ]
+
+
+async def test_flagged_video_after_the_token_expired_is_explained_in_the_channel(app: App) -> None:
+    """With the private reply out of reach, the channel gets a short notice, never the video."""
+    app.runware.next_outcome(Outcome.success(nsfw=True))
+    app.runware.polls_to_finish = 4
+    payload = await app.animate()
+    await app.reply_to(payload, "accepted")
+    app.bot.get_cog("VideoCog")._acks.clear()  # as after a restart: this process holds no interaction
+    post = await app.post_in_channel("can't be shown in this channel")
+    assert post.attachments == [] and "/videos/" not in post.content and "not charged" in post.content
+    await app.delivered(1)
+    assert app.spent() == 0
 
 
 async def test_flagged_video_is_posted_in_an_age_restricted_channel(app: App) -> None:
@@ -149,7 +162,8 @@ async def test_acknowledgement_is_updated_with_a_link_to_the_result(app: App) ->
     payload = await app.animate()
     post = await app.post_in_channel("ready")
     updated = await app.reply_to(payload, "is ready")
-    assert str(post.id) in updated.content and "$0.42" in updated.content and updated.ephemeral
+    assert str(post.id) in updated.content and updated.ephemeral
+    assert "It cost $0.42 (estimate $0.30)" in updated.content
 
 
 async def test_usage_shows_spend_limit_and_active_jobs(app: App) -> None:
@@ -193,8 +207,8 @@ async def test_acknowledgement_shows_rendering_progress(app: App) -> None:
     """While Runware renders, the private acknowledgement says so, with its progress."""
     app.runware.polls_to_finish = 10_000
     payload = await app.animate()
-    update = await app.reply_to(payload, "is rendering")
-    assert update.ephemeral and "Job #1" in update.content
+    update = await app.reply_to(payload, "Rendering:")
+    assert update.ephemeral and "Job #1 accepted" in update.content and "% done" in update.content
 
 
 async def test_declared_oversize_attachment_is_refused_before_download(app: App) -> None:
