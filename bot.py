@@ -41,6 +41,7 @@ log = logging.getLogger("ventriloquist")
 EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget")
 GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
 _COMMANDS_HASH_KEY = "synced_commands_hash"
+RUNNER_STOP_TIMEOUT_S = 10.0
 
 
 class SecretsFilter(logging.Filter):
@@ -187,12 +188,10 @@ class VideoBot(commands.Bot):
     async def close(self) -> None:
         if self._runner_task is not None:
             self._runner_task.cancel()
-            try:
-                await self._runner_task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("job runner failed while stopping")
+            # Bounded: a stop must never hang on the runner (state is in the database anyway).
+            done, _ = await asyncio.wait({self._runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+            if not done:
+                log.error("the job runner did not stop within %s s; leaving it", RUNNER_STOP_TIMEOUT_S)
             self._runner_task = None
         await super().close()
 

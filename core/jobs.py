@@ -312,8 +312,11 @@ class JobRunner:
         if timeout <= 0:
             await asyncio.sleep(0)
             return
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as
+        # the wake-up fires, and the runner then outlives bot.close() (seen as a hang at shutdown).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         self._wake.clear()
 
     def _start_submit(self, job: Job) -> None:

@@ -392,3 +392,17 @@ async def test_jobs_due_soon_ride_along_with_a_due_poll(rig: Rig) -> None:
     await rig.runner.run_once()
     polls = [b for b in rig.fake.requests if b and b[0].get("taskType") == "getResponse"]
     assert [len(b) for b in polls] == [2]
+
+
+async def test_cancel_arriving_with_a_wake_up_still_stops_the_runner(rig: Rig) -> None:
+    """A cancellation that coincides with a wake-up ends the loop (Python 3.11's wait_for swallowed it)."""
+    for _ in range(20):
+        task = asyncio.create_task(rig.runner.run())
+        await asyncio.sleep(0.05)  # recovered and asleep until something is due
+        for _ in range(3):
+            await asyncio.sleep(0)
+        rig.runner.wake()
+        await asyncio.sleep(0)  # the wake-up is delivered to the sleeping wait …
+        task.cancel()  # … while the cancellation arrives
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done, "the runner kept running after it was cancelled"
