@@ -1,0 +1,31 @@
+"""The README stays true: its settings table and its two set-up commands match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_in_the_settings_table() -> None:
+    """Each setting the code reads has a row in the README's settings table."""
+    rows = set(re.findall(r"^\| `([A-Z_]+)` \|", README, flags=re.MULTILINE))
+    assert {name.upper() for name in Settings.model_fields} <= rows
+
+
+def test_the_settings_table_lists_nothing_the_code_does_not_read() -> None:
+    """No row names a setting that does not exist."""
+    rows = set(re.findall(r"^\| `([A-Z_]+)` \| `", README, flags=re.MULTILINE))
+    rows |= set(re.findall(r"^\| `([A-Z_]+)` \| \(", README, flags=re.MULTILINE))
+    assert rows <= {name.upper() for name in Settings.model_fields}
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run calls the test command written in the README, word for word."""
+    commands = re.findall(r"```sh\n(.+?)\n```", README)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
