@@ -18,6 +18,12 @@ def mention_only(user_id: int) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)])
 
 
+def member_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
+    """The ids of the member's roles (their tiers decide their limits); empty outside a guild."""
+    roles = getattr(interaction.user, "roles", None) or []
+    return tuple(role.id for role in roles)
+
+
 async def send(
     interaction: discord.Interaction[Any], content: str, *, ephemeral: bool = True, **kwargs: Any
 ) -> None:

@@ -9,7 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import send
-from core.budgets import LimitChange, budget_lines, parse_limit_change
+from core.budgets import LimitChange, budget_lines, parse_amount, parse_limit_change, tier_lines
+from core.models import format_usd
 
 if TYPE_CHECKING:
     from bot import VideoBot
@@ -87,6 +88,103 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         overview = await self.bot.budgets.change(interaction.guild_id, changes, interaction.user.id)
         done = ", ".join(change.summary for change in changes)
         await send(interaction, f"Saved: {done}.\n\n" + "\n".join(budget_lines(overview)))
+
+    @app_commands.command(name="tier")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(
+        role="The role whose members get these limits",
+        daily="Daily limit in dollars, 'unlimited', or 'default' (the server's)",
+        monthly="Monthly limit in dollars, 'unlimited', or 'default' (the server's)",
+        active="Videos in progress at once, 'unlimited', or 'default'",
+        cooldown="Seconds between videos, or 'default'",
+        remove="Remove this role's tier",
+    )
+    async def tier(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        role: discord.Role,
+        daily: str | None = None,
+        monthly: str | None = None,
+        active: str | None = None,
+        cooldown: str | None = None,
+        remove: bool = False,
+    ) -> None:
+        """Give a role its own limits (members get the most generous of their roles)."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        budgets = self.bot.budgets
+        if remove:
+            removed = await budgets.remove_tier(interaction.guild_id, role.id, interaction.user.id)
+            text = f"Removed the tier of {role.mention}." if removed else f"{role.mention} had no tier."
+            await send(interaction, text)
+            return
+        options = (("daily", daily), ("monthly", monthly), ("active", active), ("cooldown", cooldown))
+        changes = [parse_limit_change(name, text) for name, text in options if text is not None]
+        if not changes:
+            await send(interaction, "Nothing to change: give at least one limit, or `remove:True`.")
+            return
+        saved = await budgets.set_tier(interaction.guild_id, role.id, changes, interaction.user.id)
+        await send(interaction, f"Saved the tier of {role.mention}.\n" + "\n".join(tier_lines((saved,))[1:]))
+
+    @app_commands.command(name="grant")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(
+        member="Who gets the credit",
+        amount="Dollars to give, e.g. 2.50 (or -2.50 to take back)",
+        reason="Why (kept on the ledger)",
+    )
+    async def grant(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.Member,
+        amount: str,
+        reason: app_commands.Range[str, 1, 200],
+    ) -> None:
+        """Give a member extra room to spend (or take it back), recorded on the ledger."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        credit = parse_amount(amount)
+        await self.bot.budgets.grant(interaction.guild_id, member.id, credit, reason, interaction.user.id)
+        usage = await self.bot.jobs.usage(interaction.guild_id, member.id, member_role_ids_of(member))
+        verb = "Gave" if credit > 0 else "Took back"
+        left = usage.left_micros
+        after = f" They have {format_usd(left)} left to spend now." if left is not None else ""
+        await send(interaction, f"{verb} {format_usd(abs(credit))} for {member.mention} ({reason}).{after}")
+
+    @app_commands.command(name="reset")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(member="Whose spending to start afresh", window="Today only, or the whole month")
+    @app_commands.choices(
+        window=[
+            app_commands.Choice(name="today", value="day"),
+            app_commands.Choice(name="this month", value="month"),
+        ]
+    )
+    async def reset(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.Member,
+        window: app_commands.Choice[str],
+    ) -> None:
+        """Start a member's spending today (or this month) afresh, recorded on the ledger."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        given = await self.bot.budgets.reset(
+            interaction.guild_id, member.id, window.value, interaction.user.id
+        )
+        period = "today" if window.value == "day" else "this month"
+        if given == 0:
+            await send(interaction, f"{member.mention} has spent nothing {period}; nothing to reset.")
+            return
+        await send(
+            interaction,
+            f"Reset the spending of {member.mention} for {period}: {format_usd(given)} given back.",
+        )
+
+
+def member_role_ids_of(member: discord.Member) -> tuple[int, ...]:
+    """A member's role ids."""
+    return tuple(role.id for role in member.roles)
 
 
 async def setup(bot: VideoBot) -> None:

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._ui import send
+from cogs._ui import member_role_ids, send
 from core.quota import usage_lines
 
 if TYPE_CHECKING:
@@ -27,7 +27,9 @@ class UsageCog(commands.Cog):
         """See what you have spent today, your limit and what is left."""
         # The database may be busy with a burst of reservations: acknowledge within Discord's 3 s first.
         await interaction.response.defer(ephemeral=True)
-        usage = await self.bot.jobs.usage(interaction.guild_id or 0, interaction.user.id)
+        usage = await self.bot.jobs.usage(
+            interaction.guild_id or 0, interaction.user.id, member_role_ids(interaction)
+        )
         await send(interaction, "**Your usage**\n" + "\n".join(usage_lines(usage)), ephemeral=True)
 
 

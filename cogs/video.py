@@ -18,6 +18,7 @@ from cogs._ui import (
     failure_text,
     gone_text,
     link_text,
+    member_role_ids,
     mention_only,
     private_failure_text,
     private_ready_text,
@@ -122,6 +123,7 @@ class VideoCog(commands.Cog):
             output_quality=quality or DEFAULT_QUALITY,
             upload_limit_bytes=interaction.filesize_limit,
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
+            role_ids=member_role_ids(interaction),
         )
         accepted = await jobs.accept(request)
         text = ack_text(accepted.job, accepted.usage)

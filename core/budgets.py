@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from core.errors import UserFacingError
-from core.models import UNLIMITED, GuildLimits, Limits, Windows, format_usd, usd_to_micros
+from core.models import UNLIMITED, GuildLimits, Limits, RoleTier, Windows, format_usd, usd_to_micros
 from core.quota import discord_time, limits_for_guild, windows_at
 from core.settings import Settings
 from storage.base import Store
@@ -71,6 +72,7 @@ class BudgetOverview:
     overrides: GuildLimits | None
     guild_spent_month_micros: int
     windows: Windows
+    tiers: tuple[RoleTier, ...] = ()
 
 
 class BudgetService:
@@ -86,7 +88,8 @@ class BudgetService:
         overrides = await self._store.guild_limits(guild_id)
         windows = windows_at(self._clock())
         spent = await self._store.guild_month_spend(guild_id, windows)
-        return BudgetOverview(limits_for_guild(self._settings, overrides), overrides, spent, windows)
+        tiers = tuple(await self._store.role_tiers(guild_id))
+        return BudgetOverview(limits_for_guild(self._settings, overrides), overrides, spent, windows, tiers)
 
     async def change(self, guild_id: int, changes: list[LimitChange], actor_id: int) -> BudgetOverview:
         """Apply an admin's changes (recorded in the audit log) and return the new overview."""
@@ -94,6 +97,56 @@ class BudgetService:
             guild_id, {c.field: c.value for c in changes}, actor_id, self._clock()
         )
         return await self.overview(guild_id)
+
+    async def set_tier(
+        self, guild_id: int, role_id: int, changes: list[LimitChange], actor_id: int
+    ) -> RoleTier:
+        """Create or change a role's tier (fields not mentioned keep their value). Recorded."""
+        existing = {t.role_id: t for t in await self._store.role_tiers(guild_id)}.get(
+            role_id, RoleTier(role_id)
+        )
+        values: dict[str, Any] = {_TIER_FIELDS[c.field]: c.value for c in changes}
+        tier = replace(existing, **values)
+        await self._store.set_role_tier(guild_id, tier, actor_id, self._clock())
+        return tier
+
+    async def remove_tier(self, guild_id: int, role_id: int, actor_id: int) -> bool:
+        """Remove a role's tier; False if the role had none. Recorded."""
+        return await self._store.remove_role_tier(guild_id, role_id, actor_id, self._clock())
+
+    async def grant(
+        self, guild_id: int, user_id: int, credit_micros: int, reason: str, actor_id: int
+    ) -> None:
+        """Give a member room to spend (positive) or take it away (negative), on the ledger. Recorded."""
+        await self._store.grant(guild_id, user_id, -credit_micros, reason, actor_id, self._clock())
+
+    async def reset(self, guild_id: int, user_id: int, period: str, actor_id: int) -> int:
+        """Start a member's day or month afresh; returns what was given back. Recorded."""
+        now = self._clock()
+        return await self._store.reset_member_window(
+            guild_id, user_id, period, windows_at(now), actor_id, now
+        )
+
+
+# A tier's stored fields, by the guild field an option parses to.
+_TIER_FIELDS = {
+    "user_daily_micros": "daily_micros",
+    "user_monthly_micros": "monthly_micros",
+    "max_active_jobs": "max_active_jobs",
+    "cooldown_s": "cooldown_s",
+}
+
+
+def parse_amount(text: str) -> int:
+    """An admin's amount like `2.50`, `$2.50` or `-1` as micro-dollars; raises UserFacingError."""
+    word = text.strip().replace(" ", "")
+    sign = -1 if word.startswith("-") else 1
+    match = _USD.match(word.lstrip("+-"))
+    if match is None or float(match.group(1)) == 0:
+        raise UserFacingError(
+            f"`{text}` is not an amount. Use dollars like `2.50` (or `-2.50` to take back)."
+        )
+    return sign * usd_to_micros(float(match.group(1)))
 
 
 def _usd_limit(value: int | None) -> str:
@@ -128,4 +181,35 @@ def budget_lines(view: BudgetOverview) -> list[str]:
         f"Videos in progress per member: {active}{mark('max_active_jobs')}",
         f"Cooldown between videos: {cooldown}{mark('cooldown_s')}",
         f"Alerts channel: {log_channel}",
+        *tier_lines(view.tiers),
     ]
+
+
+def _tier_value_text(value: int | float | None, kind: str) -> str | None:
+    if value is None:
+        return None
+    if value == UNLIMITED:
+        return "unlimited"
+    if kind == "usd":
+        return format_usd(int(value))
+    return f"{value:g} s" if kind == "seconds" else str(int(value))
+
+
+def tier_lines(tiers: tuple[RoleTier, ...]) -> list[str]:
+    """One line per role tier: the limits it changes (the rest are the server's)."""
+    if not tiers:
+        return ["Role tiers: none (add one with /budget tier)"]
+    lines = ["**Role tiers** (a member gets the most generous of their roles)"]
+    for tier in tiers:
+        parts = [
+            f"{label} {text}"
+            for label, value, kind in (
+                ("per day", tier.daily_micros, "usd"),
+                ("per month", tier.monthly_micros, "usd"),
+                ("in progress", tier.max_active_jobs, "count"),
+                ("cooldown", tier.cooldown_s, "seconds"),
+            )
+            if (text := _tier_value_text(value, kind)) is not None
+        ]
+        lines.append(f"<@&{tier.role_id}>: {', '.join(parts) or 'same as the server'}")
+    return lines

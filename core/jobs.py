@@ -13,13 +13,20 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.errors import QuotaExceeded, UserFacingError
 from core.media import too_big, validate_audio, validate_image
 from core.models import Job, JobStatus, Limits, NewJob, QuotaRefusal, Usage, usd_to_micros
-from core.quota import check_limits, estimate_micros, limits_for_guild, refusal_message, windows_at
+from core.quota import (
+    apply_tiers,
+    check_limits,
+    estimate_micros,
+    limits_for_guild,
+    refusal_message,
+    windows_at,
+)
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import Settings
 from storage.base import Store
@@ -79,6 +86,7 @@ class AnimateRequest:
     output_quality: int = 85
     upload_limit_bytes: int | None = None
     channel_nsfw: bool = False
+    role_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +123,15 @@ class JobService:
         if audio_size > s.max_audio_bytes:
             raise too_big("audio", audio_size, s.max_audio_bytes)
 
-    async def limits_for(self, guild_id: int) -> Limits:
-        """The limits that apply in a guild: the settings' defaults with the guild's own choices."""
-        return limits_for_guild(self._settings, await self._store.guild_limits(guild_id))
+    async def limits_for(self, guild_id: int, role_ids: Sequence[int] = ()) -> Limits:
+        """A member's limits: the settings' defaults, the guild's own choices, then their roles' tiers."""
+        guild = limits_for_guild(self._settings, await self._store.guild_limits(guild_id))
+        tiers = await self._store.role_tiers(guild_id, role_ids) if role_ids else []
+        return apply_tiers(guild, tiers)
 
-    async def usage(self, guild_id: int, user_id: int) -> Usage:
+    async def usage(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Usage:
         """The member's spend today and this month, the guild's budget, limits and active jobs."""
-        limits = await self.limits_for(guild_id)
+        limits = await self.limits_for(guild_id, role_ids)
         return await self._store.usage(guild_id, user_id, limits, windows_at(self._clock()))
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -152,7 +162,7 @@ class JobService:
             upload_limit_bytes=request.upload_limit_bytes,
             channel_nsfw=request.channel_nsfw,
         )
-        limits = await self.limits_for(request.guild_id)
+        limits = await self.limits_for(request.guild_id, request.role_ids)
         created = await self._store.create_job_with_reservation(
             new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
         )

@@ -130,6 +130,17 @@ class GuildLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleTier:
+    """A role's own limits for its members. None: the guild's value; UNLIMITED: no limit."""
+
+    role_id: int
+    daily_micros: int | None = None
+    monthly_micros: int | None = None
+    max_active_jobs: int | None = None
+    cooldown_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Windows:
     """The UTC day and month that contain a moment (epoch seconds); spend is summed over them."""
 

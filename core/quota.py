@@ -9,10 +9,12 @@ import datetime as dt
 import math
 
 from core.models import (
+    UNLIMITED,
     GuildLimits,
     Limits,
     QuotaRefusal,
     RefusalReason,
+    RoleTier,
     Usage,
     Windows,
     format_usd,
@@ -76,6 +78,37 @@ def limits_for_guild(settings: Settings, overrides: GuildLimits | None) -> Limit
         cooldown_s=float(overrides.cooldown_s) if overrides.cooldown_s is not None else base.cooldown_s,
         guild_monthly_micros=overrides.resolve("guild_monthly_micros", base.guild_monthly_micros),
     )
+
+
+def _most_generous(values: list[int | None]) -> int | None:
+    return None if any(v is None for v in values) else max(v for v in values if v is not None)
+
+
+def apply_tiers(limits: Limits, tiers: list[RoleTier]) -> Limits:
+    """A member's limits given the tiers of their roles: for each limit, the most generous value among
+    the tiers (a tier that leaves a limit unset keeps the guild's value for it). The server's own monthly
+    budget is shared by everyone and no tier changes it."""
+    if not tiers:
+        return limits
+
+    def pick(field: str, base: int | None) -> int | None:
+        return _most_generous([_tier_value(t, field, base) for t in tiers])
+
+    cooldowns = [t.cooldown_s if t.cooldown_s is not None else limits.cooldown_s for t in tiers]
+    return Limits(
+        daily_micros=pick("daily_micros", limits.daily_micros),
+        max_active_jobs=pick("max_active_jobs", limits.max_active_jobs),
+        monthly_micros=pick("monthly_micros", limits.monthly_micros),
+        cooldown_s=min(cooldowns),
+        guild_monthly_micros=limits.guild_monthly_micros,
+    )
+
+
+def _tier_value(tier: RoleTier, field: str, base: int | None) -> int | None:
+    value = getattr(tier, field)
+    if value is None:
+        return base
+    return None if value == UNLIMITED else int(value)
 
 
 def check_limits(usage: Usage, estimate: int, now: float) -> QuotaRefusal | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import random
@@ -781,9 +782,20 @@ class RunwareClient:
         """POST one task array once. Raise _Transient for retryable failures, RunwareError for 401/402/403."""
         self.requests_sent += 1
         task_type = str(tasks[0].get("taskType")) if tasks else "?"
-        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        headers = {
+            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
+        # Uploads carry up to ~14 MB of base64: encode off the event loop, and hand aiohttp a stream
+        # (raw bytes that large would be written in one blocking go).
+        if any(_carries_media(task) for task in tasks):
+            body = await asyncio.to_thread(_encode, tasks)
+        else:
+            body = _encode(tasks)
         try:
-            post = self._http.post(self._api_url, json=tasks, headers=headers, timeout=self._timeout)
+            post = self._http.post(
+                self._api_url, data=io.BytesIO(body), headers=headers, timeout=self._timeout
+            )
             async with post as resp:
                 status = resp.status
                 raw = await resp.read()
@@ -876,6 +888,15 @@ class RunwareClient:
         if len(text) > _MAX_MESSAGE_CHARS:
             text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
         return text
+
+
+def _encode(tasks: list[dict[str, Any]]) -> bytes:
+    return json.dumps(tasks).encode()
+
+
+def _carries_media(task: dict[str, Any]) -> bool:
+    """True for upload tasks, whose bodies hold a whole file."""
+    return task.get("taskType") in ("imageUpload", "mediaStorage")
 
 
 def _data_uri(data: bytes, mime: str) -> str:

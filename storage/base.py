@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from core.models import GuildLimits, Job, Limits, NewJob, QuotaRefusal, Usage, Windows
+from core.models import GuildLimits, Job, Limits, NewJob, QuotaRefusal, RoleTier, Usage, Windows
 
 
 class NewerDatabaseError(RuntimeError):
@@ -108,6 +108,30 @@ class Store(Protocol):
 
     async def guild_month_spend(self, guild_id: int, windows: Windows) -> int:
         """What the whole guild has spent in the month of `windows`."""
+        ...
+
+    async def role_tiers(self, guild_id: int, role_ids: Iterable[int] | None = None) -> list[RoleTier]:
+        """The guild's role tiers (only those of `role_ids` when given), by role id."""
+        ...
+
+    async def set_role_tier(self, guild_id: int, tier: RoleTier, actor_id: int, now: float) -> None:
+        """Create or replace a role's tier, recorded with who did it."""
+        ...
+
+    async def remove_role_tier(self, guild_id: int, role_id: int, actor_id: int, now: float) -> bool:
+        """Remove a role's tier; False if it had none. Recorded with who did it."""
+        ...
+
+    async def grant(
+        self, guild_id: int, user_id: int, amount_micros: int, reason: str, actor_id: int, now: float
+    ) -> None:
+        """Record an admin's credit (negative) or debit for a member on the ledger and in the audit log."""
+        ...
+
+    async def reset_member_window(
+        self, guild_id: int, user_id: int, period: str, windows: Windows, actor_id: int, now: float
+    ) -> int:
+        """Give back a member's spend in the current day or month; returns the amount credited."""
         ...
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:

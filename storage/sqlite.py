@@ -27,6 +27,7 @@ from core.models import (
     Limits,
     NewJob,
     QuotaRefusal,
+    RoleTier,
     Usage,
     Windows,
 )
@@ -50,6 +51,7 @@ _GUILD_LIMIT_FIELDS = (
     "log_channel_id",
 )
 _GUILD_LIMIT_COLUMNS = "guild_id, " + ", ".join(_GUILD_LIMIT_FIELDS)
+_TIER_COLUMNS = "role_id, daily_micros, monthly_micros, max_active_jobs, cooldown_s"
 
 
 def _job_from_row(row: Iterable[Any]) -> Job:
@@ -445,6 +447,86 @@ class SqliteStore:
             (guild_id, windows.month_start),
         )
         return int(rows[0][0]) if rows else 0
+
+    async def role_tiers(self, guild_id: int, role_ids: Iterable[int] | None = None) -> list[RoleTier]:
+        """The guild's role tiers (only those of `role_ids` when given), by role id."""
+        rows = await self._fetchall(
+            f"SELECT {_TIER_COLUMNS} FROM role_tiers WHERE guild_id = ? ORDER BY role_id", (guild_id,)
+        )
+        wanted = None if role_ids is None else set(role_ids)
+        return [RoleTier(*row) for row in rows if wanted is None or row[0] in wanted]
+
+    async def set_role_tier(self, guild_id: int, tier: RoleTier, actor_id: int, now: float) -> None:
+        """Create or replace a role's tier, recorded with who did it."""
+        async with self._write() as db:
+            await db.execute(
+                f"INSERT OR REPLACE INTO role_tiers (guild_id, {_TIER_COLUMNS}, updated_at, updated_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    guild_id,
+                    tier.role_id,
+                    tier.daily_micros,
+                    tier.monthly_micros,
+                    tier.max_active_jobs,
+                    tier.cooldown_s,
+                    now,
+                    actor_id,
+                ),
+            )
+            detail = {
+                "role_id": tier.role_id,
+                "daily_micros": tier.daily_micros,
+                "monthly_micros": tier.monthly_micros,
+                "max_active_jobs": tier.max_active_jobs,
+                "cooldown_s": tier.cooldown_s,
+            }
+            await self._audit(db, guild_id, actor_id, "budget.tier.set", detail, now)
+
+    async def remove_role_tier(self, guild_id: int, role_id: int, actor_id: int, now: float) -> bool:
+        """Remove a role's tier; False if it had none. Recorded with who did it."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM role_tiers WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
+            )
+            if cursor.rowcount != 1:
+                return False
+            await self._audit(db, guild_id, actor_id, "budget.tier.remove", {"role_id": role_id}, now)
+            return True
+
+    async def grant(
+        self, guild_id: int, user_id: int, amount_micros: int, reason: str, actor_id: int, now: float
+    ) -> None:
+        """Record an admin's credit (negative: room to spend) or debit for a member, on the ledger and
+        in the audit log, in one transaction. It counts today."""
+        async with self._write() as db:
+            await self._ledger(db, guild_id, user_id, None, LedgerKind.GRANT, amount_micros, now, now, reason)
+            detail = {"user_id": user_id, "amount_micros": amount_micros, "reason": reason}
+            await self._audit(db, guild_id, actor_id, "budget.grant", detail, now)
+
+    async def reset_member_window(
+        self, guild_id: int, user_id: int, period: str, windows: Windows, actor_id: int, now: float
+    ) -> int:
+        """Give back a member's spend in the current day or month, so that window starts afresh.
+
+        Returns the amount credited. The month's credit is split so that today's part counts today and
+        the rest counts at the month's start: a month reset never lets today exceed the daily limit."""
+        reason = f"{period} reset by an admin"
+        async with self._write() as db:
+            usage = await self._usage(db, guild_id, user_id, Limits(None, None), windows)
+            today = max(0, usage.spent_today_micros)
+            parts = [(today, now)]
+            if period == "month":
+                parts.append((max(0, usage.spent_month_micros - today), windows.month_start))
+            total = 0
+            for amount, counts_at in parts:
+                if amount > 0:
+                    await self._ledger(
+                        db, guild_id, user_id, None, LedgerKind.GRANT, -amount, counts_at, now, reason
+                    )
+                    total += amount
+            detail = {"user_id": user_id, "period": period, "credited_micros": total}
+            await self._audit(db, guild_id, actor_id, "budget.reset", detail, now)
+            return total
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""

@@ -100,6 +100,13 @@ async def test_upload_audio_uses_media_storage(client: RunwareClient, fake: Fake
     assert fake.tasks_of_type("mediaStorage")[0]["operation"] == "upload"
 
 
+async def test_upload_of_a_10_mb_file_is_streamed(client: RunwareClient, fake: FakeRunware) -> None:
+    """A 10 MB upload arrives whole and raises no 'large body blocks the loop' warning (errors here)."""
+    big = bytes(range(256)) * (10 * 1024 * 1024 // 256)
+    media_uuid = await client.upload_audio(big, "audio/wav")
+    assert fake.uploads[media_uuid].data == big
+
+
 async def test_upload_audio_resolves_placeholder_media_uuid(client: RunwareClient, fake: FakeRunware) -> None:
     """A placeholder mediaUUID "1" is replaced by the real one from getResponse on the upload's taskUUID."""
     fake.placeholder_media_uuid = True

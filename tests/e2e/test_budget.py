@@ -130,3 +130,147 @@ async def test_500_concurrent_jobs_never_exceed_the_guild_budget(app: App) -> No
     assert len(accepted) == 16 and len(refused) == 484
     (total,) = app.query("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger")[0]
     assert total == 16 * 300_000 <= 5_000_000
+
+
+VIP_ROLE = 400_000_000_000_000_001
+MEMBER_ID = 200_000_000_000_000_001
+
+
+async def add_role(app: App, role_id: int, name: str) -> dict[str, Any]:
+    """Create a role in the guild (as Discord would announce it) and return its payload."""
+    from tests.fakes.discord_fixtures import GUILD_ID
+
+    role = {
+        "id": str(role_id),
+        "name": name,
+        "color": 0,
+        "hoist": False,
+        "position": 1,
+        "permissions": "0",
+        "managed": False,
+        "mentionable": True,
+        "flags": 0,
+    }
+    await app.discord.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(GUILD_ID), "role": role})
+    await app.discord.wait_for(lambda: app.bot.get_guild(GUILD_ID).get_role(role_id) is not None)  # type: ignore[union-attr]
+    return role
+
+
+def member_option(
+    name: str, user_id: int, roles: list[int] | None = None
+) -> tuple[tuple[str, int, Any], dict[str, Any]]:
+    """A USER option and the `resolved` block Discord sends with it."""
+    from tests.fakes.discord import user_payload
+
+    resolved = {
+        "users": {str(user_id): user_payload(user_id, f"user{user_id}")},
+        "members": {
+            str(user_id): {
+                "roles": [str(r) for r in roles or []],
+                "joined_at": "2026-01-01T00:00:00+00:00",
+                "flags": 0,
+                "permissions": str(DEFAULT_PERMISSIONS),
+            }
+        },
+    }
+    return (name, 6, str(user_id)), resolved
+
+
+async def admin_command(
+    app: App, subcommand: str, options: list[tuple[str, int, Any]], resolved: dict[str, Any]
+) -> str:
+    payload = app.discord.make_slash_interaction(
+        "budget",
+        options,
+        subcommand=subcommand,
+        resolved=resolved,
+        user_id=ADMIN_ID,
+        permissions=DEFAULT_PERMISSIONS | MANAGE_GUILD,
+    )
+    await app.discord.send_interaction(payload)
+    return (await app.reply_to(payload)).content
+
+
+async def test_a_role_tier_applies_to_its_members(app: App) -> None:
+    """A member with a tiered role gets the tier's more generous daily limit; others keep the server's."""
+    role = await add_role(app, VIP_ROLE, "VIP")
+    text = await admin_command(
+        app, "tier", [("role", 8, str(VIP_ROLE)), ("daily", 3, "3.00")], {"roles": {str(VIP_ROLE): role}}
+    )
+    assert "Saved the tier" in text and "per day $3.00" in text
+    shown = await budget(app, "show")
+    assert f"<@&{VIP_ROLE}>: per day $3.00" in shown
+    # $1.20 is over the server's $1.00 daily limit, within the VIP tier's $3.00.
+    vip = await app.animate(audio=media.wav(12.0), user_id=MEMBER_ID, roles=[VIP_ROLE])
+    await app.reply_to(vip, "accepted")
+    other = await app.animate(audio=media.wav(12.0), user_id=MEMBER_ID + 1)
+    await app.reply_to(other, "daily limit")
+
+
+async def test_removing_a_tier(app: App) -> None:
+    """`remove:True` deletes a role's tier and says so; the audit log has both actions."""
+    role = await add_role(app, VIP_ROLE, "VIP")
+    resolved = {"roles": {str(VIP_ROLE): role}}
+    await admin_command(app, "tier", [("role", 8, str(VIP_ROLE)), ("active", 3, "unlimited")], resolved)
+    text = await admin_command(app, "tier", [("role", 8, str(VIP_ROLE)), ("remove", 5, True)], resolved)
+    assert "Removed the tier" in text
+    assert [a for (a,) in app.query("SELECT action FROM audit_log ORDER BY id")] == [
+        "budget.tier.set",
+        "budget.tier.remove",
+    ]
+
+
+async def test_grant_gives_room_and_is_on_the_ledger(app: App) -> None:
+    """A $2 credit lets a member past today's limit and is a ledger row with its reason and an audit row."""
+    option, resolved = member_option("member", MEMBER_ID)
+    text = await admin_command(
+        app, "grant", [option, ("amount", 3, "2"), ("reason", 3, "contest winner")], resolved
+    )
+    assert "Gave $2.00" in text and "contest winner" in text and "$3.00 left" in text
+    assert app.query("SELECT user_id, kind, amount_micros, reason FROM ledger") == [
+        (MEMBER_ID, "grant", -2_000_000, "contest winner")
+    ]
+    (actor, action, detail) = app.query("SELECT actor_id, action, detail FROM audit_log")[0]
+    assert actor == ADMIN_ID and action == "budget.grant" and json.loads(detail)["user_id"] == MEMBER_ID
+    payload = await app.animate(audio=media.wav(25.0), user_id=MEMBER_ID)  # $2.50 > $1.00 daily
+    await app.reply_to(payload, "accepted")
+
+
+async def test_reset_starts_the_day_afresh(app: App) -> None:
+    """After a member spent today's limit, a reset gives it back and a new job is accepted."""
+    first = await app.animate(audio=media.wav(9.0), user_id=MEMBER_ID)
+    await app.reply_to(first, "accepted")
+    await app.delivered(1)
+    refused = await app.animate(audio=media.wav(9.0), user_id=MEMBER_ID)
+    await app.reply_to(refused, "daily limit")
+    option, resolved = member_option("member", MEMBER_ID)
+    text = await admin_command(app, "reset", [option, ("window", 3, "day")], resolved)
+    assert "given back" in text and "$0.42" in text
+    again = await app.animate(audio=media.wav(9.0), user_id=MEMBER_ID)
+    await app.reply_to(again, "accepted")
+    assert app.query("SELECT action FROM audit_log") == [("budget.reset",)]
+
+
+async def test_admin_commands_refuse_members_without_manage_server(app: App) -> None:
+    """tier, grant and reset are refused in code for a member without Manage Server; nothing is written."""
+    role = await add_role(app, VIP_ROLE, "VIP")
+    option, resolved = member_option("member", MEMBER_ID)
+    cases = [
+        ("tier", [("role", 8, str(VIP_ROLE)), ("daily", 3, "100")], {"roles": {str(VIP_ROLE): role}}),
+        ("grant", [option, ("amount", 3, "100"), ("reason", 3, "me")], resolved),
+        ("reset", [option, ("window", 3, "month")], resolved),
+    ]
+    for sub, options, res in cases:
+        payload = app.discord.make_slash_interaction(
+            "budget",
+            options,
+            subcommand=sub,
+            resolved=res,
+            user_id=MEMBER_ID,
+            permissions=DEFAULT_PERMISSIONS,
+        )
+        await app.discord.send_interaction(payload)
+        assert "Manage Server" in (await app.reply_to(payload)).content
+    assert app.query("SELECT COUNT(*) FROM ledger") == [(0,)]
+    assert app.query("SELECT COUNT(*) FROM role_tiers") == [(0,)]
+    assert app.query("SELECT COUNT(*) FROM audit_log") == [(0,)]
