@@ -56,6 +56,23 @@ def video_filename(job: Job) -> str:
     return f"ventriloquist-{job.id}.{job.output_format.lower()}"
 
 
+_STATUS_WORDS = {
+    JobStatus.SUCCEEDED: "ready",
+    JobStatus.FAILED: "failed, not charged",
+    JobStatus.EXPIRED: "cancelled, not charged",
+}
+
+
+def job_line(job: Job) -> str:
+    """One of a member's jobs in /usage: number, length, cost (or estimate while running), outcome."""
+    when = discord_time(job.created_at)
+    if job.status in _STATUS_WORDS:
+        cost = f" · {format_usd(job.cost_micros or 0)}" if job.status is JobStatus.SUCCEEDED else ""
+        return f"#{job.id} · {seconds(job.audio_seconds)}{cost} · {_STATUS_WORDS[job.status]} · {when}"
+    estimate = format_usd(job.estimate_micros)
+    return f"#{job.id} · {seconds(job.audio_seconds)} · about {estimate} · in progress · {when}"
+
+
 def ack_text(job: Job, usage: Usage | None) -> str:
     """The private acknowledgement once a job is accepted: number, estimate, what is left, any warning."""
     left_micros = usage.left_micros if usage else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING
 
 import discord
@@ -9,11 +10,24 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import send
-from core.budgets import LimitChange, budget_lines, parse_amount, parse_limit_change, tier_lines
+from core.budgets import (
+    LimitChange,
+    budget_lines,
+    parse_amount,
+    parse_limit_change,
+    report_lines,
+    tier_lines,
+)
 from core.models import format_usd
 
 if TYPE_CHECKING:
     from bot import VideoBot
+
+PERIOD_CHOICES = [
+    app_commands.Choice(name="today", value="today"),
+    app_commands.Choice(name="this month", value="this_month"),
+    app_commands.Choice(name="last month", value="last_month"),
+]
 
 NOT_AN_ADMIN = "Only members with the **Manage Server** permission can use /budget."
 
@@ -179,6 +193,40 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         await send(
             interaction,
             f"Reset the spending of {member.mention} for {period}: {format_usd(given)} given back.",
+        )
+
+    @app_commands.command(name="usage")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(period="Which period (UTC)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def usage(
+        self, interaction: discord.Interaction[VideoBot], period: app_commands.Choice[str] | None = None
+    ) -> None:
+        """Spending for a period: the total, the top spenders and videos by outcome."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        label, report = await self.bot.budgets.report(
+            interaction.guild_id, period.value if period else "this_month"
+        )
+        await send(interaction, "\n".join(report_lines(label, report)))
+
+    @app_commands.command(name="export")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(period="Which period (UTC)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def export(
+        self, interaction: discord.Interaction[VideoBot], period: app_commands.Choice[str] | None = None
+    ) -> None:
+        """Download the ledger for a period as a CSV file."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        name, data, count = await self.bot.budgets.export_csv(
+            interaction.guild_id, period.value if period else "this_month"
+        )
+        await send(
+            interaction,
+            f"The ledger, {count} row(s): time, member, job, kind, amount in USD, reason.",
+            file=discord.File(io.BytesIO(data), filename=name),
         )
 
 

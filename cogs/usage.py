@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._ui import member_role_ids, send
+from cogs._ui import job_line, member_role_ids, send
 from core.quota import usage_lines
 
 if TYPE_CHECKING:
@@ -30,7 +30,11 @@ class UsageCog(commands.Cog):
         usage = await self.bot.jobs.usage(
             interaction.guild_id or 0, interaction.user.id, member_role_ids(interaction)
         )
-        await send(interaction, "**Your usage**\n" + "\n".join(usage_lines(usage)), ephemeral=True)
+        jobs = await self.bot.jobs.recent_jobs(interaction.guild_id or 0, interaction.user.id)
+        lines = ["**Your usage**", *usage_lines(usage)]
+        if jobs:
+            lines += ["", "**Your last videos**", *(job_line(job) for job in jobs)]
+        await send(interaction, "\n".join(lines), ephemeral=True)
 
 
 async def setup(bot: VideoBot) -> None:

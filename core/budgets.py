@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import re
 import time
 from collections.abc import Callable
@@ -9,7 +12,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.errors import UserFacingError
-from core.models import UNLIMITED, GuildLimits, Limits, RoleTier, Windows, format_usd, usd_to_micros
+from core.models import (
+    MICROS_PER_USD,
+    UNLIMITED,
+    GuildLimits,
+    JobStatus,
+    LedgerRow,
+    Limits,
+    RoleTier,
+    SpendReport,
+    Windows,
+    format_usd,
+    usd_to_micros,
+)
 from core.quota import discord_time, limits_for_guild, windows_at
 from core.settings import Settings
 from storage.base import Store
@@ -126,6 +141,72 @@ class BudgetService:
         return await self._store.reset_member_window(
             guild_id, user_id, period, windows_at(now), actor_id, now
         )
+
+    async def report(self, guild_id: int, period: str) -> tuple[str, SpendReport]:
+        """The guild's spend over a period (`today`, `this_month`, `last_month`) and the period's name."""
+        start, end, label = period_bounds(period, self._clock())
+        return label, await self._store.spend_report(guild_id, start, end)
+
+    async def export_csv(self, guild_id: int, period: str) -> tuple[str, bytes, int]:
+        """The guild's ledger over a period as CSV: (file name, bytes, number of rows)."""
+        start, end, _ = period_bounds(period, self._clock())
+        rows = await self._store.ledger_rows(guild_id, start, end)
+        day = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d")
+        return f"ledger-{guild_id}-{period}-{day}.csv", ledger_csv(rows), len(rows)
+
+
+PERIODS = {"today": "today", "this_month": "this month", "last_month": "last month"}
+
+
+def period_bounds(period: str, now: float) -> tuple[float, float, str]:
+    """[start, end) of a named UTC period around `now`, and how to call it."""
+    w = windows_at(now)
+    if period == "today":
+        return w.day_start, w.day_end, PERIODS[period]
+    if period == "this_month":
+        return w.month_start, w.month_end, PERIODS[period]
+    if period == "last_month":
+        previous = windows_at(w.month_start - 1)
+        return previous.month_start, previous.month_end, PERIODS[period]
+    raise ValueError(f"unknown period {period!r}")
+
+
+CSV_HEADER = ("time_utc", "member_id", "job", "kind", "amount_usd", "reason")
+
+
+def ledger_csv(rows: list[LedgerRow]) -> bytes:
+    """Ledger rows as CSV: ISO UTC time, member id, job number, kind, signed USD amount (6 decimals:
+    exact micro-dollars, as spreadsheets sum them), reason."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for row in rows:
+        writer.writerow(
+            (
+                dt.datetime.fromtimestamp(row.created_at, dt.UTC).isoformat(timespec="seconds"),
+                row.user_id,
+                row.job_id if row.job_id is not None else "",
+                row.kind.value,
+                f"{row.amount_micros / MICROS_PER_USD:.6f}",
+                row.reason or "",
+            )
+        )
+    return out.getvalue().encode()
+
+
+def report_lines(label: str, report: SpendReport) -> list[str]:
+    """/budget usage as short lines."""
+    lines = [f"**Spending {label}**: {format_usd(report.total_micros)}"]
+    if report.top_spenders:
+        lines.append("Top spenders: " + ", ".join(f"<@{u}> {format_usd(a)}" for u, a in report.top_spenders))
+    outcomes = report.jobs_by_status
+    if outcomes:
+        order = ("succeeded", "failed", "expired", "processing", "queued", "submitting", "uploading")
+        parts = [f"{outcomes[JobStatus(s)]} {s}" for s in order if outcomes.get(JobStatus(s))]
+        lines.append(f"Videos: {sum(outcomes.values())} ({', '.join(parts)})")
+    else:
+        lines.append("Videos: none")
+    return lines
 
 
 # A tier's stored fields, by the guild field an option parses to.

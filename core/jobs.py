@@ -134,6 +134,10 @@ class JobService:
         limits = await self.limits_for(guild_id, role_ids)
         return await self._store.usage(guild_id, user_id, limits, windows_at(self._clock()))
 
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
+        """A member's latest jobs in a guild, newest first."""
+        return await self._store.recent_jobs(guild_id, user_id, limit)
+
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
         return await self._store.get_job(job_id)

@@ -211,6 +211,28 @@ class QuotaRefusal:
     frees_at: float | None = None  # when the limit stops being in the way (reset, cooldown end)
 
 
+@dataclass(frozen=True, slots=True)
+class SpendReport:
+    """A guild's spend over a period: total, top spenders (user_id, micros), jobs by outcome."""
+
+    total_micros: int
+    top_spenders: list[tuple[int, int]]
+    jobs_by_status: dict[JobStatus, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One ledger row, as exported."""
+
+    id: int
+    created_at: float
+    user_id: int
+    job_id: int | None
+    kind: LedgerKind
+    amount_micros: int
+    reason: str | None
+
+
 def usd_to_micros(usd: float) -> int:
     """Dollars to micro-dollars, rounded to the nearest micro-dollar."""
     return round(usd * MICROS_PER_USD)

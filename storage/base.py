@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from core.models import GuildLimits, Job, Limits, NewJob, QuotaRefusal, RoleTier, Usage, Windows
+from core.models import (
+    GuildLimits,
+    Job,
+    LedgerRow,
+    Limits,
+    NewJob,
+    QuotaRefusal,
+    RoleTier,
+    SpendReport,
+    Usage,
+    Windows,
+)
 
 
 class NewerDatabaseError(RuntimeError):
@@ -132,6 +143,18 @@ class Store(Protocol):
         self, guild_id: int, user_id: int, period: str, windows: Windows, actor_id: int, now: float
     ) -> int:
         """Give back a member's spend in the current day or month; returns the amount credited."""
+        ...
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
+        """A member's latest jobs in a guild, newest first."""
+        ...
+
+    async def spend_report(self, guild_id: int, start: float, end: float, top: int = 5) -> SpendReport:
+        """A guild's spend in [start, end): the total, the top spenders, and its jobs by outcome."""
+        ...
+
+    async def ledger_rows(self, guild_id: int, start: float, end: float) -> list[LedgerRow]:
+        """The guild's ledger rows written in [start, end), oldest first (for the CSV export)."""
         ...
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:

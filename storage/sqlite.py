@@ -24,10 +24,12 @@ from core.models import (
     Job,
     JobStatus,
     LedgerKind,
+    LedgerRow,
     Limits,
     NewJob,
     QuotaRefusal,
     RoleTier,
+    SpendReport,
     Usage,
     Windows,
 )
@@ -527,6 +529,50 @@ class SqliteStore:
             detail = {"user_id": user_id, "period": period, "credited_micros": total}
             await self._audit(db, guild_id, actor_id, "budget.reset", detail, now)
             return total
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
+        """A member's latest jobs in a guild, newest first."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? "
+            "ORDER BY created_at DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def spend_report(self, guild_id: int, start: float, end: float, top: int = 5) -> SpendReport:
+        """A guild's spend in [start, end): the total, the top spenders, and its jobs by outcome."""
+        rows = await self._fetchall(
+            "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE guild_id = ? AND counts_at >= ? "
+            "AND counts_at < ?",
+            (guild_id, start, end),
+        )
+        total = int(rows[0][0])
+        spenders = await self._fetchall(
+            "SELECT user_id, SUM(amount_micros) AS spent FROM ledger WHERE guild_id = ? AND counts_at >= ? "
+            "AND counts_at < ? GROUP BY user_id HAVING spent > 0 ORDER BY spent DESC, user_id LIMIT ?",
+            (guild_id, start, end, top),
+        )
+        outcomes = await self._fetchall(
+            "SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ? "
+            "GROUP BY status",
+            (guild_id, start, end),
+        )
+        return SpendReport(
+            total_micros=total,
+            top_spenders=[(int(u), int(a)) for u, a in spenders],
+            jobs_by_status={JobStatus(s): int(n) for s, n in outcomes},
+        )
+
+    async def ledger_rows(self, guild_id: int, start: float, end: float) -> list[LedgerRow]:
+        """The guild's ledger rows written in [start, end), oldest first (for the CSV export)."""
+        rows = await self._fetchall(
+            "SELECT id, created_at, user_id, job_id, kind, amount_micros, reason FROM ledger "
+            "WHERE guild_id = ? AND created_at >= ? AND created_at < ? ORDER BY id",
+            (guild_id, start, end),
+        )
+        return [
+            LedgerRow(int(i), float(t), int(u), j, LedgerKind(k), int(a), r) for i, t, u, j, k, a, r in rows
+        ]
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""

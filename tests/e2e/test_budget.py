@@ -274,3 +274,66 @@ async def test_admin_commands_refuse_members_without_manage_server(app: App) -> 
     assert app.query("SELECT COUNT(*) FROM ledger") == [(0,)]
     assert app.query("SELECT COUNT(*) FROM role_tiers") == [(0,)]
     assert app.query("SELECT COUNT(*) FROM audit_log") == [(0,)]
+
+
+async def test_usage_report_totals_top_spenders_and_outcomes(app: App) -> None:
+    """/budget usage shows the month's total, who spent most, and videos by outcome."""
+    from tests.fakes.runware import Outcome
+
+    app.runware.next_outcome(Outcome.success(cost_usd=0.27), Outcome.failure("timeoutProvider"))
+    first = await app.animate(user_id=MEMBER_ID)
+    await app.reply_to(first, "accepted")
+    await app.delivered(1)
+    second = await app.animate(user_id=MEMBER_ID + 1)
+    await app.reply_to(second, "accepted")
+    await app.delivered(2)
+    text = await budget(app, "usage")
+    assert "**Spending this month**: $0.27" in text
+    assert f"<@{MEMBER_ID}> $0.27" in text and f"<@{MEMBER_ID + 1}>" not in text
+    assert "Videos: 2 (1 succeeded, 1 failed)" in text
+
+
+async def test_export_is_a_csv_of_the_ledger(app: App) -> None:
+    """/budget export attaches a CSV whose rows, parsed back, are exactly the ledger's."""
+    import csv
+    import io
+
+    first = await app.animate(user_id=MEMBER_ID)
+    await app.reply_to(first, "accepted")
+    await app.delivered(1)
+    option, resolved = member_option("member", MEMBER_ID + 5)
+    await admin_command(
+        app, "grant", [option, ("amount", 3, "1.25"), ("reason", 3, "bug bounty, thanks")], resolved
+    )
+    payload = app.discord.make_slash_interaction(
+        "budget", [], subcommand="export", user_id=ADMIN_ID, permissions=DEFAULT_PERMISSIONS | MANAGE_GUILD
+    )
+    await app.discord.send_interaction(payload)
+    reply = await app.reply_to(payload, "The ledger")
+    (attachment,) = reply.attachments
+    assert attachment.filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(attachment.data.decode())))
+    ledger = app.query("SELECT user_id, job_id, kind, amount_micros, reason FROM ledger ORDER BY id")
+    assert [
+        (
+            int(r["member_id"]),
+            int(r["job"]) if r["job"] else None,
+            r["kind"],
+            round(float(r["amount_usd"]) * 1_000_000),
+            r["reason"] or None,
+        )
+        for r in rows
+    ] == ledger
+    assert {r["kind"] for r in rows} == {"reserve", "release", "settle", "grant"}
+    assert all(r["time_utc"].endswith("+00:00") for r in rows)
+
+
+async def test_member_usage_lists_their_last_videos(app: App) -> None:
+    """/usage ends with the member's last videos: number, length, cost, outcome."""
+    first = await app.animate(audio=media.wav(3.0))
+    await app.reply_to(first, "accepted")
+    await app.delivered(1)
+    payload = app.discord.make_slash_interaction("usage")
+    await app.discord.send_interaction(payload)
+    reply = await app.reply_to(payload, "Your last videos")
+    assert "#1 · 3.0 s · $0.42 · ready · <t:" in reply.content
