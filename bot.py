@@ -139,7 +139,13 @@ class VideoBot(commands.Bot):
         self.runner = JobRunner(
             store, runware, settings, on_finished=self._job_finished, on_progress=self._job_progress
         )
-        self.jobs = JobService(store, runware, settings, wake_runner=self.runner.wake)
+        self.jobs = JobService(
+            store,
+            runware,
+            settings,
+            wake_runner=self.runner.wake,
+            on_budget_alert=lambda alert: self.dispatch("budget_alert", alert),
+        )
         self.budgets = BudgetService(store, settings)
         self._run_jobs = run_jobs
         self._runner_task: asyncio.Task[None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -12,16 +13,19 @@ from discord.ext import commands
 from cogs._ui import send
 from core.budgets import (
     LimitChange,
+    budget_alert_text,
     budget_lines,
     parse_amount,
     parse_limit_change,
     report_lines,
     tier_lines,
 )
-from core.models import format_usd
+from core.models import BudgetAlert, format_usd
 
 if TYPE_CHECKING:
     from bot import VideoBot
+
+log = logging.getLogger(__name__)
 
 PERIOD_CHOICES = [
     app_commands.Choice(name="today", value="today"),
@@ -48,6 +52,18 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
         super().__init__()
+
+    @commands.Cog.listener()
+    async def on_budget_alert(self, alert: BudgetAlert) -> None:
+        """Post a budget threshold to the server's alerts channel."""
+        channel = self.bot.get_channel(alert.log_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("guild=%s alerts channel %s not found", alert.guild_id, alert.log_channel_id)
+            return
+        try:
+            await channel.send(budget_alert_text(alert), allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as error:
+            log.warning("guild=%s budget alert not posted: %r", alert.guild_id, error)
 
     @app_commands.command(name="show")
     @app_commands.check(is_server_manager)

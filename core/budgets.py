@@ -15,6 +15,7 @@ from core.errors import UserFacingError
 from core.models import (
     MICROS_PER_USD,
     UNLIMITED,
+    BudgetAlert,
     GuildLimits,
     JobStatus,
     LedgerRow,
@@ -294,3 +295,18 @@ def tier_lines(tiers: tuple[RoleTier, ...]) -> list[str]:
         ]
         lines.append(f"<@&{tier.role_id}>: {', '.join(parts) or 'same as the server'}")
     return lines
+
+
+def budget_alert_text(alert: BudgetAlert) -> str:
+    """The alerts-channel post when the server's monthly spend reaches a threshold."""
+    resets = discord_time(alert.resets_at)
+    if alert.threshold >= 100:
+        return (
+            f"🛑 This server has used its whole {format_usd(alert.budget_micros)} monthly budget "
+            f"({format_usd(alert.spent_micros)}). New videos are refused until it resets {resets}. "
+            "`/budget set budget:` raises it."
+        )
+    return (
+        f"⚠️ This server has used {alert.threshold}% of its {format_usd(alert.budget_micros)} monthly budget "
+        f"({format_usd(alert.spent_micros)}). It resets {resets}."
+    )

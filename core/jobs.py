@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from core.errors import QuotaExceeded, UserFacingError
 from core.media import too_big, validate_audio, validate_image
-from core.models import Job, JobStatus, Limits, NewJob, QuotaRefusal, Usage, usd_to_micros
+from core.models import BudgetAlert, Job, JobStatus, Limits, NewJob, QuotaRefusal, Usage, usd_to_micros
 from core.quota import (
     apply_tiers,
     check_limits,
+    crossed_thresholds,
     estimate_micros,
     limits_for_guild,
     refusal_message,
@@ -108,7 +109,9 @@ class JobService:
         *,
         clock: Clock = time.time,
         wake_runner: Callable[[], None] = lambda: None,
+        on_budget_alert: Callable[[BudgetAlert], None] = lambda alert: None,
     ) -> None:
+        self._on_budget_alert = on_budget_alert
         self._store = store
         self._runware = runware
         self._settings = settings
@@ -201,7 +204,34 @@ class JobService:
         except Exception:
             log.exception("job=%s usage after acceptance unavailable", job.id)
             usage = None
+        if usage is not None:
+            await self._raise_budget_alerts(request.guild_id, usage)
         return Accepted(job, usage)
+
+    async def _raise_budget_alerts(self, guild_id: int, usage: Usage) -> None:
+        """Announce each budget threshold the guild has reached, once a month, if it has an alerts channel."""
+        crossed = crossed_thresholds(usage)
+        if not crossed:
+            return
+        overrides = await self._store.guild_limits(guild_id)
+        if overrides is None or overrides.log_channel_id is None:
+            return  # claimed once a channel is set: the next job announces what was reached
+        budget = usage.limits.guild_monthly_micros
+        assert budget is not None
+        for threshold in crossed:
+            if await self._store.claim_budget_alert(
+                guild_id, usage.windows.month_start, threshold, self._clock()
+            ):
+                self._on_budget_alert(
+                    BudgetAlert(
+                        guild_id,
+                        overrides.log_channel_id,
+                        threshold,
+                        usage.guild_spent_month_micros,
+                        budget,
+                        usage.windows.month_end,
+                    )
+                )
 
     async def fetch_video(self, job: Job, max_bytes: int) -> bytes | None:
         """The finished video's bytes, or None when it is larger than max_bytes (post a link instead)."""

@@ -233,6 +233,18 @@ class LedgerRow:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetAlert:
+    """A guild's monthly spend crossed a share of its budget (posted once per threshold and month)."""
+
+    guild_id: int
+    log_channel_id: int
+    threshold: int  # percent: 50, 80 or 100
+    spent_micros: int
+    budget_micros: int
+    resets_at: float
+
+
 def usd_to_micros(usd: float) -> int:
     """Dollars to micro-dollars, rounded to the nearest micro-dollar."""
     return round(usd * MICROS_PER_USD)

@@ -235,3 +235,14 @@ def usage_lines(usage: Usage) -> list[str]:
     most = "no limit" if limits.max_active_jobs is None else f"of {limits.max_active_jobs}"
     lines.append(f"Videos in progress: {usage.active_jobs} {most}")
     return lines
+
+
+ALERT_THRESHOLDS = (50, 80, 100)
+
+
+def crossed_thresholds(usage: Usage) -> list[int]:
+    """The alert thresholds (percent of the guild's monthly budget) its spend has reached."""
+    budget = usage.limits.guild_monthly_micros
+    if not budget:
+        return []
+    return [t for t in ALERT_THRESHOLDS if usage.guild_spent_month_micros * 100 >= t * budget]

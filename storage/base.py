@@ -157,6 +157,10 @@ class Store(Protocol):
         """The guild's ledger rows written in [start, end), oldest first (for the CSV export)."""
         ...
 
+    async def claim_budget_alert(self, guild_id: int, month_start: float, threshold: int, now: float) -> bool:
+        """Record that a budget alert is being posted; True only for the first claim of that month."""
+        ...
+
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
         ...

@@ -574,6 +574,16 @@ class SqliteStore:
             LedgerRow(int(i), float(t), int(u), j, LedgerKind(k), int(a), r) for i, t, u, j, k, a, r in rows
         ]
 
+    async def claim_budget_alert(self, guild_id: int, month_start: float, threshold: int, now: float) -> bool:
+        """Record that a budget alert is being posted; True only for the first claim of that month."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO budget_alerts (guild_id, month_start, threshold, claimed_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (guild_id, month_start, threshold, now),
+            )
+            return cursor.rowcount == 1
+
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
         rows = await self._fetchall(

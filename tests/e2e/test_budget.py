@@ -337,3 +337,34 @@ async def test_member_usage_lists_their_last_videos(app: App) -> None:
     await app.discord.send_interaction(payload)
     reply = await app.reply_to(payload, "Your last videos")
     assert "#1 · 3.0 s · $0.42 · ready · <t:" in reply.content
+
+
+async def test_budget_alerts_are_posted_once_per_threshold(app: App) -> None:
+    """At 50 %, 80 % and 100 % of the monthly budget the alerts channel gets one post each, no more."""
+    from tests.fakes.discord_fixtures import NSFW_CHANNEL_ID as LOG_CHANNEL_ID
+
+    channel = {"id": str(LOG_CHANNEL_ID), "name": "after-dark", "type": 0, "permissions": "0"}
+    payload = app.discord.make_slash_interaction(
+        "budget",
+        [("budget", 3, "1.00"), ("log_channel", 7, str(LOG_CHANNEL_ID))],
+        subcommand="set",
+        resolved={"channels": {str(LOG_CHANNEL_ID): channel}},
+        user_id=ADMIN_ID,
+        permissions=DEFAULT_PERMISSIONS | MANAGE_GUILD,
+    )
+    await app.discord.send_interaction(payload)
+    assert f"Alerts channel: <#{LOG_CHANNEL_ID}>" in (await app.reply_to(payload, "Saved")).content
+
+    def alerts() -> list[str]:
+        return [m.content for m in app.discord.messages_in(LOG_CHANNEL_ID) if "monthly budget" in m.content]
+
+    # $0.30, $0.30, $0.30 (90 %), a refused $0.30, then $0.10 (100 %) and a refused $0.10.
+    for i, seconds in enumerate((3.0, 3.0, 3.0, 3.0, 1.0, 1.0)):
+        job = await app.animate(audio=media.wav(seconds), user_id=MEMBER_ID + i)
+        await app.reply_to(job, "")
+    await app.discord.wait_for(lambda: len(alerts()) == 3, timeout=10)
+    await asyncio.sleep(0.3)
+    texts = alerts()
+    assert len(texts) == 3
+    assert "50%" in texts[0] and "80%" in texts[1] and "whole $1.00 monthly budget" in texts[2]
+    assert all("<t:" in t for t in texts)
