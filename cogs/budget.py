@@ -82,6 +82,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         active="Videos one member may have in progress at once, or 'unlimited' or 'default'",
         cooldown="Seconds a member waits between videos, or 'default'",
         budget="The whole server's monthly budget in dollars, or 'unlimited' or 'default'",
+        confirm="Members confirm a video costing this much or more, e.g. 2.00, or 'never' or 'default'",
         log_channel="Where budget alerts are posted",
     )
     async def set_(
@@ -92,6 +93,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         active: str | None = None,
         cooldown: str | None = None,
         budget: str | None = None,
+        confirm: str | None = None,
         log_channel: discord.TextChannel | None = None,
     ) -> None:
         """Change this server's limits; options you leave out stay as they are."""
@@ -105,6 +107,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
                 ("active", active),
                 ("cooldown", cooldown),
                 ("budget", budget),
+                ("confirm", confirm),
             )
             if text is not None
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -29,8 +30,9 @@ from cogs._ui import (
     video_filename,
     withheld_text,
 )
+from cogs.quotes import QuoteButton, quote_text, quote_view
 from core.errors import UserFacingError
-from core.jobs import AnimateRequest
+from core.jobs import AnimateRequest, Quoted
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import Job, JobStatus
 from core.runware import ErrorKind, RunwareError
@@ -85,6 +87,7 @@ class VideoCog(commands.Cog):
         # Lost on restart by design: the interaction token only lives 15 minutes anyway.
         self._acks: dict[int, Ack] = {}
         self._delivering: set[int] = set()
+        self._expiries: set[asyncio.Task[None]] = set()
         self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
 
     @app_commands.command(name="animate")
@@ -125,7 +128,11 @@ class VideoCog(commands.Cog):
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
             role_ids=member_role_ids(interaction),
         )
-        accepted = await jobs.accept(request)
+        outcome = await jobs.accept(request)
+        if isinstance(outcome, Quoted):
+            await self._show_quote(interaction, outcome)
+            return
+        accepted = outcome
         text = ack_text(accepted.job, accepted.usage)
         try:
             await send(interaction, text)
@@ -134,7 +141,37 @@ class VideoCog(commands.Cog):
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
-        self._acks[accepted.job.id] = Ack(interaction, text)
+        self.track_acknowledgement(accepted.job.id, interaction, text)
+
+    def track_acknowledgement(
+        self, job_id: int, interaction: discord.Interaction[VideoBot], text: str
+    ) -> None:
+        """Remember a job's private acknowledgement, to show progress and the outcome in it."""
+        self._acks[job_id] = Ack(interaction, text)
+
+    async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
+        """Ask the member to confirm a costly job; close the quote when nobody did in time."""
+        quote = quoted.quote
+        await send(interaction, quote_text(quote, quoted.usage), view=quote_view(quote.id))
+        task = asyncio.create_task(self._expire_later(interaction, quote.id, quote.expires_at))
+        self._expiries.add(task)
+        task.add_done_callback(self._expiries.discard)
+
+    async def _expire_later(
+        self, interaction: discord.Interaction[VideoBot], quote_id: int, at: float
+    ) -> None:
+        await asyncio.sleep(max(0.0, at - time.time()))
+        if await self.bot.jobs.expire(quote_id):
+            with contextlib.suppress(discord.HTTPException, RuntimeError):
+                await interaction.edit_original_response(
+                    content="This quote expired. Nothing was charged; "
+                    "run /animate again if you want the video.",
+                    view=None,
+                )
+
+    async def cog_unload(self) -> None:
+        for task in self._expiries:
+            task.cancel()
 
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
@@ -319,3 +356,5 @@ async def _download(attachment: discord.Attachment, what: str) -> bytes:
 async def setup(bot: VideoBot) -> None:
     """Extension entry point."""
     await bot.add_cog(VideoCog(bot))
+    # Quote buttons answer whichever process receives the click, also after a restart.
+    bot.add_dynamic_items(QuoteButton)

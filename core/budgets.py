@@ -37,6 +37,7 @@ _OPTIONS: dict[str, tuple[str, str, str]] = {
     "active": ("max_active_jobs", "videos in progress per member", "count"),
     "cooldown": ("cooldown_s", "cooldown between videos", "seconds"),
     "budget": ("guild_monthly_micros", "server's monthly budget", "usd"),
+    "confirm": ("confirm_above_micros", "cost from which members confirm first", "usd"),
 }
 _USD = re.compile(r"^\$?\s*(\d{1,7}(?:\.\d{1,2})?)$")
 
@@ -56,9 +57,11 @@ def parse_limit_change(option: str, text: str) -> LimitChange:
     word = text.strip().lower()
     if word == "default":
         return LimitChange(field, None, f"{label} back to the default")
-    if word in {"unlimited", "none", "off"}:
+    if word in {"unlimited", "none", "off", "never"}:
         if kind == "seconds":
             return LimitChange(field, 0.0, f"no {label}")
+        if option == "confirm":
+            return LimitChange(field, UNLIMITED, "members never asked to confirm a cost")
         return LimitChange(field, UNLIMITED, f"{label} unlimited")
     if kind == "usd":
         match = _USD.match(word)
@@ -89,6 +92,7 @@ class BudgetOverview:
     guild_spent_month_micros: int
     windows: Windows
     tiers: tuple[RoleTier, ...] = ()
+    confirm_above_micros: int | None = None
 
 
 class BudgetService:
@@ -105,7 +109,11 @@ class BudgetService:
         windows = windows_at(self._clock())
         spent = await self._store.guild_month_spend(guild_id, windows)
         tiers = tuple(await self._store.role_tiers(guild_id))
-        return BudgetOverview(limits_for_guild(self._settings, overrides), overrides, spent, windows, tiers)
+        above = self._settings.confirm_above_usd
+        default = usd_to_micros(above) if above is not None else None
+        confirm = overrides.resolve("confirm_above_micros", default) if overrides else default
+        limits = limits_for_guild(self._settings, overrides)
+        return BudgetOverview(limits, overrides, spent, windows, tiers, confirm)
 
     async def change(self, guild_id: int, changes: list[LimitChange], actor_id: int) -> BudgetOverview:
         """Apply an admin's changes (recorded in the audit log) and return the new overview."""
@@ -262,6 +270,8 @@ def budget_lines(view: BudgetOverview) -> list[str]:
         f"Per member, per month: {_usd_limit(limits.monthly_micros)}{mark('user_monthly_micros')}",
         f"Videos in progress per member: {active}{mark('max_active_jobs')}",
         f"Cooldown between videos: {cooldown}{mark('cooldown_s')}",
+        f"Members confirm a cost from: {_usd_limit(view.confirm_above_micros).replace('unlimited', 'never')}"
+        f"{mark('confirm_above_micros')}",
         f"Alerts channel: {log_channel}",
         *tier_lines(view.tiers),
     ]

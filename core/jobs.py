@@ -17,8 +17,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.errors import QuotaExceeded, UserFacingError
-from core.media import too_big, validate_audio, validate_image
-from core.models import BudgetAlert, Job, JobStatus, Limits, NewJob, QuotaRefusal, Usage, usd_to_micros
+from core.media import ValidAudio, ValidImage, too_big, validate_audio, validate_image
+from core.models import (
+    BudgetAlert,
+    Job,
+    JobStatus,
+    Limits,
+    NewJob,
+    QuotaRefusal,
+    Quote,
+    QuoteState,
+    Usage,
+    usd_to_micros,
+)
 from core.quota import (
     apply_tiers,
     check_limits,
@@ -98,6 +109,25 @@ class Accepted:
     usage: Usage | None
 
 
+@dataclass(frozen=True, slots=True)
+class Quoted:
+    """A costly request waiting for the member's Confirm, with their usage now."""
+
+    quote: Quote
+    usage: Usage
+
+
+# How long a cost quote waits for Confirm.
+QUOTE_TTL_S = 60.0
+_CLOSED_QUOTE = {
+    QuoteState.CONFIRMED: "This quote was already confirmed.",
+    QuoteState.CANCELLED: "This quote was cancelled. Run /animate again if you want the video.",
+    QuoteState.EXPIRED: "This quote expired (quotes last 60 seconds). Nothing was charged; "
+    "run /animate again.",
+    QuoteState.OPEN: "This quote is still open.",
+}
+
+
 class JobService:
     """The use cases behind the commands: accept a job, report usage, fetch a finished video."""
 
@@ -145,8 +175,10 @@ class JobService:
         """One job by its number."""
         return await self._store.get_job(job_id)
 
-    async def accept(self, request: AnimateRequest) -> Accepted:
-        """Validate, reserve and upload one /animate request; the runner submits it.
+    async def accept(self, request: AnimateRequest) -> Accepted | Quoted:
+        """Validate, reserve and upload one /animate request; the runner submits it. A job whose estimate
+        is at or above the guild's confirmation threshold is quoted instead: inputs uploaded, nothing
+        reserved until the member confirms.
 
         Raises UserFacingError (nothing charged) for bad input, a refused limit or a failed upload."""
         s = self._settings
@@ -157,6 +189,10 @@ class JobService:
         )
         estimate = estimate_micros(audio.duration_s, s.price_per_second_usd)
         now = self._clock()
+        limits = await self.limits_for(request.guild_id, request.role_ids)
+        threshold = await self.confirm_threshold(request.guild_id)
+        if threshold is not None and estimate >= threshold:
+            return await self._quote(request, image, audio, estimate, limits)
         new = NewJob(
             task_uuid=str(uuid.uuid4()),
             guild_id=request.guild_id,
@@ -169,7 +205,6 @@ class JobService:
             upload_limit_bytes=request.upload_limit_bytes,
             channel_nsfw=request.channel_nsfw,
         )
-        limits = await self.limits_for(request.guild_id, request.role_ids)
         created = await self._store.create_job_with_reservation(
             new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
         )
@@ -178,15 +213,11 @@ class JobService:
         job = created
         log.info("job=%s task=%s accepted user=%s estimate=%s", job.id, job.task_uuid, job.user_id, estimate)
         try:
-            image_ref = await self._runware.upload_image(image.data, image.mime)
-            audio_ref = await self._runware.upload_audio(audio.data, audio.mime)
-        except RunwareError as error:
+            image_ref, audio_ref = await self._upload(image, audio)
+        except UserFacingError as error:
             # The command's reply tells the member; no public post.
-            await self._store.fail_job(
-                job.id, error.code or error.kind.value, error.user_message(), self._clock(), member_told=True
-            )
-            log.warning("job=%s task=%s upload failed: %s", job.id, job.task_uuid, error.kind.value)
-            raise UserFacingError(f"{error.user_message()} You were not charged.") from error
+            await self._store.fail_job(job.id, "uploadFailed", error.message, self._clock(), member_told=True)
+            raise
         except BaseException:
             # Cancelled or crashed mid-upload: the inputs are gone with this call, so the job cannot run.
             with contextlib.suppress(Exception):
@@ -195,17 +226,119 @@ class JobService:
                 )
             raise
         job = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
+        return await self._started(job, limits)
+
+    async def confirm_threshold(self, guild_id: int) -> int | None:
+        """Estimates at or above this ask the member to confirm (None: never ask)."""
+        default = (
+            usd_to_micros(self._settings.confirm_above_usd) if self._settings.confirm_above_usd else None
+        )
+        overrides = await self._store.guild_limits(guild_id)
+        return overrides.resolve("confirm_above_micros", default) if overrides else default
+
+    async def _upload(self, image: ValidImage, audio: ValidAudio) -> tuple[str, str]:
+        """Upload both inputs to Runware; a failure becomes a member-facing error (nothing charged)."""
+        try:
+            return (
+                await self._runware.upload_image(image.data, image.mime),
+                await self._runware.upload_audio(audio.data, audio.mime),
+            )
+        except RunwareError as error:
+            log.warning("upload failed: %s %s", error.kind.value, error.code)
+            raise UserFacingError(f"{error.user_message()} You were not charged.") from error
+
+    async def _quote(
+        self, request: AnimateRequest, image: ValidImage, audio: ValidAudio, estimate: int, limits: Limits
+    ) -> Quoted:
+        now = self._clock()
+        # Say no now rather than after a Confirm, if the limits already rule it out.
+        usage = await self._store.usage(request.guild_id, request.user_id, limits, windows_at(now))
+        refusal = check_limits(usage, estimate, now)
+        if refusal is not None:
+            raise QuotaExceeded(refusal_message(refusal, estimate))
+        image_ref, audio_ref = await self._upload(image, audio)
+        quote = await self._store.create_quote(
+            Quote(
+                id=0,
+                guild_id=request.guild_id,
+                channel_id=request.channel_id,
+                user_id=request.user_id,
+                role_ids=request.role_ids,
+                image_ref=image_ref,
+                audio_ref=audio_ref,
+                audio_seconds=audio.duration_s,
+                estimate_micros=estimate,
+                output_format=request.output_format,
+                output_quality=request.output_quality,
+                upload_limit_bytes=request.upload_limit_bytes,
+                channel_nsfw=request.channel_nsfw,
+                created_at=now,
+                expires_at=now + QUOTE_TTL_S,
+                state=QuoteState.OPEN,
+                job_id=None,
+            )
+        )
+        log.info("quote=%s user=%s estimate=%s awaiting confirmation", quote.id, quote.user_id, estimate)
+        return Quoted(quote, usage)
+
+    async def confirm(self, quote_id: int, user_id: int) -> Accepted:
+        """The member pressed Confirm: reserve and queue the quoted job, or say why not."""
+        quote = await self._quote_of(quote_id, user_id)
+        now = self._clock()
+        limits = await self.limits_for(quote.guild_id, quote.role_ids)
+        new = NewJob(
+            task_uuid=str(uuid.uuid4()),
+            guild_id=quote.guild_id,
+            channel_id=quote.channel_id,
+            user_id=quote.user_id,
+            audio_seconds=quote.audio_seconds,
+            estimate_micros=quote.estimate_micros,
+            output_format=quote.output_format,
+            output_quality=quote.output_quality,
+            upload_limit_bytes=quote.upload_limit_bytes,
+            channel_nsfw=quote.channel_nsfw,
+        )
+        result = await self._store.confirm_quote(
+            quote_id, new, limits, now, windows_at(now), lambda u: check_limits(u, quote.estimate_micros, now)
+        )
+        if isinstance(result, QuoteState):
+            raise UserFacingError(_CLOSED_QUOTE[result])
+        if isinstance(result, QuotaRefusal):
+            raise QuotaExceeded(refusal_message(result, quote.estimate_micros))
+        log.info("job=%s task=%s accepted from quote=%s", result.id, result.task_uuid, quote_id)
+        return await self._started(result, limits)
+
+    async def cancel(self, quote_id: int, user_id: int) -> None:
+        """The member pressed Cancel: close the quote (nothing was reserved)."""
+        await self._quote_of(quote_id, user_id)
+        if not await self._store.close_quote(quote_id, QuoteState.CANCELLED, self._clock()):
+            quote = await self._store.get_quote(quote_id)
+            if quote is not None and quote.state is not QuoteState.CANCELLED:
+                raise UserFacingError(_CLOSED_QUOTE[quote.state])
+
+    async def expire(self, quote_id: int) -> bool:
+        """Close a quote nobody confirmed in time; True if it was still open."""
+        return await self._store.close_quote(quote_id, QuoteState.EXPIRED, self._clock())
+
+    async def _quote_of(self, quote_id: int, user_id: int) -> Quote:
+        quote = await self._store.get_quote(quote_id)
+        if quote is None or quote.user_id != user_id:
+            raise UserFacingError("Only the member who asked for this video can answer its quote.")
+        return quote
+
+    async def _started(self, job: Job, limits: Limits) -> Accepted:
+        """After a job is reserved and queued: wake the runner, report usage, raise budget alerts."""
         self._wake_runner()
         # From here the job runs and is charged: nothing below may turn into "please try again".
         try:
             usage: Usage | None = await self._store.usage(
-                request.guild_id, request.user_id, limits, windows_at(now)
+                job.guild_id, job.user_id, limits, windows_at(self._clock())
             )
         except Exception:
             log.exception("job=%s usage after acceptance unavailable", job.id)
             usage = None
         if usage is not None:
-            await self._raise_budget_alerts(request.guild_id, usage)
+            await self._raise_budget_alerts(job.guild_id, usage)
         return Accepted(job, usage)
 
     async def _raise_budget_alerts(self, guild_id: int, usage: Usage) -> None:

@@ -120,6 +120,7 @@ class GuildLimits:
     cooldown_s: float | None = None
     guild_monthly_micros: int | None = None
     log_channel_id: int | None = None
+    confirm_above_micros: int | None = None
 
     def resolve(self, field: str, default: int | None) -> int | None:
         """This guild's value of a limit field: its own if set (None if unlimited), else the default."""
@@ -243,6 +244,38 @@ class BudgetAlert:
     spent_micros: int
     budget_micros: int
     resets_at: float
+
+
+class QuoteState(StrEnum):
+    """Where a cost quote stands."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A costly job waiting for its member's Confirm: inputs uploaded, nothing reserved yet."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...]
+    image_ref: str
+    audio_ref: str
+    audio_seconds: float
+    estimate_micros: int
+    output_format: str
+    output_quality: int
+    upload_limit_bytes: int | None
+    channel_nsfw: bool
+    created_at: float
+    expires_at: float
+    state: QuoteState
+    job_id: int | None
 
 
 def usd_to_micros(usd: float) -> int:

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     quota_user_monthly_usd: Annotated[float, Field(ge=0)] | None = 50.0
     quota_guild_monthly_usd: Annotated[float, Field(ge=0)] | None = 200.0
     quota_cooldown_s: Annotated[float, Field(ge=0)] = 10.0
+    # A job whose estimate is at or above this asks the member to confirm the cost ("off": never ask).
+    confirm_above_usd: Annotated[float, Field(ge=0)] | None = 2.0
     max_audio_seconds: Annotated[float, Field(gt=0, le=30)] = 30.0
     max_image_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     max_audio_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
@@ -85,7 +87,11 @@ class Settings(BaseSettings):
         return upper
 
     @field_validator(
-        "quota_user_daily_usd", "quota_user_monthly_usd", "quota_guild_monthly_usd", mode="before"
+        "quota_user_daily_usd",
+        "quota_user_monthly_usd",
+        "quota_guild_monthly_usd",
+        "confirm_above_usd",
+        mode="before",
     )
     @classmethod
     def _unlimited_is_none(cls, value: object) -> object:

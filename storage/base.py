@@ -12,6 +12,8 @@ from core.models import (
     Limits,
     NewJob,
     QuotaRefusal,
+    Quote,
+    QuoteState,
     RoleTier,
     SpendReport,
     Usage,
@@ -36,6 +38,30 @@ class Store(Protocol):
     ) -> Job | QuotaRefusal:
         """In one write transaction: gather the member's usage, let `decide` apply the limits, and if it
         allows, insert the job and its reservation. Concurrent calls can never overspend."""
+        ...
+
+    async def create_quote(self, quote: Quote) -> Quote:
+        """Store an open quote (its id is assigned here)."""
+        ...
+
+    async def get_quote(self, quote_id: int) -> Quote | None:
+        """One quote by id."""
+        ...
+
+    async def close_quote(self, quote_id: int, state: QuoteState, now: float) -> bool:
+        """Cancel or expire an open quote; False if it was no longer open."""
+        ...
+
+    async def confirm_quote(
+        self,
+        quote_id: int,
+        new: NewJob,
+        limits: Limits,
+        now: float,
+        windows: Windows,
+        decide: Callable[[Usage], QuotaRefusal | None],
+    ) -> Job | QuotaRefusal | QuoteState:
+        """In one transaction: reserve and queue the quoted job, or say why the quote is closed."""
         ...
 
     async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from core.models import (
     Limits,
     NewJob,
     QuotaRefusal,
+    Quote,
+    QuoteState,
     RoleTier,
     SpendReport,
     Usage,
@@ -51,9 +54,22 @@ _GUILD_LIMIT_FIELDS = (
     "cooldown_s",
     "guild_monthly_micros",
     "log_channel_id",
+    "confirm_above_micros",
 )
 _GUILD_LIMIT_COLUMNS = "guild_id, " + ", ".join(_GUILD_LIMIT_FIELDS)
 _TIER_COLUMNS = "role_id, daily_micros, monthly_micros, max_active_jobs, cooldown_s"
+_QUOTE_COLUMNS = (
+    "id, guild_id, channel_id, user_id, role_ids, image_ref, audio_ref, audio_seconds, estimate_micros, "
+    "output_format, output_quality, upload_limit_bytes, channel_nsfw, created_at, expires_at, state, job_id"
+)
+
+
+def _quote_from_row(row: Iterable[Any]) -> Quote:
+    values = list(row)
+    values[4] = tuple(json.loads(values[4]))
+    values[12] = bool(values[12])
+    values[15] = QuoteState(values[15])
+    return Quote(*values)
 
 
 def _job_from_row(row: Iterable[Any]) -> Job:
@@ -182,36 +198,131 @@ class SqliteStore:
         """In one write transaction: gather the member's usage, let `decide` apply the limits, and if it
         allows, insert the job and its reservation. Concurrent calls can never overspend."""
         async with self._write() as db:
-            usage = await self._usage(db, new.guild_id, new.user_id, limits, windows)
-            refusal = decide(usage)
-            if refusal is not None:
-                return refusal
+            return await self._reserve(db, new, limits, now, windows, decide)
+
+    async def _reserve(
+        self,
+        db: aiosqlite.Connection,
+        new: NewJob,
+        limits: Limits,
+        now: float,
+        windows: Windows,
+        decide: Callable[[Usage], QuotaRefusal | None],
+        refs: tuple[str, str] | None = None,
+    ) -> Job | QuotaRefusal:
+        usage = await self._usage(db, new.guild_id, new.user_id, limits, windows)
+        refusal = decide(usage)
+        if refusal is not None:
+            return refusal
+        # With inputs already uploaded (a confirmed quote) the job is queued at once.
+        status, image_ref, audio_ref, next_at = (
+            (JobStatus.QUEUED, refs[0], refs[1], now) if refs else (JobStatus.UPLOADING, None, None, None)
+        )
+        rows = await db.execute_fetchall(
+            "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
+            "estimate_micros, output_format, output_quality, created_at, updated_at, "
+            "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"RETURNING {_JOB_COLUMNS}",
+            (
+                new.task_uuid,
+                new.guild_id,
+                new.channel_id,
+                new.user_id,
+                status.value,
+                new.audio_seconds,
+                new.estimate_micros,
+                new.output_format,
+                new.output_quality,
+                now,
+                now,
+                new.upload_limit_bytes,
+                int(new.channel_nsfw),
+                image_ref,
+                audio_ref,
+                next_at,
+            ),
+        )
+        job = _job_from_row(next(iter(rows)))
+        await self._ledger(
+            db, new.guild_id, new.user_id, job.id, LedgerKind.RESERVE, new.estimate_micros, now, now
+        )
+        return job
+
+    # -- quotes ----------------------------------------------------------------------------------------
+
+    async def create_quote(self, quote: Quote) -> Quote:
+        """Store an open quote (its id is assigned here)."""
+        async with self._write() as db:
             rows = await db.execute_fetchall(
-                "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
-                "estimate_micros, output_format, output_quality, created_at, updated_at, "
-                "upload_limit_bytes, channel_nsfw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                f"RETURNING {_JOB_COLUMNS}",
+                "INSERT INTO quotes (guild_id, channel_id, user_id, role_ids, image_ref, audio_ref, "
+                "audio_seconds, estimate_micros, output_format, output_quality, upload_limit_bytes, "
+                "channel_nsfw, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (
-                    new.task_uuid,
-                    new.guild_id,
-                    new.channel_id,
-                    new.user_id,
-                    JobStatus.UPLOADING.value,
-                    new.audio_seconds,
-                    new.estimate_micros,
-                    new.output_format,
-                    new.output_quality,
-                    now,
-                    now,
-                    new.upload_limit_bytes,
-                    int(new.channel_nsfw),
+                    quote.guild_id,
+                    quote.channel_id,
+                    quote.user_id,
+                    json.dumps(list(quote.role_ids)),
+                    quote.image_ref,
+                    quote.audio_ref,
+                    quote.audio_seconds,
+                    quote.estimate_micros,
+                    quote.output_format,
+                    quote.output_quality,
+                    quote.upload_limit_bytes,
+                    int(quote.channel_nsfw),
+                    quote.created_at,
+                    quote.expires_at,
                 ),
             )
-            job = _job_from_row(next(iter(rows)))
-            await self._ledger(
-                db, new.guild_id, new.user_id, job.id, LedgerKind.RESERVE, new.estimate_micros, now, now
+            return replace(quote, id=int(next(iter(rows))[0]))
+
+    async def get_quote(self, quote_id: int) -> Quote | None:
+        """One quote by id."""
+        rows = await self._fetchall(f"SELECT {_QUOTE_COLUMNS} FROM quotes WHERE id = ?", (quote_id,))
+        return _quote_from_row(rows[0]) if rows else None
+
+    async def close_quote(self, quote_id: int, state: QuoteState, now: float) -> bool:
+        """Cancel or expire an open quote; False if it was no longer open."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE quotes SET state = ?, decided_at = ? WHERE id = ? AND state = 'open'",
+                (state.value, now, quote_id),
             )
-            return job
+            return cursor.rowcount == 1
+
+    async def confirm_quote(
+        self,
+        quote_id: int,
+        new: NewJob,
+        limits: Limits,
+        now: float,
+        windows: Windows,
+        decide: Callable[[Usage], QuotaRefusal | None],
+    ) -> Job | QuotaRefusal | QuoteState:
+        """In one transaction: check the quote is open and in time, reserve under the limits, queue the
+        job with the quote's uploaded inputs, and mark the quote confirmed. Returns the quote's state
+        instead when it is no longer open (or has just expired)."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(f"SELECT {_QUOTE_COLUMNS} FROM quotes WHERE id = ?", (quote_id,))
+            quote = _quote_from_row(next(iter(rows)))
+            if quote.state is not QuoteState.OPEN:
+                return quote.state
+            if now > quote.expires_at:
+                await db.execute(
+                    "UPDATE quotes SET state = 'expired', decided_at = ? WHERE id = ?", (now, quote_id)
+                )
+                return QuoteState.EXPIRED
+            result = await self._reserve(
+                db, new, limits, now, windows, decide, refs=(quote.image_ref, quote.audio_ref)
+            )
+            if isinstance(result, Job):
+                await db.execute(
+                    "UPDATE quotes SET state = 'confirmed', job_id = ?, decided_at = ? WHERE id = ?",
+                    (result.id, now, quote_id),
+                )
+            return result
 
     async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
         """Record the uploaded inputs; the job is ready for the runner to submit."""

@@ -35,6 +35,8 @@ class App:
     bot: VideoBot
     db_path: Path
     settings: Settings
+    store: SqliteStore
+    client: RunwareClient
 
     async def animate(
         self,
@@ -101,6 +103,7 @@ def app_settings(make_settings: SettingsFactory, tmp_path: Path) -> dict[str, An
         "quota_user_max_active_jobs": 2,
         "database_url": f"sqlite:///{tmp_path / 'e2e.db'}",
         "dev_guild_id": GUILD_ID,
+        "confirm_above_usd": None,  # quotes have tests of their own
     }
 
 
@@ -120,6 +123,6 @@ async def app(
         )
         try:
             async with running_bot(bot, fake_discord):
-                yield App(fake_discord, runware, bot, db_path, settings)
+                yield App(fake_discord, runware, bot, db_path, settings, store, client)
         finally:
             await store.close()

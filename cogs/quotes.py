@@ -1,0 +1,88 @@
+"""Cost quotes: the Confirm and Cancel buttons under a costly /animate, which survive restarts.
+
+The quote lives in the database and its id is in each button's custom_id, so a click is understood by any
+process, including one started after the quote was shown (discord.py's dynamic items)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from cogs._ui import ack_text, send
+from core.errors import UserFacingError
+from core.models import Quote, Usage, format_usd
+from core.quota import discord_time
+
+if TYPE_CHECKING:
+    from bot import VideoBot
+
+log = logging.getLogger(__name__)
+
+_TEMPLATE = r"vq:quote:(?P<action>confirm|cancel):(?P<id>[0-9]+)"
+
+
+def quote_text(quote: Quote, usage: Usage | None) -> str:
+    """The quote: clip length, estimate, what is left, and until when it can be confirmed."""
+    left = usage.left_micros if usage else None
+    left_text = f" You have **{format_usd(left)}** left to spend." if left is not None else ""
+    return (
+        f"💬 **This clip is {quote.audio_seconds:.1f} s, so the video will cost about "
+        f"{format_usd(quote.estimate_micros)}.**{left_text}\n"
+        f"Nothing is charged until you confirm. This quote expires {discord_time(quote.expires_at)}."
+    )
+
+
+def quote_view(quote_id: int) -> discord.ui.View:
+    """Confirm and Cancel buttons for one quote (no timeout: the quote's own expiry decides)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(QuoteButton("confirm", quote_id))
+    view.add_item(QuoteButton("cancel", quote_id))
+    return view
+
+
+class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMPLATE):
+    """A Confirm or Cancel button whose custom_id carries the quote's id."""
+
+    def __init__(self, action: str, quote_id: int) -> None:
+        confirm = action == "confirm"
+        super().__init__(
+            discord.ui.Button(
+                label="Confirm" if confirm else "Cancel",
+                style=discord.ButtonStyle.success if confirm else discord.ButtonStyle.secondary,
+                custom_id=f"vq:quote:{action}:{quote_id}",
+            )
+        )
+        self.action = action
+        self.quote_id = quote_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> QuoteButton:
+        return cls(match["action"], int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction[VideoBot]) -> None:  # type: ignore[override]
+        """Confirm: reserve and queue the job; the quote becomes its acknowledgement. Cancel: close it."""
+        bot = interaction.client
+        await interaction.response.defer()  # an update of the quote's own message follows
+        try:
+            if self.action == "cancel":
+                await bot.jobs.cancel(self.quote_id, interaction.user.id)
+                await interaction.edit_original_response(content="Cancelled. Nothing was charged.", view=None)
+                return
+            accepted = await bot.jobs.confirm(self.quote_id, interaction.user.id)
+        except UserFacingError as error:
+            await send(interaction, error.message)
+            return
+        text = ack_text(accepted.job, accepted.usage)
+        try:
+            await interaction.edit_original_response(content=text, view=None)
+        except discord.HTTPException as error:
+            log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
+            return
+        video = bot.get_cog("VideoCog")
+        if video is not None:
+            video.track_acknowledgement(accepted.job.id, interaction, text)  # type: ignore[attr-defined]
