@@ -30,8 +30,11 @@ class UsageCog(commands.Cog):
         usage = await self.bot.jobs.usage(
             interaction.guild_id or 0, interaction.user.id, member_role_ids(interaction)
         )
+        roles = member_role_ids(interaction)
+        tiers = await self.bot.jobs.tier_roles(interaction.guild_id or 0, roles)
         jobs = await self.bot.jobs.recent_jobs(interaction.guild_id or 0, interaction.user.id)
-        lines = ["**Your usage**", *usage_lines(usage)]
+        tier = ", ".join(f"<@&{r}>" for r in tiers) if tiers else "the server's limits"
+        lines = ["**Your usage**", f"Your tier: {tier}", *usage_lines(usage)]
         if jobs:
             lines += ["", "**Your last videos**", *(job_line(job) for job in jobs)]
         await send(interaction, "\n".join(lines), ephemeral=True)

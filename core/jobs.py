@@ -162,6 +162,10 @@ class JobService:
         tiers = await self._store.role_tiers(guild_id, role_ids) if role_ids else []
         return apply_tiers(guild, tiers)
 
+    async def tier_roles(self, guild_id: int, role_ids: Sequence[int]) -> list[int]:
+        """Which of the member's roles have a tier (their limits come from these)."""
+        return [t.role_id for t in await self._store.role_tiers(guild_id, role_ids)] if role_ids else []
+
     async def usage(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> Usage:
         """The member's spend today and this month, the guild's budget, limits and active jobs."""
         limits = await self.limits_for(guild_id, role_ids)

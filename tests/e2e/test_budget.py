@@ -87,7 +87,7 @@ async def test_bad_value_says_what_works(app: App) -> None:
 
 async def test_member_without_manage_server_is_refused_in_code(app: App) -> None:
     """A member without Manage Server is refused by the bot itself, even if Discord showed the command."""
-    for sub, options in (("show", ()), ("set", (("daily", 3, "100"),))):
+    for sub, options in (("show", ()), ("set", (("daily", 3, "100"),)), ("usage", ()), ("export", ())):
         text = await budget(app, sub, *options, admin=False)
         assert "Manage Server" in text
     assert app.query("SELECT COUNT(*) FROM guild_limits") == [(0,)]
@@ -205,6 +205,10 @@ async def test_a_role_tier_applies_to_its_members(app: App) -> None:
     await app.reply_to(vip, "accepted")
     other = await app.animate(audio=media.wav(12.0), user_id=MEMBER_ID + 1)
     await app.reply_to(other, "daily limit")
+    usage = app.discord.make_slash_interaction("usage", user_id=MEMBER_ID, roles=[VIP_ROLE])
+    await app.discord.send_interaction(usage)
+    reply = await app.reply_to(usage, "Your tier")
+    assert f"Your tier: <@&{VIP_ROLE}>" in reply.content and "$1.20 of $3.00" in reply.content
 
 
 async def test_removing_a_tier(app: App) -> None:
