@@ -86,7 +86,8 @@ SQL_USAGE = (
 SQL_INSERT_JOB = (
     "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
     "estimate_micros, output_format, output_quality, created_at, updated_at, "
-    "upload_limit_bytes, channel_nsfw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     f"RETURNING {_JOB_COLUMNS}"
 )
 SQL_INSERT_LEDGER = (
@@ -189,6 +190,9 @@ def reserve_raw(db: sqlite3.Connection, new: NewJob, now: float, windows: Window
                 now,
                 new.upload_limit_bytes,
                 int(new.channel_nsfw),
+                None,
+                None,
+                None,
             ),
         ).fetchall()
         job = _job_from_row(rows[0])

@@ -180,7 +180,7 @@ class Store(Protocol):
         ...
 
     async def ledger_rows(self, guild_id: int, start: float, end: float) -> list[LedgerRow]:
-        """The guild's ledger rows written in [start, end), oldest first (for the CSV export)."""
+        """The guild's ledger rows that count in [start, end), oldest first (for the CSV export)."""
         ...
 
     async def claim_budget_alert(self, guild_id: int, month_start: float, threshold: int, now: float) -> bool:
