@@ -45,7 +45,9 @@ def utc_day_start(now: float) -> float:
 def windows_at(now: float) -> Windows:
     """The UTC day and calendar month containing `now`."""
     day_start = utc_day_start(now)
-    moment = dt.datetime.fromtimestamp(now, dt.UTC)
+    # The month from the day's start, not from `now`: fromtimestamp rounds to the microsecond, and the last
+    # instant of a month would round into the next one (found by the ledger's stateful test).
+    moment = dt.datetime.fromtimestamp(day_start, dt.UTC)
     month_start = dt.datetime(moment.year, moment.month, 1, tzinfo=dt.UTC)
     next_month = dt.datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=dt.UTC)
     return Windows(day_start, day_start + DAY_S, month_start.timestamp(), next_month.timestamp())
