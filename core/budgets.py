@@ -26,7 +26,7 @@ from core.models import (
     format_usd,
     usd_to_micros,
 )
-from core.quota import discord_time, limits_for_guild, windows_at
+from core.quota import confirm_threshold, discord_time, limits_for_guild, windows_at
 from core.settings import Settings
 from storage.base import Store
 
@@ -109,10 +109,8 @@ class BudgetService:
         windows = windows_at(self._clock())
         spent = await self._store.guild_month_spend(guild_id, windows)
         tiers = tuple(await self._store.role_tiers(guild_id))
-        above = self._settings.confirm_above_usd
-        default = usd_to_micros(above) if above is not None else None
-        confirm = overrides.resolve("confirm_above_micros", default) if overrides else default
         limits = limits_for_guild(self._settings, overrides)
+        confirm = confirm_threshold(self._settings, overrides)
         return BudgetOverview(limits, overrides, spent, windows, tiers, confirm)
 
     async def change(self, guild_id: int, changes: list[LimitChange], actor_id: int) -> BudgetOverview:

@@ -33,6 +33,7 @@ from core.models import (
 from core.quota import (
     apply_tiers,
     check_limits,
+    confirm_threshold,
     crossed_thresholds,
     estimate_micros,
     limits_for_guild,
@@ -234,11 +235,7 @@ class JobService:
 
     async def confirm_threshold(self, guild_id: int) -> int | None:
         """Estimates at or above this ask the member to confirm (None: never ask)."""
-        default = (
-            usd_to_micros(self._settings.confirm_above_usd) if self._settings.confirm_above_usd else None
-        )
-        overrides = await self._store.guild_limits(guild_id)
-        return overrides.resolve("confirm_above_micros", default) if overrides else default
+        return confirm_threshold(self._settings, await self._store.guild_limits(guild_id))
 
     async def _upload(self, image: ValidImage, audio: ValidAudio) -> tuple[str, str]:
         """Upload both inputs to Runware; a failure becomes a member-facing error (nothing charged)."""

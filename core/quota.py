@@ -82,6 +82,12 @@ def limits_for_guild(settings: Settings, overrides: GuildLimits | None) -> Limit
     )
 
 
+def confirm_threshold(settings: Settings, overrides: GuildLimits | None) -> int | None:
+    """Estimates at or above this ask the member to confirm first (None: never ask)."""
+    default = _usd_or_none(settings.confirm_above_usd)
+    return overrides.resolve("confirm_above_micros", default) if overrides else default
+
+
 def _most_generous(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else max(v for v in values if v is not None)
 

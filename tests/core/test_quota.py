@@ -151,3 +151,14 @@ def test_guild_overrides_lay_over_defaults(make_settings: SettingsFactory) -> No
     )
     assert limits.daily_micros == 2_000_000 and limits.monthly_micros is None
     assert limits.max_active_jobs == settings.quota_user_max_active_jobs
+
+
+def test_confirm_threshold_zero_means_always_ask(make_settings: SettingsFactory) -> None:
+    """CONFIRM_ABOVE_USD=0 asks for every job; `off` never asks; a guild's own value wins."""
+    from core.quota import confirm_threshold
+
+    assert confirm_threshold(make_settings(confirm_above_usd=0.0), None) == 0
+    assert confirm_threshold(make_settings(confirm_above_usd="off"), None) is None
+    own = GuildLimits(1, confirm_above_micros=500_000)
+    assert confirm_threshold(make_settings(confirm_above_usd=2.0), own) == 500_000
+    assert confirm_threshold(make_settings(), GuildLimits(1, confirm_above_micros=UNLIMITED)) is None
