@@ -120,7 +120,13 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
             return
         overview = await self.bot.budgets.change(interaction.guild_id, changes, interaction.user.id)
         done = ", ".join(change.summary for change in changes)
-        await send(interaction, f"Saved: {done}.\n\n" + "\n".join(budget_lines(overview)))
+        warning = ""
+        if log_channel is not None and not _can_post(log_channel):
+            warning = (
+                f"\n⚠️ I can't post in {log_channel.mention}: give me View Channel and Send Messages there, "
+                "or the alerts will be lost."
+            )
+        await send(interaction, f"Saved: {done}.{warning}\n\n" + "\n".join(budget_lines(overview)))
 
     @app_commands.command(name="tier")
     @app_commands.check(is_server_manager)
@@ -247,6 +253,15 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
             f"The ledger, {count} row(s): time, member, job, kind, amount in USD, reason.",
             file=discord.File(io.BytesIO(data), filename=name),
         )
+
+
+def _can_post(channel: discord.TextChannel) -> bool:
+    """Whether the bot may post in a channel (as far as the cached permissions tell)."""
+    me = channel.guild.me
+    if me is None:
+        return True  # unknown: don't cry wolf
+    permissions = channel.permissions_for(me)
+    return permissions.view_channel and permissions.send_messages
 
 
 def member_role_ids_of(member: discord.Member) -> tuple[int, ...]:

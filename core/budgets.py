@@ -178,12 +178,12 @@ def period_bounds(period: str, now: float) -> tuple[float, float, str]:
     raise ValueError(f"unknown period {period!r}")
 
 
-CSV_HEADER = ("time_utc", "member_id", "job", "kind", "amount_usd", "reason")
+CSV_HEADER = ("time_utc", "counts_in_utc", "member_id", "job", "kind", "amount_usd", "reason")
 
 
 def ledger_csv(rows: list[LedgerRow]) -> bytes:
-    """Ledger rows as CSV: ISO UTC time, member id, job number, kind, signed USD amount (6 decimals:
-    exact micro-dollars, as spreadsheets sum them), reason."""
+    """Ledger rows as CSV: ISO UTC time written, the time it counts in (a job's rows count when it was
+    reserved), member id, job number, kind, signed USD amount (6 decimals: exact micro-dollars), reason."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
@@ -191,6 +191,7 @@ def ledger_csv(rows: list[LedgerRow]) -> bytes:
         writer.writerow(
             (
                 dt.datetime.fromtimestamp(row.created_at, dt.UTC).isoformat(timespec="seconds"),
+                dt.datetime.fromtimestamp(row.counts_at, dt.UTC).isoformat(timespec="seconds"),
                 row.user_id,
                 row.job_id if row.job_id is not None else "",
                 row.kind.value,
@@ -204,6 +205,8 @@ def ledger_csv(rows: list[LedgerRow]) -> bytes:
 def report_lines(label: str, report: SpendReport) -> list[str]:
     """/budget usage as short lines."""
     lines = [f"**Spending {label}**: {format_usd(report.total_micros)}"]
+    if report.granted_micros:
+        lines.append(f"Credits given to members by admins: {format_usd(report.granted_micros)}")
     if report.top_spenders:
         lines.append("Top spenders: " + ", ".join(f"<@{u}> {format_usd(a)}" for u, a in report.top_spenders))
     outcomes = report.jobs_by_status
@@ -310,9 +313,9 @@ def budget_alert_text(alert: BudgetAlert) -> str:
     resets = discord_time(alert.resets_at)
     if alert.threshold >= 100:
         return (
-            f"🛑 This server has used its whole {format_usd(alert.budget_micros)} monthly budget "
-            f"({format_usd(alert.spent_micros)}). New videos are refused until it resets {resets}. "
-            "`/budget set budget:` raises it."
+            f"🛑 This server has reached its {format_usd(alert.budget_micros)} monthly budget "
+            f"({format_usd(alert.spent_micros)} spent; the next video would go over). New videos are refused "
+            f"until it resets {resets}. `/budget set budget:` raises it."
         )
     return (
         f"⚠️ This server has used {alert.threshold}% of its {format_usd(alert.budget_micros)} monthly budget "

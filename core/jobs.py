@@ -27,6 +27,7 @@ from core.models import (
     QuotaRefusal,
     Quote,
     QuoteState,
+    RefusalReason,
     Usage,
     usd_to_micros,
 )
@@ -214,7 +215,7 @@ class JobService:
             new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
         )
         if isinstance(created, QuotaRefusal):
-            raise QuotaExceeded(refusal_message(created, estimate))
+            raise await self._refused(request.guild_id, created, estimate)
         job = created
         log.info("job=%s task=%s accepted user=%s estimate=%s", job.id, job.task_uuid, job.user_id, estimate)
         try:
@@ -256,7 +257,7 @@ class JobService:
         usage = await self._store.usage(request.guild_id, request.user_id, limits, windows_at(now))
         refusal = check_limits(usage, estimate, now)
         if refusal is not None:
-            raise QuotaExceeded(refusal_message(refusal, estimate))
+            raise await self._refused(request.guild_id, refusal, estimate)
         image_ref, audio_ref = await self._upload(image, audio)
         quote = await self._store.create_quote(
             Quote(
@@ -305,7 +306,7 @@ class JobService:
         if isinstance(result, QuoteState):
             raise UserFacingError(_CLOSED_QUOTE[result])
         if isinstance(result, QuotaRefusal):
-            raise QuotaExceeded(refusal_message(result, quote.estimate_micros))
+            raise await self._refused(quote.guild_id, result, quote.estimate_micros)
         log.info("job=%s task=%s accepted from quote=%s", result.id, result.task_uuid, quote_id)
         return await self._started(result, limits)
 
@@ -342,9 +343,15 @@ class JobService:
             await self._raise_budget_alerts(job.guild_id, usage)
         return Accepted(job, usage)
 
-    async def _raise_budget_alerts(self, guild_id: int, usage: Usage) -> None:
-        """Announce each budget threshold the guild has reached, once a month, if it has an alerts channel."""
+    async def _raise_budget_alerts(
+        self, guild_id: int, usage: Usage, *, budget_reached: bool = False
+    ) -> None:
+        """Announce each budget threshold the guild has reached, once per month and budget amount, if it
+        has an alerts channel. `budget_reached`: a job was just refused because it would go over, which
+        is 100 % in effect even when a few cents are left."""
         crossed = crossed_thresholds(usage)
+        if budget_reached and 100 not in crossed:
+            crossed.append(100)
         if not crossed:
             return
         overrides = await self._store.guild_limits(guild_id)
@@ -354,7 +361,7 @@ class JobService:
         assert budget is not None
         for threshold in crossed:
             if await self._store.claim_budget_alert(
-                guild_id, usage.windows.month_start, threshold, self._clock()
+                guild_id, usage.windows.month_start, budget, threshold, self._clock()
             ):
                 self._on_budget_alert(
                     BudgetAlert(
@@ -366,6 +373,15 @@ class JobService:
                         usage.windows.month_end,
                     )
                 )
+
+    async def _refused(self, guild_id: int, refusal: QuotaRefusal, estimate: int) -> QuotaExceeded:
+        """The error for a refused job; a refusal by the server's budget also raises its 100 % alert."""
+        if refusal.reason is RefusalReason.GUILD_BUDGET:
+            try:
+                await self._raise_budget_alerts(guild_id, refusal.usage, budget_reached=True)
+            except Exception:
+                log.exception("guild=%s budget alert failed", guild_id)
+        return QuotaExceeded(refusal_message(refusal, estimate))
 
     async def fetch_video(self, job: Job, max_bytes: int) -> bytes | None:
         """The finished video's bytes, or None when it is larger than max_bytes (post a link instead)."""

@@ -219,6 +219,7 @@ class SpendReport:
     total_micros: int
     top_spenders: list[tuple[int, int]]
     jobs_by_status: dict[JobStatus, int]
+    granted_micros: int = 0  # net credit given to members by admins (negative: debits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,7 @@ class LedgerRow:
 
     id: int
     created_at: float
+    counts_at: float
     user_id: int
     job_id: int | None
     kind: LedgerKind
@@ -236,7 +238,9 @@ class LedgerRow:
 
 @dataclass(frozen=True, slots=True)
 class BudgetAlert:
-    """A guild's monthly spend crossed a share of its budget (posted once per threshold and month)."""
+    """A guild's monthly spend crossed a share of its budget (posted once per threshold, budget and month).
+
+    At 100 % the budget may not be exactly spent: it is reached when the next job no longer fits."""
 
     guild_id: int
     log_channel_id: int

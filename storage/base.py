@@ -183,7 +183,9 @@ class Store(Protocol):
         """The guild's ledger rows that count in [start, end), oldest first (for the CSV export)."""
         ...
 
-    async def claim_budget_alert(self, guild_id: int, month_start: float, threshold: int, now: float) -> bool:
+    async def claim_budget_alert(
+        self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float
+    ) -> bool:
         """Record that a budget alert is being posted; True only for the first claim of that month."""
         ...
 

@@ -655,15 +655,18 @@ class SqliteStore:
 
     async def spend_report(self, guild_id: int, start: float, end: float, top: int = 5) -> SpendReport:
         """A guild's spend in [start, end): the total, the top spenders, and its jobs by outcome."""
+        # Spend is what the jobs cost (grants are credits to members, not money spent); grants on their own.
         rows = await self._fetchall(
-            "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE guild_id = ? AND counts_at >= ? "
-            "AND counts_at < ?",
+            "SELECT COALESCE(SUM(CASE WHEN kind != 'grant' THEN amount_micros END), 0), "
+            "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_micros END), 0) "
+            "FROM ledger WHERE guild_id = ? AND counts_at >= ? AND counts_at < ?",
             (guild_id, start, end),
         )
-        total = int(rows[0][0])
+        total, grants = int(rows[0][0]), int(rows[0][1])
         spenders = await self._fetchall(
             "SELECT user_id, SUM(amount_micros) AS spent FROM ledger WHERE guild_id = ? AND counts_at >= ? "
-            "AND counts_at < ? GROUP BY user_id HAVING spent > 0 ORDER BY spent DESC, user_id LIMIT ?",
+            "AND counts_at < ? AND kind != 'grant' GROUP BY user_id HAVING spent > 0 "
+            "ORDER BY spent DESC, user_id LIMIT ?",
             (guild_id, start, end, top),
         )
         outcomes = await self._fetchall(
@@ -673,6 +676,7 @@ class SqliteStore:
         )
         return SpendReport(
             total_micros=total,
+            granted_micros=-grants,
             top_spenders=[(int(u), int(a)) for u, a in spenders],
             jobs_by_status={JobStatus(s): int(n) for s, n in outcomes},
         )
@@ -681,21 +685,24 @@ class SqliteStore:
         """The guild's ledger rows that count in [start, end), oldest first (for the CSV export): the same
         rows /budget usage sums, so the file and the report agree."""
         rows = await self._fetchall(
-            "SELECT id, created_at, user_id, job_id, kind, amount_micros, reason FROM ledger "
+            "SELECT id, created_at, counts_at, user_id, job_id, kind, amount_micros, reason FROM ledger "
             "WHERE guild_id = ? AND counts_at >= ? AND counts_at < ? ORDER BY id",
             (guild_id, start, end),
         )
         return [
-            LedgerRow(int(i), float(t), int(u), j, LedgerKind(k), int(a), r) for i, t, u, j, k, a, r in rows
+            LedgerRow(int(i), float(t), float(c), int(u), j, LedgerKind(k), int(a), r)
+            for i, t, c, u, j, k, a, r in rows
         ]
 
-    async def claim_budget_alert(self, guild_id: int, month_start: float, threshold: int, now: float) -> bool:
+    async def claim_budget_alert(
+        self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float
+    ) -> bool:
         """Record that a budget alert is being posted; True only for the first claim of that month."""
         async with self._write() as db:
             cursor = await db.execute(
-                "INSERT INTO budget_alerts (guild_id, month_start, threshold, claimed_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (guild_id, month_start, threshold, now),
+                "INSERT INTO budget_alerts (guild_id, month_start, budget_micros, threshold, claimed_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (guild_id, month_start, budget_micros, threshold, now),
             )
             return cursor.rowcount == 1
 

@@ -362,13 +362,21 @@ async def test_budget_alerts_are_posted_once_per_threshold(app: App) -> None:
     def alerts() -> list[str]:
         return [m.content for m in app.discord.messages_in(LOG_CHANNEL_ID) if "monthly budget" in m.content]
 
-    # $0.30, $0.30, $0.30 (90 %), a refused $0.30, then $0.10 (100 %) and a refused $0.10.
-    for i, seconds in enumerate((3.0, 3.0, 3.0, 3.0, 1.0, 1.0)):
-        job = await app.animate(audio=media.wav(seconds), user_id=MEMBER_ID + i)
+    # $0.30 three times (30 %, 60 %, 90 %), then a refused $0.30 (the budget is reached) and another.
+    for i in range(5):
+        job = await app.animate(audio=media.wav(3.0), user_id=MEMBER_ID + i)
         await app.reply_to(job, "")
     await app.discord.wait_for(lambda: len(alerts()) == 3, timeout=10)
     await asyncio.sleep(0.3)
     texts = alerts()
     assert len(texts) == 3
-    assert "50%" in texts[0] and "80%" in texts[1] and "whole $1.00 monthly budget" in texts[2]
+    assert "50%" in texts[0] and "80%" in texts[1]
+    assert "reached its $1.00 monthly budget ($0.90 spent; the next video would go over)" in texts[2]
+    # Raising the budget arms the alerts again for the new amount: $1.20 of $2.00 is past 50 %.
+    await budget(app, "set", ("budget", 3, "2"))
+    job = await app.animate(audio=media.wav(3.0), user_id=MEMBER_ID + 9)
+    await app.reply_to(job, "accepted")
+    await app.discord.wait_for(lambda: len(alerts()) == 4, timeout=10)
+    assert "50% of its $2.00 monthly budget" in alerts()[3]
+    texts = alerts()
     assert all("<t:" in t for t in texts)

@@ -236,11 +236,11 @@ def totals_from_ledger(path: Path) -> dict[tuple[int, int, str, float], int]:
 
     expected: dict[tuple[int, int, str, float], int] = {}
     with sqlite3.connect(path) as db:
-        for guild, user, amount, counts_at in db.execute(
-            "SELECT guild_id, user_id, amount_micros, counts_at FROM ledger"
+        for guild, user, kind, amount, counts_at in db.execute(
+            "SELECT guild_id, user_id, kind, amount_micros, counts_at FROM ledger"
         ):
             w = window_of(counts_at)
-            for who in (user, 0):
+            for who in (user, 0) if kind != "grant" else (user,):  # grants are not guild spend
                 for period, start in (("day", w.day_start), ("month", w.month_start)):
                     key = (guild, who, period, start)
                     expected[key] = expected.get(key, 0) + amount
@@ -295,3 +295,17 @@ async def test_migration_from_version_1_backfills_totals(tmp_path: Path) -> None
         await store.close()
     assert usage.spent_today_micros == usage.spent_month_micros == usage.guild_spent_month_micros == 80_000
     assert stored_totals(path) == totals_from_ledger(path)
+
+
+async def test_grants_do_not_shrink_the_guild_spend(store: SqliteStore) -> None:
+    """A credit gives a member room but leaves the guild's spend (what Runware bills) as it was."""
+    job = await reserve(store, new_job(estimate=300_000), Limits(None, None), NOW)
+    assert not isinstance(job, QuotaRefusal)
+    await store.complete_job(job.id, "u", 300_000, False, NOW)
+    await store.reset_member_window(1, 7, "month", windows_at(NOW), actor_id=9, now=NOW)
+    usage = await store.usage(1, 7, Limits(None, None), windows_at(NOW))
+    assert (usage.spent_month_micros, usage.guild_spent_month_micros) == (0, 300_000)
+    await store.grant(1, 7, -1_000_000, "gift", actor_id=9, now=NOW)
+    usage = await store.usage(1, 7, Limits(None, None), windows_at(NOW))
+    assert (usage.spent_month_micros, usage.guild_spent_month_micros) == (-1_000_000, 300_000)
+    assert await store.guild_month_spend(1, windows_at(NOW)) == 300_000
