@@ -31,6 +31,7 @@ from core.budgets import BudgetService
 from core.errors import UserFacingError
 from core.jobs import JobRunner, JobService
 from core.models import Job
+from core.moderation import ModerationService
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
 from storage import NewerDatabaseError, Store, open_store
@@ -38,7 +39,7 @@ from storage import NewerDatabaseError, Store, open_store
 log = logging.getLogger("ventriloquist")
 
 # Loaded in this order; a failed load stops start-up.
-EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget")
+EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget", "cogs.settings")
 GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
 _COMMANDS_HASH_KEY = "synced_commands_hash"
 RUNNER_STOP_TIMEOUT_S = 10.0
@@ -147,6 +148,7 @@ class VideoBot(commands.Bot):
             on_budget_alert=lambda alert: self.dispatch("budget_alert", alert),
         )
         self.budgets = BudgetService(store, settings)
+        self.moderation = ModerationService(store, settings)
         self._run_jobs = run_jobs
         self._runner_task: asyncio.Task[None] | None = None
 

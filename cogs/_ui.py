@@ -18,6 +18,19 @@ def mention_only(user_id: int) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)])
 
 
+NOT_A_MANAGER = "Only members with the **Manage Server** permission can use this command."
+
+
+def is_server_manager(interaction: discord.Interaction[Any]) -> bool:
+    """An app-command check. Checked in code: Discord hides admin commands by `default_member_permissions`,
+    but only in its client, and a server can change who sees them; the permission itself is what counts."""
+    from discord import app_commands
+
+    if interaction.guild_id is None or not interaction.permissions.manage_guild:
+        raise app_commands.CheckFailure(NOT_A_MANAGER)
+    return True
+
+
 def member_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
     """The ids of the member's roles (their tiers decide their limits); empty outside a guild."""
     roles = getattr(interaction.user, "roles", None) or []

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._ui import send
+from cogs._ui import is_server_manager, send
 from core.budgets import (
     LimitChange,
     budget_alert_text,
@@ -32,16 +32,6 @@ PERIOD_CHOICES = [
     app_commands.Choice(name="this month", value="this_month"),
     app_commands.Choice(name="last month", value="last_month"),
 ]
-
-NOT_AN_ADMIN = "Only members with the **Manage Server** permission can use /budget."
-
-
-def is_server_manager(interaction: discord.Interaction[VideoBot]) -> bool:
-    """Checked in code: Discord hides admin commands by `default_member_permissions`, but only in its
-    client, and a server can change who sees them; the permission itself is what counts."""
-    if interaction.guild_id is None or not interaction.permissions.manage_guild:
-        raise app_commands.CheckFailure(NOT_AN_ADMIN)
-    return True
 
 
 @app_commands.guild_only()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -31,6 +32,7 @@ from core.models import (
     Usage,
     usd_to_micros,
 )
+from core.moderation import chosen_safety_mode, effective_safety_mode
 from core.quota import (
     apply_tiers,
     check_limits,
@@ -42,7 +44,7 @@ from core.quota import (
     windows_at,
 )
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
-from core.settings import Settings
+from core.settings import SafetyMode, Settings
 from storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,15 @@ class Accepted:
 
     job: Job
     usage: Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Audit:
+    """What a job records for moderators: its safety mode and the SHA-256 of the member's files."""
+
+    safety_mode: str
+    image_sha256: str
+    audio_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +207,16 @@ class JobService:
         estimate = estimate_micros(audio.duration_s, s.price_per_second_usd)
         now = self._clock()
         limits = await self.limits_for(request.guild_id, request.role_ids)
+        guild_settings = await self._store.guild_settings(request.guild_id)
+        audit = _Audit(
+            effective_safety_mode(chosen_safety_mode(s, guild_settings), request.channel_nsfw).value,
+            # Of the member's own files, so a moderator can look a file up by its hash.
+            hashlib.sha256(request.image).hexdigest(),
+            hashlib.sha256(request.audio).hexdigest(),
+        )
         threshold = await self.confirm_threshold(request.guild_id)
         if threshold is not None and estimate >= threshold:
-            return await self._quote(request, image, audio, estimate, limits)
+            return await self._quote(request, image, audio, estimate, limits, audit)
         new = NewJob(
             task_uuid=str(uuid.uuid4()),
             guild_id=request.guild_id,
@@ -210,6 +228,9 @@ class JobService:
             output_quality=request.output_quality,
             upload_limit_bytes=request.upload_limit_bytes,
             channel_nsfw=request.channel_nsfw,
+            safety_mode=audit.safety_mode,
+            image_sha256=audit.image_sha256,
+            audio_sha256=audit.audio_sha256,
         )
         created = await self._store.create_job_with_reservation(
             new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
@@ -250,7 +271,13 @@ class JobService:
             raise UserFacingError(f"{error.user_message()} You were not charged.") from error
 
     async def _quote(
-        self, request: AnimateRequest, image: ValidImage, audio: ValidAudio, estimate: int, limits: Limits
+        self,
+        request: AnimateRequest,
+        image: ValidImage,
+        audio: ValidAudio,
+        estimate: int,
+        limits: Limits,
+        audit: _Audit,
     ) -> Quoted:
         now = self._clock()
         # Say no now rather than after a Confirm, if the limits already rule it out.
@@ -278,6 +305,9 @@ class JobService:
                 expires_at=now + QUOTE_TTL_S,
                 state=QuoteState.OPEN,
                 job_id=None,
+                safety_mode=audit.safety_mode,
+                image_sha256=audit.image_sha256,
+                audio_sha256=audit.audio_sha256,
             )
         )
         log.info("quote=%s user=%s estimate=%s awaiting confirmation", quote.id, quote.user_id, estimate)
@@ -299,6 +329,9 @@ class JobService:
             output_quality=quote.output_quality,
             upload_limit_bytes=quote.upload_limit_bytes,
             channel_nsfw=quote.channel_nsfw,
+            safety_mode=quote.safety_mode,
+            image_sha256=quote.image_sha256,
+            audio_sha256=quote.audio_sha256,
         )
         result = await self._store.confirm_quote(
             quote_id, new, limits, now, windows_at(now), lambda u: check_limits(u, quote.estimate_micros, now)
@@ -539,7 +572,7 @@ class JobRunner:
             audio_ref=job.audio_ref,
             output_format=job.output_format,
             output_quality=job.output_quality,
-            safety_mode=s.safety_mode,
+            safety_mode=SafetyMode(job.safety_mode) if job.safety_mode else s.safety_mode,
             ttl_s=s.output_ttl_s,
         )
         try:

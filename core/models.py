@@ -71,6 +71,9 @@ class Job:
     error_message: str | None
     upload_limit_bytes: int | None
     channel_nsfw: bool
+    safety_mode: str | None = None
+    image_sha256: str | None = None
+    audio_sha256: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -92,6 +95,9 @@ class NewJob:
     output_quality: int
     upload_limit_bytes: int | None
     channel_nsfw: bool
+    safety_mode: str | None = None
+    image_sha256: str | None = None
+    audio_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,16 @@ class RoleTier:
     monthly_micros: int | None = None
     max_active_jobs: int | None = None
     cooldown_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """A guild's moderation choices. None: the default (SAFETY_MODE; no moderation log)."""
+
+    guild_id: int
+    safety_mode: str | None = None
+    mod_log_channel_id: int | None = None
+    allowed_channels: tuple[int, ...] = ()  # empty: every channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +296,9 @@ class Quote:
     expires_at: float
     state: QuoteState
     job_id: int | None
+    safety_mode: str | None = None
+    image_sha256: str | None = None
+    audio_sha256: str | None = None
 
 
 def usd_to_micros(usd: float) -> int:

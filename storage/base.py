@@ -7,6 +7,7 @@ from typing import Protocol
 
 from core.models import (
     GuildLimits,
+    GuildSettings,
     Job,
     LedgerRow,
     Limits,
@@ -187,6 +188,22 @@ class Store(Protocol):
         self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float
     ) -> bool:
         """Record that a budget alert is being posted; True only for the first claim of that month."""
+        ...
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A guild's moderation settings (defaults when it has chosen none)."""
+        ...
+
+    async def update_guild_settings(
+        self, guild_id: int, changes: dict[str, str | int | None], actor_id: int, now: float
+    ) -> None:
+        """Apply an admin's moderation-setting changes, recorded with who made them."""
+        ...
+
+    async def set_channel_allowed(
+        self, guild_id: int, channel_id: int, allowed: bool, actor_id: int, now: float
+    ) -> None:
+        """Add a channel to (or remove it from) the guild's /animate allow-list, recorded."""
         ...
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:

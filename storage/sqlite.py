@@ -22,6 +22,7 @@ import aiosqlite
 from core.models import (
     ACTIVE,
     GuildLimits,
+    GuildSettings,
     Job,
     JobStatus,
     LedgerKind,
@@ -45,7 +46,7 @@ _JOB_COLUMNS = (
     "id, task_uuid, guild_id, channel_id, user_id, status, audio_seconds, estimate_micros, cost_micros, "
     "output_format, output_quality, image_ref, audio_ref, created_at, updated_at, submitted_at, "
     "next_poll_at, poll_count, finished_at, delivered_at, result_url, nsfw, error_code, error_message, "
-    "upload_limit_bytes, channel_nsfw"
+    "upload_limit_bytes, channel_nsfw, safety_mode, image_sha256, audio_sha256"
 )
 _GUILD_LIMIT_FIELDS = (
     "user_daily_micros",
@@ -60,7 +61,8 @@ _GUILD_LIMIT_COLUMNS = "guild_id, " + ", ".join(_GUILD_LIMIT_FIELDS)
 _TIER_COLUMNS = "role_id, daily_micros, monthly_micros, max_active_jobs, cooldown_s"
 _QUOTE_COLUMNS = (
     "id, guild_id, channel_id, user_id, role_ids, image_ref, audio_ref, audio_seconds, estimate_micros, "
-    "output_format, output_quality, upload_limit_bytes, channel_nsfw, created_at, expires_at, state, job_id"
+    "output_format, output_quality, upload_limit_bytes, channel_nsfw, created_at, expires_at, state, job_id, "
+    "safety_mode, image_sha256, audio_sha256"
 )
 
 
@@ -224,8 +226,8 @@ class SqliteStore:
         rows = await db.execute_fetchall(
             "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
             "estimate_micros, output_format, output_quality, created_at, updated_at, "
-            "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at, safety_mode, "
+            "image_sha256, audio_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             f"RETURNING {_JOB_COLUMNS}",
             (
                 new.task_uuid,
@@ -244,6 +246,9 @@ class SqliteStore:
                 image_ref,
                 audio_ref,
                 next_at,
+                new.safety_mode,
+                new.image_sha256,
+                new.audio_sha256,
             ),
         )
         job = _job_from_row(next(iter(rows)))
@@ -260,7 +265,8 @@ class SqliteStore:
             rows = await db.execute_fetchall(
                 "INSERT INTO quotes (guild_id, channel_id, user_id, role_ids, image_ref, audio_ref, "
                 "audio_seconds, estimate_micros, output_format, output_quality, upload_limit_bytes, "
-                "channel_nsfw, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "channel_nsfw, created_at, expires_at, safety_mode, image_sha256, audio_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "RETURNING id",
                 (
                     quote.guild_id,
@@ -277,6 +283,9 @@ class SqliteStore:
                     int(quote.channel_nsfw),
                     quote.created_at,
                     quote.expires_at,
+                    quote.safety_mode,
+                    quote.image_sha256,
+                    quote.audio_sha256,
                 ),
             )
             return replace(quote, id=int(next(iter(rows))[0]))
@@ -705,6 +714,57 @@ class SqliteStore:
                 (guild_id, month_start, budget_micros, threshold, now),
             )
             return cursor.rowcount == 1
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A guild's moderation settings (defaults when it has chosen none)."""
+        rows = await self._fetchall(
+            "SELECT safety_mode, mod_log_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        )
+        channels = await self._fetchall(
+            "SELECT channel_id FROM allowed_channels WHERE guild_id = ? ORDER BY channel_id", (guild_id,)
+        )
+        safety, log_channel = rows[0] if rows else (None, None)
+        return GuildSettings(guild_id, safety, log_channel, tuple(int(c) for (c,) in channels))
+
+    async def update_guild_settings(
+        self, guild_id: int, changes: dict[str, str | int | None], actor_id: int, now: float
+    ) -> None:
+        """Apply an admin's moderation-setting changes, recorded with who made them."""
+        unknown = set(changes) - {"safety_mode", "mod_log_channel_id"}
+        if unknown:
+            raise ValueError(f"unknown guild settings: {sorted(unknown)}")
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO guild_settings (guild_id, updated_at, updated_by) VALUES (?, ?, ?) "
+                "ON CONFLICT (guild_id) DO NOTHING",
+                (guild_id, now, actor_id),
+            )
+            for name, value in changes.items():
+                await db.execute(
+                    f"UPDATE guild_settings SET {name} = ?, updated_at = ?, updated_by = ? "
+                    "WHERE guild_id = ?",
+                    (value, now, actor_id, guild_id),
+                )
+            await self._audit(db, guild_id, actor_id, "settings.set", changes, now)
+
+    async def set_channel_allowed(
+        self, guild_id: int, channel_id: int, allowed: bool, actor_id: int, now: float
+    ) -> None:
+        """Add a channel to (or remove it from) the guild's /animate allow-list, recorded."""
+        async with self._write() as db:
+            if allowed:
+                await db.execute(
+                    "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (guild_id, channel_id),
+                )
+            else:
+                await db.execute(
+                    "DELETE FROM allowed_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                )
+            detail = {"channel_id": channel_id, "allowed": allowed}
+            await self._audit(db, guild_id, actor_id, "settings.channel", detail, now)
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""

@@ -1,0 +1,85 @@
+"""Moderation settings of a guild: where /animate may run and how strict the safety check is."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from core.errors import UserFacingError
+from core.models import GuildSettings
+from core.settings import SafetyMode, Settings
+from storage.base import Store
+
+
+def effective_safety_mode(chosen: SafetyMode, channel_nsfw: bool) -> SafetyMode:
+    """The safety check a job runs with: the guild's choice, but never `none` outside an
+    age-restricted channel (a job there always gets at least the fast check)."""
+    if not channel_nsfw and chosen is SafetyMode.NONE:
+        return SafetyMode.FAST
+    return chosen
+
+
+def chosen_safety_mode(settings: Settings, guild: GuildSettings) -> SafetyMode:
+    """The guild's chosen safety mode, or SAFETY_MODE."""
+    return SafetyMode(guild.safety_mode) if guild.safety_mode else settings.safety_mode
+
+
+def channel_refusal(settings: GuildSettings, channel_id: int) -> str | None:
+    """Why /animate may not run in this channel (None: it may)."""
+    allowed = settings.allowed_channels
+    if not allowed or channel_id in allowed:
+        return None
+    where = ", ".join(f"<#{c}>" for c in allowed[:10])
+    return f"/animate isn't used in this channel here. Try {where}."
+
+
+class ModerationService:
+    """Reading and changing a guild's moderation settings; every change is recorded with who made it."""
+
+    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    async def settings_of(self, guild_id: int) -> GuildSettings:
+        """The guild's moderation settings."""
+        return await self._store.guild_settings(guild_id)
+
+    async def check_channel(self, guild_id: int, channel_id: int) -> None:
+        """Raise a member-facing error when /animate is not allowed in this channel."""
+        refusal = channel_refusal(await self._store.guild_settings(guild_id), channel_id)
+        if refusal is not None:
+            raise UserFacingError(refusal)
+
+    async def set_channel(
+        self, guild_id: int, channel_id: int, allowed: bool, actor_id: int
+    ) -> GuildSettings:
+        """Allow /animate in a channel (or stop allowing it). Recorded."""
+        await self._store.set_channel_allowed(guild_id, channel_id, allowed, actor_id, self._clock())
+        return await self._store.guild_settings(guild_id)
+
+    async def set_safety(self, guild_id: int, mode: SafetyMode | None, actor_id: int) -> GuildSettings:
+        """Choose the guild's safety mode (None: back to SAFETY_MODE). Recorded."""
+        value = mode.value if mode is not None else None
+        await self._store.update_guild_settings(guild_id, {"safety_mode": value}, actor_id, self._clock())
+        return await self._store.guild_settings(guild_id)
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, actor_id: int) -> GuildSettings:
+        """Choose the moderation log channel. Recorded."""
+        await self._store.update_guild_settings(
+            guild_id, {"mod_log_channel_id": channel_id}, actor_id, self._clock()
+        )
+        return await self._store.guild_settings(guild_id)
+
+    def lines(self, settings: GuildSettings) -> list[str]:
+        """/settings show as short lines."""
+        mode = chosen_safety_mode(self._settings, settings)
+        own = " (set here)" if settings.safety_mode else ""
+        channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
+        log_channel = f"<#{settings.mod_log_channel_id}>" if settings.mod_log_channel_id else "not set"
+        return [
+            "**Moderation settings**",
+            f"/animate allowed in: {channels}",
+            f"Safety check: {mode.value}{own} (at least `fast` outside age-restricted channels)",
+            f"Moderation log: {log_channel}",
+        ]

@@ -1,0 +1,113 @@
+"""/settings through real discord.py: channel allow-list, safety mode, moderation log, permissions, audit."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from tests import media_factory as media
+from tests.e2e.conftest import App
+from tests.fakes.discord import DEFAULT_PERMISSIONS
+from tests.fakes.discord_fixtures import CHANNEL_ID, NSFW_CHANNEL_ID
+
+MANAGE_GUILD = 1 << 5
+ADMIN_ID = 200_000_000_000_000_777
+
+
+def channel_payload(channel_id: int) -> dict[str, Any]:
+    return {"id": str(channel_id), "name": f"c{channel_id}", "type": 0, "permissions": "0"}
+
+
+async def settings(app: App, sub: str, *options: tuple[str, int, Any], admin: bool = True) -> str:
+    """Run /settings <sub> and return the private reply."""
+    channels = {str(v): channel_payload(int(v)) for _, t, v in options if t == 7}
+    payload = app.discord.make_slash_interaction(
+        "settings",
+        list(options),
+        subcommand=sub,
+        resolved={"channels": channels} if channels else None,
+        user_id=ADMIN_ID if admin else 200_000_000_000_000_001,
+        permissions=DEFAULT_PERMISSIONS | (MANAGE_GUILD if admin else 0),
+    )
+    await app.discord.send_interaction(payload)
+    reply = await app.reply_to(payload)
+    assert reply.ephemeral
+    return reply.content
+
+
+async def test_show_has_the_defaults(app: App) -> None:
+    """By default /animate works everywhere, the safety check is the setting's, and no log is set."""
+    text = await settings(app, "show")
+    assert "every channel" in text and "Safety check: fast" in text and "Moderation log: not set" in text
+
+
+async def test_allow_list_gates_animate_before_any_download(app: App) -> None:
+    """With an allow-list, /animate elsewhere is refused naming where it works; nothing is downloaded."""
+    text = await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)))
+    assert f"allowed in <#{CHANNEL_ID}>" in text
+    image = app.discord.add_attachment("face.png", media.png(400, 500))
+    audio = app.discord.add_attachment("voice.wav", media.wav(2.0))
+    payload = app.discord.make_slash_interaction(
+        "animate", [("image", 11, image), ("audio", 11, audio)], channel_id=NSFW_CHANNEL_ID
+    )
+    await app.discord.send_interaction(payload)
+    reply = await app.reply_to(payload, "isn't used in this channel")
+    assert f"<#{CHANNEL_ID}>" in reply.content
+    assert app.discord.downloads(image["id"]) == 0 and app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+    allowed = await app.animate(channel_id=CHANNEL_ID)
+    await app.reply_to(allowed, "accepted")
+
+
+async def test_removing_the_last_channel_opens_every_channel(app: App) -> None:
+    """allow:False takes a channel off the list; an empty list means every channel."""
+    await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)))
+    text = await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)), ("allow", 5, False))
+    assert "no longer allowed" in text and "every channel" in text
+
+
+async def test_safety_none_still_checks_outside_age_restricted_channels(app: App) -> None:
+    """Safety `none` is sent as `none` only in an age-restricted channel; elsewhere at least `fast`."""
+    text = await settings(app, "safety", ("mode", 3, "none"))
+    assert "Safety check: none (set here)" in text
+    normal = await app.animate(channel_id=CHANNEL_ID, user_id=1)
+    await app.reply_to(normal, "accepted")
+    adult = await app.animate(channel_id=NSFW_CHANNEL_ID, user_id=2)
+    await app.reply_to(adult, "accepted")
+    await app.discord.wait_for(lambda: len(app.runware.tasks_of_type("videoInference")) == 2)
+    modes = {t["safety"]["mode"] for t in app.runware.tasks_of_type("videoInference")}
+    assert modes == {"fast", "none"}
+    assert sorted(app.query("SELECT channel_id, safety_mode FROM jobs")) == sorted(
+        [(CHANNEL_ID, "fast"), (NSFW_CHANNEL_ID, "none")]
+    )
+
+
+async def test_jobs_record_file_hashes_and_no_media(app: App) -> None:
+    """A job keeps the SHA-256 of the member's files; the database holds none of their bytes."""
+    image, audio = media.png(401, 503), media.wav(2.5)
+    payload = await app.animate(image=image, audio=audio)
+    await app.reply_to(payload, "accepted")
+    await app.delivered(1)
+    assert app.query("SELECT image_sha256, audio_sha256 FROM jobs") == [
+        (hashlib.sha256(image).hexdigest(), hashlib.sha256(audio).hexdigest())
+    ]
+    raw = app.db_path.read_bytes() + app.db_path.with_name(app.db_path.name + "-wal").read_bytes()
+    assert image[100:164] not in raw and audio[1000:1064] not in raw
+
+
+async def test_settings_changes_are_audited_and_refused_without_permission(app: App) -> None:
+    """Every change is in the audit log with who made it; a member without Manage Server is refused."""
+    await settings(app, "log", ("channel", 7, str(NSFW_CHANNEL_ID)))
+    await settings(app, "safety", ("mode", 3, "full"))
+    for sub, options in (
+        ("show", ()),
+        ("safety", (("mode", 3, "none"),)),
+        ("channel", (("channel", 7, str(CHANNEL_ID)),)),
+        ("log", (("channel", 7, str(CHANNEL_ID)),)),
+    ):
+        assert "Manage Server" in await settings(app, sub, *options, admin=False)
+    assert app.query("SELECT actor_id, action FROM audit_log ORDER BY id") == [
+        (ADMIN_ID, "settings.set"),
+        (ADMIN_ID, "settings.set"),
+    ]
+    text = await settings(app, "show")
+    assert f"Moderation log: <#{NSFW_CHANNEL_ID}>" in text and "Safety check: full (set here)" in text
