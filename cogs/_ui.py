@@ -167,3 +167,17 @@ def failure_text(job: Job) -> str:
         return f"<@{job.user_id}> job #{job.id} took too long and was cancelled. You were not charged."
     reason = job.error_message or "The video service could not make this video."
     return f"<@{job.user_id}> job #{job.id} failed: {reason} You were not charged."
+
+
+def flagged_log_text(job: Job, message: discord.Message | None) -> str:
+    """The moderation-log entry for a flagged job (no media, no pings)."""
+    if job.status is not JobStatus.SUCCEEDED:
+        outcome, reason = "refused by the safety check; nothing was made", job.error_code or "safety"
+    elif message is not None and message.attachments:
+        outcome, reason = f"posted as a spoiler: {message.jump_url}", "adult content"
+    else:
+        outcome, reason = "withheld (not an age-restricted channel)", "adult content"
+    return (
+        f"🚩 Job #{job.id} by <@{job.user_id}> in <#{job.channel_id}> was flagged ({reason}): {outcome}. "
+        f"Started {discord_time(job.created_at)}."
+    )

@@ -17,6 +17,7 @@ from discord.ext import commands
 from cogs._ui import (
     ack_text,
     failure_text,
+    flagged_log_text,
     gone_text,
     link_text,
     member_role_ids,
@@ -35,7 +36,7 @@ from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import Job, JobStatus
-from core.runware import ErrorKind, RunwareError
+from core.runware import ErrorKind, RunwareError, classify_error
 
 if TYPE_CHECKING:
     from bot import VideoBot
@@ -286,7 +287,8 @@ class VideoCog(commands.Cog):
         if data is None:
             public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
             return Rendered(public, None, private_ready_text(job))
-        file = discord.File(io.BytesIO(data), filename=video_filename(job))
+        # A flagged video that may be shown here (an age-restricted channel) is hidden behind a spoiler.
+        file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=job.nsfw)
         return Rendered(result_text(job), file, private_ready_text(job))
 
     async def _post_elsewhere(self, job: Job) -> tuple[discord.Message | None, str]:
@@ -319,6 +321,8 @@ class VideoCog(commands.Cog):
     async def _finish(self, job: Job, message: discord.Message | None, private: str) -> None:
         if not await self.bot.jobs.mark_delivered(job.id):
             return
+        if is_flagged(job):
+            await self._log_flagged(job, message)
         log.info(
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
         )
@@ -332,6 +336,29 @@ class VideoCog(commands.Cog):
         except (discord.HTTPException, RuntimeError) as error:  # RuntimeError: closing down
             # The private acknowledgement is a courtesy; the public post is what counts.
             log.debug("job=%s could not update the acknowledgement: %r", job.id, error)
+
+    async def _log_flagged(self, job: Job, message: discord.Message | None) -> None:
+        """Tell the moderators about a flagged job: who, where, why, what happened to it. No media."""
+        settings = await self.bot.moderation.settings_of(job.guild_id)
+        if settings.mod_log_channel_id is None:
+            return
+        channel = self.bot.get_channel(settings.mod_log_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("job=%s moderation log channel %s not found", job.id, settings.mod_log_channel_id)
+            return
+        try:
+            await channel.send(
+                flagged_log_text(job, message), allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException as error:
+            log.warning("job=%s moderation log post failed: %r", job.id, error)
+
+
+def is_flagged(job: Job) -> bool:
+    """A job the safety check flagged: an NSFW result, or a task refused for its content."""
+    if job.nsfw:
+        return True
+    return job.error_code is not None and classify_error(job.error_code, None) is ErrorKind.SAFETY
 
 
 def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:

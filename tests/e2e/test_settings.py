@@ -111,3 +111,36 @@ async def test_settings_changes_are_audited_and_refused_without_permission(app: 
     ]
     text = await settings(app, "show")
     assert f"Moderation log: <#{NSFW_CHANNEL_ID}>" in text and "Safety check: full (set here)" in text
+
+
+async def test_flagged_results_are_logged_for_moderators(app: App) -> None:
+    """Withheld, spoilered and refused results each get a log entry: member, job, channel, reason."""
+    from tests.fakes.runware import Outcome
+
+    log_channel = NSFW_CHANNEL_ID
+    await settings(app, "log", ("channel", 7, str(log_channel)))
+    app.runware.next_outcome(
+        Outcome.success(nsfw=True), Outcome.success(nsfw=True), Outcome.failure("contentPolicyViolation")
+    )
+    first = await app.animate(channel_id=CHANNEL_ID, user_id=11)
+    await app.reply_to(first, "flagged as adult content")
+    await app.delivered(1)
+    second = await app.animate(channel_id=NSFW_CHANNEL_ID, user_id=12)
+    post = await app.post_in_channel("ready", channel_id=NSFW_CHANNEL_ID)
+    assert post.attachments[0].filename.startswith("SPOILER_")
+    await app.delivered(2)
+    await app.animate(channel_id=CHANNEL_ID, user_id=13)
+    await app.post_in_channel("safety check", channel_id=CHANNEL_ID)
+    await app.delivered(3)
+
+    def entries() -> list[str]:
+        return [m.content for m in app.discord.messages_in(log_channel) if m.content.startswith("🚩")]
+
+    await app.discord.wait_for(lambda: len(entries()) == 3)
+    withheld, spoilered, refused = entries()
+    assert "Job #1 by <@11>" in withheld and f"<#{CHANNEL_ID}>" in withheld and "withheld" in withheld
+    assert "Job #2 by <@12>" in spoilered and "posted as a spoiler" in spoilered
+    assert "Job #3 by <@13>" in refused and "contentPolicyViolation" in refused
+    flagged = [m for m in app.discord.messages_in(log_channel) if m.content.startswith("🚩")]
+    assert all(m.attachments == [] for m in flagged)  # no media in the log
+    del second
