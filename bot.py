@@ -39,7 +39,7 @@ from storage import NewerDatabaseError, Store, open_store
 log = logging.getLogger("ventriloquist")
 
 # Loaded in this order; a failed load stops start-up.
-EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget", "cogs.settings")
+EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget", "cogs.settings", "cogs.moderation")
 GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
 _COMMANDS_HASH_KEY = "synced_commands_hash"
 RUNNER_STOP_TIMEOUT_S = 10.0

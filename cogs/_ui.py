@@ -31,6 +31,18 @@ def is_server_manager(interaction: discord.Interaction[Any]) -> bool:
     return True
 
 
+NOT_A_MODERATOR = "Only members with the **Manage Messages** permission can use this command."
+
+
+def is_moderator(interaction: discord.Interaction[Any]) -> bool:
+    """An app-command check for moderators (Manage Messages), checked in code like is_server_manager."""
+    from discord import app_commands
+
+    if interaction.guild_id is None or not interaction.permissions.manage_messages:
+        raise app_commands.CheckFailure(NOT_A_MODERATOR)
+    return True
+
+
 def member_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
     """The ids of the member's roles (their tiers decide their limits); empty outside a guild."""
     roles = getattr(interaction.user, "roles", None) or []

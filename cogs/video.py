@@ -113,6 +113,7 @@ class VideoCog(commands.Cog):
         # rejections and costs are only seen by the member; the video itself is posted publicly.
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs = self.bot.jobs
+        await self.bot.moderation.check_member(interaction.guild_id or 0, interaction.user.id)
         await self.bot.moderation.check_channel(interaction.guild_id or 0, interaction.channel_id or 0)
         jobs.check_declared_sizes(image.size, audio.size)
         image_bytes = await _download(image, "image")

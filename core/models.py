@@ -157,6 +157,21 @@ class GuildSettings:
     allowed_channels: tuple[int, ...] = ()  # empty: every channel
 
 
+# The guild id of a ban that applies in every guild.
+EVERY_GUILD = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A member barred from the bot in one guild, or everywhere (guild_id EVERY_GUILD)."""
+
+    guild_id: int
+    user_id: int
+    reason: str
+    banned_by: int
+    created_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class Windows:
     """The UTC day and month that contain a moment (epoch seconds); spend is summed over them."""

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from core.errors import UserFacingError
-from core.models import GuildSettings
+from core.models import EVERY_GUILD, Ban, GuildSettings
 from core.settings import SafetyMode, Settings
 from storage.base import Store
 
@@ -70,6 +70,34 @@ class ModerationService:
             guild_id, {"mod_log_channel_id": channel_id}, actor_id, self._clock()
         )
         return await self._store.guild_settings(guild_id)
+
+    async def check_member(self, guild_id: int, user_id: int) -> None:
+        """Raise a member-facing error when the member is banned from the bot here."""
+        ban = await self._store.ban_of(guild_id, user_id)
+        if ban is not None:
+            raise UserFacingError(
+                f"You can't use this bot here: {ban.reason}. Ask a moderator if you think this is a mistake."
+            )
+
+    async def ban(self, guild_id: int, user_id: int, reason: str, actor_id: int, *, everywhere: bool) -> Ban:
+        """Ban a member from the bot in this guild, or in every guild (bot owners only). Recorded."""
+        if everywhere and actor_id not in self._settings.bot_owner_ids:
+            raise UserFacingError("Only the bot's owners can ban someone from every server.")
+        now = self._clock()
+        ban = Ban(EVERY_GUILD if everywhere else guild_id, user_id, reason, actor_id, now)
+        await self._store.ban(ban, guild_id, now)
+        return ban
+
+    async def unban(self, guild_id: int, user_id: int, actor_id: int, *, everywhere: bool) -> bool:
+        """Lift a ban in this guild, or an everywhere ban (bot owners only). Recorded."""
+        if everywhere and actor_id not in self._settings.bot_owner_ids:
+            raise UserFacingError("Only the bot's owners can lift a ban from every server.")
+        scope = EVERY_GUILD if everywhere else guild_id
+        return await self._store.unban(scope, user_id, actor_id, guild_id, self._clock())
+
+    async def bans(self, guild_id: int) -> list[Ban]:
+        """The bans that apply in this guild."""
+        return await self._store.bans_in(guild_id)
 
     def lines(self, settings: GuildSettings) -> list[str]:
         """/settings show as short lines."""

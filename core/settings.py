@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where each secret comes from, so a missing-setting message can say where to get it.
 SETTING_HELP: dict[str, str] = {
@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     safety_mode: SafetyMode = SafetyMode.FAST
     dev_guild_id: int | None = None
     log_level: str = "INFO"
+    # Discord user ids (comma-separated) who may ban members from the bot in every guild.
+    bot_owner_ids: Annotated[list[int], NoDecode] = []
 
     # Not in the original list; added because the defaults cannot suit every deployment.
     output_ttl_s: Annotated[int, Field(ge=60)] = 86400
@@ -97,6 +99,13 @@ class Settings(BaseSettings):
     def _unlimited_is_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"", "unlimited", "none", "off"}:
             return None
+        return value
+
+    @field_validator("bot_owner_ids", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("dev_guild_id", mode="before")

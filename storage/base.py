@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from core.models import (
+    Ban,
     GuildLimits,
     GuildSettings,
     Job,
@@ -204,6 +205,24 @@ class Store(Protocol):
         self, guild_id: int, channel_id: int, allowed: bool, actor_id: int, now: float
     ) -> None:
         """Add a channel to (or remove it from) the guild's /animate allow-list, recorded."""
+        ...
+
+    async def ban(self, ban: Ban, audit_guild_id: int, now: float) -> None:
+        """Ban a member (replacing an earlier ban of the same scope), recorded with who did it."""
+        ...
+
+    async def unban(
+        self, guild_id: int, user_id: int, actor_id: int, audit_guild_id: int, now: float
+    ) -> bool:
+        """Lift a ban of this scope; False if there was none. Recorded."""
+        ...
+
+    async def bans_in(self, guild_id: int) -> list[Ban]:
+        """The bans that apply in a guild (its own and the everywhere ones), newest first."""
+        ...
+
+    async def ban_of(self, guild_id: int, user_id: int) -> Ban | None:
+        """The ban that keeps this member from the bot in this guild, if any."""
         ...
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:

@@ -21,6 +21,8 @@ import aiosqlite
 
 from core.models import (
     ACTIVE,
+    EVERY_GUILD,
+    Ban,
     GuildLimits,
     GuildSettings,
     Job,
@@ -765,6 +767,49 @@ class SqliteStore:
                 )
             detail = {"channel_id": channel_id, "allowed": allowed}
             await self._audit(db, guild_id, actor_id, "settings.channel", detail, now)
+
+    async def ban(self, ban: Ban, audit_guild_id: int, now: float) -> None:
+        """Ban a member (replacing an earlier ban of the same scope), recorded with who did it."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO bans (guild_id, user_id, reason, banned_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (ban.guild_id, ban.user_id, ban.reason, ban.banned_by, ban.created_at),
+            )
+            detail = {"user_id": ban.user_id, "reason": ban.reason, "everywhere": ban.guild_id == EVERY_GUILD}
+            await self._audit(db, audit_guild_id, ban.banned_by, "moderation.ban", detail, now)
+
+    async def unban(
+        self, guild_id: int, user_id: int, actor_id: int, audit_guild_id: int, now: float
+    ) -> bool:
+        """Lift a ban of this scope; False if there was none. Recorded."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            if cursor.rowcount != 1:
+                return False
+            detail = {"user_id": user_id, "everywhere": guild_id == EVERY_GUILD}
+            await self._audit(db, audit_guild_id, actor_id, "moderation.unban", detail, now)
+            return True
+
+    async def bans_in(self, guild_id: int) -> list[Ban]:
+        """The bans that apply in a guild (its own and the everywhere ones), newest first."""
+        rows = await self._fetchall(
+            "SELECT guild_id, user_id, reason, banned_by, created_at FROM bans WHERE guild_id IN (?, ?) "
+            "ORDER BY created_at DESC",
+            (guild_id, EVERY_GUILD),
+        )
+        return [Ban(int(g), int(u), str(r), int(b), float(t)) for g, u, r, b, t in rows]
+
+    async def ban_of(self, guild_id: int, user_id: int) -> Ban | None:
+        """The ban that keeps this member from the bot in this guild, if any."""
+        rows = await self._fetchall(
+            "SELECT guild_id, user_id, reason, banned_by, created_at FROM bans "
+            "WHERE guild_id IN (?, ?) AND user_id = ? ORDER BY guild_id DESC LIMIT 1",
+            (guild_id, EVERY_GUILD, user_id),
+        )
+        return Ban(*rows[0]) if rows else None
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""

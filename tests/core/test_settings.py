@@ -70,3 +70,13 @@ def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     """The token and key never appear in the settings' repr."""
     s = settings_from(monkeypatch, DISCORD_TOKEN="tok-SECRET-123456", RUNWARE_API_KEY="key-SECRET-123456")
     assert "SECRET" not in repr(s) and "SECRET" not in str(s)
+
+
+def test_bot_owner_ids_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BOT_OWNER_IDS takes a comma-separated list of Discord ids; unset means nobody."""
+    s = settings_from(monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20, BOT_OWNER_IDS="12, 34")
+    assert s.bot_owner_ids == [12, 34]
+    assert settings_from(monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20).bot_owner_ids == []
+    assert "BOT_OWNER_IDS is invalid" in error_text(
+        monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20, BOT_OWNER_IDS="12,abc"
+    )

@@ -1,0 +1,88 @@
+"""/moderation: moderators ban members from the bot, lift bans, and list them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._ui import is_moderator, send
+from core.models import EVERY_GUILD
+from core.quota import discord_time
+
+if TYPE_CHECKING:
+    from bot import VideoBot
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_messages=True)
+class ModerationCog(commands.GroupCog, group_name="moderation", group_description="Bans from the bot"):
+    """The /moderation group."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="ban")
+    @app_commands.check(is_moderator)
+    @app_commands.describe(
+        member="Who may no longer use the bot here",
+        reason="Why (the member is told)",
+        everywhere="Ban from every server the bot is in (bot owners only)",
+    )
+    async def ban(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.User,
+        reason: app_commands.Range[str, 1, 200],
+        everywhere: bool = False,
+    ) -> None:
+        """Stop a member from using the bot here; nothing they ask for is made or charged."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        await self.bot.moderation.ban(
+            interaction.guild_id, member.id, reason, interaction.user.id, everywhere=everywhere
+        )
+        where = "every server" if everywhere else "this server"
+        await send(interaction, f"{member.mention} can no longer use the bot in {where} ({reason}).")
+
+    @app_commands.command(name="unban")
+    @app_commands.check(is_moderator)
+    @app_commands.describe(
+        member="Whose ban to lift", everywhere="Lift a ban from every server (bot owners only)"
+    )
+    async def unban(
+        self, interaction: discord.Interaction[VideoBot], member: discord.User, everywhere: bool = False
+    ) -> None:
+        """Let a banned member use the bot again."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        lifted = await self.bot.moderation.unban(
+            interaction.guild_id, member.id, interaction.user.id, everywhere=everywhere
+        )
+        text = f"{member.mention} can use the bot again." if lifted else f"{member.mention} wasn't banned."
+        await send(interaction, text)
+
+    @app_commands.command(name="bans")
+    @app_commands.check(is_moderator)
+    async def bans(self, interaction: discord.Interaction[VideoBot]) -> None:
+        """List the members banned from the bot here."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        bans = await self.bot.moderation.bans(interaction.guild_id)
+        if not bans:
+            await send(interaction, "Nobody is banned from the bot here.")
+            return
+        lines = [f"**Banned from the bot** ({len(bans)})"]
+        for ban in bans[:25]:
+            scope = " (every server)" if ban.guild_id == EVERY_GUILD else ""
+            when = discord_time(ban.created_at)
+            lines.append(f"<@{ban.user_id}>{scope}: {ban.reason} · by <@{ban.banned_by}> {when}")
+        await send(interaction, "\n".join(lines))
+
+
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(ModerationCog(bot))
