@@ -82,6 +82,36 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
             lines.append(f"<@{ban.user_id}>{scope}: {ban.reason} · by <@{ban.banned_by}> {when}")
         await send(interaction, "\n".join(lines))
 
+    @app_commands.command(name="lookup")
+    @app_commands.check(is_moderator)
+    @app_commands.describe(
+        member="Their jobs", job="A job number", image="An image file: was this face used here?"
+    )
+    async def lookup(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        member: discord.User | None = None,
+        job: int | None = None,
+        image: discord.Attachment | None = None,
+    ) -> None:
+        """Find jobs by member, by number, or by the image they used."""
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        data = await image.read() if image is not None else None
+        jobs = await self.bot.moderation.lookup(
+            interaction.guild_id, user_id=member.id if member else None, job_id=job, image=data
+        )
+        if not jobs:
+            await send(interaction, "No jobs found here.")
+            return
+        lines = [f"**Jobs found** ({len(jobs)}, newest first)"]
+        lines += [
+            f"#{j.id} · <@{j.user_id}> · <#{j.channel_id}> · {discord_time(j.created_at)} · "
+            f"{j.status.value} · image `{(j.image_sha256 or '?')[:12]}` · task `{j.task_uuid}`"
+            for j in jobs
+        ]
+        await send(interaction, "\n".join(lines))
+
 
 async def setup(bot: VideoBot) -> None:
     """Extension entry point."""

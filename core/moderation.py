@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
 from core.errors import UserFacingError
-from core.models import EVERY_GUILD, Ban, GuildSettings
+from core.models import EVERY_GUILD, Ban, GuildSettings, Job
 from core.settings import SafetyMode, Settings
 from storage.base import Store
 
@@ -98,6 +99,15 @@ class ModerationService:
     async def bans(self, guild_id: int) -> list[Ban]:
         """The bans that apply in this guild."""
         return await self._store.bans_in(guild_id)
+
+    async def lookup(
+        self, guild_id: int, *, user_id: int | None, job_id: int | None, image: bytes | None
+    ) -> list[Job]:
+        """Jobs in this guild by member, by number, or by an image file (its SHA-256), newest first."""
+        if user_id is None and job_id is None and image is None:
+            raise UserFacingError("Give a member, a job number or an image to look up.")
+        digest = hashlib.sha256(image).hexdigest() if image is not None else None
+        return await self._store.lookup_jobs(guild_id, user_id=user_id, job_id=job_id, image_sha256=digest)
 
     def lines(self, settings: GuildSettings) -> list[str]:
         """/settings show as short lines."""

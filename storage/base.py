@@ -225,6 +225,18 @@ class Store(Protocol):
         """The ban that keeps this member from the bot in this guild, if any."""
         ...
 
+    async def lookup_jobs(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        job_id: int | None = None,
+        image_sha256: str | None = None,
+        limit: int = 10,
+    ) -> list[Job]:
+        """A guild's jobs by member, by number or by the SHA-256 of their image, newest first."""
+        ...
+
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
         ...

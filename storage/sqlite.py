@@ -811,6 +811,27 @@ class SqliteStore:
         )
         return Ban(*rows[0]) if rows else None
 
+    async def lookup_jobs(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        job_id: int | None = None,
+        image_sha256: str | None = None,
+        limit: int = 10,
+    ) -> list[Job]:
+        """A guild's jobs by member, by number or by the SHA-256 of their image, newest first."""
+        clauses, params = ["guild_id = ?"], [guild_id]
+        for column, value in (("user_id", user_id), ("id", job_id), ("image_sha256", image_sha256)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)  # type: ignore[arg-type]
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_job_from_row(r) for r in rows]
+
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
         """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
         rows = await self._fetchall(

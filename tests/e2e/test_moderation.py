@@ -97,3 +97,28 @@ async def test_only_owners_ban_everywhere(app: App) -> None:
     assert "every server" in text
     payload = await app.animate(user_id=MEMBER_ID, guild_id=BOOSTED_GUILD_ID, channel_id=BOOSTED_CHANNEL_ID)
     assert "abuse" in (await app.reply_to(payload, "can't use this bot here")).content
+
+
+async def test_lookup_by_image_member_and_number(app: App) -> None:
+    """A moderator finds jobs by the image file used, by member and by job number."""
+    from tests import media_factory as media
+
+    face, other = media.png(420, 420), media.png(430, 430)
+    first = await app.animate(image=face, user_id=MEMBER_ID)
+    await app.reply_to(first, "accepted")
+    second = await app.animate(image=other, user_id=MEMBER_ID + 1)
+    await app.reply_to(second, "accepted")
+    attachment = app.discord.add_attachment("found-online.png", face)
+    payload = app.discord.make_slash_interaction(
+        "moderation",
+        [("image", 11, attachment)],
+        subcommand="lookup",
+        user_id=MODERATOR_ID,
+        permissions=DEFAULT_PERMISSIONS | MANAGE_MESSAGES,
+    )
+    await app.discord.send_interaction(payload)
+    text = (await app.reply_to(payload, "Jobs found")).content
+    assert f"#1 · <@{MEMBER_ID}>" in text and "#2 ·" not in text
+    assert "#2 ·" in await moderation(app, "lookup", ("member", 6, str(MEMBER_ID + 1)))
+    assert "#1 ·" in await moderation(app, "lookup", ("job", 4, 1))
+    assert "Give a member" in await moderation(app, "lookup")

@@ -7,3 +7,6 @@ CREATE TABLE bans (
     created_at  REAL    NOT NULL,
     PRIMARY KEY (guild_id, user_id)
 ) WITHOUT ROWID;
+
+-- "Was this face used here?": jobs by the hash of their image.
+CREATE INDEX jobs_image_hash ON jobs (guild_id, image_sha256);
