@@ -75,11 +75,6 @@ class Job:
     image_sha256: str | None = None
     audio_sha256: str | None = None
 
-    @property
-    def is_active(self) -> bool:
-        """True while the job still needs work from the runner."""
-        return self.status in ACTIVE
-
 
 @dataclass(frozen=True, slots=True)
 class NewJob:

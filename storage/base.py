@@ -237,10 +237,6 @@ class Store(Protocol):
         """A guild's jobs by member, by number or by the SHA-256 of their image, newest first."""
         ...
 
-    async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
-        """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
-        ...
-
     async def get_state(self, key: str) -> str | None:
         """A value the bot stored about itself, or None."""
         ...

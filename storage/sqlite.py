@@ -832,15 +832,6 @@ class SqliteStore:
         )
         return [_job_from_row(r) for r in rows]
 
-    async def audit_entries(self, guild_id: int, limit: int = 50) -> list[tuple[int, str, str, float]]:
-        """The guild's latest admin actions: (actor_id, action, detail JSON, time), newest first."""
-        rows = await self._fetchall(
-            "SELECT actor_id, action, detail, created_at FROM audit_log WHERE guild_id = ? "
-            "ORDER BY id DESC LIMIT ?",
-            (guild_id, limit),
-        )
-        return [(int(a), str(b), str(c), float(d)) for a, b, c, d in rows]
-
     async def get_state(self, key: str) -> str | None:
         """A value the bot stored about itself, or None."""
         rows = await self._fetchall("SELECT value FROM app_state WHERE key = ?", (key,))
