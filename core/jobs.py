@@ -21,6 +21,7 @@ from core.errors import QuotaExceeded, UserFacingError
 from core.media import ValidAudio, ValidImage, too_big, validate_audio, validate_image
 from core.models import (
     BudgetAlert,
+    GuildLimits,
     Job,
     JobStatus,
     Limits,
@@ -169,9 +170,14 @@ class JobService:
         if audio_size > s.max_audio_bytes:
             raise too_big("audio", audio_size, s.max_audio_bytes)
 
-    async def limits_for(self, guild_id: int, role_ids: Sequence[int] = ()) -> Limits:
-        """A member's limits: the settings' defaults, the guild's own choices, then their roles' tiers."""
-        guild = limits_for_guild(self._settings, await self._store.guild_limits(guild_id))
+    async def limits_for(
+        self, guild_id: int, role_ids: Sequence[int] = (), overrides: GuildLimits | None = None
+    ) -> Limits:
+        """A member's limits: the settings' defaults, the guild's own choices (read here unless given),
+        then their roles' tiers."""
+        if overrides is None:
+            overrides = await self._store.guild_limits(guild_id)
+        guild = limits_for_guild(self._settings, overrides)
         tiers = await self._store.role_tiers(guild_id, role_ids) if role_ids else []
         return apply_tiers(guild, tiers)
 
@@ -206,7 +212,9 @@ class JobService:
         )
         estimate = estimate_micros(audio.duration_s, s.price_per_second_usd)
         now = self._clock()
-        limits = await self.limits_for(request.guild_id, request.role_ids)
+        # The guild's choices are read once here, for both the limits and the confirmation threshold.
+        overrides = await self._store.guild_limits(request.guild_id)
+        limits = await self.limits_for(request.guild_id, request.role_ids, overrides)
         guild_settings = await self._store.guild_settings(request.guild_id)
         audit = _Audit(
             effective_safety_mode(chosen_safety_mode(s, guild_settings), request.channel_nsfw).value,
@@ -214,7 +222,7 @@ class JobService:
             hashlib.sha256(request.image).hexdigest(),
             hashlib.sha256(request.audio).hexdigest(),
         )
-        threshold = await self.confirm_threshold(request.guild_id)
+        threshold = confirm_threshold(s, overrides)
         if threshold is not None and estimate >= threshold:
             return await self._quote(request, image, audio, estimate, limits, audit)
         new = NewJob(
@@ -254,10 +262,6 @@ class JobService:
             raise
         job = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
         return await self._started(job, limits)
-
-    async def confirm_threshold(self, guild_id: int) -> int | None:
-        """Estimates at or above this ask the member to confirm (None: never ask)."""
-        return confirm_threshold(self._settings, await self._store.guild_limits(guild_id))
 
     async def _upload(self, image: ValidImage, audio: ValidAudio) -> tuple[str, str]:
         """Upload both inputs to Runware; a failure becomes a member-facing error (nothing charged)."""
