@@ -28,6 +28,7 @@ from discord.ext import commands
 from pydantic import ValidationError
 
 from core.budgets import BudgetService
+from core.consent import STATEMENT, ConsentService, Statement
 from core.errors import UserFacingError
 from core.jobs import JobRunner, JobService
 from core.models import Job
@@ -39,10 +40,18 @@ from storage import NewerDatabaseError, Store, open_store
 log = logging.getLogger("ventriloquist")
 
 # Loaded in this order; a failed load stops start-up.
-EXTENSIONS = ("cogs.video", "cogs.usage", "cogs.budget", "cogs.settings", "cogs.moderation")
-GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
+EXTENSIONS = (
+    "cogs.video",
+    "cogs.reports",
+    "cogs.usage",
+    "cogs.budget",
+    "cogs.settings",
+    "cogs.moderation",
+)
 _COMMANDS_HASH_KEY = "synced_commands_hash"
 RUNNER_STOP_TIMEOUT_S = 10.0
+# How often AUDIT_RETENTION_DAYS is applied.
+PRUNE_INTERVAL_S = 24 * 3600.0
 
 
 class SecretsFilter(logging.Filter):
@@ -89,7 +98,7 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
     async def on_error(
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
     ) -> None:
-        from cogs._ui import send
+        from cogs._ui import GENERIC_APOLOGY, send
 
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(original, UserFacingError):
@@ -123,6 +132,7 @@ class VideoBot(commands.Bot):
         store: Store,
         runware: RunwareClient,
         run_jobs: bool = True,
+        statement: Statement = STATEMENT,
         **options: Any,
     ) -> None:
         intents = discord.Intents.none()
@@ -149,8 +159,10 @@ class VideoBot(commands.Bot):
         )
         self.budgets = BudgetService(store, settings)
         self.moderation = ModerationService(store, settings)
+        self.consent = ConsentService(store, statement=statement)
         self._run_jobs = run_jobs
         self._runner_task: asyncio.Task[None] | None = None
+        self._pruner_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -162,6 +174,18 @@ class VideoBot(commands.Bot):
         await self.sync_commands_if_changed()
         self._runner_task = asyncio.create_task(self.runner.run(), name="job-runner")
         self._runner_task.add_done_callback(self._runner_stopped)
+        self._pruner_task = asyncio.create_task(self._prune_daily(), name="audit-pruner")
+
+    async def _prune_daily(self) -> None:
+        """Apply AUDIT_RETENTION_DAYS at start and then once a day."""
+        while True:
+            try:
+                pruned = await self.moderation.prune()
+                if pruned is not None:
+                    log.info("pruned moderation records older than the retention period: %s", pruned)
+            except Exception:
+                log.exception("pruning old moderation records failed; will try again tomorrow")
+            await asyncio.sleep(PRUNE_INTERVAL_S)
 
     def _runner_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -194,6 +218,10 @@ class VideoBot(commands.Bot):
         log.info("synced %s slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
 
     async def close(self) -> None:
+        if self._pruner_task is not None:
+            self._pruner_task.cancel()
+            await asyncio.wait({self._pruner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+            self._pruner_task = None
         if self._runner_task is not None:
             self._runner_task.cancel()
             # Bounded: a stop must never hang on the runner (state is in the database anyway).

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
 
+from core.errors import UserFacingError
 from core.models import Job, JobStatus, Usage, format_usd
 from core.quota import discord_time, near_limit_warning
+
+log = logging.getLogger(__name__)
+
+GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
 
 # Members are pinged by the result post; nothing else in a message may ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -59,6 +67,43 @@ async def send(
         await interaction.response.send_message(
             content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **kwargs
         )
+
+
+async def answer(
+    interaction: discord.Interaction[Any], content: str, *, view: discord.ui.View | None = None
+) -> None:
+    """Answer in the interaction's own message: a button's answer replaces the message the button was on
+    (its buttons go unless `view` brings new ones); a command's answer is its private reply."""
+    if interaction.type is discord.InteractionType.component:
+        await interaction.edit_original_response(content=content, view=view)
+    elif view is not None:
+        await send(interaction, content, view=view)
+    else:
+        await send(interaction, content)
+
+
+@contextlib.asynccontextmanager
+async def button_errors(
+    interaction: discord.Interaction[Any], *, in_place: bool = False
+) -> AsyncIterator[None]:
+    """A button's errors, answered like a command's: a UserFacingError's message (in the button's own
+    message when `in_place`, else privately), anything else logged and met with an apology."""
+    try:
+        yield
+    except UserFacingError as error:
+        await (answer if in_place else send)(interaction, error.message)
+    except Exception:
+        custom_id = interaction.data.get("custom_id") if interaction.data else None
+        log.exception(
+            "button %s failed for user=%s guild=%s", custom_id, interaction.user.id, interaction.guild_id
+        )
+        with contextlib.suppress(discord.HTTPException):
+            await send(interaction, GENERIC_APOLOGY)
+
+
+def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
+    """A link to a message, as Discord's "Copy Message Link" gives it."""
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
 def seconds(value: float) -> str:
@@ -129,11 +174,17 @@ def private_failure_text(job: Job) -> str:
     return f"❌ Job #{job.id} failed: {job.error_message or 'no reason given.'} You were not charged."
 
 
-def private_withheld_text(job: Job) -> str:
-    """The private reply when a flagged video is not posted in a channel that is not age-restricted."""
+def private_withheld_text(job: Job, *, everywhere: bool = False) -> str:
+    """The private reply when a flagged video is not posted: outside an age-restricted channel, or
+    anywhere when the server withholds flagged videos everywhere."""
+    where = (
+        "This server doesn't post flagged videos."
+        if everywhere
+        else "It can only be shown in an age-restricted channel."
+    )
     return (
         f"🔞 Job #{job.id} was flagged as adult content by the safety check, so it was not posted here. "
-        "It can only be shown in an age-restricted channel. You were not charged."
+        f"{where} You were not charged."
     )
 
 
@@ -188,7 +239,7 @@ def flagged_log_text(job: Job, message: discord.Message | None) -> str:
     elif message is not None and message.attachments:
         outcome, reason = f"posted as a spoiler: {message.jump_url}", "adult content"
     else:
-        outcome, reason = "withheld (not an age-restricted channel)", "adult content"
+        outcome, reason = "withheld, not posted", "adult content"
     return (
         f"🚩 Job #{job.id} by <@{job.user_id}> in <#{job.channel_id}> was flagged ({reason}): {outcome}. "
         f"Started {discord_time(job.created_at)}."

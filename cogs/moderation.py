@@ -15,6 +15,14 @@ from core.quota import discord_time
 if TYPE_CHECKING:
     from bot import VideoBot
 
+# How a job's moderation actions read in /moderation lookup.
+ACTION_WORDS = {
+    "job.report": "reported",
+    "job.delete": "video deleted",
+    "job.dismiss": "report dismissed",
+    "moderation.ban": "member banned",
+}
+
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_messages=True)
@@ -107,9 +115,17 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
         lines = [f"**Jobs found** ({len(jobs)}, newest first)"]
         lines += [
             f"#{j.id} · <@{j.user_id}> · <#{j.channel_id}> · {discord_time(j.created_at)} · "
-            f"{j.status.value} · image `{(j.image_sha256 or '?')[:12]}` · task `{j.task_uuid}`"
+            f"{j.status.value}{' · deleted' if j.removed_at else ''} · "
+            f"image `{(j.image_sha256 or '?')[:12]}` · task `{j.task_uuid}`"
             for j in jobs
         ]
+        if job is not None and len(jobs) == 1:
+            # One job asked for by number: its whole moderation trail.
+            actions = await self.bot.moderation.actions_on(jobs[0].id)
+            lines += [
+                f"· {ACTION_WORDS.get(a.action, a.action)} by <@{a.actor_id}> {discord_time(a.created_at)}"
+                for a in actions
+            ]
         await send(interaction, "\n".join(lines))
 
 

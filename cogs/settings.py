@@ -86,6 +86,37 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
         )
         await send(interaction, "Saved.\n" + "\n".join(self.bot.moderation.lines(saved)))
 
+    @app_commands.command(name="consent")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(
+        required="Ask each member to accept the consent statement before their first video"
+    )
+    async def consent(self, interaction: discord.Interaction[VideoBot], required: bool) -> None:
+        """Choose whether members accept the consent statement before their first video (default: yes)."""
+        await self._switch(interaction, "consent_required", required)
+
+    @app_commands.command(name="dms")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(allowed="Send a video by DM when it can't be posted in its channel")
+    async def dms(self, interaction: discord.Interaction[VideoBot], allowed: bool) -> None:
+        """Choose whether videos may go to members by DM, where moderators can't see them (default: no)."""
+        await self._switch(interaction, "dms_allowed", allowed)
+
+    @app_commands.command(name="flagged")
+    @app_commands.check(is_server_manager)
+    @app_commands.describe(
+        withhold_everywhere="Also withhold flagged videos in age-restricted channels (instead of a spoiler)"
+    )
+    async def flagged(self, interaction: discord.Interaction[VideoBot], withhold_everywhere: bool) -> None:
+        """Choose what happens to videos the safety check flags in age-restricted channels."""
+        await self._switch(interaction, "withhold_flagged", withhold_everywhere)
+
+    async def _switch(self, interaction: discord.Interaction[VideoBot], name: str, value: bool) -> None:
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild_id is not None
+        saved = await self.bot.moderation.set_switch(interaction.guild_id, name, value, interaction.user.id)
+        await send(interaction, "Saved.\n" + "\n".join(self.bot.moderation.lines(saved)))
+
 
 async def setup(bot: VideoBot) -> None:
     """Extension entry point."""

@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from discord.ext import commands
 
 from cogs._ui import (
     ack_text,
+    answer,
     failure_text,
     flagged_log_text,
     gone_text,
@@ -31,11 +33,13 @@ from cogs._ui import (
     video_filename,
     withheld_text,
 )
+from cogs.consent import ConsentButton, consent_text, consent_view
 from cogs.quotes import QuoteButton, quote_text, quote_view
+from cogs.reports import result_view
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
-from core.models import Job, JobStatus
+from core.models import GuildSettings, Job, JobStatus, Submission
 from core.runware import ErrorKind, RunwareError, classify_error
 
 if TYPE_CHECKING:
@@ -50,6 +54,8 @@ DEFAULT_QUALITY = 85
 MAX_CONCURRENT_DELIVERIES = 4
 # Edits of the acknowledgement while rendering: often enough to show life, rarely enough for rate limits.
 PROGRESS_EDIT_INTERVAL_S = 5.0
+QUOTE_EXPIRED = "This quote expired. Nothing was charged; run /animate again if you want the video."
+CONSENT_EXPIRED = "This request expired. Nothing was sent or charged; run /animate again when you're ready."
 FORMATS = [app_commands.Choice(name=f, value=f) for f in ("MP4", "WEBM", "MOV")]
 
 
@@ -72,6 +78,7 @@ class Rendered:
     file: discord.File | None
     private: str
     quiet: bool = False
+    view: discord.ui.View | None = None  # Report and Delete, under a posted video
 
 
 def delivery_nonce(job: Job) -> str:
@@ -112,33 +119,70 @@ class VideoCog(commands.Cog):
         # Acknowledge first: Discord gives 3 s, downloads and uploads take longer. Private, so that
         # rejections and costs are only seen by the member; the video itself is posted publicly.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        jobs = self.bot.jobs
-        await self.bot.moderation.check_member(interaction.guild_id or 0, interaction.user.id)
-        await self.bot.moderation.check_channel(interaction.guild_id or 0, interaction.channel_id or 0)
-        jobs.check_declared_sizes(image.size, audio.size)
-        image_bytes = await _download(image, "image")
-        audio_bytes = await _download(audio, "audio")
         channel = interaction.channel
-        request = AnimateRequest(
+        submission = Submission(
             guild_id=interaction.guild_id or 0,
             channel_id=interaction.channel_id or 0,
             user_id=interaction.user.id,
-            image=image_bytes,
-            audio=audio_bytes,
+            role_ids=member_role_ids(interaction),
+            image_url=image.url,
+            audio_url=audio.url,
             output_format=format.value if format else "MP4",
             output_quality=quality or DEFAULT_QUALITY,
             upload_limit_bytes=interaction.filesize_limit,
             channel_nsfw=bool(getattr(channel, "nsfw", False)),
-            role_ids=member_role_ids(interaction),
         )
-        outcome = await jobs.accept(request)
+        guild = await self._admit(submission)
+        self.bot.jobs.check_declared_sizes(image.size, audio.size)
+        if await self.bot.consent.needed(guild, submission.user_id):
+            await self._ask_consent(interaction, submission)
+            return
+        await self.go_ahead(interaction, submission)
+
+    async def _admit(self, submission: Submission) -> GuildSettings:
+        """Refuse a banned member or a channel off the allow-list, before anything is downloaded."""
+        moderation = self.bot.moderation
+        await moderation.check_member(submission.guild_id, submission.user_id)
+        guild = await moderation.settings_of(submission.guild_id)
+        moderation.check_channel(guild, submission.channel_id)
+        return guild
+
+    async def _ask_consent(self, interaction: discord.Interaction[VideoBot], submission: Submission) -> None:
+        """Show the consent statement; the submission waits in the database for I accept."""
+        consent = self.bot.consent
+        request = await consent.ask(submission)
+        await send(
+            interaction, consent_text(consent.statement, request.expires_at), view=consent_view(request.id)
+        )
+        self._close_later(interaction, request.expires_at, consent.expire, request.id, CONSENT_EXPIRED)
+
+    async def go_ahead(self, interaction: discord.Interaction[VideoBot], submission: Submission) -> None:
+        """Download and check the files, then reserve and queue the job (or quote its cost). Answers in the
+        interaction's own message: the command's reply, or the consent statement that was accepted."""
+        if interaction.type is discord.InteractionType.component:
+            await self._admit(submission)  # things may have changed while the member read the statement
+        image_bytes = await _download(self.bot, submission.image_url, "image")
+        audio_bytes = await _download(self.bot, submission.audio_url, "audio")
+        request = AnimateRequest(
+            guild_id=submission.guild_id,
+            channel_id=submission.channel_id,
+            user_id=submission.user_id,
+            image=image_bytes,
+            audio=audio_bytes,
+            output_format=submission.output_format,
+            output_quality=submission.output_quality,
+            upload_limit_bytes=submission.upload_limit_bytes,
+            channel_nsfw=submission.channel_nsfw,
+            role_ids=submission.role_ids,
+        )
+        outcome = await self.bot.jobs.accept(request)
         if isinstance(outcome, Quoted):
             await self._show_quote(interaction, outcome)
             return
         accepted = outcome
         text = ack_text(accepted.job, accepted.usage)
         try:
-            await send(interaction, text)
+            await answer(interaction, text)
         except discord.HTTPException as error:
             # The job runs and its result is posted anyway: never answer "try again" to a charged job.
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
@@ -155,22 +199,29 @@ class VideoCog(commands.Cog):
     async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
         """Ask the member to confirm a costly job; close the quote when nobody did in time."""
         quote = quoted.quote
-        await send(interaction, quote_text(quote, quoted.usage), view=quote_view(quote.id))
-        task = asyncio.create_task(self._expire_later(interaction, quote.id, quote.expires_at))
+        await answer(interaction, quote_text(quote, quoted.usage), view=quote_view(quote.id))
+        self._close_later(interaction, quote.expires_at, self.bot.jobs.expire, quote.id, QUOTE_EXPIRED)
+
+    def _close_later(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        at: float,
+        expire: Callable[[int], Awaitable[bool]],
+        item_id: int,
+        text: str,
+    ) -> None:
+        """At `at`, expire a quote or consent request nobody answered, and say so in its message.
+        (After a restart nobody does: a late click finds it expired in the database.)"""
+
+        async def close() -> None:
+            await asyncio.sleep(max(0.0, at - time.time()))
+            if await expire(item_id):
+                with contextlib.suppress(discord.HTTPException, RuntimeError):
+                    await interaction.edit_original_response(content=text, view=None)
+
+        task = asyncio.create_task(close())
         self._expiries.add(task)
         task.add_done_callback(self._expiries.discard)
-
-    async def _expire_later(
-        self, interaction: discord.Interaction[VideoBot], quote_id: int, at: float
-    ) -> None:
-        await asyncio.sleep(max(0.0, at - time.time()))
-        if await self.bot.jobs.expire(quote_id):
-            with contextlib.suppress(discord.HTTPException, RuntimeError):
-                await interaction.edit_original_response(
-                    content="This quote expired. Nothing was charged; "
-                    "run /animate again if you want the video.",
-                    view=None,
-                )
 
     async def cog_unload(self) -> None:
         for task in self._expiries:
@@ -215,9 +266,10 @@ class VideoCog(commands.Cog):
 
     async def _deliver(self, job: Job) -> None:
         """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
+        guild = await self.bot.moderation.settings_of(job.guild_id)
         channel = await self._job_channel(job)
         if channel is not None:
-            rendered = await self._render(job, channel)
+            rendered = await self._render(job, channel, guild)
             if rendered.quiet and self._live_ack(job.id) is not None:
                 # Nothing for the channel to see: tell the member privately.
                 await self._finish(job, None, rendered.private)
@@ -227,7 +279,7 @@ class VideoCog(commands.Cog):
                 return
             except discord.Forbidden:
                 log.warning("job=%s task=%s may not post in %s", job.id, job.task_uuid, job.channel_id)
-        message, private = await self._post_elsewhere(job)
+        message, private = await self._post_elsewhere(job, guild)
         if message is None:
             log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
             if await self.bot.jobs.give_cost_back(job, "the result could not be posted"):
@@ -250,6 +302,7 @@ class VideoCog(commands.Cog):
             return await channel.send(
                 rendered.public,
                 file=rendered.file or discord.utils.MISSING,
+                view=rendered.view or discord.utils.MISSING,
                 nonce=delivery_nonce(job),
                 allowed_mentions=mention_only(job.user_id),
             )
@@ -260,19 +313,21 @@ class VideoCog(commands.Cog):
             limit = _channel_upload_limit(channel, job)
             return await channel.send(
                 link_text(job, limit, self.bot.jobs.link_expires_at(job)),
+                view=rendered.view or discord.utils.MISSING,
                 nonce=delivery_nonce(job),
                 allowed_mentions=mention_only(job.user_id),
             )
 
-    async def _render(self, job: Job, channel: discord.abc.Messageable) -> Rendered:
+    async def _render(self, job: Job, channel: discord.abc.Messageable, guild: GuildSettings) -> Rendered:
         """What to post for this job in this channel, and what the member's private reply becomes."""
         if job.status is not JobStatus.SUCCEEDED:
             text = failure_text(job)
             return Rendered(text, None, private_failure_text(job))
         channel_nsfw = channel.is_nsfw() if hasattr(channel, "is_nsfw") else job.channel_nsfw
-        if job.nsfw and not channel_nsfw:
+        if job.nsfw and (guild.withhold_flagged or not channel_nsfw):
             await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")
-            return Rendered(withheld_text(job), None, private_withheld_text(job), quiet=True)
+            private = private_withheld_text(job, everywhere=guild.withhold_flagged)
+            return Rendered(withheld_text(job), None, private, quiet=True)
         limit = _channel_upload_limit(channel, job)
         try:
             data = await self.bot.jobs.fetch_video(job, limit)
@@ -287,22 +342,23 @@ class VideoCog(commands.Cog):
             )
         if data is None:
             public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
-            return Rendered(public, None, private_ready_text(job))
+            return Rendered(public, None, private_ready_text(job), view=result_view(job.id))
         # A flagged video that may be shown here (an age-restricted channel) is hidden behind a spoiler.
         file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=job.nsfw)
-        return Rendered(result_text(job), file, private_ready_text(job))
+        return Rendered(result_text(job), file, private_ready_text(job), view=result_view(job.id))
 
-    async def _post_elsewhere(self, job: Job) -> tuple[discord.Message | None, str]:
+    async def _post_elsewhere(self, job: Job, guild: GuildSettings) -> tuple[discord.Message | None, str]:
         """The channel is gone or closed to the bot: answer through the command's interaction while it
-        lives (in this process), else in a DM. (None, …) if neither works."""
+        lives (in this process), else in a DM if the guild allows DMs. (None, …) if neither works."""
         ack = self._live_ack(job.id)
         if ack is not None and isinstance(ack.interaction.channel, discord.abc.Messageable):
             # A discord.File is closed by a failed send: render a fresh one.
-            rendered = await self._render(job, ack.interaction.channel)
+            rendered = await self._render(job, ack.interaction.channel, guild)
             try:
                 message = await ack.interaction.followup.send(
                     rendered.public,
                     file=rendered.file or discord.utils.MISSING,
+                    view=rendered.view or discord.utils.MISSING,
                     ephemeral=rendered.quiet,
                     wait=True,
                     allowed_mentions=mention_only(job.user_id),
@@ -310,17 +366,21 @@ class VideoCog(commands.Cog):
                 return message, rendered.private
             except discord.HTTPException as error:
                 log.warning("job=%s followup fallback failed: %r", job.id, error)
+        if not guild.dms_allowed:
+            # Moderators can't see DMs: a server must opt in before its videos are sent there.
+            return None, ""
         try:
             user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             dm = await user.create_dm()
-            rendered = await self._render(job, dm)
+            rendered = await self._render(job, dm, guild)
             return await self._send(job, dm, rendered), rendered.private
         except discord.HTTPException as error:
             log.warning("job=%s DM fallback failed: %r", job.id, error)
             return None, ""
 
     async def _finish(self, job: Job, message: discord.Message | None, private: str) -> None:
-        if not await self.bot.jobs.mark_delivered(job.id):
+        posted_at = (message.channel.id, message.id) if message is not None else None
+        if not await self.bot.jobs.mark_delivered(job.id, posted_at):
             return
         if is_flagged(job):
             await self._log_flagged(job, message)
@@ -370,10 +430,11 @@ def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
     return job.upload_limit_bytes or DEFAULT_UPLOAD_LIMIT
 
 
-async def _download(attachment: discord.Attachment, what: str) -> bytes:
-    """Read an attachment now: its signed URL expires, and Runware must never be given it."""
+async def _download(bot: VideoBot, url: str, what: str) -> bytes:
+    """Read an attachment from Discord's CDN now: its signed URL expires, and Runware must never be
+    given it."""
     try:
-        return await attachment.read()
+        return await bot.http.get_from_cdn(url)
     except discord.NotFound as error:
         raise UserFacingError(
             f"Discord no longer has the {what} file (its link expired). Please run the command again."
@@ -385,5 +446,5 @@ async def _download(attachment: discord.Attachment, what: str) -> bytes:
 async def setup(bot: VideoBot) -> None:
     """Extension entry point."""
     await bot.add_cog(VideoCog(bot))
-    # Quote buttons answer whichever process receives the click, also after a restart.
-    bot.add_dynamic_items(QuoteButton)
+    # Quote and consent buttons answer whichever process receives the click, also after a restart.
+    bot.add_dynamic_items(QuoteButton, ConsentButton)

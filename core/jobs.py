@@ -438,9 +438,9 @@ class JobService:
             log.info("job=%s task=%s cost %s given back: %s", job.id, job.task_uuid, credited, reason)
         return credited
 
-    async def mark_delivered(self, job_id: int) -> bool:
-        """Record that the job's result was posted; True only the first time."""
-        return await self._store.mark_delivered(job_id, self._clock())
+    async def mark_delivered(self, job_id: int, posted_at: tuple[int, int] | None = None) -> bool:
+        """Record that the job's result was posted (channel id, message id); True only the first time."""
+        return await self._store.mark_delivered(job_id, self._clock(), posted_at)
 
 
 class JobRunner:

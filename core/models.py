@@ -74,6 +74,10 @@ class Job:
     safety_mode: str | None = None
     image_sha256: str | None = None
     audio_sha256: str | None = None
+    # Where the result was posted (to delete it later), and when it was removed.
+    result_channel_id: int | None = None
+    result_message_id: int | None = None
+    removed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,9 @@ class GuildSettings:
     safety_mode: str | None = None
     mod_log_channel_id: int | None = None
     allowed_channels: tuple[int, ...] = ()  # empty: every channel
+    consent_required: bool = True
+    dms_allowed: bool = False  # may a result be sent to its member by DM (moderators can't see DMs)
+    withhold_flagged: bool = False  # withhold flagged videos in age-restricted channels too
 
 
 # The guild id of a ban that applies in every guild.
@@ -309,6 +316,88 @@ class Quote:
     safety_mode: str | None = None
     image_sha256: str | None = None
     audio_sha256: str | None = None
+
+
+class ConsentState(StrEnum):
+    """Where an /animate waiting for the consent statement stands."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An /animate as the member asked for it: who, where, Discord's links to the files (never the files)
+    and the options. Kept while the member reads the consent statement, so Accept needs no new upload."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...]
+    image_url: str
+    audio_url: str
+    output_format: str = "MP4"
+    output_quality: int = 85
+    upload_limit_bytes: int | None = None
+    channel_nsfw: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRequest:
+    """A submission held until its member accepts version `version` of the consent statement."""
+
+    id: int
+    submission: Submission
+    version: int
+    created_at: float
+    expires_at: float
+    state: ConsentState = ConsentState.OPEN
+
+
+class ReportState(StrEnum):
+    """Where a member's report of a result stands."""
+
+    OPEN = "open"
+    DISMISSED = "dismissed"
+    DELETED = "deleted"  # the reported video was deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A member's report of a posted result, and the moderation-log message that carries its buttons."""
+
+    id: int
+    job_id: int
+    guild_id: int
+    reporter_id: int
+    created_at: float
+    state: ReportState = ReportState.OPEN
+    log_channel_id: int | None = None
+    log_message_id: int | None = None
+    decided_by: int | None = None
+    decided_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobAction:
+    """One moderation action on a job, from the audit log (who, what, when)."""
+
+    job_id: int
+    actor_id: int
+    action: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention pass removed."""
+
+    audit_rows: int
+    reports: int
+    job_hashes: int  # jobs whose file hashes were cleared
+    requests: int  # closed quotes and consent requests
 
 
 def usd_to_micros(usd: float) -> int:

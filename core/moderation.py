@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from core.errors import UserFacingError
-from core.models import EVERY_GUILD, Ban, GuildSettings, Job
+from core.models import EVERY_GUILD, Ban, GuildSettings, Job, JobAction, Pruned, Report
 from core.settings import SafetyMode, Settings
 from storage.base import Store
 
@@ -46,9 +46,10 @@ class ModerationService:
         """The guild's moderation settings."""
         return await self._store.guild_settings(guild_id)
 
-    async def check_channel(self, guild_id: int, channel_id: int) -> None:
+    @staticmethod
+    def check_channel(guild: GuildSettings, channel_id: int) -> None:
         """Raise a member-facing error when /animate is not allowed in this channel."""
-        refusal = channel_refusal(await self._store.guild_settings(guild_id), channel_id)
+        refusal = channel_refusal(guild, channel_id)
         if refusal is not None:
             raise UserFacingError(refusal)
 
@@ -63,6 +64,13 @@ class ModerationService:
         """Choose the guild's safety mode (None: back to SAFETY_MODE). Recorded."""
         value = mode.value if mode is not None else None
         await self._store.update_guild_settings(guild_id, {"safety_mode": value}, actor_id, self._clock())
+        return await self._store.guild_settings(guild_id)
+
+    async def set_switch(self, guild_id: int, name: str, value: bool, actor_id: int) -> GuildSettings:
+        """Turn a yes/no guild setting on or off (consent_required, dms_allowed, withhold_flagged)."""
+        if name not in ("consent_required", "dms_allowed", "withhold_flagged"):
+            raise ValueError(f"not a yes/no guild setting: {name}")
+        await self._store.update_guild_settings(guild_id, {name: int(value)}, actor_id, self._clock())
         return await self._store.guild_settings(guild_id)
 
     async def set_log_channel(self, guild_id: int, channel_id: int | None, actor_id: int) -> GuildSettings:
@@ -80,14 +88,28 @@ class ModerationService:
                 f"You can't use this bot here: {ban.reason}. Ask a moderator if you think this is a mistake."
             )
 
-    async def ban(self, guild_id: int, user_id: int, reason: str, actor_id: int, *, everywhere: bool) -> Ban:
-        """Ban a member from the bot in this guild, or in every guild (bot owners only). Recorded."""
+    async def ban(
+        self,
+        guild_id: int,
+        user_id: int,
+        reason: str,
+        actor_id: int,
+        *,
+        everywhere: bool,
+        job_id: int | None = None,
+    ) -> Ban:
+        """Ban a member from the bot in this guild, or in every guild (bot owners only). Recorded, with the
+        job that led to it when there is one."""
         if everywhere and actor_id not in self._settings.bot_owner_ids:
             raise UserFacingError("Only the bot's owners can ban someone from every server.")
         now = self._clock()
         ban = Ban(EVERY_GUILD if everywhere else guild_id, user_id, reason, actor_id, now)
-        await self._store.ban(ban, guild_id, now)
+        await self._store.ban(ban, guild_id, now, job_id)
         return ban
+
+    async def ban_of(self, guild_id: int, user_id: int) -> Ban | None:
+        """The ban that keeps this member from the bot here, if any."""
+        return await self._store.ban_of(guild_id, user_id)
 
     async def unban(self, guild_id: int, user_id: int, actor_id: int, *, everywhere: bool) -> bool:
         """Lift a ban in this guild, or an everywhere ban (bot owners only). Recorded."""
@@ -109,15 +131,86 @@ class ModerationService:
         digest = hashlib.sha256(image).hexdigest() if image is not None else None
         return await self._store.lookup_jobs(guild_id, user_id=user_id, job_id=job_id, image_sha256=digest)
 
+    async def posted_job(self, job_id: int) -> Job:
+        """A job whose result can be acted on (reported, deleted)."""
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise UserFacingError(f"Job #{job_id} is not known to this bot.")
+        return job
+
+    async def report(self, job_id: int, reporter_id: int) -> tuple[Job, Report]:
+        """A member reports a posted result (once per member). Recorded on the job."""
+        job = await self.posted_job(job_id)
+        if job.removed_at is not None:
+            raise UserFacingError("This video was already removed.")
+        if reporter_id == job.user_id:
+            raise UserFacingError("This is your own video: use **Delete** to remove it.")
+        report = await self._store.create_report(job_id, reporter_id, self._clock())
+        if report is None:
+            raise UserFacingError("You already reported this video. The moderators have it.")
+        return job, report
+
+    def may_delete(self, job: Job, actor_id: int, *, moderator: bool) -> None:
+        """Raise unless the actor may delete this job's result: its member, or a moderator."""
+        if not moderator and actor_id != job.user_id:
+            raise UserFacingError(
+                "Only the member who made this video or a moderator (Manage Messages) can delete it."
+            )
+
+    async def record_removal(self, job: Job, actor_id: int) -> bool:
+        """Record that the job's result was deleted (closes its open reports). True the first time."""
+        return await self._store.remove_result(job.id, actor_id, self._clock())
+
+    async def report_of(self, report_id: int) -> tuple[Report, Job]:
+        """A report and its job."""
+        report = await self._store.get_report(report_id)
+        if report is None:
+            raise UserFacingError("This report is no longer kept (older than the retention period).")
+        return report, await self.posted_job(report.job_id)
+
+    async def set_report_message(self, report: Report, channel_id: int, message_id: int) -> None:
+        """Remember where a report was posted in the moderation log."""
+        await self._store.set_report_message(report.id, channel_id, message_id)
+
+    async def reports_of(self, job_id: int) -> list[Report]:
+        """A job's reports, oldest first."""
+        return await self._store.reports_of_job(job_id)
+
+    async def dismiss(self, report_id: int, actor_id: int) -> bool:
+        """Close a report without action. False if it was already closed."""
+        return await self._store.dismiss_report(report_id, actor_id, self._clock())
+
+    async def actions_on(self, job_id: int) -> list[JobAction]:
+        """Every moderation action on a job, oldest first."""
+        return await self._store.job_actions(job_id)
+
+    async def prune(self) -> Pruned | None:
+        """Forget moderation records older than AUDIT_RETENTION_DAYS (None: kept for good)."""
+        days = self._settings.audit_retention_days
+        if days is None:
+            return None
+        now = self._clock()
+        return await self._store.prune(now - days * 86_400, now)
+
     def lines(self, settings: GuildSettings) -> list[str]:
         """/settings show as short lines."""
         mode = chosen_safety_mode(self._settings, settings)
         own = " (set here)" if settings.safety_mode else ""
         channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
         log_channel = f"<#{settings.mod_log_channel_id}>" if settings.mod_log_channel_id else "not set"
+        flagged = (
+            "withheld everywhere" if settings.withhold_flagged else "spoilered in age-restricted channels"
+        )
         return [
             "**Moderation settings**",
             f"/animate allowed in: {channels}",
             f"Safety check: {mode.value}{own} (at least `fast` outside age-restricted channels)",
+            f"Flagged videos: {flagged}, withheld elsewhere",
+            f"Consent statement before a member's first video: {_yes(settings.consent_required)}",
+            f"Results sent by DM when the channel can't be used: {_yes(settings.dms_allowed)}",
             f"Moderation log: {log_channel}",
         ]
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Discord user ids (comma-separated) who may ban members from the bot in every guild.
     bot_owner_ids: Annotated[list[int], NoDecode] = []
+    # Moderation records (audit log, reports, file hashes of jobs) older than this are pruned; the ledger
+    # and jobs themselves are kept. "forever" (or empty) keeps everything.
+    audit_retention_days: Annotated[int, Field(ge=1)] | None = 365
 
     # Not in the original list; added because the defaults cannot suit every deployment.
     output_ttl_s: Annotated[int, Field(ge=60)] = 86400
@@ -98,6 +101,13 @@ class Settings(BaseSettings):
     @classmethod
     def _unlimited_is_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"", "unlimited", "none", "off"}:
+            return None
+        return value
+
+    @field_validator("audit_retention_days", mode="before")
+    @classmethod
+    def _forever_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"", "forever", "none", "off"}:
             return None
         return value
 

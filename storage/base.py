@@ -7,15 +7,20 @@ from typing import Protocol
 
 from core.models import (
     Ban,
+    ConsentRequest,
+    ConsentState,
     GuildLimits,
     GuildSettings,
     Job,
+    JobAction,
     LedgerRow,
     Limits,
     NewJob,
+    Pruned,
     QuotaRefusal,
     Quote,
     QuoteState,
+    Report,
     RoleTier,
     SpendReport,
     Usage,
@@ -127,8 +132,9 @@ class Store(Protocol):
         """Finished jobs whose result has not been posted yet."""
         ...
 
-    async def mark_delivered(self, job_id: int, now: float) -> bool:
-        """Record the result as posted. True only for the call that recorded it."""
+    async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
+        """Record the result as posted (and where: channel id, message id). True only for the call that
+        recorded it."""
         ...
 
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
@@ -207,8 +213,9 @@ class Store(Protocol):
         """Add a channel to (or remove it from) the guild's /animate allow-list, recorded."""
         ...
 
-    async def ban(self, ban: Ban, audit_guild_id: int, now: float) -> None:
-        """Ban a member (replacing an earlier ban of the same scope), recorded with who did it."""
+    async def ban(self, ban: Ban, audit_guild_id: int, now: float, job_id: int | None = None) -> None:
+        """Ban a member (replacing an earlier ban of the same scope), recorded with who did it (and the
+        job that led to it, if any)."""
         ...
 
     async def unban(
@@ -235,6 +242,57 @@ class Store(Protocol):
         limit: int = 10,
     ) -> list[Job]:
         """A guild's jobs by member, by number or by the SHA-256 of their image, newest first."""
+        ...
+
+    async def consent_version(self, guild_id: int, user_id: int) -> int | None:
+        """The latest statement version the member accepted in this guild, or None."""
+        ...
+
+    async def create_consent_request(self, request: ConsentRequest) -> ConsentRequest:
+        """Store an /animate waiting for consent (its id is assigned here)."""
+        ...
+
+    async def get_consent_request(self, request_id: int) -> ConsentRequest | None:
+        """One consent request by id."""
+        ...
+
+    async def decide_consent_request(
+        self, request_id: int, state: ConsentState, now: float
+    ) -> ConsentRequest | ConsentState:
+        """Close an open, unexpired request (accepted: the member's consent is recorded). Returns the
+        request as it was, or the state it already had (EXPIRED if it just ran out)."""
+        ...
+
+    async def create_report(self, job_id: int, reporter_id: int, now: float) -> Report | None:
+        """Record a member's report of a job's result; None if they reported it before."""
+        ...
+
+    async def set_report_message(self, report_id: int, channel_id: int, message_id: int) -> None:
+        """Remember the moderation-log message of a report."""
+        ...
+
+    async def get_report(self, report_id: int) -> Report | None:
+        """One report by id."""
+        ...
+
+    async def reports_of_job(self, job_id: int) -> list[Report]:
+        """A job's reports, oldest first."""
+        ...
+
+    async def remove_result(self, job_id: int, actor_id: int, now: float) -> bool:
+        """Record that a job's posted result was deleted, and close its open reports. True the first time."""
+        ...
+
+    async def dismiss_report(self, report_id: int, actor_id: int, now: float) -> bool:
+        """Close an open report without action; False if it was already closed."""
+        ...
+
+    async def job_actions(self, job_id: int) -> list[JobAction]:
+        """The moderation actions recorded on a job, oldest first."""
+        ...
+
+    async def prune(self, before: float, now: float) -> Pruned:
+        """Forget moderation records older than `before` (never jobs or the ledger)."""
         ...
 
     async def get_state(self, key: str) -> str | None:

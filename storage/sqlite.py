@@ -23,19 +23,26 @@ from core.models import (
     ACTIVE,
     EVERY_GUILD,
     Ban,
+    ConsentRequest,
+    ConsentState,
     GuildLimits,
     GuildSettings,
     Job,
+    JobAction,
     JobStatus,
     LedgerKind,
     LedgerRow,
     Limits,
     NewJob,
+    Pruned,
     QuotaRefusal,
     Quote,
     QuoteState,
+    Report,
+    ReportState,
     RoleTier,
     SpendReport,
+    Submission,
     Usage,
     Windows,
 )
@@ -48,7 +55,8 @@ _JOB_COLUMNS = (
     "id, task_uuid, guild_id, channel_id, user_id, status, audio_seconds, estimate_micros, cost_micros, "
     "output_format, output_quality, image_ref, audio_ref, created_at, updated_at, submitted_at, "
     "next_poll_at, poll_count, finished_at, delivered_at, result_url, nsfw, error_code, error_message, "
-    "upload_limit_bytes, channel_nsfw, safety_mode, image_sha256, audio_sha256"
+    "upload_limit_bytes, channel_nsfw, safety_mode, image_sha256, audio_sha256, result_channel_id, "
+    "result_message_id, removed_at"
 )
 _GUILD_LIMIT_FIELDS = (
     "user_daily_micros",
@@ -66,6 +74,22 @@ _QUOTE_COLUMNS = (
     "output_format, output_quality, upload_limit_bytes, channel_nsfw, created_at, expires_at, state, job_id, "
     "safety_mode, image_sha256, audio_sha256"
 )
+_CONSENT_REQUEST_COLUMNS = (
+    "id, guild_id, channel_id, user_id, role_ids, image_url, audio_url, output_format, output_quality, "
+    "upload_limit_bytes, channel_nsfw, version, created_at, expires_at, state"
+)
+_REPORT_COLUMNS = (
+    "id, job_id, guild_id, reporter_id, created_at, state, log_channel_id, log_message_id, decided_by, "
+    "decided_at"
+)
+# The guild_settings columns an admin may change.
+_GUILD_SETTING_FIELDS = (
+    "safety_mode",
+    "mod_log_channel_id",
+    "consent_required",
+    "dms_allowed",
+    "withhold_flagged",
+)
 
 
 def _quote_from_row(row: Iterable[Any]) -> Quote:
@@ -74,6 +98,21 @@ def _quote_from_row(row: Iterable[Any]) -> Quote:
     values[12] = bool(values[12])
     values[15] = QuoteState(values[15])
     return Quote(*values)
+
+
+def _consent_request_from_row(row: Iterable[Any]) -> ConsentRequest:
+    v = list(row)
+    # The links are cleared once a request closes.
+    submission = Submission(
+        v[1], v[2], v[3], tuple(json.loads(v[4])), v[5] or "", v[6] or "", v[7], v[8], v[9], bool(v[10])
+    )
+    return ConsentRequest(v[0], submission, v[11], v[12], v[13], ConsentState(v[14]))
+
+
+def _report_from_row(row: Iterable[Any]) -> Report:
+    values = list(row)
+    values[5] = ReportState(values[5])
+    return Report(*values)
 
 
 def _job_from_row(row: Iterable[Any]) -> Job:
@@ -517,12 +556,15 @@ class SqliteStore:
         )
         return [_job_from_row(r) for r in rows]
 
-    async def mark_delivered(self, job_id: int, now: float) -> bool:
-        """Record the result as posted. True only for the call that recorded it."""
+    async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
+        """Record the result as posted (and where: channel id, message id). True only for the call that
+        recorded it."""
+        channel_id, message_id = posted_at or (None, None)
         async with self._write() as db:
             cursor = await db.execute(
-                "UPDATE jobs SET delivered_at = ?, updated_at = ? WHERE id = ? AND delivered_at IS NULL",
-                (now, now, job_id),
+                "UPDATE jobs SET delivered_at = ?, updated_at = ?, result_channel_id = ?, "
+                "result_message_id = ? WHERE id = ? AND delivered_at IS NULL",
+                (now, now, channel_id, message_id, job_id),
             )
             return cursor.rowcount == 1
 
@@ -720,19 +762,28 @@ class SqliteStore:
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A guild's moderation settings (defaults when it has chosen none)."""
         rows = await self._fetchall(
-            "SELECT safety_mode, mod_log_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            f"SELECT {', '.join(_GUILD_SETTING_FIELDS)} FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
         channels = await self._fetchall(
             "SELECT channel_id FROM allowed_channels WHERE guild_id = ? ORDER BY channel_id", (guild_id,)
         )
-        safety, log_channel = rows[0] if rows else (None, None)
-        return GuildSettings(guild_id, safety, log_channel, tuple(int(c) for (c,) in channels))
+        safety, log_channel, consent, dms, withhold = rows[0] if rows else (None,) * 5
+        return GuildSettings(
+            guild_id,
+            safety_mode=safety,
+            mod_log_channel_id=log_channel,
+            allowed_channels=tuple(int(c) for (c,) in channels),
+            # NULL: the default.
+            consent_required=True if consent is None else bool(consent),
+            dms_allowed=bool(dms),
+            withhold_flagged=bool(withhold),
+        )
 
     async def update_guild_settings(
         self, guild_id: int, changes: dict[str, str | int | None], actor_id: int, now: float
     ) -> None:
         """Apply an admin's moderation-setting changes, recorded with who made them."""
-        unknown = set(changes) - {"safety_mode", "mod_log_channel_id"}
+        unknown = set(changes) - set(_GUILD_SETTING_FIELDS)
         if unknown:
             raise ValueError(f"unknown guild settings: {sorted(unknown)}")
         async with self._write() as db:
@@ -768,8 +819,9 @@ class SqliteStore:
             detail = {"channel_id": channel_id, "allowed": allowed}
             await self._audit(db, guild_id, actor_id, "settings.channel", detail, now)
 
-    async def ban(self, ban: Ban, audit_guild_id: int, now: float) -> None:
-        """Ban a member (replacing an earlier ban of the same scope), recorded with who did it."""
+    async def ban(self, ban: Ban, audit_guild_id: int, now: float, job_id: int | None = None) -> None:
+        """Ban a member (replacing an earlier ban of the same scope), recorded with who did it (and the
+        job that led to it, if any)."""
         async with self._write() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO bans (guild_id, user_id, reason, banned_by, created_at) "
@@ -777,7 +829,7 @@ class SqliteStore:
                 (ban.guild_id, ban.user_id, ban.reason, ban.banned_by, ban.created_at),
             )
             detail = {"user_id": ban.user_id, "reason": ban.reason, "everywhere": ban.guild_id == EVERY_GUILD}
-            await self._audit(db, audit_guild_id, ban.banned_by, "moderation.ban", detail, now)
+            await self._audit(db, audit_guild_id, ban.banned_by, "moderation.ban", detail, now, job_id)
 
     async def unban(
         self, guild_id: int, user_id: int, actor_id: int, audit_guild_id: int, now: float
@@ -832,6 +884,195 @@ class SqliteStore:
         )
         return [_job_from_row(r) for r in rows]
 
+    # -- consent ---------------------------------------------------------------------------------------
+
+    async def consent_version(self, guild_id: int, user_id: int) -> int | None:
+        """The latest statement version the member accepted in this guild, or None."""
+        rows = await self._fetchall(
+            "SELECT version FROM consents WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def create_consent_request(self, request: ConsentRequest) -> ConsentRequest:
+        """Store an /animate waiting for consent (its id is assigned here)."""
+        sub = request.submission
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "INSERT INTO consent_requests (guild_id, channel_id, user_id, role_ids, image_url, "
+                "audio_url, output_format, output_quality, upload_limit_bytes, channel_nsfw, version, "
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    sub.guild_id,
+                    sub.channel_id,
+                    sub.user_id,
+                    json.dumps(list(sub.role_ids)),
+                    sub.image_url,
+                    sub.audio_url,
+                    sub.output_format,
+                    sub.output_quality,
+                    sub.upload_limit_bytes,
+                    int(sub.channel_nsfw),
+                    request.version,
+                    request.created_at,
+                    request.expires_at,
+                ),
+            )
+            return replace(request, id=int(next(iter(rows))[0]))
+
+    async def get_consent_request(self, request_id: int) -> ConsentRequest | None:
+        """One consent request by id."""
+        rows = await self._fetchall(
+            f"SELECT {_CONSENT_REQUEST_COLUMNS} FROM consent_requests WHERE id = ?", (request_id,)
+        )
+        return _consent_request_from_row(rows[0]) if rows else None
+
+    async def decide_consent_request(
+        self, request_id: int, state: ConsentState, now: float
+    ) -> ConsentRequest | ConsentState:
+        """Close an open, unexpired request as accepted, declined or expired, in one transaction; on
+        accept, record the member's consent to its version. Returns the request as it was (with its
+        links, which are cleared in the database), or the state it already had (EXPIRED if it just ran
+        out)."""
+        async with self._write() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT {_CONSENT_REQUEST_COLUMNS} FROM consent_requests WHERE id = ?", (request_id,)
+                )
+            )
+            if not rows:
+                raise KeyError(f"no consent request {request_id}")
+            request = _consent_request_from_row(rows[0])
+            sub = request.submission
+            if request.state is not ConsentState.OPEN:
+                return request.state
+            if now > request.expires_at and state is not ConsentState.EXPIRED:
+                state = ConsentState.EXPIRED
+            await db.execute(
+                "UPDATE consent_requests SET state = ?, decided_at = ?, image_url = NULL, audio_url = NULL "
+                "WHERE id = ?",
+                (state.value, now, request_id),
+            )
+            if state is ConsentState.EXPIRED:
+                return ConsentState.EXPIRED
+            if state is ConsentState.ACCEPTED:
+                await db.execute(
+                    "INSERT INTO consents (guild_id, user_id, version, accepted_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (guild_id, user_id) DO UPDATE SET version = excluded.version, "
+                    "accepted_at = excluded.accepted_at",
+                    (sub.guild_id, sub.user_id, request.version, now),
+                )
+                detail = {"version": request.version}
+                await self._audit(db, sub.guild_id, sub.user_id, "consent.accept", detail, now)
+            return request
+
+    # -- reports and actions on results -----------------------------------------------------------------
+
+    async def create_report(self, job_id: int, reporter_id: int, now: float) -> Report | None:
+        """Record a member's report of a job's result; None if they reported it before."""
+        async with self._write() as db:
+            job = await self._job(db, job_id)
+            rows = list(
+                await db.execute_fetchall(
+                    "INSERT INTO reports (job_id, guild_id, reporter_id, created_at) VALUES (?, ?, ?, ?) "
+                    f"ON CONFLICT (job_id, reporter_id) DO NOTHING RETURNING {_REPORT_COLUMNS}",
+                    (job_id, job.guild_id, reporter_id, now),
+                )
+            )
+            if not rows:
+                return None
+            await self._audit(db, job.guild_id, reporter_id, "job.report", {}, now, job_id)
+            return _report_from_row(rows[0])
+
+    async def set_report_message(self, report_id: int, channel_id: int, message_id: int) -> None:
+        """Remember the moderation-log message of a report (its buttons act on it)."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE reports SET log_channel_id = ?, log_message_id = ? WHERE id = ?",
+                (channel_id, message_id, report_id),
+            )
+
+    async def get_report(self, report_id: int) -> Report | None:
+        """One report by id."""
+        rows = await self._fetchall(f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
+        return _report_from_row(rows[0]) if rows else None
+
+    async def reports_of_job(self, job_id: int) -> list[Report]:
+        """A job's reports, oldest first."""
+        rows = await self._fetchall(
+            f"SELECT {_REPORT_COLUMNS} FROM reports WHERE job_id = ? ORDER BY id", (job_id,)
+        )
+        return [_report_from_row(r) for r in rows]
+
+    async def remove_result(self, job_id: int, actor_id: int, now: float) -> bool:
+        """Record that a job's posted result was deleted, and close its open reports. True the first time."""
+        async with self._write() as db:
+            job = await self._job(db, job_id)
+            cursor = await db.execute(
+                "UPDATE jobs SET removed_at = ?, updated_at = ? WHERE id = ? AND removed_at IS NULL",
+                (now, now, job_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await db.execute(
+                "UPDATE reports SET state = 'deleted', decided_by = ?, decided_at = ? "
+                "WHERE job_id = ? AND state = 'open'",
+                (actor_id, now, job_id),
+            )
+            await self._audit(db, job.guild_id, actor_id, "job.delete", {}, now, job_id)
+            return True
+
+    async def dismiss_report(self, report_id: int, actor_id: int, now: float) -> bool:
+        """Close an open report without action; False if it was already closed."""
+        async with self._write() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "UPDATE reports SET state = 'dismissed', decided_by = ?, decided_at = ? "
+                    "WHERE id = ? AND state = 'open' RETURNING guild_id, job_id",
+                    (actor_id, now, report_id),
+                )
+            )
+            if not rows:
+                return False
+            guild_id, job_id = rows[0]
+            detail = {"report_id": report_id}
+            await self._audit(db, int(guild_id), actor_id, "job.dismiss", detail, now, int(job_id))
+            return True
+
+    async def job_actions(self, job_id: int) -> list[JobAction]:
+        """The moderation actions recorded on a job, oldest first."""
+        rows = await self._fetchall(
+            "SELECT job_id, actor_id, action, created_at FROM audit_log WHERE job_id = ? ORDER BY id",
+            (job_id,),
+        )
+        return [JobAction(int(j), int(a), str(action), float(t)) for j, a, action, t in rows]
+
+    async def prune(self, before: float, now: float) -> Pruned:
+        """Forget moderation records older than `before`: audit rows, reports, closed quotes and consent
+        requests, and the hashes of old jobs' files. Jobs and the ledger stay (money is kept for good).
+        Also closes consent requests that ran out unanswered, dropping their links to the files."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE consent_requests SET state = 'expired', decided_at = ?, image_url = NULL, "
+                "audio_url = NULL WHERE state = 'open' AND expires_at < ?",
+                (now, now),
+            )
+            audit = await db.execute("DELETE FROM audit_log WHERE created_at < ?", (before,))
+            reports = await db.execute("DELETE FROM reports WHERE created_at < ?", (before,))
+            hashes = await db.execute(
+                "UPDATE jobs SET image_sha256 = NULL, audio_sha256 = NULL WHERE created_at < ? "
+                "AND (image_sha256 IS NOT NULL OR audio_sha256 IS NOT NULL)",
+                (before,),
+            )
+            quotes = await db.execute(
+                "DELETE FROM quotes WHERE created_at < ? AND state != 'open'", (before,)
+            )
+            requests = await db.execute(
+                "DELETE FROM consent_requests WHERE created_at < ? AND state != 'open'", (before,)
+            )
+            return Pruned(
+                audit.rowcount, reports.rowcount, hashes.rowcount, quotes.rowcount + requests.rowcount
+            )
+
     async def get_state(self, key: str) -> str | None:
         """A value the bot stored about itself, or None."""
         rows = await self._fetchall("SELECT value FROM app_state WHERE key = ?", (key,))
@@ -882,11 +1123,18 @@ class SqliteStore:
 
     @staticmethod
     async def _audit(
-        db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: object, now: float
+        db: aiosqlite.Connection,
+        guild_id: int,
+        actor_id: int,
+        action: str,
+        detail: object,
+        now: float,
+        job_id: int | None = None,
     ) -> None:
         await db.execute(
-            "INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, json.dumps(detail, sort_keys=True), now),
+            "INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at, job_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, json.dumps(detail, sort_keys=True), now, job_id),
         )
 
     @staticmethod

@@ -18,12 +18,34 @@ from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
 from tests.fakes.discord import FakeDiscord, FakeMessage
-from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.discord_fixtures import (
+    BOOSTED_GUILD_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    GUILD_READY_TIMEOUT,
+    running_bot,
+)
 from tests.fakes.runware import FakeRunware
 
 ATTACHMENT = 11
+# Who set up the test guilds (recorded in their audit log).
+ADMIN_ID = 200_000_000_000_000_900
 STRING = 3
 INTEGER = 4
+
+
+def button(message: FakeMessage, label: str) -> str:
+    """The custom_id of a button on a message, by its label."""
+    for row in message.components:
+        for component in row.get("components", []):
+            if component.get("label") == label:
+                return str(component["custom_id"])
+    raise AssertionError(f"no {label} button in {message.components}")
+
+
+def labels(message: FakeMessage) -> list[str]:
+    """The labels of a message's buttons, in order."""
+    return [str(c.get("label")) for row in message.components for c in row.get("components", [])]
 
 
 @dataclass
@@ -76,6 +98,16 @@ class App:
             lambda m: m.via == "channel" and m.channel_id == channel_id and contains in m.content, timeout
         )
 
+    async def click(
+        self, message: FakeMessage, label: str, user_id: int | None = None, **context: Any
+    ) -> dict[str, Any]:
+        """Press a button of a message (by its label) as a member; returns the interaction payload."""
+        if user_id is not None:
+            context["user_id"] = user_id
+        payload = self.discord.make_component_interaction(button(message, label), message.id, **context)
+        await self.discord.send_interaction(payload)
+        return payload
+
     def channel_posts(self, channel_id: int = CHANNEL_ID) -> list[FakeMessage]:
         return [m for m in self.discord.messages_in(channel_id) if m.via == "channel"]
 
@@ -108,13 +140,27 @@ def app_settings(make_settings: SettingsFactory, tmp_path: Path) -> dict[str, An
 
 
 @pytest.fixture
+def consent_required() -> bool:
+    """Whether the test guilds ask for consent (their default). Off here so that each test of something
+    else needs no Accept first; the consent tests turn it on."""
+    return False
+
+
+@pytest.fixture
 async def app(
-    fake_discord: FakeDiscord, make_settings: SettingsFactory, app_settings: dict[str, Any], tmp_path: Path
+    fake_discord: FakeDiscord,
+    make_settings: SettingsFactory,
+    app_settings: dict[str, Any],
+    consent_required: bool,
+    tmp_path: Path,
 ) -> AsyncIterator[App]:
     async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
         settings = make_settings(runware_api_url=runware.url, runware_api_key=runware.api_key, **app_settings)
         db_path = Path(settings.database_url.removeprefix("sqlite:///"))
         store = await SqliteStore.open(str(db_path))
+        if not consent_required:
+            for guild_id in (GUILD_ID, BOOSTED_GUILD_ID):
+                await store.update_guild_settings(guild_id, {"consent_required": 0}, ADMIN_ID, 0.0)
         client = RunwareClient(
             http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
         )

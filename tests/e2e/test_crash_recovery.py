@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import media_factory as media
-from tests.e2e.conftest import ATTACHMENT
+from tests.e2e.conftest import ATTACHMENT, button
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.discord_fixtures import CHANNEL_ID
 from tests.fakes.runware import FakeRunware, Outcome, make_mp4
@@ -113,6 +113,13 @@ async def send_animate(discord: FakeDiscord) -> dict[str, object]:
         "animate", [("image", ATTACHMENT, image), ("audio", ATTACHMENT, audio)]
     )
     await discord.send_interaction(payload)
+    # A member's first /animate in the guild: they accept the consent statement, and it goes ahead.
+    statement = await discord.wait_for_message(
+        lambda m: m.interaction_id == int(payload["id"]) and "I accept" in m.content, timeout=20
+    )
+    await discord.send_interaction(
+        discord.make_component_interaction(button(statement, "I accept"), statement.id)
+    )
     return payload
 
 

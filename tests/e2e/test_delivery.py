@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from tests.e2e.conftest import App
-from tests.fakes.discord_fixtures import CHANNEL_ID
+from tests.e2e.conftest import ADMIN_ID, App
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID
+
+
+async def allow_dms(app: App) -> None:
+    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, ADMIN_ID, 0.0)
 
 
 async def test_without_permission_and_without_interaction_the_result_goes_by_dm(app: App) -> None:
-    """If the bot may not post and the interaction is gone, the member gets the video in a DM."""
+    """If the bot may not post and the interaction is gone, the member gets the video in a DM (where the
+    server allows DMs)."""
+    await allow_dms(app)
     app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
     # An interaction from 20 minutes ago: its token is dead, so the command's own reply cannot be used.
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
@@ -24,8 +30,19 @@ async def test_without_permission_and_without_interaction_the_result_goes_by_dm(
     assert app.spent() == 420_000
 
 
+async def test_no_dm_when_the_server_does_not_allow_dms(app: App) -> None:
+    """DMs are off by default (moderators can't see them): nothing is sent by DM, the cost is given back."""
+    app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
+    payload = await app.animate(created_at=old)
+    await app.delivered(1)
+    assert app.discord.dm_channel_of(int(payload["member"]["user"]["id"])) is None
+    assert app.spent() == 0
+
+
 async def test_result_that_can_be_posted_nowhere_is_given_back(app: App) -> None:
     """No channel permission, no interaction, DMs closed: the job is closed and its cost given back."""
+    await allow_dms(app)
     app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
     payload = await app.animate(created_at=old)

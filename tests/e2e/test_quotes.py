@@ -9,7 +9,7 @@ import pytest
 
 from bot import VideoBot
 from tests import media_factory as media
-from tests.e2e.conftest import App
+from tests.e2e.conftest import App, button
 from tests.fakes.discord import FakeMessage
 from tests.fakes.discord_fixtures import GUILD_READY_TIMEOUT, running_bot
 
@@ -26,15 +26,6 @@ async def quote_for(app: App, seconds: float = 12.0) -> tuple[dict[str, Any], Fa
     """Run a costly /animate and return its payload and the quote message."""
     payload = await app.animate(audio=media.wav(seconds))
     return payload, await app.reply_to(payload, "Nothing is charged until you confirm")
-
-
-def button(message: FakeMessage, label: str) -> str:
-    """The custom_id of a button on a message, by its label."""
-    for row in message.components:
-        for component in row.get("components", []):
-            if component.get("label") == label:
-                return str(component["custom_id"])
-    raise AssertionError(f"no {label} button in {message.components}")
 
 
 async def click(
