@@ -17,7 +17,7 @@ from core.settings import Settings
 from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
-from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.discord import DEFAULT_PERMISSIONS, FakeDiscord, FakeMessage, user_payload
 from tests.fakes.discord_fixtures import (
     BOOSTED_GUILD_ID,
     CHANNEL_ID,
@@ -28,6 +28,11 @@ from tests.fakes.discord_fixtures import (
 from tests.fakes.runware import FakeRunware
 
 ATTACHMENT = 11
+USER = 6
+CHANNEL = 7
+BOOLEAN = 5
+MANAGE_GUILD = 1 << 5
+MANAGE_MESSAGES = 1 << 13
 # Who set up the test guilds (recorded in their audit log).
 ADMIN_ID = 200_000_000_000_000_900
 STRING = 3
@@ -97,6 +102,35 @@ class App:
         return await self.discord.wait_for_message(
             lambda m: m.via == "channel" and m.channel_id == channel_id and contains in m.content, timeout
         )
+
+    async def command(
+        self,
+        name: str,
+        sub: str,
+        *options: tuple[str, int, Any],
+        user_id: int,
+        permissions: int = DEFAULT_PERMISSIONS,
+    ) -> str:
+        """Run /<name> <sub> with options (users and channels resolved) as a member; the private reply."""
+        users = {str(v): user_payload(int(v), f"user{v}") for _, t, v in options if t == USER}
+        channels = {
+            str(v): {"id": str(v), "name": f"c{v}", "type": 0, "permissions": "0"}
+            for _, t, v in options
+            if t == CHANNEL
+        }
+        resolved = {k: v for k, v in (("users", users), ("channels", channels)) if v}
+        payload = self.discord.make_slash_interaction(
+            name,
+            list(options),
+            subcommand=sub,
+            resolved=resolved or None,
+            user_id=user_id,
+            permissions=permissions,
+        )
+        await self.discord.send_interaction(payload)
+        reply = await self.reply_to(payload)
+        assert reply.ephemeral
+        return reply.content
 
     async def click(
         self, message: FakeMessage, label: str, user_id: int | None = None, **context: Any

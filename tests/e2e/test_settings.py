@@ -8,7 +8,7 @@ from typing import Any
 from tests import media_factory as media
 from tests.e2e.conftest import App
 from tests.fakes.discord import DEFAULT_PERMISSIONS
-from tests.fakes.discord_fixtures import CHANNEL_ID, NSFW_CHANNEL_ID
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID
 
 MANAGE_GUILD = 1 << 5
 ADMIN_ID = 200_000_000_000_000_777
@@ -103,6 +103,9 @@ async def test_settings_changes_are_audited_and_refused_without_permission(app: 
         ("safety", (("mode", 3, "none"),)),
         ("channel", (("channel", 7, str(CHANNEL_ID)),)),
         ("log", (("channel", 7, str(CHANNEL_ID)),)),
+        ("consent", (("required", 5, False),)),
+        ("dms", (("allowed", 5, True),)),
+        ("flagged", (("withhold_everywhere", 5, True),)),
     ):
         assert "Manage Server" in await settings(app, sub, *options, admin=False)
     assert app.query("SELECT actor_id, action FROM audit_log ORDER BY id") == [
@@ -144,3 +147,33 @@ async def test_flagged_results_are_logged_for_moderators(app: App) -> None:
     flagged = [m for m in app.discord.messages_in(log_channel) if m.content.startswith("🚩")]
     assert all(m.attachments == [] for m in flagged)  # no media in the log
     del second
+
+
+async def test_withhold_everywhere_keeps_flagged_videos_out_of_age_restricted_channels(app: App) -> None:
+    """With /settings flagged withhold_everywhere:True, a flagged video is not posted even in an
+    age-restricted channel: the member is told why, the log says so, the cost is given back."""
+    from tests.fakes.runware import Outcome
+
+    text = await settings(app, "flagged", ("withhold_everywhere", 5, True))
+    assert "Flagged videos: withheld everywhere" in text
+    await settings(app, "log", ("channel", 7, str(CHANNEL_ID)))
+    app.runware.next_outcome(Outcome.success(nsfw=True))
+    payload = await app.animate(channel_id=NSFW_CHANNEL_ID)
+    reply = await app.reply_to(payload, "flagged as adult content")
+    assert "This server doesn't post flagged videos" in reply.content and "not charged" in reply.content
+    await app.delivered(1)
+    assert app.channel_posts(NSFW_CHANNEL_ID) == []
+    entry = await app.post_in_channel("was flagged", channel_id=CHANNEL_ID)
+    assert "withheld" in entry.content and entry.attachments == []
+    assert app.spent() == 0
+
+
+async def test_dms_and_consent_switches_show_and_persist(app: App) -> None:
+    """The yes/no settings are shown by /settings show with their defaults, and saved when changed."""
+    text = await settings(app, "show")
+    assert "Results sent by DM when the channel can't be used: no" in text
+    assert "Flagged videos: spoilered in age-restricted channels" in text
+    assert "Results sent by DM when the channel can't be used: yes" in await settings(
+        app, "dms", ("allowed", 5, True)
+    )
+    assert app.query("SELECT dms_allowed FROM guild_settings WHERE guild_id = ?", GUILD_ID) == [(1,)]

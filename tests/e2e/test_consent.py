@@ -1,0 +1,182 @@
+"""Consent through real discord.py: asked first, nothing happens before Accept, Accept goes ahead with the
+same files, Not now, expiry, a new statement version, per server, the server's switch, and a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from bot import VideoBot
+from core import consent
+from core.consent import STATEMENT, Statement
+from tests import media_factory as media
+from tests.e2e.conftest import BOOLEAN, MANAGE_GUILD, App, button, labels
+from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
+from tests.fakes.discord_fixtures import (
+    BOOSTED_CHANNEL_ID,
+    BOOSTED_GUILD_ID,
+    GUILD_ID,
+    GUILD_READY_TIMEOUT,
+    running_bot,
+)
+
+
+@pytest.fixture
+def consent_required() -> bool:
+    return True
+
+
+async def asked(app: App, **context: Any) -> tuple[dict[str, Any], FakeMessage]:
+    """Run /animate and return its payload and the consent statement it shows."""
+    payload = await app.animate(**context)
+    return payload, await app.reply_to(payload, "I accept")
+
+
+def consents(app: App) -> list[tuple[Any, ...]]:
+    return app.query("SELECT guild_id, user_id, version FROM consents ORDER BY guild_id")
+
+
+async def test_first_animate_shows_the_statement_and_does_nothing_else(app: App) -> None:
+    """The statement comes first, privately, with two buttons; nothing is downloaded, sent or charged."""
+    payload, statement = await asked(app)
+    assert statement.ephemeral
+    assert "right to use this face and this voice" in statement.content
+    assert "impersonation" in statement.content and "AI-generated" in statement.content
+    assert "<t:" in statement.content  # when the request expires
+    assert labels(statement) == ["I accept", "Not now"]
+    for attachment in payload["data"]["resolved"]["attachments"]:
+        assert app.discord.downloads(attachment) == 0
+    assert app.runware.requests == []
+    assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)] and app.spent() == 0
+    assert consents(app) == []
+
+
+async def test_accept_goes_ahead_with_the_same_files(app: App) -> None:
+    """Accept records the consent (version, time) and the asked-for video is made from the files the
+    member gave: each downloaded once, no second upload. The next /animate goes straight ahead."""
+    payload, statement = await asked(app)
+    await app.click(statement, "I accept")
+    await app.discord.wait_for(lambda: "Job #1 accepted" in app.discord.message(statement.id).content)
+    assert app.discord.message(statement.id).components == []
+    post = await app.post_in_channel("ready")
+    assert len(post.attachments) == 1
+    for attachment in payload["data"]["resolved"]["attachments"]:
+        assert app.discord.downloads(attachment) == 1
+    assert consents(app) == [(GUILD_ID, DEFAULT_USER_ID, STATEMENT.version)]
+    (accepted_at,) = app.query("SELECT accepted_at FROM consents")[0]
+    assert abs(accepted_at - time.time()) < 60
+    # The request no longer holds Discord's links to the member's files.
+    assert app.query("SELECT state, image_url, audio_url FROM consent_requests") == [("accepted", None, None)]
+    again = await app.animate()
+    await app.reply_to(again, "Job #2 accepted")
+
+
+async def test_bad_file_after_accept_is_explained_in_place(app: App) -> None:
+    """Files are checked after Accept: a bad one is explained in the same message, nothing is charged,
+    and the consent stays recorded."""
+    payload = await app.animate(image=b"not an image at all")
+    statement = await app.reply_to(payload, "I accept")
+    await app.click(statement, "I accept")
+    await app.discord.wait_for(lambda: "image" in app.discord.message(statement.id).content.lower())
+    text = app.discord.message(statement.id).content
+    assert "PNG" in text and "accepted" not in text.split("\n")[-1]
+    assert app.spent() == 0 and app.runware.requests == []
+    assert len(consents(app)) == 1
+
+
+async def test_not_now_closes_it_and_the_next_animate_asks_again(app: App) -> None:
+    """Not now: nothing sent or charged, no consent stored; the member is asked next time."""
+    _, statement = await asked(app)
+    await app.click(statement, "Not now")
+    await app.discord.wait_for(lambda: "nothing was sent" in app.discord.message(statement.id).content)
+    assert consents(app) == [] and app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+    await asked(app)
+
+
+async def test_expired_request_goes_nowhere(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement left unanswered expires; a late Accept is told so, and nothing is made."""
+    monkeypatch.setattr(consent, "CONSENT_REQUEST_TTL_S", 0.3)
+    _, statement = await asked(app)
+    accept = button(statement, "I accept")
+    await app.discord.wait_for(lambda: "expired" in app.discord.message(statement.id).content, timeout=5)
+    assert app.discord.message(statement.id).components == []
+    # A client that still shows the old buttons (or a click racing the expiry):
+    await app.discord.send_interaction(app.discord.make_component_interaction(accept, statement.id))
+    await app.discord.wait_for_message(lambda m: "This request expired" in m.content)
+    assert consents(app) == [] and app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+
+
+async def test_consent_is_per_server(app: App) -> None:
+    """Accepting in one server does not count in another."""
+    _, statement = await asked(app)
+    await app.click(statement, "I accept")
+    await app.post_in_channel("ready")
+    await asked(app, guild_id=BOOSTED_GUILD_ID, channel_id=BOOSTED_CHANNEL_ID)
+
+
+async def test_admins_can_turn_consent_off(app: App) -> None:
+    """/settings consent required:False (Manage Server) lets members go straight ahead; members without
+    the permission are refused by the bot itself."""
+    refused = await app.command("settings", "consent", ("required", BOOLEAN, False), user_id=DEFAULT_USER_ID)
+    assert "Manage Server" in refused
+    text = await app.command(
+        "settings",
+        "consent",
+        ("required", BOOLEAN, False),
+        user_id=7,
+        permissions=DEFAULT_PERMISSIONS | MANAGE_GUILD,
+    )
+    assert "Consent statement before a member's first video: no" in text
+    payload = await app.animate()
+    await app.reply_to(payload, "Job #1 accepted")
+    assert app.query("SELECT action FROM audit_log WHERE actor_id = 7") == [("settings.set",)]
+
+
+async def test_a_new_statement_asks_everyone_again_and_accept_works_after_a_restart(app: App) -> None:
+    """Version 1 accepted; the bot restarts with version 2 and asks again. The statement shown by that
+    process is accepted through the next one (the request is in the database)."""
+    _, statement = await asked(app)
+    await app.click(statement, "I accept")
+    await app.post_in_channel("ready")
+    await app.delivered(1)
+    await app.bot.close()
+    newer = Statement(STATEMENT.version + 1, STATEMENT.text + "\n• A new rule.")
+
+    def bot() -> VideoBot:
+        return VideoBot(
+            settings=app.settings,
+            store=app.store,
+            runware=app.client,
+            guild_ready_timeout=GUILD_READY_TIMEOUT,
+            statement=newer,
+        )
+
+    async with running_bot(bot(), app.discord):
+        _, second = await asked(app)
+        assert "A new rule" in second.content
+        accept = button(second, "I accept")
+    async with running_bot(bot(), app.discord):
+        await app.discord.send_interaction(app.discord.make_component_interaction(accept, second.id))
+        await app.discord.wait_for(lambda: "Job #2 accepted" in app.discord.message(second.id).content)
+        await app.delivered(2)
+    await asyncio.sleep(0)
+    assert consents(app) == [(GUILD_ID, DEFAULT_USER_ID, newer.version)]
+    assert app.query("SELECT COUNT(*) FROM audit_log WHERE action = 'consent.accept'") == [(2,)]
+
+
+async def test_costly_video_after_accept_shows_its_quote_in_place(app: App) -> None:
+    """With a cost quote due, Accept turns the statement into the quote; Confirm then starts the job."""
+    await app.store.update_guild_limits(GUILD_ID, {"confirm_above_micros": 500_000}, 7, 0.0)
+    payload = await app.animate(audio=media.wav(8.0))
+    statement = await app.reply_to(payload, "I accept")
+    await app.click(statement, "I accept")
+    await app.discord.wait_for(
+        lambda: "Nothing is charged until you confirm" in app.discord.message(statement.id).content
+    )
+    assert labels(app.discord.message(statement.id)) == ["Confirm", "Cancel"]
+    assert app.spent() == 0
+    await app.click(app.discord.message(statement.id), "Confirm")
+    await app.discord.wait_for(lambda: "Job #1 accepted" in app.discord.message(statement.id).content)
