@@ -84,6 +84,9 @@ class ConsentService:
 
     async def expire(self, request_id: int) -> bool:
         """Close a request nobody answered in time; True if it was still open."""
+        request = await self._store.get_consent_request(request_id)
+        if request is None or request.state is not ConsentState.OPEN:
+            return False
         decided = await self._store.decide_consent_request(request_id, ConsentState.EXPIRED, self._clock())
         return decided is ConsentState.EXPIRED
 

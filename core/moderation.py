@@ -199,13 +199,15 @@ class ModerationService:
         channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
         log_channel = f"<#{settings.mod_log_channel_id}>" if settings.mod_log_channel_id else "not set"
         flagged = (
-            "withheld everywhere" if settings.withhold_flagged else "spoilered in age-restricted channels"
+            "withheld everywhere"
+            if settings.withhold_flagged
+            else "spoilered in age-restricted channels, withheld elsewhere"
         )
         return [
             "**Moderation settings**",
             f"/animate allowed in: {channels}",
             f"Safety check: {mode.value}{own} (at least `fast` outside age-restricted channels)",
-            f"Flagged videos: {flagged}, withheld elsewhere",
+            f"Flagged videos: {flagged}",
             f"Consent statement before a member's first video: {_yes(settings.consent_required)}",
             f"Results sent by DM when the channel can't be used: {_yes(settings.dms_allowed)}",
             f"Moderation log: {log_channel}",

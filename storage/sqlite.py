@@ -957,8 +957,9 @@ class SqliteStore:
             if state is ConsentState.ACCEPTED:
                 await db.execute(
                     "INSERT INTO consents (guild_id, user_id, version, accepted_at) VALUES (?, ?, ?, ?) "
+                    # An older statement accepted late never lowers what the member agreed to.
                     "ON CONFLICT (guild_id, user_id) DO UPDATE SET version = excluded.version, "
-                    "accepted_at = excluded.accepted_at",
+                    "accepted_at = excluded.accepted_at WHERE excluded.version >= consents.version",
                     (sub.guild_id, sub.user_id, request.version, now),
                 )
                 detail = {"version": request.version}
