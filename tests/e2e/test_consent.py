@@ -4,6 +4,7 @@ same files, Not now, expiry, a new statement version, per server, the server's s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import Any
 
@@ -57,7 +58,8 @@ async def test_first_animate_shows_the_statement_and_does_nothing_else(app: App)
 async def test_accept_goes_ahead_with_the_same_files(app: App) -> None:
     """Accept records the consent (version, time) and the asked-for video is made from the files the
     member gave: each downloaded once, no second upload. The next /animate goes straight ahead."""
-    payload, statement = await asked(app)
+    image, audio = media.png(420, 520), media.wav(3.0)
+    payload, statement = await asked(app, image=image, audio=audio)
     await app.click(statement, "I accept")
     await app.discord.wait_for(lambda: "Job #1 accepted" in app.discord.message(statement.id).content)
     assert app.discord.message(statement.id).components == []
@@ -72,6 +74,10 @@ async def test_accept_goes_ahead_with_the_same_files(app: App) -> None:
     assert app.query("SELECT state, image_url, audio_url FROM consent_requests") == [("accepted", None, None)]
     again = await app.animate()
     await app.reply_to(again, "Job #2 accepted")
+    # No media bytes in the database, only hashes of them.
+    raw = app.db_path.read_bytes() + app.db_path.with_name(app.db_path.name + "-wal").read_bytes()
+    assert image[100:164] not in raw and audio[1000:1064] not in raw
+    assert app.query("SELECT image_sha256 FROM jobs WHERE id = 1") == [(hashlib.sha256(image).hexdigest(),)]
 
 
 async def test_bad_file_after_accept_is_explained_in_place(app: App) -> None:
