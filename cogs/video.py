@@ -163,18 +163,7 @@ class VideoCog(commands.Cog):
             await self._admit(submission)  # things may have changed while the member read the statement
         image_bytes = await _download(self.bot, submission.image_url, "image")
         audio_bytes = await _download(self.bot, submission.audio_url, "audio")
-        request = AnimateRequest(
-            guild_id=submission.guild_id,
-            channel_id=submission.channel_id,
-            user_id=submission.user_id,
-            image=image_bytes,
-            audio=audio_bytes,
-            output_format=submission.output_format,
-            output_quality=submission.output_quality,
-            upload_limit_bytes=submission.upload_limit_bytes,
-            channel_nsfw=submission.channel_nsfw,
-            role_ids=submission.role_ids,
-        )
+        request = AnimateRequest.of(submission, image_bytes, audio_bytes)
         outcome = await self.bot.jobs.accept(request)
         if isinstance(outcome, Quoted):
             await self._show_quote(interaction, outcome)

@@ -30,6 +30,7 @@ from core.models import (
     Quote,
     QuoteState,
     RefusalReason,
+    Submission,
     Usage,
     usd_to_micros,
 )
@@ -104,6 +105,22 @@ class AnimateRequest:
     upload_limit_bytes: int | None = None
     channel_nsfw: bool = False
     role_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, submission: Submission, image: bytes, audio: bytes) -> AnimateRequest:
+        """The request for a member's submission, with its files downloaded."""
+        return cls(
+            guild_id=submission.guild_id,
+            channel_id=submission.channel_id,
+            user_id=submission.user_id,
+            image=image,
+            audio=audio,
+            output_format=submission.output_format,
+            output_quality=submission.output_quality,
+            upload_limit_bytes=submission.upload_limit_bytes,
+            channel_nsfw=submission.channel_nsfw,
+            role_ids=submission.role_ids,
+        )
 
 
 @dataclass(frozen=True, slots=True)
