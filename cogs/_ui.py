@@ -98,7 +98,7 @@ async def button_errors(
             "button %s failed for user=%s guild=%s", custom_id, interaction.user.id, interaction.guild_id
         )
         with contextlib.suppress(discord.HTTPException):
-            await send(interaction, GENERIC_APOLOGY)
+            await (answer if in_place else send)(interaction, GENERIC_APOLOGY)
 
 
 def message_link(guild_id: int, channel_id: int, message_id: int) -> str:

@@ -1,10 +1,12 @@
 """The consent statement's Accept and Not now buttons, which survive restarts (dynamic items).
 
-The waiting /animate lives in the database and its id is in each button's custom_id; on Accept the
-member's own files go ahead from Discord's links, so they never upload them twice."""
+The waiting /animate lives in the database and its id is in each button's custom_id; its files wait in
+memory, so on Accept the member's own files go ahead and they never upload them twice. A click after a
+restart still records the consent, and asks the member to run /animate again."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FILES_GONE = (
+    "Thanks, accepted. I was restarted since you ran /animate, so I no longer have your files: please run "
+    "it again (you won't be asked again). Nothing was sent or charged."
+)
 _TEMPLATE = r"vq:consent:(?P<action>accept|decline):(?P<id>[0-9]+)"
 
 
@@ -72,10 +78,12 @@ class ConsentButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TE
                 await bot.consent.decline(self.request_id, interaction.user.id)
                 await answer(interaction, "No problem: nothing was sent or charged.")
                 return
-            submission = await bot.consent.accept(self.request_id, interaction.user.id)
+            submission, files = await bot.consent.accept(self.request_id, interaction.user.id)
             video = bot.get_cog("VideoCog")
-            if video is None:  # unloaded: the consent is recorded, the member can run /animate again
-                await answer(interaction, "Thanks, accepted. Please run /animate again.")
+            if files is None or video is None:
+                # The bot restarted since the /animate: its files were only in memory.
+                await answer(interaction, FILES_GONE)
                 return
-            await answer(interaction, "Thanks, accepted. ⏳ Checking your files…")
-            await video.go_ahead(interaction, submission)  # type: ignore[attr-defined]
+            with contextlib.suppress(discord.HTTPException):  # a courtesy: the answer below is what counts
+                await answer(interaction, "Thanks, accepted. ⏳ Checking your files…")
+            await video.go_ahead(interaction, submission, files)  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ on reports."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -118,13 +117,20 @@ async def _report(interaction: discord.Interaction[VideoBot], job_id: int) -> No
     bot = interaction.client
     job, report = await bot.moderation.report(job_id, interaction.user.id)
     log.info("report=%s job=%s by %s", report.id, job.id, interaction.user.id)
-    if await _post_report(bot, job, report):
-        await send(interaction, "🚩 Thanks. The moderators have been told.")
-    else:
+    log_channel_id = (await bot.moderation.settings_of(job.guild_id)).mod_log_channel_id
+    if log_channel_id is None:
         await send(
             interaction,
             "🚩 Thanks, your report is recorded. This server has no moderation log channel, "
             "so please also tell a moderator.",
+        )
+    elif await _post_report(bot, log_channel_id, job, report):
+        await send(interaction, "🚩 Thanks. The moderators have been told.")
+    else:
+        await send(
+            interaction,
+            "🚩 Thanks, your report is recorded, but I couldn't post it to the moderators' channel. "
+            "Please also tell a moderator.",
         )
 
 
@@ -144,17 +150,22 @@ async def delete_result(bot: VideoBot, job: Job, actor_id: int) -> None:
     if job.result_channel_id is None or job.result_message_id is None:
         raise UserFacingError(f"Job #{job.id} has no posted video to delete.")
     message = bot.get_partial_messageable(job.result_channel_id).get_partial_message(job.result_message_id)
-    with contextlib.suppress(discord.NotFound):  # already deleted by hand: record it all the same
+    try:
         await message.delete()
+    except discord.NotFound:
+        pass  # already deleted by hand: record it all the same
+    except discord.Forbidden as error:
+        # E.g. a result that went out through the command's reply in a channel the bot can't see.
+        link = message_link(job.guild_id, job.result_channel_id, job.result_message_id)
+        raise UserFacingError(
+            f"I'm not allowed to delete that message ({link}). Please delete it by hand."
+        ) from error
     await bot.moderation.record_removal(job, actor_id)
 
 
-async def _post_report(bot: VideoBot, job: Job, report: Report) -> bool:
-    """Post a report to the moderation log; False when the guild has none (or it can't be reached)."""
-    settings = await bot.moderation.settings_of(job.guild_id)
-    if settings.mod_log_channel_id is None:
-        return False
-    channel = bot.get_partial_messageable(settings.mod_log_channel_id, guild_id=job.guild_id)
+async def _post_report(bot: VideoBot, channel_id: int, job: Job, report: Report) -> bool:
+    """Post a report to the moderation log; False when it can't be posted there."""
+    channel = bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
     text, view = await render_report(bot, report, job)
     try:
         message = await channel.send(text, view=view or discord.utils.MISSING, allowed_mentions=NO_MENTIONS)

@@ -36,6 +36,7 @@ from cogs._ui import (
 from cogs.consent import ConsentButton, consent_text, consent_view
 from cogs.quotes import QuoteButton, quote_text, quote_view
 from cogs.reports import result_view
+from core.consent import HeldFiles
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
@@ -125,8 +126,6 @@ class VideoCog(commands.Cog):
             channel_id=interaction.channel_id or 0,
             user_id=interaction.user.id,
             role_ids=member_role_ids(interaction),
-            image_url=image.url,
-            audio_url=audio.url,
             output_format=format.value if format else "MP4",
             output_quality=quality or DEFAULT_QUALITY,
             upload_limit_bytes=interaction.filesize_limit,
@@ -134,10 +133,11 @@ class VideoCog(commands.Cog):
         )
         guild = await self._admit(submission)
         self.bot.jobs.check_declared_sizes(image.size, audio.size)
+        files = HeldFiles(await _download(image, "image"), await _download(audio, "audio"))
         if await self.bot.consent.needed(guild, submission.user_id):
-            await self._ask_consent(interaction, submission)
+            await self._ask_consent(interaction, submission, files)
             return
-        await self.go_ahead(interaction, submission)
+        await self.go_ahead(interaction, submission, files)
 
     async def _admit(self, submission: Submission) -> GuildSettings:
         """Refuse a banned member or a channel off the allow-list, before anything is downloaded."""
@@ -147,23 +147,25 @@ class VideoCog(commands.Cog):
         moderation.check_channel(guild, submission.channel_id)
         return guild
 
-    async def _ask_consent(self, interaction: discord.Interaction[VideoBot], submission: Submission) -> None:
-        """Show the consent statement; the submission waits in the database for I accept."""
+    async def _ask_consent(
+        self, interaction: discord.Interaction[VideoBot], submission: Submission, files: HeldFiles
+    ) -> None:
+        """Show the consent statement; the submission waits (its files in memory) for I accept."""
         consent = self.bot.consent
-        request = await consent.ask(submission)
+        request = await consent.ask(submission, files)
         await send(
             interaction, consent_text(consent.statement, request.expires_at), view=consent_view(request.id)
         )
         self._close_later(interaction, request.expires_at, consent.expire, request.id, CONSENT_EXPIRED)
 
-    async def go_ahead(self, interaction: discord.Interaction[VideoBot], submission: Submission) -> None:
-        """Download and check the files, then reserve and queue the job (or quote its cost). Answers in the
-        interaction's own message: the command's reply, or the consent statement that was accepted."""
+    async def go_ahead(
+        self, interaction: discord.Interaction[VideoBot], submission: Submission, files: HeldFiles
+    ) -> None:
+        """Check the files, then reserve and queue the job (or quote its cost). Answers in the interaction's
+        own message: the command's reply, or the consent statement that was accepted."""
         if interaction.type is discord.InteractionType.component:
             await self._admit(submission)  # things may have changed while the member read the statement
-        image_bytes = await _download(self.bot, submission.image_url, "image")
-        audio_bytes = await _download(self.bot, submission.audio_url, "audio")
-        request = AnimateRequest.of(submission, image_bytes, audio_bytes)
+        request = AnimateRequest.of(submission, files.image, files.audio)
         outcome = await self.bot.jobs.accept(request)
         if isinstance(outcome, Quoted):
             await self._show_quote(interaction, outcome)
@@ -419,11 +421,11 @@ def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
     return job.upload_limit_bytes or DEFAULT_UPLOAD_LIMIT
 
 
-async def _download(bot: VideoBot, url: str, what: str) -> bytes:
-    """Read an attachment from Discord's CDN now: its signed URL expires, and Runware must never be
+async def _download(attachment: discord.Attachment, what: str) -> bytes:
+    """Read an attachment now: its signed URL expires (and is never stored), and Runware must never be
     given it."""
     try:
-        return await bot.http.get_from_cdn(url)
+        return await attachment.read()
     except discord.NotFound as error:
         raise UserFacingError(
             f"Discord no longer has the {what} file (its link expired). Please run the command again."

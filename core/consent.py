@@ -1,8 +1,10 @@
 """Consent: before a member's first /animate in a guild, they accept a short statement.
 
 The statement has a version; a member who accepted an older one is asked again. Until they accept, the
-/animate waits in the database as Discord's links to the files: nothing is downloaded, sent to the video
-service or charged, and Accept goes ahead with the same files (no second upload)."""
+/animate waits: its details in the database, its files (already downloaded from Discord, whose links
+expire and are never stored) in this process's memory only. Nothing is sent to the video service or
+charged before Accept, and Accept goes ahead with the same files (no second upload). After a restart
+the files are gone: Accept still records the consent and asks the member to run /animate again."""
 
 from __future__ import annotations
 
@@ -17,8 +19,22 @@ from storage.base import Store
 
 log = logging.getLogger(__name__)
 
-# How long the statement waits for Accept (Discord's links to the files last about a day).
+# How long the statement waits for Accept.
 CONSENT_REQUEST_TTL_S = 600.0
+# Files held in memory for members reading the statement, at most (each /animate holds up to 20 MiB).
+MAX_HELD_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HeldFiles:
+    """A waiting /animate's downloaded image and audio."""
+
+    image: bytes
+    audio: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.image) + len(self.audio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +57,8 @@ STATEMENT = Statement(
 )
 
 _CLOSED = {
-    ConsentState.ACCEPTED: "You already accepted; this video went ahead.",
+    ConsentState.ACCEPTED: "You already accepted. If your video didn't start, run /animate again: "
+    "you won't be asked again.",
     ConsentState.DECLINED: "You chose not to go ahead. Run /animate again whenever you like.",
     ConsentState.EXPIRED: "This request expired. Nothing was sent or charged; run /animate again.",
     ConsentState.OPEN: "This request is still open.",
@@ -57,6 +74,7 @@ class ConsentService:
         self._store = store
         self.statement = statement
         self._clock = clock
+        self._held: dict[int, HeldFiles] = {}
 
     async def needed(self, guild: GuildSettings, user_id: int) -> bool:
         """Whether the member must accept the current statement before their /animate goes ahead."""
@@ -65,37 +83,59 @@ class ConsentService:
         accepted = await self._store.consent_version(guild.guild_id, user_id)
         return accepted is None or accepted < self.statement.version
 
-    async def ask(self, submission: Submission) -> ConsentRequest:
-        """Hold a submission until its member answers the current statement."""
+    async def ask(self, submission: Submission, files: HeldFiles) -> ConsentRequest:
+        """Hold a submission until its member answers the current statement (its files in memory)."""
+        if sum(f.size for f in self._held.values()) + files.size > MAX_HELD_BYTES:
+            raise UserFacingError(
+                "Many members are reading the consent statement right now. Please try again in a few minutes."
+            )
         now = self._clock()
         request = await self._store.create_consent_request(
             ConsentRequest(0, submission, self.statement.version, now, now + CONSENT_REQUEST_TTL_S)
         )
+        self._held[request.id] = files
         log.info("consent=%s user=%s asked (version %s)", request.id, submission.user_id, request.version)
         return request
 
-    async def accept(self, request_id: int, user_id: int) -> Submission:
-        """The member accepted: record it and hand back their submission to go ahead with."""
-        return (await self._decide(request_id, user_id, ConsentState.ACCEPTED)).submission
+    async def accept(self, request_id: int, user_id: int) -> tuple[Submission, HeldFiles | None]:
+        """The member accepted: record it and hand back their submission and files to go ahead with
+        (no files after a restart: the member runs /animate again, and is not asked again)."""
+        request = await self._request_of(request_id, user_id)
+        if request.version < self.statement.version and request.state is ConsentState.OPEN:
+            # They read an older statement (the bot was updated meanwhile): show them the new one.
+            await self._store.decide_consent_request(request_id, ConsentState.EXPIRED, self._clock())
+            self._held.pop(request_id, None)
+            raise UserFacingError(
+                "The statement has changed since. Nothing was sent or charged; run /animate again to read it."
+            )
+        decided = await self._decide(request_id, ConsentState.ACCEPTED)
+        return decided.submission, self._held.pop(request_id, None)
 
     async def decline(self, request_id: int, user_id: int) -> None:
         """The member chose not to go ahead: close the request (nothing was sent or charged)."""
-        await self._decide(request_id, user_id, ConsentState.DECLINED)
+        await self._request_of(request_id, user_id)
+        await self._decide(request_id, ConsentState.DECLINED)
+        self._held.pop(request_id, None)
 
     async def expire(self, request_id: int) -> bool:
         """Close a request nobody answered in time; True if it was still open."""
         request = await self._store.get_consent_request(request_id)
         if request is None or request.state is not ConsentState.OPEN:
             return False
+        self._held.pop(request_id, None)
         decided = await self._store.decide_consent_request(request_id, ConsentState.EXPIRED, self._clock())
         return decided is ConsentState.EXPIRED
 
-    async def _decide(self, request_id: int, user_id: int, state: ConsentState) -> ConsentRequest:
+    async def _request_of(self, request_id: int, user_id: int) -> ConsentRequest:
         request = await self._store.get_consent_request(request_id)
         if request is None or request.submission.user_id != user_id:
             raise UserFacingError("Only the member who ran this /animate can answer it.")
+        return request
+
+    async def _decide(self, request_id: int, state: ConsentState) -> ConsentRequest:
         decided = await self._store.decide_consent_request(request_id, state, self._clock())
         if isinstance(decided, ConsentState):
+            self._held.pop(request_id, None)
             raise UserFacingError(_CLOSED[decided])
-        log.info("consent=%s user=%s %s", request_id, user_id, state.value)
+        log.info("consent=%s user=%s %s", request_id, decided.submission.user_id, state.value)
         return decided

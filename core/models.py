@@ -329,15 +329,13 @@ class ConsentState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """An /animate as the member asked for it: who, where, Discord's links to the files (never the files)
-    and the options. Kept while the member reads the consent statement, so Accept needs no new upload."""
+    """An /animate as the member asked for it, without its files: who, where and the options. Kept while
+    the member reads the consent statement."""
 
     guild_id: int
     channel_id: int
     user_id: int
     role_ids: tuple[int, ...]
-    image_url: str
-    audio_url: str
     output_format: str = "MP4"
     output_quality: int = 85
     upload_limit_bytes: int | None = None

@@ -139,7 +139,8 @@ class ModerationService:
         return job
 
     async def report(self, job_id: int, reporter_id: int) -> tuple[Job, Report]:
-        """A member reports a posted result (once per member). Recorded on the job."""
+        """A member reports a posted result (once per member). Recorded on the job. A report that never
+        reached the moderation log (no channel then, or the post failed) is handed back to post again."""
         job = await self.posted_job(job_id)
         if job.removed_at is not None:
             raise UserFacingError("This video was already removed.")
@@ -147,6 +148,9 @@ class ModerationService:
             raise UserFacingError("This is your own video: use **Delete** to remove it.")
         report = await self._store.create_report(job_id, reporter_id, self._clock())
         if report is None:
+            earlier = [r for r in await self._store.reports_of_job(job_id) if r.reporter_id == reporter_id]
+            if earlier and earlier[0].log_message_id is None:
+                return job, earlier[0]  # recorded, but never reached the log: post it now
             raise UserFacingError("You already reported this video. The moderators have it.")
         return job, report
 

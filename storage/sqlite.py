@@ -75,8 +75,8 @@ _QUOTE_COLUMNS = (
     "safety_mode, image_sha256, audio_sha256"
 )
 _CONSENT_REQUEST_COLUMNS = (
-    "id, guild_id, channel_id, user_id, role_ids, image_url, audio_url, output_format, output_quality, "
-    "upload_limit_bytes, channel_nsfw, version, created_at, expires_at, state"
+    "id, guild_id, channel_id, user_id, role_ids, output_format, output_quality, upload_limit_bytes, "
+    "channel_nsfw, version, created_at, expires_at, state"
 )
 _REPORT_COLUMNS = (
     "id, job_id, guild_id, reporter_id, created_at, state, log_channel_id, log_message_id, decided_by, "
@@ -102,11 +102,8 @@ def _quote_from_row(row: Iterable[Any]) -> Quote:
 
 def _consent_request_from_row(row: Iterable[Any]) -> ConsentRequest:
     v = list(row)
-    # The links are cleared once a request closes.
-    submission = Submission(
-        v[1], v[2], v[3], tuple(json.loads(v[4])), v[5] or "", v[6] or "", v[7], v[8], v[9], bool(v[10])
-    )
-    return ConsentRequest(v[0], submission, v[11], v[12], v[13], ConsentState(v[14]))
+    submission = Submission(v[1], v[2], v[3], tuple(json.loads(v[4])), v[5], v[6], v[7], bool(v[8]))
+    return ConsentRequest(v[0], submission, v[9], v[10], v[11], ConsentState(v[12]))
 
 
 def _report_from_row(row: Iterable[Any]) -> Report:
@@ -898,16 +895,14 @@ class SqliteStore:
         sub = request.submission
         async with self._write() as db:
             rows = await db.execute_fetchall(
-                "INSERT INTO consent_requests (guild_id, channel_id, user_id, role_ids, image_url, "
-                "audio_url, output_format, output_quality, upload_limit_bytes, channel_nsfw, version, "
-                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO consent_requests (guild_id, channel_id, user_id, role_ids, output_format, "
+                "output_quality, upload_limit_bytes, channel_nsfw, version, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     sub.guild_id,
                     sub.channel_id,
                     sub.user_id,
                     json.dumps(list(sub.role_ids)),
-                    sub.image_url,
-                    sub.audio_url,
                     sub.output_format,
                     sub.output_quality,
                     sub.upload_limit_bytes,
@@ -930,9 +925,8 @@ class SqliteStore:
         self, request_id: int, state: ConsentState, now: float
     ) -> ConsentRequest | ConsentState:
         """Close an open, unexpired request as accepted, declined or expired, in one transaction; on
-        accept, record the member's consent to its version. Returns the request as it was (with its
-        links, which are cleared in the database), or the state it already had (EXPIRED if it just ran
-        out)."""
+        accept, record the member's consent to its version. Returns the request, or the state it already
+        had (EXPIRED if it just ran out)."""
         async with self._write() as db:
             rows = list(
                 await db.execute_fetchall(
@@ -948,8 +942,7 @@ class SqliteStore:
             if now > request.expires_at and state is not ConsentState.EXPIRED:
                 state = ConsentState.EXPIRED
             await db.execute(
-                "UPDATE consent_requests SET state = ?, decided_at = ?, image_url = NULL, audio_url = NULL "
-                "WHERE id = ?",
+                "UPDATE consent_requests SET state = ?, decided_at = ? WHERE id = ?",
                 (state.value, now, request_id),
             )
             if state is ConsentState.EXPIRED:
@@ -1050,11 +1043,11 @@ class SqliteStore:
     async def prune(self, before: float, now: float) -> Pruned:
         """Forget moderation records older than `before`: audit rows, reports, closed quotes and consent
         requests, and the hashes of old jobs' files. Jobs and the ledger stay (money is kept for good).
-        Also closes consent requests that ran out unanswered, dropping their links to the files."""
+        Also closes consent requests that ran out unanswered."""
         async with self._write() as db:
             await db.execute(
-                "UPDATE consent_requests SET state = 'expired', decided_at = ?, image_url = NULL, "
-                "audio_url = NULL WHERE state = 'open' AND expires_at < ?",
+                "UPDATE consent_requests SET state = 'expired', decided_at = ? "
+                "WHERE state = 'open' AND expires_at < ?",
                 (now, now),
             )
             audit = await db.execute("DELETE FROM audit_log WHERE created_at < ?", (before,))

@@ -1,5 +1,6 @@
-"""Consent through real discord.py: asked first, nothing happens before Accept, Accept goes ahead with the
-same files, Not now, expiry, a new statement version, per server, the server's switch, and a restart."""
+"""Consent through real discord.py: asked first, nothing sent or charged before Accept, Accept goes ahead
+with the same files, Not now, expiry, a new statement version, per server, the server's switch, failures
+after Accept, and a restart."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bot import VideoBot
 from core import consent
 from core.consent import STATEMENT, Statement
 from tests import media_factory as media
-from tests.e2e.conftest import BOOLEAN, MANAGE_GUILD, App, button, labels
+from tests.e2e.conftest import BOOLEAN, MANAGE_GUILD, App, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
 from tests.fakes.discord_fixtures import (
     BOOSTED_CHANNEL_ID,
@@ -41,7 +42,8 @@ def consents(app: App) -> list[tuple[Any, ...]]:
 
 
 async def test_first_animate_shows_the_statement_and_does_nothing_else(app: App) -> None:
-    """The statement comes first, privately, with two buttons; nothing is downloaded, sent or charged."""
+    """The statement comes first, privately, with two buttons. The files are read from Discord during the
+    command (its links expire), but nothing is sent to the video service, stored or charged."""
     payload, statement = await asked(app)
     assert statement.ephemeral
     assert "right to use this face and this voice" in statement.content
@@ -49,7 +51,7 @@ async def test_first_animate_shows_the_statement_and_does_nothing_else(app: App)
     assert "<t:" in statement.content  # when the request expires
     assert labels(statement) == ["I accept", "Not now"]
     for attachment in payload["data"]["resolved"]["attachments"]:
-        assert app.discord.downloads(attachment) == 0
+        assert app.discord.downloads(attachment) == 1
     assert app.runware.requests == []
     assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)] and app.spent() == 0
     assert consents(app) == []
@@ -70,13 +72,13 @@ async def test_accept_goes_ahead_with_the_same_files(app: App) -> None:
     assert consents(app) == [(GUILD_ID, DEFAULT_USER_ID, STATEMENT.version)]
     (accepted_at,) = app.query("SELECT accepted_at FROM consents")[0]
     assert abs(accepted_at - time.time()) < 60
-    # The request no longer holds Discord's links to the member's files.
-    assert app.query("SELECT state, image_url, audio_url FROM consent_requests") == [("accepted", None, None)]
+    assert app.query("SELECT state FROM consent_requests") == [("accepted",)]
     again = await app.animate()
     await app.reply_to(again, "Job #2 accepted")
-    # No media bytes in the database, only hashes of them.
+    # No media bytes in the database, only hashes of them; and no signed links to Discord's copies.
     raw = app.db_path.read_bytes() + app.db_path.with_name(app.db_path.name + "-wal").read_bytes()
     assert image[100:164] not in raw and audio[1000:1064] not in raw
+    assert b"/attachments/" not in raw and b"hm=" not in raw
     assert app.query("SELECT image_sha256 FROM jobs WHERE id = 1") == [(hashlib.sha256(image).hexdigest(),)]
 
 
@@ -103,16 +105,40 @@ async def test_not_now_closes_it_and_the_next_animate_asks_again(app: App) -> No
 
 
 async def test_expired_request_goes_nowhere(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A statement left unanswered expires; a late Accept is told so, and nothing is made."""
+    """A statement left unanswered expires and says so; nothing is made."""
     monkeypatch.setattr(consent, "CONSENT_REQUEST_TTL_S", 0.3)
     _, statement = await asked(app)
-    accept = button(statement, "I accept")
     await app.discord.wait_for(lambda: "expired" in app.discord.message(statement.id).content, timeout=5)
     assert app.discord.message(statement.id).components == []
-    # A client that still shows the old buttons (or a click racing the expiry):
-    await app.discord.send_interaction(app.discord.make_component_interaction(accept, statement.id))
-    await app.discord.wait_for_message(lambda m: "This request expired" in m.content)
+    assert app.query("SELECT state FROM consent_requests") == [("expired",)]
     assert consents(app) == [] and app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+
+
+async def test_accept_after_the_expiry_is_refused(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Accept that arrives after the request ran out (nobody closed it: the timer was lost) is told it
+    expired, and nothing is recorded or made."""
+    monkeypatch.setattr(consent, "CONSENT_REQUEST_TTL_S", 0.3)
+    _, statement = await asked(app)
+    for task in app.bot.get_cog("VideoCog")._expiries:  # type: ignore[union-attr]
+        task.cancel()  # the statement keeps its buttons, as if the timer had died with a process
+    await asyncio.sleep(0.5)
+    await app.click(statement, "I accept")
+    await app.discord.wait_for(lambda: "This request expired" in app.discord.message(statement.id).content)
+    assert app.query("SELECT state FROM consent_requests") == [("expired",)]
+    assert consents(app) == [] and app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+
+
+async def test_a_failure_after_accept_is_explained_in_place(app: App) -> None:
+    """The video service refusing the upload after Accept: the member reads why in the same message, is
+    not charged, and is not asked again next time."""
+    app.runware.inject(402, task_type="imageUpload", code="insufficientCredits")
+    _, statement = await asked(app)
+    await app.click(statement, "I accept")
+    await app.discord.wait_for(lambda: "not charged" in app.discord.message(statement.id).content)
+    assert "⏳" not in app.discord.message(statement.id).content
+    assert app.spent() == 0 and len(consents(app)) == 1
+    again = await app.animate()
+    await app.reply_to(again, "Job #2 accepted")
 
 
 async def test_consent_is_per_server(app: App) -> None:
@@ -141,36 +167,66 @@ async def test_admins_can_turn_consent_off(app: App) -> None:
     assert app.query("SELECT action FROM audit_log WHERE actor_id = 7") == [("settings.set",)]
 
 
-async def test_a_new_statement_asks_everyone_again_and_accept_works_after_a_restart(app: App) -> None:
-    """Version 1 accepted; the bot restarts with version 2 and asks again. The statement shown by that
-    process is accepted through the next one (the request is in the database)."""
+def next_bot(app: App, statement: Statement = STATEMENT) -> VideoBot:
+    """A new bot process on the same database (and the same fakes)."""
+    return VideoBot(
+        settings=app.settings,
+        store=app.store,
+        runware=app.client,
+        guild_ready_timeout=GUILD_READY_TIMEOUT,
+        statement=statement,
+    )
+
+
+async def test_a_new_statement_asks_everyone_again(app: App) -> None:
+    """Version 1 accepted; the bot is updated to version 2 and asks again; accepting it records 2."""
     _, statement = await asked(app)
     await app.click(statement, "I accept")
     await app.post_in_channel("ready")
     await app.delivered(1)
     await app.bot.close()
     newer = Statement(STATEMENT.version + 1, STATEMENT.text + "\n• A new rule.")
-
-    def bot() -> VideoBot:
-        return VideoBot(
-            settings=app.settings,
-            store=app.store,
-            runware=app.client,
-            guild_ready_timeout=GUILD_READY_TIMEOUT,
-            statement=newer,
-        )
-
-    async with running_bot(bot(), app.discord):
+    async with running_bot(next_bot(app, newer), app.discord):
         _, second = await asked(app)
         assert "A new rule" in second.content
-        accept = button(second, "I accept")
-    async with running_bot(bot(), app.discord):
-        await app.discord.send_interaction(app.discord.make_component_interaction(accept, second.id))
+        await app.click(second, "I accept")
         await app.discord.wait_for(lambda: "Job #2 accepted" in app.discord.message(second.id).content)
         await app.delivered(2)
     await asyncio.sleep(0)
     assert consents(app) == [(GUILD_ID, DEFAULT_USER_ID, newer.version)]
     assert app.query("SELECT COUNT(*) FROM audit_log WHERE action = 'consent.accept'") == [(2,)]
+
+
+async def test_accept_after_a_restart_records_consent_and_asks_to_run_it_again(app: App) -> None:
+    """The files of a waiting /animate live only in memory: after a restart, Accept still records the
+    consent and tells the member to run /animate again, which then goes straight ahead. Nothing sent or
+    charged in between."""
+    _, statement = await asked(app)
+    await app.bot.close()
+    async with running_bot(next_bot(app), app.discord):
+        await app.click(statement, "I accept")
+        await app.discord.wait_for(lambda: "run it again" in app.discord.message(statement.id).content)
+        assert app.discord.message(statement.id).components == []
+        assert consents(app) == [(GUILD_ID, DEFAULT_USER_ID, STATEMENT.version)]
+        assert app.runware.requests == [] and app.spent() == 0
+        again = await app.animate()
+        await app.reply_to(again, "Job #1 accepted")
+
+
+async def test_a_statement_changed_while_it_was_read_is_shown_again(app: App) -> None:
+    """Asked under version 1, accepted after the bot was updated to version 2: not accepted, asked to run
+    /animate again (to read version 2)."""
+    _, statement = await asked(app)
+    await app.bot.close()
+    newer = Statement(STATEMENT.version + 1, STATEMENT.text + "\n• A new rule.")
+    async with running_bot(next_bot(app, newer), app.discord):
+        await app.click(statement, "I accept")
+        await app.discord.wait_for(
+            lambda: "statement has changed" in app.discord.message(statement.id).content
+        )
+        assert consents(app) == []
+        _, again = await asked(app)
+        assert "A new rule" in again.content
 
 
 async def test_costly_video_after_accept_shows_its_quote_in_place(app: App) -> None:

@@ -218,3 +218,34 @@ async def test_every_button_works_after_a_restart(with_log: App) -> None:
         "moderation.ban",
         "job.delete",
     ]
+
+
+async def test_a_report_that_could_not_reach_the_log_is_posted_on_the_next_try(with_log: App) -> None:
+    """If the log post fails, the reporter is told the truth; pressing Report again posts it."""
+    app = with_log
+    post = await posted_result(app)
+    app.discord.inject_status(f"POST /channels/{LOG_CHANNEL_ID}/messages", 403, 50013)
+    first = await app.click(post, "Report", user_id=REPORTER_ID)
+    await private_answer(app, first, "couldn't post it to the moderators' channel")
+    assert reports_in_log(app) == []
+    second = await app.click(post, "Report", user_id=REPORTER_ID)
+    await private_answer(app, second, "moderators have been told")
+    assert len(reports_in_log(app)) == 1
+    assert app.query("SELECT COUNT(*), MAX(log_message_id) IS NOT NULL FROM reports") == [(1, 1)]
+
+
+async def test_a_result_the_bot_may_not_delete_is_explained(with_log: App) -> None:
+    """Discord refusing the delete: the moderator is told to delete it by hand (with the link), nothing is
+    recorded as deleted, and the report keeps its Delete button."""
+    app = with_log
+    post = await posted_result(app)
+    report = await reported(app, post)
+    app.discord.inject_status(f"DELETE /channels/{CHANNEL_ID}/messages/{post.id}", 403, 50001)
+    payload = await app.click(report, "Delete video", user_id=MODERATOR_ID, permissions=MODERATOR)
+    refused = await app.discord.wait_for_message(
+        lambda m: m.interaction_id == int(payload["id"]) and "delete it by hand" in m.content
+    )
+    assert str(post.id) in refused.content and refused.ephemeral
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT removed_at FROM jobs") == [(None,)]
+    assert "Delete video" in labels(app.discord.message(report.id))

@@ -14,16 +14,15 @@ CREATE TABLE consents (
     PRIMARY KEY (guild_id, user_id)
 ) WITHOUT ROWID;
 
--- An /animate waiting for its member to accept the statement. It keeps Discord's links to the files (not
--- the files): nothing leaves Discord before the member accepts. The links are cleared once it closes.
+-- An /animate waiting for its member to accept the statement: who, where and the options. The files
+-- themselves wait in the asking process's memory only (never in the database, and Discord's signed links
+-- are never stored); nothing is sent to the video service or charged before Accept.
 CREATE TABLE consent_requests (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
     guild_id            INTEGER NOT NULL,
     channel_id          INTEGER NOT NULL,
     user_id             INTEGER NOT NULL,
     role_ids            TEXT    NOT NULL,  -- JSON array
-    image_url           TEXT,
-    audio_url           TEXT,
     output_format       TEXT    NOT NULL,
     output_quality      INTEGER NOT NULL,
     upload_limit_bytes  INTEGER,
