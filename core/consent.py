@@ -75,6 +75,14 @@ class ConsentService:
         self.statement = statement
         self._clock = clock
         self._held: dict[int, HeldFiles] = {}
+        self._held_bytes = 0
+
+    def _drop(self, request_id: int) -> HeldFiles | None:
+        """Forget a request's files (returning them), freeing their room."""
+        files = self._held.pop(request_id, None)
+        if files is not None:
+            self._held_bytes -= files.size
+        return files
 
     async def needed(self, guild: GuildSettings, user_id: int) -> bool:
         """Whether the member must accept the current statement before their /animate goes ahead."""
@@ -85,14 +93,20 @@ class ConsentService:
 
     async def ask(self, submission: Submission, files: HeldFiles) -> ConsentRequest:
         """Hold a submission until its member answers the current statement (its files in memory)."""
-        if sum(f.size for f in self._held.values()) + files.size > MAX_HELD_BYTES:
+        # Counted before the database is awaited, so that simultaneous asks can't all pass the check.
+        if self._held_bytes + files.size > MAX_HELD_BYTES:
             raise UserFacingError(
                 "Many members are reading the consent statement right now. Please try again in a few minutes."
             )
+        self._held_bytes += files.size
         now = self._clock()
-        request = await self._store.create_consent_request(
-            ConsentRequest(0, submission, self.statement.version, now, now + CONSENT_REQUEST_TTL_S)
-        )
+        try:
+            request = await self._store.create_consent_request(
+                ConsentRequest(0, submission, self.statement.version, now, now + CONSENT_REQUEST_TTL_S)
+            )
+        except BaseException:
+            self._held_bytes -= files.size
+            raise
         self._held[request.id] = files
         log.info("consent=%s user=%s asked (version %s)", request.id, submission.user_id, request.version)
         return request
@@ -104,25 +118,25 @@ class ConsentService:
         if request.version < self.statement.version and request.state is ConsentState.OPEN:
             # They read an older statement (the bot was updated meanwhile): show them the new one.
             await self._store.decide_consent_request(request_id, ConsentState.EXPIRED, self._clock())
-            self._held.pop(request_id, None)
+            self._drop(request_id)
             raise UserFacingError(
                 "The statement has changed since. Nothing was sent or charged; run /animate again to read it."
             )
         decided = await self._decide(request_id, ConsentState.ACCEPTED)
-        return decided.submission, self._held.pop(request_id, None)
+        return decided.submission, self._drop(request_id)
 
     async def decline(self, request_id: int, user_id: int) -> None:
         """The member chose not to go ahead: close the request (nothing was sent or charged)."""
         await self._request_of(request_id, user_id)
         await self._decide(request_id, ConsentState.DECLINED)
-        self._held.pop(request_id, None)
+        self._drop(request_id)
 
     async def expire(self, request_id: int) -> bool:
         """Close a request nobody answered in time; True if it was still open."""
+        self._drop(request_id)  # whatever its state now (the daily prune may have closed it)
         request = await self._store.get_consent_request(request_id)
         if request is None or request.state is not ConsentState.OPEN:
             return False
-        self._held.pop(request_id, None)
         decided = await self._store.decide_consent_request(request_id, ConsentState.EXPIRED, self._clock())
         return decided is ConsentState.EXPIRED
 
@@ -135,7 +149,7 @@ class ConsentService:
     async def _decide(self, request_id: int, state: ConsentState) -> ConsentRequest:
         decided = await self._store.decide_consent_request(request_id, state, self._clock())
         if isinstance(decided, ConsentState):
-            self._held.pop(request_id, None)
+            self._drop(request_id)
             raise UserFacingError(_CLOSED[decided])
         log.info("consent=%s user=%s %s", request_id, decided.submission.user_id, state.value)
         return decided

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from core.consent import CONSENT_REQUEST_TTL_S, ConsentService, Statement
+import core.consent
+from core.consent import CONSENT_REQUEST_TTL_S, ConsentService, HeldFiles, Statement
 from core.errors import UserFacingError
 from core.models import (
     ConsentRequest,
@@ -42,14 +45,20 @@ class Clock:
 
 
 def submission(user_id: int = 7, guild_id: int = 1) -> Submission:
-    return Submission(
-        guild_id,
-        10,
-        user_id,
-        (31,),
-        "https://cdn.discordapp.com/a/face.png",
-        "https://cdn.discordapp.com/a/v.mp3",
-    )
+    return Submission(guild_id, 10, user_id, (31,))
+
+
+# A waiting /animate's downloaded files: 10 bytes in all.
+FILES = HeldFiles(image=b"face", audio=b"voice!")
+ALREADY_ACCEPTED = (
+    "You already accepted. If your video didn't start, run /animate again: you won't be asked again."
+)
+
+
+def db_rows(tmp_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the store's file directly, as another process would."""
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        return list(db.execute(sql, params).fetchall())
 
 
 async def posted_job(store: SqliteStore, now: float, user_id: int = 7, guild_id: int = 1) -> Job:
@@ -92,10 +101,11 @@ async def test_a_new_member_needs_to_accept(consent: ConsentService, store: Sqli
 async def test_after_accepting_consent_is_no_longer_needed(
     consent: ConsentService, store: SqliteStore
 ) -> None:
-    """Accept hands back the very submission and records the current version; then nothing is asked."""
-    request = await consent.ask(submission())
+    """Accept hands back the very submission and its files and records the current version; then nothing
+    is asked."""
+    request = await consent.ask(submission(), FILES)
     assert (request.version, request.expires_at - request.created_at) == (2, CONSENT_REQUEST_TTL_S)
-    assert await consent.accept(request.id, 7) == submission()
+    assert await consent.accept(request.id, 7) == (submission(), FILES)
     assert await store.consent_version(1, 7) == 2
     guild = await store.guild_settings(1)
     assert await consent.needed(guild, 7) is False
@@ -103,16 +113,75 @@ async def test_after_accepting_consent_is_no_longer_needed(
     assert await consent.needed(GuildSettings(2), 7) is True  # and so does this member in another guild
 
 
+async def test_accept_after_a_restart_records_consent_but_has_no_files(
+    consent: ConsentService, store: SqliteStore, clock: Clock
+) -> None:
+    """Files live only in the memory of the service that asked: another instance (as after a restart)
+    hands back the submission without files, and still records the consent so the member is not asked
+    again."""
+    request = await consent.ask(submission(), FILES)
+    restarted = ConsentService(store, statement=Statement(2, "Be kind."), clock=clock)
+    assert await restarted.accept(request.id, 7) == (submission(), None)
+    assert await store.consent_version(1, 7) == 2
+    assert await restarted.needed(await store.guild_settings(1), 7) is False
+
+
+async def test_each_request_hands_back_its_own_files(consent: ConsentService) -> None:
+    """Two members waiting at once: each Accept gets that member's files, not the other's."""
+    theirs = HeldFiles(b"other face", b"other voice")
+    mine = await consent.ask(submission(), FILES)
+    other = await consent.ask(submission(user_id=8), theirs)
+    assert await consent.accept(other.id, 8) == (submission(user_id=8), theirs)
+    assert await consent.accept(mine.id, 7) == (submission(), FILES)
+
+
 async def test_a_new_statement_version_asks_again(consent: ConsentService, store: SqliteStore) -> None:
     """A member who accepted version 2 is asked again once the statement is at version 3."""
-    await consent.accept((await consent.ask(submission())).id, 7)
+    await consent.accept((await consent.ask(submission(), FILES)).id, 7)
     newer = ConsentService(store, statement=Statement(3, "Be kinder."))
     guild = await store.guild_settings(1)
     assert await newer.needed(guild, 7) is True
-    request = await newer.ask(submission())
+    request = await newer.ask(submission(), FILES)
     assert request.version == 3
-    await newer.accept(request.id, 7)
+    assert await newer.accept(request.id, 7) == (submission(), FILES)
     assert await newer.needed(guild, 7) is False
+
+
+async def test_accepting_a_request_asked_under_an_older_statement_is_refused(
+    consent: ConsentService, store: SqliteStore, clock: Clock, tmp_path: Path
+) -> None:
+    """Asked under version 2, accepted once the service is at version 3: the member is told the statement
+    changed, the request closes as expired, and no consent is recorded."""
+    request = await consent.ask(submission(), FILES)
+    clock.now += 30
+    newer = ConsentService(store, statement=Statement(3, "Be kinder."), clock=clock)
+    with pytest.raises(UserFacingError, match="statement has changed") as info:
+        await newer.accept(request.id, 7)
+    assert "Nothing was sent or charged" in info.value.message
+    stored = await store.get_consent_request(request.id)
+    assert stored is not None and stored.state is ConsentState.EXPIRED
+    assert db_rows(tmp_path, "SELECT decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+        (clock.now,)
+    ]
+    assert await store.consent_version(1, 7) is None
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM audit_log WHERE action = 'consent.accept'") == [(0,)]
+    assert await newer.needed(await store.guild_settings(1), 7) is True
+    with pytest.raises(UserFacingError, match="expired"):  # a second click finds it closed
+        await newer.accept(request.id, 7)
+
+
+async def test_an_older_statement_accepted_late_never_lowers_the_consent(
+    consent: ConsentService, store: SqliteStore
+) -> None:
+    """Two instances at once (version 2 and version 3): the member accepts 3, then 2's own request. Their
+    stored consent stays at 3, and the version-3 service does not ask again."""
+    newer = ConsentService(store, statement=Statement(3, "Be kinder."))
+    old_request = await consent.ask(submission(), FILES)
+    new_request = await newer.ask(submission(), FILES)
+    await newer.accept(new_request.id, 7)
+    assert await consent.accept(old_request.id, 7) == (submission(), FILES)
+    assert await store.consent_version(1, 7) == 3
+    assert await newer.needed(await store.guild_settings(1), 7) is False
 
 
 async def test_no_consent_is_needed_where_the_guild_turned_it_off(
@@ -127,22 +196,26 @@ async def test_no_consent_is_needed_where_the_guild_turned_it_off(
 
 
 async def test_only_the_member_who_asked_can_accept(consent: ConsentService, store: SqliteStore) -> None:
-    """Someone else's Accept is refused and leaves the request open, links and all."""
-    request = await consent.ask(submission())
+    """Someone else's Accept (or Not now) is refused and leaves the request open with its files held for
+    its member."""
+    request = await consent.ask(submission(), FILES)
     with pytest.raises(UserFacingError, match="Only the member who ran this"):
         await consent.accept(request.id, 8)
+    with pytest.raises(UserFacingError, match="Only the member who ran this"):
+        await consent.decline(request.id, 8)
     with pytest.raises(UserFacingError, match="Only the member who ran this"):
         await consent.accept(request.id + 100, 7)  # unknown request
     assert await store.get_consent_request(request.id) == request
     assert await store.consent_version(1, 8) is None
     assert await store.consent_version(1, 7) is None
+    assert await consent.accept(request.id, 7) == (submission(), FILES)
 
 
 async def test_accept_after_the_ttl_is_refused_as_expired(
     consent: ConsentService, store: SqliteStore, clock: Clock
 ) -> None:
     """Past CONSENT_REQUEST_TTL_S, Accept says the request expired and records nothing."""
-    request = await consent.ask(submission())
+    request = await consent.ask(submission(), FILES)
     clock.now += CONSENT_REQUEST_TTL_S + 1
     with pytest.raises(UserFacingError, match="expired") as info:
         await consent.accept(request.id, 7)
@@ -156,41 +229,148 @@ async def test_decline_closes_the_request_and_a_later_accept_is_refused(
     consent: ConsentService, store: SqliteStore
 ) -> None:
     """After Decline, Accept says the member chose not to go ahead; no consent is recorded."""
-    request = await consent.ask(submission())
+    request = await consent.ask(submission(), FILES)
     await consent.decline(request.id, 7)
+    stored = await store.get_consent_request(request.id)
+    assert stored is not None and stored.state is ConsentState.DECLINED
     with pytest.raises(UserFacingError, match="chose not to go ahead"):
         await consent.accept(request.id, 7)
     assert await store.consent_version(1, 7) is None
 
 
 async def test_accepting_twice_says_it_already_went_ahead(consent: ConsentService) -> None:
-    """A second Accept does not hand the submission back again (no second video)."""
-    request = await consent.ask(submission())
+    """A second Accept does not hand the submission back again (no second video), and says how to go on."""
+    request = await consent.ask(submission(), FILES)
     await consent.accept(request.id, 7)
-    with pytest.raises(UserFacingError, match="already accepted"):
+    with pytest.raises(UserFacingError) as info:
         await consent.accept(request.id, 7)
+    assert info.value.message == ALREADY_ACCEPTED
 
 
 async def test_expire_closes_an_open_request(consent: ConsentService, store: SqliteStore) -> None:
     """expire() is True for an open request and closes it; it is False for an accepted one."""
-    request = await consent.ask(submission())
+    request = await consent.ask(submission(), FILES)
     assert await consent.expire(request.id) is True
     stored = await store.get_consent_request(request.id)
     assert stored is not None and stored.state is ConsentState.EXPIRED
-    accepted = await consent.ask(submission())
+    accepted = await consent.ask(submission(), FILES)
     await consent.accept(accepted.id, 7)
     assert await consent.expire(accepted.id) is False
+    assert await consent.expire(accepted.id + 100) is False  # unknown request
 
 
 async def test_expire_is_false_for_a_request_that_already_expired(
     consent: ConsentService, clock: Clock
 ) -> None:
     """A request closed as expired (here by a late Accept) is no longer open: expire() is False."""
-    request = await consent.ask(submission())
+    request = await consent.ask(submission(), FILES)
     clock.now += CONSENT_REQUEST_TTL_S + 1
     with pytest.raises(UserFacingError, match="expired"):
         await consent.accept(request.id, 7)
     assert await consent.expire(request.id) is False
+
+
+# -- the files held in memory ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_cap(monkeypatch: pytest.MonkeyPatch) -> int:
+    """MAX_HELD_BYTES lowered to room for two waiting /animates of FILES.size bytes each."""
+    cap = 2 * FILES.size
+    monkeypatch.setattr(core.consent, "MAX_HELD_BYTES", cap)
+    return cap
+
+
+def consent_requests(tmp_path: Path) -> int:
+    return int(db_rows(tmp_path, "SELECT COUNT(*) FROM consent_requests")[0][0])
+
+
+async def test_ask_refuses_when_the_held_files_would_pass_the_cap(
+    consent: ConsentService, small_cap: int, tmp_path: Path
+) -> None:
+    """Up to MAX_HELD_BYTES exactly is held; one byte more is refused, and nothing is stored for it."""
+    await consent.ask(submission(), FILES)
+    await consent.ask(submission(user_id=8), FILES)  # exactly at the cap
+    with pytest.raises(UserFacingError, match="try again in a few minutes"):
+        await consent.ask(submission(user_id=9), HeldFiles(b"", b"x"))
+    assert consent_requests(tmp_path) == 2
+
+
+async def test_files_bigger_than_the_cap_alone_are_refused(
+    consent: ConsentService, small_cap: int, tmp_path: Path
+) -> None:
+    """Nothing held yet, but one /animate's files pass the cap on their own: refused."""
+    with pytest.raises(UserFacingError, match="try again"):
+        await consent.ask(submission(), HeldFiles(b"x" * small_cap, b"y"))
+    assert consent_requests(tmp_path) == 0
+
+
+@pytest.mark.parametrize("answer", ["accept", "decline", "expire", "late accept", "older statement"])
+async def test_answering_a_request_frees_its_room(
+    consent: ConsentService, store: SqliteStore, clock: Clock, small_cap: int, answer: str
+) -> None:
+    """Once a request is answered (accepted, declined, expired, accepted too late or under an older
+    statement) its files are dropped, and another member can be asked again."""
+    first = await consent.ask(submission(), FILES)
+    await consent.ask(submission(user_id=8), FILES)
+    with pytest.raises(UserFacingError, match="try again"):
+        await consent.ask(submission(user_id=9), FILES)
+    if answer == "accept":
+        await consent.accept(first.id, 7)
+    elif answer == "decline":
+        await consent.decline(first.id, 7)
+    elif answer == "expire":
+        assert await consent.expire(first.id) is True
+    elif answer == "late accept":
+        clock.now += CONSENT_REQUEST_TTL_S + 1
+        with pytest.raises(UserFacingError, match="expired"):
+            await consent.accept(first.id, 7)
+    else:
+        consent.statement = Statement(3, "Be kinder.")
+        with pytest.raises(UserFacingError, match="statement has changed"):
+            await consent.accept(first.id, 7)
+    request = await consent.ask(submission(user_id=9), FILES)
+    assert await store.get_consent_request(request.id) == request
+
+
+async def test_a_refused_answer_keeps_the_files(consent: ConsentService, small_cap: int) -> None:
+    """Another member's click frees nothing: the room stays taken until the request's own member
+    answers."""
+    first = await consent.ask(submission(), FILES)
+    await consent.ask(submission(user_id=8), FILES)
+    with pytest.raises(UserFacingError, match="Only the member"):
+        await consent.decline(first.id, 9)
+    with pytest.raises(UserFacingError, match="try again"):
+        await consent.ask(submission(user_id=9), FILES)
+
+
+async def test_concurrent_asks_never_hold_more_than_the_cap(
+    consent: ConsentService, small_cap: int, tmp_path: Path
+) -> None:
+    """Three members asked at the same moment, room for two: one is refused, whatever the timing."""
+    results = await asyncio.gather(
+        *(consent.ask(submission(user_id=u), FILES) for u in (7, 8, 9)), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, UserFacingError)]
+    assert len(refused) == 1
+    assert consent_requests(tmp_path) == 2
+
+
+async def test_expire_drops_the_files_of_a_request_prune_already_closed(
+    consent: ConsentService,
+    store: SqliteStore,
+    clock: Clock,
+    small_cap: int,
+    make_settings: SettingsFactory,
+) -> None:
+    """The daily prune closes a request whose time ran out before its timer calls expire(): expire() is
+    False (nothing to close) but the files are still dropped, making room for others."""
+    first = await consent.ask(submission(), FILES)
+    await consent.ask(submission(user_id=8), FILES)
+    clock.now += CONSENT_REQUEST_TTL_S + 1
+    await ModerationService(store, make_settings(audit_retention_days=30), clock=clock).prune()
+    assert await consent.expire(first.id) is False
+    await consent.ask(submission(user_id=9), FILES)
 
 
 # -- reports and deletion -------------------------------------------------------------------------------
@@ -218,15 +398,36 @@ async def test_reporting_your_own_video_is_refused(moderation: ModerationService
     assert await store.reports_of_job(job.id) == []
 
 
-async def test_a_second_report_by_the_same_member_is_refused(
-    moderation: ModerationService, store: SqliteStore
+async def test_a_second_report_by_the_same_member_is_refused_once_it_reached_the_log(
+    moderation: ModerationService, store: SqliteStore, tmp_path: Path
 ) -> None:
-    """Once per member: the second says the moderators already have it."""
+    """Once per member: after their report was posted to the moderation log, the second says the
+    moderators already have it, and nothing more is recorded."""
     job = await posted_job(store, START - 100)
-    await moderation.report(job.id, 8)
+    _, report = await moderation.report(job.id, 8)
+    await moderation.set_report_message(report, 444, 555)
     with pytest.raises(UserFacingError, match="already reported"):
         await moderation.report(job.id, 8)
-    assert len(await store.reports_of_job(job.id)) == 1
+    assert [(r.id, r.log_message_id) for r in await store.reports_of_job(job.id)] == [(report.id, 555)]
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM audit_log WHERE action = 'job.report'") == [(1,)]
+
+
+async def test_a_report_that_never_reached_the_log_is_handed_back_to_post(
+    moderation: ModerationService, store: SqliteStore, clock: Clock, tmp_path: Path
+) -> None:
+    """No log message was recorded for the first report (no channel then, or the post failed): reporting
+    again returns that same report, so the caller can post it; no second report or audit row."""
+    job = await posted_job(store, START - 100)
+    _, first = await moderation.report(job.id, 8)
+    clock.now += 60
+    found, again = await moderation.report(job.id, 8)
+    assert found.id == job.id
+    assert again == first and again.created_at == START
+    assert await store.reports_of_job(job.id) == [first]
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM audit_log WHERE action = 'job.report'") == [(1,)]
+    await moderation.set_report_message(again, 444, 555)  # posted this time
+    with pytest.raises(UserFacingError, match="already reported"):
+        await moderation.report(job.id, 8)
 
 
 async def test_reporting_a_removed_or_unknown_video_is_refused(
@@ -354,17 +555,24 @@ async def test_prune_forgets_what_is_older_than_the_retention(
 
 
 async def test_prune_expires_consent_requests_left_unanswered(
-    store: SqliteStore, make_settings: SettingsFactory, clock: Clock
+    store: SqliteStore, make_settings: SettingsFactory, clock: Clock, tmp_path: Path
 ) -> None:
-    """The retention pass closes requests whose time ran out (and keeps them until they are old)."""
+    """The retention pass closes requests whose time ran out, at its own time (and keeps them until they
+    are old); a late Accept then says it expired and records no consent."""
     consent = ConsentService(store, statement=Statement(2, "x"), clock=clock)
-    request = await consent.ask(submission())
+    request = await consent.ask(submission(), FILES)
     clock.now += CONSENT_REQUEST_TTL_S + 1
     service = ModerationService(store, make_settings(audit_retention_days=30), clock=clock)
     assert await service.prune() == Pruned(0, 0, 0, 0)
     stored = await store.get_consent_request(request.id)
     assert isinstance(stored, ConsentRequest) and stored.state is ConsentState.EXPIRED
-    assert stored.submission.image_url == ""
+    assert stored.submission == submission()
+    assert db_rows(tmp_path, "SELECT decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+        (clock.now,)
+    ]
+    with pytest.raises(UserFacingError, match="expired"):
+        await consent.accept(request.id, 7)
+    assert await store.consent_version(1, 7) is None
 
 
 # -- settings -------------------------------------------------------------------------------------------

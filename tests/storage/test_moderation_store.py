@@ -80,8 +80,6 @@ def submission(user_id: int = 7, guild_id: int = 1) -> Submission:
         channel_id=10,
         user_id=user_id,
         role_ids=(31, 32),
-        image_url="https://cdn.discordapp.com/a/face.png",
-        audio_url="https://cdn.discordapp.com/a/voice.mp3",
         output_format="WEBM",
         output_quality=70,
         upload_limit_bytes=25_000_000,
@@ -169,15 +167,16 @@ async def test_a_consent_request_reads_back_as_it_was_stored(store: SqliteStore)
     assert first.id > 0 and second.id == first.id + 1
     assert await store.get_consent_request(first.id) == first
     again = await store.get_consent_request(first.id)
-    assert again is not None and again.submission.role_ids == (31, 32)
-    assert again.submission.image_url == "https://cdn.discordapp.com/a/face.png"
+    assert again is not None and again.submission == submission()
+    assert again.submission.role_ids == (31, 32) and again.submission.channel_nsfw is True
+    assert (again.version, again.created_at, again.expires_at) == (2, NOW, NOW + 600)
     assert again.state is ConsentState.OPEN
     assert await store.get_consent_request(first.id + 99) is None
 
 
-async def test_accept_records_the_version_and_clears_the_links(store: SqliteStore, tmp_path: Path) -> None:
-    """Accept stores the member's consent to the request's version; the DB forgets the links, but the
-    caller still gets them to go ahead with."""
+async def test_accept_records_the_version_and_closes_the_request(store: SqliteStore, tmp_path: Path) -> None:
+    """Accept stores the member's consent to the request's version and closes the request (state and
+    time); the submission is kept as it was, and handed back to go ahead with."""
     request = await ask(store, version=2)
     decided = await store.decide_consent_request(request.id, ConsentState.ACCEPTED, NOW + 30)
     assert isinstance(decided, ConsentRequest)
@@ -187,13 +186,12 @@ async def test_accept_records_the_version_and_clears_the_links(store: SqliteStor
     assert rows(tmp_path, "SELECT guild_id, user_id, version, accepted_at FROM consents") == [
         (1, 7, 2, NOW + 30)
     ]
-    assert rows(
-        tmp_path, "SELECT state, decided_at, image_url, audio_url FROM consent_requests WHERE id = ?",
-        (request.id,),
-    ) == [("accepted", NOW + 30, None, None)]  # fmt: skip
+    assert rows(tmp_path, "SELECT state, decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+        ("accepted", NOW + 30)
+    ]
     stored = await store.get_consent_request(request.id)
     assert stored is not None and stored.state is ConsentState.ACCEPTED
-    assert (stored.submission.image_url, stored.submission.audio_url) == ("", "")
+    assert stored.submission == submission()
     assert [(a, action) for _, a, action, _, _ in audit(tmp_path)] == [(7, "consent.accept")]
 
 
@@ -216,21 +214,23 @@ async def test_a_decision_after_expiry_is_expired_and_records_no_consent(
     result = await store.decide_consent_request(request.id, ConsentState.ACCEPTED, NOW + 601)
     assert result is ConsentState.EXPIRED
     assert await store.consent_version(1, 7) is None
-    assert rows(
-        tmp_path, "SELECT state, image_url, audio_url FROM consent_requests WHERE id = ?", (request.id,)
-    ) == [("expired", None, None)]
+    assert rows(tmp_path, "SELECT state, decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+        ("expired", NOW + 601)
+    ]
+    assert rows(tmp_path, "SELECT COUNT(*) FROM consents") == [(0,)]
     assert audit(tmp_path) == []
 
 
 async def test_declining_records_no_consent(store: SqliteStore, tmp_path: Path) -> None:
-    """Decline closes the request (links cleared) without consent."""
+    """Decline closes the request (state and time recorded) without consent."""
     request = await ask(store)
     decided = await store.decide_consent_request(request.id, ConsentState.DECLINED, NOW + 5)
     assert isinstance(decided, ConsentRequest) and decided.id == request.id
     assert await store.consent_version(1, 7) is None
-    assert rows(
-        tmp_path, "SELECT state, image_url, audio_url FROM consent_requests WHERE id = ?", (request.id,)
-    ) == [("declined", None, None)]
+    assert rows(tmp_path, "SELECT state, decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+        ("declined", NOW + 5)
+    ]
+    assert audit(tmp_path) == []
 
 
 async def test_a_newer_version_replaces_the_older_consent(store: SqliteStore, tmp_path: Path) -> None:
@@ -251,6 +251,13 @@ async def test_an_older_statement_accepted_late_never_lowers_the_consent(
     await store.decide_consent_request(old.id, ConsentState.ACCEPTED, NOW + 2)
     assert await store.consent_version(1, 7) == 3
     assert rows(tmp_path, "SELECT version, accepted_at FROM consents") == [(3, NOW + 1)]
+
+
+async def test_consent_requests_have_no_column_for_discord_links(store: SqliteStore, tmp_path: Path) -> None:
+    """Discord's signed file links are never stored: the table has no column whose name contains "url"."""
+    columns = [str(name) for _, name, *_ in rows(tmp_path, "PRAGMA table_info(consent_requests)")]
+    assert "state" in columns and "decided_at" in columns  # the pragma did read the table
+    assert [name for name in columns if "url" in name.lower()] == []
 
 
 async def test_deciding_an_unknown_request_raises(store: SqliteStore) -> None:
@@ -407,23 +414,24 @@ async def test_prune_forgets_old_records_but_keeps_jobs_and_the_ledger(
     assert await store.prune(CUT, NOW) == Pruned(0, 0, 0, 0)
 
 
-async def test_prune_expires_unanswered_consent_requests_and_drops_their_links(
-    store: SqliteStore, tmp_path: Path
-) -> None:
-    """A request whose time ran out is closed as expired with its links cleared (kept until it is old);
-    one still in time stays open with its links."""
+async def test_prune_expires_unanswered_consent_requests(store: SqliteStore, tmp_path: Path) -> None:
+    """A request whose time ran out is closed as expired at `now` (kept until it is old); one still in
+    time stays open and undecided, and can still be accepted."""
     ran_out = await ask(store, NOW - 700, ttl=600)
     in_time = await ask(store, NOW - 100, ttl=600)
     pruned = await store.prune(CUT, NOW)
     assert pruned == Pruned(0, 0, 0, 0)
-    assert rows(
-        tmp_path, "SELECT id, state, decided_at, image_url, audio_url FROM consent_requests ORDER BY id"
-    ) == [
-        (ran_out.id, "expired", NOW, None, None),
-        (in_time.id, "open", None, in_time.submission.image_url, in_time.submission.audio_url),
+    assert rows(tmp_path, "SELECT id, state, decided_at FROM consent_requests ORDER BY id") == [
+        (ran_out.id, "expired", NOW),
+        (in_time.id, "open", None),
     ]
+    assert await store.get_consent_request(in_time.id) == in_time
     assert await store.decide_consent_request(ran_out.id, ConsentState.ACCEPTED, NOW) is ConsentState.EXPIRED
     assert await store.consent_version(1, 7) is None
+    assert isinstance(
+        await store.decide_consent_request(in_time.id, ConsentState.ACCEPTED, NOW), ConsentRequest
+    )
+    assert await store.consent_version(1, 7) == 2
 
 
 async def test_prune_deletes_a_request_that_expires_in_the_same_pass_once_it_is_old(
