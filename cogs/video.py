@@ -153,10 +153,11 @@ class VideoCog(commands.Cog):
         """Show the consent statement; the submission waits (its files in memory) for I accept."""
         consent = self.bot.consent
         request = await consent.ask(submission, files)
+        # Scheduled first: the held files are freed at the expiry even if the statement can't be shown.
+        self._close_later(interaction, request.expires_at, consent.expire, request.id, CONSENT_EXPIRED)
         await send(
             interaction, consent_text(consent.statement, request.expires_at), view=consent_view(request.id)
         )
-        self._close_later(interaction, request.expires_at, consent.expire, request.id, CONSENT_EXPIRED)
 
     async def go_ahead(
         self, interaction: discord.Interaction[VideoBot], submission: Submission, files: HeldFiles
