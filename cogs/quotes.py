@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._ui import ack_text, send
-from core.errors import UserFacingError
+from cogs._ui import ack_text, button_errors
 from core.models import Quote, Usage, format_usd
 from core.quota import discord_time
 
@@ -68,14 +67,14 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
         """Confirm: reserve and queue the job; the quote becomes its acknowledgement. Cancel: close it."""
         bot = interaction.client
         await interaction.response.defer()  # an update of the quote's own message follows
-        try:
+        accepted = None
+        async with button_errors(interaction):
             if self.action == "cancel":
                 await bot.jobs.cancel(self.quote_id, interaction.user.id)
                 await interaction.edit_original_response(content="Cancelled. Nothing was charged.", view=None)
                 return
             accepted = await bot.jobs.confirm(self.quote_id, interaction.user.id)
-        except UserFacingError as error:
-            await send(interaction, error.message)
+        if accepted is None:
             return
         text = ack_text(accepted.job, accepted.usage)
         try:
