@@ -50,6 +50,9 @@ from storage.base import NewerDatabaseError
 
 log = logging.getLogger(__name__)
 
+# Rows pruned per write transaction (a few milliseconds each).
+PRUNE_BATCH = 5000
+
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 _JOB_COLUMNS = (
     "id, task_uuid, guild_id, channel_id, user_id, status, audio_seconds, estimate_micros, cost_micros, "
@@ -1043,19 +1046,15 @@ class SqliteStore:
     async def prune(self, before: float, now: float) -> Pruned:
         """Forget moderation records older than `before`: audit rows, reports, closed quotes and consent
         requests, and the hashes of old jobs' files. Jobs and the ledger stay (money is kept for good).
-        Also closes consent requests that ran out unanswered."""
+        Also closes consent requests that ran out unanswered.
+
+        The big tables go in batches of PRUNE_BATCH rows, one transaction each: a first pass over years of
+        history (or a shorter retention) never holds the write lock long enough to delay reservations."""
         async with self._write() as db:
             await db.execute(
                 "UPDATE consent_requests SET state = 'expired', decided_at = ? "
                 "WHERE state = 'open' AND expires_at < ?",
                 (now, now),
-            )
-            audit = await db.execute("DELETE FROM audit_log WHERE created_at < ?", (before,))
-            reports = await db.execute("DELETE FROM reports WHERE created_at < ?", (before,))
-            hashes = await db.execute(
-                "UPDATE jobs SET image_sha256 = NULL, audio_sha256 = NULL WHERE created_at < ? "
-                "AND (image_sha256 IS NOT NULL OR audio_sha256 IS NOT NULL)",
-                (before,),
             )
             quotes = await db.execute(
                 "DELETE FROM quotes WHERE created_at < ? AND state != 'open'", (before,)
@@ -1063,9 +1062,30 @@ class SqliteStore:
             requests = await db.execute(
                 "DELETE FROM consent_requests WHERE created_at < ? AND state != 'open'", (before,)
             )
-            return Pruned(
-                audit.rowcount, reports.rowcount, hashes.rowcount, quotes.rowcount + requests.rowcount
-            )
+            closed = quotes.rowcount + requests.rowcount
+        audit = await self._in_batches(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at < ? LIMIT ?)",
+            before,
+        )
+        reports = await self._in_batches(
+            "DELETE FROM reports WHERE id IN (SELECT id FROM reports WHERE created_at < ? LIMIT ?)", before
+        )
+        hashes = await self._in_batches(
+            "UPDATE jobs SET image_sha256 = NULL, audio_sha256 = NULL WHERE id IN "
+            "(SELECT id FROM jobs WHERE image_sha256 IS NOT NULL AND created_at < ? LIMIT ?)",
+            before,
+        )
+        return Pruned(audit, reports, hashes, closed)
+
+    async def _in_batches(self, sql: str, before: float) -> int:
+        """Run a `... < ? LIMIT ?` statement in transactions of PRUNE_BATCH rows until none are left."""
+        total = 0
+        while True:
+            async with self._write() as db:
+                done = (await db.execute(sql, (before, PRUNE_BATCH))).rowcount
+            total += done
+            if done < PRUNE_BATCH:
+                return total
 
     async def get_state(self, key: str) -> str | None:
         """A value the bot stored about itself, or None."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import storage.sqlite
 from core.models import (
     Ban,
     ConsentRequest,
@@ -441,3 +442,21 @@ async def test_prune_deletes_a_request_that_expires_in_the_same_pass_once_it_is_
     forgotten = await ask(store, OLD, ttl=600)
     assert await store.prune(CUT, NOW) == Pruned(0, 0, 0, 1)
     assert await store.get_consent_request(forgotten.id) is None
+
+
+async def test_prune_works_through_more_rows_than_one_batch(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pruning goes in batches (short write transactions): with a batch of 2, five old jobs' hashes and
+    five old audit rows are all forgotten, and the recent ones are all kept."""
+    monkeypatch.setattr(storage.sqlite, "PRUNE_BATCH", 2)
+    old_jobs = [await posted_job(store, OLD + i) for i in range(5)]
+    recent = await posted_job(store, RECENT)
+    for i in range(5):
+        await store.update_guild_settings(1, {"dms_allowed": i % 2}, 90, OLD + i)
+    await store.update_guild_settings(1, {"dms_allowed": 1}, 90, RECENT)
+    pruned = await store.prune(CUT, NOW)
+    assert (pruned.audit_rows, pruned.job_hashes) == (5, 5)
+    assert rows(tmp_path, "SELECT created_at FROM audit_log") == [(RECENT,)]
+    assert rows(tmp_path, "SELECT id FROM jobs WHERE image_sha256 IS NOT NULL") == [(recent.id,)]
+    assert len(old_jobs) == 5 and rows(tmp_path, "SELECT COUNT(*) FROM jobs") == [(6,)]

@@ -61,4 +61,4 @@ ALTER TABLE audit_log ADD COLUMN job_id INTEGER;
 CREATE INDEX audit_log_job ON audit_log (job_id) WHERE job_id IS NOT NULL;
 -- Retention pruning walks these by age.
 CREATE INDEX audit_log_time ON audit_log (created_at);
-CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX jobs_with_hashes ON jobs (created_at) WHERE image_sha256 IS NOT NULL;
