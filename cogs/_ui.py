@@ -200,20 +200,21 @@ def result_text(job: Job) -> str:
 
 
 def link_text(job: Job, limit: int, expires_at: float) -> str:
-    """The public post when the video is too big to attach here."""
+    """The public post when the video is too big to attach here (a flagged one's link as a spoiler, which
+    also hides its preview)."""
+    url = f"||{job.result_url}||" if job.nsfw else job.result_url
     return (
         f"{result_text(job)}\n"
-        f"Too big to attach here ({upload_limit(limit)} limit): {job.result_url}\n"
+        f"Too big to attach here ({upload_limit(limit)} limit): {url}\n"
         f"The link works until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})."
     )
 
 
 def withheld_text(job: Job) -> str:
-    """The public post about a flagged video, when the member cannot be told privately."""
-    return (
-        f"<@{job.user_id}> job #{job.id} can't be shown in this channel: the safety check flagged it. "
-        "You were not charged."
-    )
+    """The public post about a withheld video or a refused job, when the member cannot be told privately.
+    Neutral on purpose: the channel need not learn that a member's video was flagged."""
+    done = "couldn't be posted in this channel" if job.status is JobStatus.SUCCEEDED else "couldn't be made"
+    return f"<@{job.user_id}> job #{job.id} {done}. You were not charged."
 
 
 def gone_text(job: Job) -> str:
@@ -236,7 +237,7 @@ def flagged_log_text(job: Job, message: discord.Message | None) -> str:
     """The moderation-log entry for a flagged job (no media, no pings)."""
     if job.status is not JobStatus.SUCCEEDED:
         outcome, reason = "refused by the safety check; nothing was made", job.error_code or "safety"
-    elif message is not None and message.attachments:
+    elif message is not None and (message.attachments or (job.result_url or "\0") in message.content):
         outcome, reason = f"posted as a spoiler: {message.jump_url}", "adult content"
     else:
         outcome, reason = "withheld, not posted", "adult content"

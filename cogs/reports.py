@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 _RESULT_TEMPLATE = r"vq:result:(?P<action>report|delete):(?P<id>[0-9]+)"
 _REPORT_TEMPLATE = r"vq:report:(?P<action>delete|ban|dismiss):(?P<id>[0-9]+)"
-_REPORT_LABELS = {"delete": "Delete video", "ban": "Ban member", "dismiss": "Dismiss"}
+_REPORT_LABELS = {"delete": "Delete video", "ban": "Ban from bot", "dismiss": "Dismiss"}
 NOT_A_MODERATOR = "Only members with the **Manage Messages** permission can act on reports."
 
 
@@ -70,7 +70,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_RES
 
 
 class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REPORT_TEMPLATE):
-    """Delete video, Ban member or Dismiss, on a report in the moderation log."""
+    """Delete video, Ban from bot or Dismiss, on a report in the moderation log."""
 
     def __init__(self, action: str, report_id: int) -> None:
         super().__init__(
@@ -103,7 +103,7 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REP
             elif self.action == "ban":
                 if await bot.moderation.ban_of(job.guild_id, job.user_id) is not None:
                     raise UserFacingError(f"<@{job.user_id}> is already banned from the bot here.")
-                reason = f"a reported video (job #{job.id})"
+                reason = f"a moderator acted on a report of your video (job #{job.id})"
                 await bot.moderation.ban(
                     job.guild_id, job.user_id, reason, actor, everywhere=False, job_id=job.id
                 )

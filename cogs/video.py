@@ -313,8 +313,10 @@ class VideoCog(commands.Cog):
     async def _render(self, job: Job, channel: discord.abc.Messageable, guild: GuildSettings) -> Rendered:
         """What to post for this job in this channel, and what the member's private reply becomes."""
         if job.status is not JobStatus.SUCCEEDED:
-            text = failure_text(job)
-            return Rendered(text, None, private_failure_text(job))
+            if is_flagged(job):
+                # Refused for its content: the member reads why privately; the channel only that it failed.
+                return Rendered(withheld_text(job), None, private_failure_text(job), quiet=True)
+            return Rendered(failure_text(job), None, private_failure_text(job))
         channel_nsfw = channel.is_nsfw() if hasattr(channel, "is_nsfw") else job.channel_nsfw
         if job.nsfw and (guild.withhold_flagged or not channel_nsfw):
             await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")

@@ -30,8 +30,8 @@ def channel_refusal(settings: GuildSettings, channel_id: int) -> str | None:
     allowed = settings.allowed_channels
     if not allowed or channel_id in allowed:
         return None
-    where = ", ".join(f"<#{c}>" for c in allowed[:10])
-    return f"/animate isn't used in this channel here. Try {where}."
+    where = ", ".join(f"<#{c}>" for c in allowed[:10]) + (", …" if len(allowed) > 10 else "")
+    return f"/animate can't be used in this channel. Try {where}."
 
 
 class ModerationService:
@@ -143,7 +143,7 @@ class ModerationService:
         reached the moderation log (no channel then, or the post failed) is handed back to post again."""
         job = await self.posted_job(job_id)
         if job.removed_at is not None:
-            raise UserFacingError("This video was already removed.")
+            raise UserFacingError("This video was already deleted.")
         if reporter_id == job.user_id:
             raise UserFacingError("This is your own video: use **Delete** to remove it.")
         report = await self._store.create_report(job_id, reporter_id, self._clock())
@@ -210,7 +210,7 @@ class ModerationService:
         return [
             "**Moderation settings**",
             f"/animate allowed in: {channels}",
-            f"Safety check: {mode.value}{own} (at least `fast` outside age-restricted channels)",
+            f"Safety check: {mode.value}{own}; at least `fast` outside age-restricted channels",
             f"Flagged videos: {flagged}",
             f"Consent statement before a member's first video: {_yes(settings.consent_required)}",
             f"Results sent by DM when the channel can't be used: {_yes(settings.dms_allowed)}",

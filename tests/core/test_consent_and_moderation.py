@@ -438,7 +438,7 @@ async def test_reporting_a_removed_or_unknown_video_is_refused(
     assert await moderation.record_removal(job, 50) is True
     removed = await store.get_job(job.id)
     assert removed is not None
-    with pytest.raises(UserFacingError, match="already removed"):
+    with pytest.raises(UserFacingError, match="already deleted"):
         await moderation.report(job.id, 8)
     with pytest.raises(UserFacingError, match="not known"):
         await moderation.report(job.id + 99, 8)

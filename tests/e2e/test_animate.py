@@ -141,7 +141,7 @@ async def test_flagged_video_after_the_token_expired_is_explained_in_the_channel
     payload = await app.animate()
     await app.reply_to(payload, "accepted")
     app.bot.get_cog("VideoCog")._acks.clear()  # as after a restart: this process holds no interaction
-    post = await app.post_in_channel("can't be shown in this channel")
+    post = await app.post_in_channel("couldn't be posted in this channel")
     assert post.attachments == [] and "/videos/" not in post.content and "not charged" in post.content
     await app.delivered(1)
     assert app.spent() == 0
@@ -229,3 +229,16 @@ async def test_voice_message_ogg_is_accepted(app: App) -> None:
     assert len(post.attachments) == 1
     flac = [u for u in app.runware.uploads.values() if u.kind != "image"]
     assert flac and flac[0].data[:4] == b"fLaC"
+
+
+async def test_flagged_video_too_big_to_attach_is_a_spoilered_link(app: App) -> None:
+    """In an age-restricted channel, a flagged video over the upload limit is posted as a link hidden
+    behind a spoiler (which hides its preview too), and logged as spoilered."""
+    from tests.fakes.discord_fixtures import NSFW_CHANNEL_ID
+
+    big = b"\x00" * (11 * 1024 * 1024)
+    app.runware.next_outcome(Outcome.success(nsfw=True, video=big))
+    await app.animate(channel_id=NSFW_CHANNEL_ID)
+    post = await app.post_in_channel("Too big to attach", channel_id=NSFW_CHANNEL_ID)
+    (url,) = [w for w in post.content.split() if "/videos/" in w]
+    assert url.startswith("||http") and url.endswith("||") and post.attachments == []

@@ -1,5 +1,5 @@
 """Report and act through real discord.py: Report and Delete under each result, the report in the
-moderation log with Delete video / Ban member / Dismiss, permissions checked by the bot, the per-job trail,
+moderation log with Delete video / Ban from bot / Dismiss, permissions checked by the bot, the per-job trail,
 and every button working after a restart."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def test_report_reaches_the_moderators_once_per_member(with_log: App) -> N
     assert f"job #1 by <@{DEFAULT_USER_ID}> in <#{CHANNEL_ID}>" in report.content
     assert f"reported by <@{REPORTER_ID}>" in report.content
     assert f"https://discord.com/channels/{GUILD_ID}/{CHANNEL_ID}/{post.id}" in report.content
-    assert labels(report) == ["Delete video", "Ban member", "Dismiss"]
+    assert labels(report) == ["Delete video", "Ban from bot", "Dismiss"]
     assert report.attachments == [] and report.allowed_mentions == {"parse": []}
     again = await app.click(post, "Report", user_id=REPORTER_ID)
     await private_answer(app, again, "already reported")
@@ -97,22 +97,22 @@ async def test_moderator_deletes_the_reported_video(with_log: App) -> None:
     await app.discord.wait_for(lambda: app.discord.message(post.id).deleted)
     await app.discord.wait_for(lambda: "Video deleted by" in app.discord.message(report.id).content)
     assert f"<@{MODERATOR_ID}>" in app.discord.message(report.id).content
-    assert labels(app.discord.message(report.id)) == ["Ban member"]
+    assert labels(app.discord.message(report.id)) == ["Ban from bot"]
     assert app.query("SELECT state, decided_by FROM reports") == [("deleted", MODERATOR_ID)]
     assert app.query("SELECT removed_at IS NOT NULL FROM jobs") == [(1,)]
     assert app.spent() == 420_000  # a deleted video was still made: its cost stands
 
 
 async def test_moderator_bans_the_member_from_a_report(with_log: App) -> None:
-    """Ban member bans the video's member here, recorded against the job; their next /animate is refused."""
+    """Ban from bot bans the video's member here, recorded against the job; their next /animate is refused."""
     app = with_log
     post = await posted_result(app)
     report = await reported(app, post)
-    await app.click(report, "Ban member", user_id=MODERATOR_ID, permissions=MODERATOR)
+    await app.click(report, "Ban from bot", user_id=MODERATOR_ID, permissions=MODERATOR)
     await app.discord.wait_for(lambda: "banned from the bot by" in app.discord.message(report.id).content)
     assert labels(app.discord.message(report.id)) == ["Delete video", "Dismiss"]
     assert app.query("SELECT guild_id, user_id, reason, banned_by FROM bans") == [
-        (GUILD_ID, DEFAULT_USER_ID, "a reported video (job #1)", MODERATOR_ID)
+        (GUILD_ID, DEFAULT_USER_ID, "a moderator acted on a report of your video (job #1)", MODERATOR_ID)
     ]
     assert app.query("SELECT action FROM audit_log WHERE job_id = 1 ORDER BY id") == [
         ("job.report",),
@@ -129,7 +129,7 @@ async def test_moderator_dismisses_a_report(with_log: App) -> None:
     report = await reported(app, post)
     await app.click(report, "Dismiss", user_id=MODERATOR_ID, permissions=MODERATOR)
     await app.discord.wait_for(lambda: "Dismissed by" in app.discord.message(report.id).content)
-    assert labels(app.discord.message(report.id)) == ["Delete video", "Ban member"]
+    assert labels(app.discord.message(report.id)) == ["Delete video", "Ban from bot"]
     assert not app.discord.message(post.id).deleted
     assert app.query("SELECT state FROM reports") == [("dismissed",)]
 
@@ -205,7 +205,7 @@ async def test_every_button_works_after_a_restart(with_log: App) -> None:
         await app.click(report, "Dismiss", user_id=MODERATOR_ID, permissions=MODERATOR)
         await app.discord.wait_for(lambda: "Dismissed by" in app.discord.message(report.id).content)
     async with running_bot(next_bot(), app.discord):
-        await app.click(report, "Ban member", user_id=MODERATOR_ID, permissions=MODERATOR)
+        await app.click(report, "Ban from bot", user_id=MODERATOR_ID, permissions=MODERATOR)
         await app.discord.wait_for(lambda: "banned from the bot" in app.discord.message(report.id).content)
     async with running_bot(next_bot(), app.discord):
         await app.click(report, "Delete video", user_id=MODERATOR_ID, permissions=MODERATOR)

@@ -51,7 +51,7 @@ async def test_allow_list_gates_animate_before_any_download(app: App) -> None:
         "animate", [("image", 11, image), ("audio", 11, audio)], channel_id=NSFW_CHANNEL_ID
     )
     await app.discord.send_interaction(payload)
-    reply = await app.reply_to(payload, "isn't used in this channel")
+    reply = await app.reply_to(payload, "can't be used in this channel")
     assert f"<#{CHANNEL_ID}>" in reply.content
     assert app.discord.downloads(image["id"]) == 0 and app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
     allowed = await app.animate(channel_id=CHANNEL_ID)
@@ -132,9 +132,11 @@ async def test_flagged_results_are_logged_for_moderators(app: App) -> None:
     post = await app.post_in_channel("ready", channel_id=NSFW_CHANNEL_ID)
     assert post.attachments[0].filename.startswith("SPOILER_")
     await app.delivered(2)
-    await app.animate(channel_id=CHANNEL_ID, user_id=13)
-    await app.post_in_channel("safety check", channel_id=CHANNEL_ID)
+    third = await app.animate(channel_id=CHANNEL_ID, user_id=13)
+    # A refusal for content is explained privately; the channel is not told that a member was flagged.
+    await app.reply_to(third, "failed")
     await app.delivered(3)
+    assert [m for m in app.channel_posts(CHANNEL_ID) if "#3" in m.content] == []
 
     def entries() -> list[str]:
         return [m.content for m in app.discord.messages_in(log_channel) if m.content.startswith("🚩")]
