@@ -101,6 +101,24 @@ async def button_errors(
             await (answer if in_place else send)(interaction, GENERIC_APOLOGY)
 
 
+# Discord's limit on a message's content.
+MAX_MESSAGE_CHARS = 2000
+
+
+def fit(lines: list[str], limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Lines joined into one message, cut at a whole line with "…and N more." if they don't fit."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        rest = f"…and {len(lines) - index} more."
+        if sum(len(k) + 1 for k in kept) + len(line) + 1 + len(rest) > limit:
+            return "\n".join([*kept, rest])
+        kept.append(line)
+    return text
+
+
 def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
     """A link to a message, as Discord's "Copy Message Link" gives it."""
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"

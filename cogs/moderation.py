@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._ui import is_moderator, send
+from cogs._ui import fit, is_moderator, send
 from core.models import EVERY_GUILD
 from core.quota import discord_time
 
@@ -70,7 +70,14 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
         lifted = await self.bot.moderation.unban(
             interaction.guild_id, member.id, interaction.user.id, everywhere=everywhere
         )
-        text = f"{member.mention} can use the bot again." if lifted else f"{member.mention} wasn't banned."
+        still = await self.bot.moderation.ban_of(interaction.guild_id, member.id)
+        if still is not None:
+            # An every-server ban (only bot owners lift it) outlives a ban lifted here.
+            text = f"{member.mention} is still banned from the bot in every server ({still.reason})."
+        elif lifted:
+            text = f"{member.mention} can use the bot again."
+        else:
+            text = f"{member.mention} wasn't banned."
         await send(interaction, text)
 
     @app_commands.command(name="bans")
@@ -83,12 +90,12 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
         if not bans:
             await send(interaction, "Nobody is banned from the bot here.")
             return
-        lines = [f"**Banned from the bot** ({len(bans)})"]
-        for ban in bans[:25]:
+        lines = [f"**Banned from the bot** ({len(bans)}, newest first)"]
+        for ban in bans:
             scope = " (every server)" if ban.guild_id == EVERY_GUILD else ""
             when = discord_time(ban.created_at)
             lines.append(f"<@{ban.user_id}>{scope}: {ban.reason} · by <@{ban.banned_by}> {when}")
-        await send(interaction, "\n".join(lines))
+        await send(interaction, fit(lines))
 
     @app_commands.command(name="lookup")
     @app_commands.check(is_moderator)
@@ -126,7 +133,7 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
                 f"· {ACTION_WORDS.get(a.action, a.action)} by <@{a.actor_id}> {discord_time(a.created_at)}"
                 for a in actions
             ]
-        await send(interaction, "\n".join(lines))
+        await send(interaction, fit(lines))
 
 
 async def setup(bot: VideoBot) -> None:

@@ -73,6 +73,12 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
                 await bot.jobs.cancel(self.quote_id, interaction.user.id)
                 await interaction.edit_original_response(content="Cancelled. Nothing was charged.", view=None)
                 return
+            # A ban or an allow-list change while the quote was open applies to its Confirm too.
+            guild_id = interaction.guild_id or 0
+            await bot.moderation.check_member(guild_id, interaction.user.id)
+            bot.moderation.check_channel(
+                await bot.moderation.settings_of(guild_id), interaction.channel_id or 0
+            )
             accepted = await bot.jobs.confirm(self.quote_id, interaction.user.id)
         if accepted is None:
             return

@@ -55,10 +55,13 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
         assert interaction.guild_id is not None
         moderation = self.bot.moderation
         saved = await moderation.set_channel(interaction.guild_id, channel.id, allow, interaction.user.id)
-        verb = "allowed" if allow else "no longer allowed"
-        await send(
-            interaction, f"/animate is {verb} in {channel.mention}.\n" + "\n".join(moderation.lines(saved))
-        )
+        if allow:
+            said = f"/animate is allowed in {channel.mention}."
+        elif saved.allowed_channels:
+            said = f"/animate is no longer allowed in {channel.mention}."
+        else:
+            said = f"{channel.mention} is off the list, which is now empty: /animate works in every channel."
+        await send(interaction, said + "\n" + "\n".join(moderation.lines(saved)))
 
     @app_commands.command(name="safety")
     @app_commands.check(is_server_manager)

@@ -97,6 +97,26 @@ async def test_only_owners_ban_everywhere(app: App) -> None:
     assert "every server" in text
     payload = await app.animate(user_id=MEMBER_ID, guild_id=BOOSTED_GUILD_ID, channel_id=BOOSTED_CHANNEL_ID)
     assert "abuse" in (await app.reply_to(payload, "can't use this bot here")).content
+    # A moderator's unban here does not lift it, and says so.
+    text = await moderation(app, "unban", ("member", 6, str(MEMBER_ID)))
+    assert "still banned from the bot in every server (abuse)" in text
+
+
+async def test_a_long_ban_list_fits_in_one_message(app: App) -> None:
+    """Forty bans with long reasons: the list stops at a whole line under Discord's 2,000 characters and
+    says how many more there are."""
+    for n in range(40):
+        await moderation(app, "ban", ("member", 6, str(MEMBER_ID + n)), ("reason", 3, "x" * 150))
+    text = await moderation(app, "bans")
+    assert len(text) <= 2000 and text.startswith("**Banned from the bot** (40, newest first)")
+    shown = text.count("xxxxx ·")
+    assert 0 < shown < 40 and text.endswith(f"…and {40 - shown} more.")
+
+
+async def test_lookup_is_refused_without_manage_messages(app: App) -> None:
+    """Looking up who made what is for moderators: the bot itself refuses anyone else."""
+    text = await moderation(app, "lookup", ("member", 6, str(MEMBER_ID)), actor=MEMBER_ID, moderator=False)
+    assert "Manage Messages" in text
 
 
 async def test_lookup_by_image_member_and_number(app: App) -> None:

@@ -127,3 +127,18 @@ async def test_confirm_works_after_a_restart(app: App) -> None:
         await app.delivered(1)
     await asyncio.sleep(0)
     assert app.query("SELECT state FROM quotes") == [("confirmed",)]
+
+
+async def test_a_ban_during_the_quote_stops_its_confirm(app: App) -> None:
+    """A member banned while their quote is open can't confirm it: told why, nothing reserved."""
+    from core.models import Ban
+    from tests.fakes.discord_fixtures import GUILD_ID
+
+    payload, quote = await quote_for(app)
+    user_id = int(payload["member"]["user"]["id"])
+    await app.store.ban(Ban(GUILD_ID, user_id, "impersonation", 7, 0.0), GUILD_ID, 0.0)
+    await click(app, quote, "Confirm")
+    await app.discord.wait_for_message(lambda m: "can't use this bot here" in m.content)
+    assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)] and app.query("SELECT COUNT(*) FROM ledger") == [
+        (0,)
+    ]

@@ -62,7 +62,12 @@ async def test_removing_the_last_channel_opens_every_channel(app: App) -> None:
     """allow:False takes a channel off the list; an empty list means every channel."""
     await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)))
     text = await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)), ("allow", 5, False))
-    assert "no longer allowed" in text and "every channel" in text
+    assert "off the list, which is now empty: /animate works in every channel" in text
+    assert "no longer allowed" not in text
+    await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)))
+    await settings(app, "channel", ("channel", 7, str(NSFW_CHANNEL_ID)))
+    text = await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)), ("allow", 5, False))
+    assert f"no longer allowed in <#{CHANNEL_ID}>" in text
 
 
 async def test_safety_none_still_checks_outside_age_restricted_channels(app: App) -> None:
