@@ -10,7 +10,7 @@ from typing import Any
 import discord
 
 from core.errors import UserFacingError
-from core.models import Job, JobStatus, Usage, format_usd
+from core.models import GuildSettings, Job, JobStatus, Usage, format_usd
 from core.quota import discord_time, near_limit_warning
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,20 @@ def is_moderator(interaction: discord.Interaction[Any]) -> bool:
     if interaction.guild_id is None or not interaction.permissions.manage_messages:
         raise app_commands.CheckFailure(NOT_A_MODERATOR)
     return True
+
+
+async def admit(interaction: discord.Interaction[Any]) -> GuildSettings:
+    """Refuse a member banned from the bot, or a channel off the /animate allow-list, before anything is
+    downloaded or charged (also on a later button, as things may have changed). A thread counts as its
+    parent channel: allowing a channel allows its threads. Returns the guild's moderation settings."""
+    moderation = interaction.client.moderation
+    guild_id = interaction.guild_id or 0
+    await moderation.check_member(guild_id, interaction.user.id)
+    guild: GuildSettings = await moderation.settings_of(guild_id)
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    moderation.check_channel(guild, parent_id or interaction.channel_id or 0)
+    return guild
 
 
 def member_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._ui import ack_text, button_errors
+from cogs._ui import ack_text, admit, button_errors
 from core.models import Quote, Usage, format_usd
 from core.quota import discord_time
 
@@ -74,11 +74,7 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
                 await interaction.edit_original_response(content="Cancelled. Nothing was charged.", view=None)
                 return
             # A ban or an allow-list change while the quote was open applies to its Confirm too.
-            guild_id = interaction.guild_id or 0
-            await bot.moderation.check_member(guild_id, interaction.user.id)
-            bot.moderation.check_channel(
-                await bot.moderation.settings_of(guild_id), interaction.channel_id or 0
-            )
+            await admit(interaction)
             accepted = await bot.jobs.confirm(self.quote_id, interaction.user.id)
         if accepted is None:
             return

@@ -79,13 +79,15 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
 
     @app_commands.command(name="log")
     @app_commands.check(is_server_manager)
-    @app_commands.describe(channel="Where moderation events are posted")
-    async def log(self, interaction: discord.Interaction[VideoBot], channel: discord.TextChannel) -> None:
-        """Choose the moderation log channel."""
+    @app_commands.describe(channel="Where moderation events are posted (leave empty to stop the log)")
+    async def log(
+        self, interaction: discord.Interaction[VideoBot], channel: discord.TextChannel | None = None
+    ) -> None:
+        """Choose the moderation log channel, or leave it empty to stop logging."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         saved = await self.bot.moderation.set_log_channel(
-            interaction.guild_id, channel.id, interaction.user.id
+            interaction.guild_id, channel.id if channel else None, interaction.user.id
         )
         await send(interaction, "Saved.\n" + "\n".join(self.bot.moderation.lines(saved)))
 

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from cogs._ui import (
     ack_text,
+    admit,
     answer,
     failure_text,
     flagged_log_text,
@@ -129,23 +130,15 @@ class VideoCog(commands.Cog):
             output_format=format.value if format else "MP4",
             output_quality=quality or DEFAULT_QUALITY,
             upload_limit_bytes=interaction.filesize_limit,
-            channel_nsfw=bool(getattr(channel, "nsfw", False)),
+            channel_nsfw=is_age_restricted(channel),
         )
-        guild = await self._admit(submission)
+        guild = await admit(interaction)
         self.bot.jobs.check_declared_sizes(image.size, audio.size)
         files = HeldFiles(await _download(image, "image"), await _download(audio, "audio"))
         if await self.bot.consent.needed(guild, submission.user_id):
             await self._ask_consent(interaction, submission, files)
             return
         await self.go_ahead(interaction, submission, files)
-
-    async def _admit(self, submission: Submission) -> GuildSettings:
-        """Refuse a banned member or a channel off the allow-list, before anything is downloaded."""
-        moderation = self.bot.moderation
-        await moderation.check_member(submission.guild_id, submission.user_id)
-        guild = await moderation.settings_of(submission.guild_id)
-        moderation.check_channel(guild, submission.channel_id)
-        return guild
 
     async def _ask_consent(
         self, interaction: discord.Interaction[VideoBot], submission: Submission, files: HeldFiles
@@ -165,7 +158,7 @@ class VideoCog(commands.Cog):
         """Check the files, then reserve and queue the job (or quote its cost). Answers in the interaction's
         own message: the command's reply, or the consent statement that was accepted."""
         if interaction.type is discord.InteractionType.component:
-            await self._admit(submission)  # things may have changed while the member read the statement
+            await admit(interaction)  # things may have changed while they read the statement
         request = AnimateRequest.of(submission, files.image, files.audio)
         outcome = await self.bot.jobs.accept(request)
         if isinstance(outcome, Quoted):
@@ -414,6 +407,12 @@ def is_flagged(job: Job) -> bool:
     if job.nsfw:
         return True
     return job.error_code is not None and classify_error(job.error_code, None) is ErrorKind.SAFETY
+
+
+def is_age_restricted(channel: object) -> bool:
+    """Whether a channel is age-restricted; a thread is when its parent channel is."""
+    is_nsfw = getattr(channel, "is_nsfw", None)  # text, voice, forum channels and threads have it
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:

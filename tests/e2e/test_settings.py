@@ -184,3 +184,34 @@ async def test_dms_and_consent_switches_show_and_persist(app: App) -> None:
         app, "dms", ("allowed", 5, True)
     )
     assert app.query("SELECT dms_allowed FROM guild_settings WHERE guild_id = ?", GUILD_ID) == [(1,)]
+
+
+async def test_threads_follow_their_parent_channel(app: App) -> None:
+    """Allowing a channel allows its threads (the video is posted in the thread); a thread under a channel
+    off the list is refused, and one under an age-restricted channel counts as age-restricted."""
+    await settings(app, "channel", ("channel", 7, str(CHANNEL_ID)))
+    allowed_thread, other_thread = 300_000_000_000_000_031, 300_000_000_000_000_032
+    app.discord.add_thread(GUILD_ID, CHANNEL_ID, allowed_thread, "ideas")
+    app.discord.add_thread(GUILD_ID, NSFW_CHANNEL_ID, other_thread, "late")
+    payload = await app.animate(channel_id=allowed_thread)
+    await app.reply_to(payload, "accepted")
+    post = await app.post_in_channel("ready", channel_id=allowed_thread)
+    assert len(post.attachments) == 1
+    refused = await app.animate(channel_id=other_thread, user_id=5)
+    await app.reply_to(refused, "can't be used in this channel")
+    await settings(app, "channel", ("channel", 7, str(NSFW_CHANNEL_ID)))
+    adult = await app.animate(channel_id=other_thread, user_id=6)
+    await app.reply_to(adult, "accepted")
+    assert app.query("SELECT channel_id, channel_nsfw FROM jobs ORDER BY id") == [
+        (allowed_thread, 0),
+        (other_thread, 1),
+    ]
+
+
+async def test_the_log_channel_can_be_unset(app: App) -> None:
+    """/settings log without a channel stops the moderation log."""
+    await settings(app, "log", ("channel", 7, str(CHANNEL_ID)))
+    assert "Moderation log: not set" in await settings(app, "log")
+    assert app.query("SELECT mod_log_channel_id FROM guild_settings WHERE guild_id = ?", GUILD_ID) == [
+        (None,)
+    ]

@@ -495,6 +495,33 @@ class FakeDiscord:
         self._channels[channel_id] = (guild_id, channel)
         return channel
 
+    def add_thread(self, guild_id: int, parent_id: int, thread_id: int, name: str) -> Json:
+        """Add a public thread (type 11) under a channel; it is age-restricted when its parent is. Like on
+        Discord, it is not in GUILD_CREATE's channels (the bot meets it in interactions or by fetching)."""
+        parent = self._channels[parent_id][1]
+        thread: Json = {
+            "id": str(thread_id),
+            "type": 11,
+            "guild_id": str(guild_id),
+            "parent_id": str(parent_id),
+            "owner_id": str(DEFAULT_USER_ID),
+            "name": name,
+            "nsfw": parent.get("nsfw", False),
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": _iso(_utcnow()),
+                "locked": False,
+            },
+        }
+        self._channels[thread_id] = (guild_id, thread)
+        return thread
+
     def guild_filesize_limit(self, guild_id: int | None) -> int:
         """The per-file upload limit of a guild by boost tier (10/10/50/100 MiB; 10 MiB if unknown)."""
         guild = self._guilds.get(guild_id) if guild_id is not None else None
