@@ -242,3 +242,13 @@ async def test_costly_video_after_accept_shows_its_quote_in_place(app: App) -> N
     assert app.spent() == 0
     await app.click(app.discord.message(statement.id), "Confirm")
     await app.discord.wait_for(lambda: "Job #1 accepted" in app.discord.message(statement.id).content)
+
+
+async def test_not_now_works_after_a_restart(app: App) -> None:
+    """Not now on a statement shown by an earlier process closes it; nothing is recorded or made."""
+    _, statement = await asked(app)
+    await app.bot.close()
+    async with running_bot(next_bot(app), app.discord):
+        await app.click(statement, "Not now")
+        await app.discord.wait_for(lambda: "nothing was sent" in app.discord.message(statement.id).content)
+    assert app.query("SELECT state FROM consent_requests") == [("declined",)] and consents(app) == []

@@ -249,3 +249,16 @@ async def test_a_result_the_bot_may_not_delete_is_explained(with_log: App) -> No
     assert not app.discord.message(post.id).deleted
     assert app.query("SELECT removed_at FROM jobs") == [(None,)]
     assert "Delete video" in labels(app.discord.message(report.id))
+
+
+async def test_delete_on_the_result_works_after_a_restart(app: App) -> None:
+    """The requester's Delete under a video posted by an earlier process."""
+    post = await posted_result(app)
+    await app.bot.close()
+    bot = VideoBot(
+        settings=app.settings, store=app.store, runware=app.client, guild_ready_timeout=GUILD_READY_TIMEOUT
+    )
+    async with running_bot(bot, app.discord):
+        payload = await app.click(post, "Delete", user_id=DEFAULT_USER_ID)
+        await private_answer(app, payload, "Deleted the video of job #1")
+    assert app.discord.message(post.id).deleted
