@@ -29,3 +29,15 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```sh\n(.+?)\n```", README)
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_env_example_shows_every_operator_setting() -> None:
+    """.env.example has a line for every setting (test-rig ones aside), each with its default value."""
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    shown = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    rigs = {"DISCORD_API_BASE", "DISCORD_GATEWAY_URL"}
+    assert set(shown) == {name.upper() for name in Settings.model_fields} - rigs
+    for name, value in shown.items():
+        default = Settings.model_fields[name.lower()].default
+        if value and default not in (None, []):
+            assert str(default).removesuffix(".0") == value.removesuffix(".0"), name
