@@ -227,7 +227,7 @@ async def test_voice_message_ogg_is_accepted(app: App) -> None:
     await app.reply_to(payload, "accepted")
     post = await app.post_in_channel("ready")
     assert len(post.attachments) == 1
-    flac = [u for u in app.runware.uploads.values() if u.kind != "image"]
+    flac = [u for u in app.runware.uploads.values() if (u.mime or "").startswith("audio/")]
     assert flac and flac[0].data[:4] == b"fLaC"
 
 
