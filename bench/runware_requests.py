@@ -2,8 +2,8 @@
 
 What is measured
     Every POST the bot sends to Runware while jobs go through the real path: JobService.accept (real media
-    from tests/media_factory, validated, reserved in a real SqliteStore, uploaded: imageUpload +
-    mediaStorage), then the JobRunner loop (videoInference submit, getResponse polls until the task
+    from tests/media_factory, validated, reserved in a real SqliteStore, uploaded: two mediaStorage
+    uploads), then the JobRunner loop (videoInference submit, getResponse polls until the task
     finishes). Counted from FakeRunware's own records (`fake.requests`: one entry per POST, which may carry
     many tasks; `fake.task_counts`: task items), divided by the number of jobs.
 
@@ -63,7 +63,7 @@ from tests.fakes.runware import FakeRunware
 
 JOB_SECONDS = 120.0  # a 2-minute OmniHuman job, in real seconds
 GOAL_POLL_REQUESTS_PER_JOB = 0.5
-TYPES = ("imageUpload", "mediaStorage", "videoInference", "getResponse")
+TYPES = ("mediaStorage", "videoInference", "getResponse")
 DEFAULT_INITIAL_S = float(Settings.model_fields["poll_initial_delay_s"].default)
 DEFAULT_MAX_INTERVAL_S = float(Settings.model_fields["poll_max_interval_s"].default)
 
@@ -256,7 +256,7 @@ def main() -> int:
     print()
     print("HTTP requests (POSTs) per job, by type; baseline = same workload with POLL_BATCH_SIZE=1")
     header = (
-        f"{'jobs in flight':>26} | {'imageUpload':>11} {'mediaStor.':>10} {'videoInf.':>9} {'getResp.':>8} "
+        f"{'jobs in flight':>26} | {'mediaStor.':>10} {'videoInf.':>9} {'getResp.':>8} "
         f"{'all':>6} | {'getResponse req/job':>19} | {'baseline getResp req/job':>24} | {'ratio':>6} | "
         f"{'getResp tasks/job':>17} {'(baseline)':>10}"
     )
@@ -264,9 +264,9 @@ def main() -> int:
     print("-" * len(header))
     for measured, baseline in rows:
         m = [measured.per_job(measured.requests, t) for t in TYPES]
-        polls, base_polls = m[3], baseline.per_job(baseline.requests, "getResponse")
+        polls, base_polls = m[2], baseline.per_job(baseline.requests, "getResponse")
         print(
-            f"{measured.label:>26} | {m[0]:>11.2f} {m[1]:>10.2f} {m[2]:>9.2f} {m[3]:>8.2f} "
+            f"{measured.label:>26} | {m[0]:>10.2f} {m[1]:>9.2f} {m[2]:>8.2f} "
             f"{measured.total_per_job:>6.2f} | {polls:>19.2f} | {base_polls:>24.2f} | "
             f"{polls / base_polls:>6.3f} | {measured.per_job(measured.tasks, 'getResponse'):>17.2f} "
             f"{baseline.per_job(baseline.tasks, 'getResponse'):>10.2f}"

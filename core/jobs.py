@@ -672,6 +672,9 @@ class JobRunner:
             await self._complete(job, result)
             return None
         if result.state is TaskState.ERROR and not missing:
+            # Final even when the error is retryable (taskFailed, a provider timeout): that task is over, and
+            # like Runware's SDK the bot does not resubmit under a new taskUUID behind the member's back.
+            # The hold is refunded; the member is told to try again.
             error = result.error
             code = error.code if error and error.code else "taskFailed"
             message = error.user_message() if error else "The video service could not make this video."

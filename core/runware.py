@@ -59,6 +59,9 @@ class ErrorKind(StrEnum):
     UNKNOWN = "unknown"
 
 
+# As in Runware's official SDK (`is_retryable`): sending the same request again may succeed. For a task
+# that Runware reported failed, "again" means a new task; the SDK leaves that to its caller, and so does
+# this client (the job runner fails and refunds such a job, and the member may run /animate again).
 RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
     {ErrorKind.PROVIDER, ErrorKind.TIMEOUT, ErrorKind.RATE_LIMIT, ErrorKind.CONNECTION, ErrorKind.SERVER}
 )
@@ -133,7 +136,11 @@ class RunwareError(Exception):
 
 
 def classify_error(code: str | None, http_status: int | None) -> ErrorKind:
-    """Map a Runware error code and HTTP status to an ErrorKind (rules from docs/runware-api.md)."""
+    """Map a Runware error code and HTTP status to an ErrorKind.
+
+    Codes are sorted as Runware's official SDK sorts them (see `_kind_for_code`); the HTTP status settles
+    account problems (401/402/403) and keeps 429/5xx retryable.
+    """
     by_status = _kind_for_status(http_status)
     # The HTTP status is authoritative for account problems, whatever the code says.
     if http_status in (401, 402, 403):
@@ -167,42 +174,120 @@ def _kind_for_status(http_status: int | None) -> ErrorKind:
     return ErrorKind.SERVER if http_status >= 500 else ErrorKind.UNKNOWN
 
 
-_SAFETY_MARKERS = (
-    "contentpolicy",
-    "nsfw",
-    "sensitivecontent",
-    "safety",
-    "moderation",
-    "unsafe",
-    "inappropriate",
+# Codes as Runware's official Python SDK (`runware-sdk` 1.8.0, `runware/errors.py`, `derive_code`) sorts
+# them. Its names are matched case-insensitively here; where the bot differs, the comment says why.
+_SAFETY_CODES = frozenset(
+    c.lower()
+    for c in (
+        "contentPolicyViolation",
+        "providerContentPolicyViolation",
+        "sensitiveContentDetected",
+        "unsafeContentDetected",
+        "nsfwContentDetected",
+        "promptBlocked",
+        "imageBlocked",
+        "moderationFailed",
+        "invalidProviderContent",
+    )
+)
+# The SDK calls all of these "auth"; the bot keeps "the key may not do this" apart as PERMISSION (also final).
+_PERMISSION_CODES = frozenset(c.lower() for c in ("forbidden", "permissionDenied", "insufficientPermissions"))
+_AUTH_CODES = frozenset(
+    c.lower()
+    for c in (
+        "unauthorized",
+        "authenticationFailed",
+        "authFailed",
+        "authTimeout",
+        "invalidAuthentication",
+        "invalidCredentials",
+        "missingAuthentication",
+        "tokenExpired",
+        "tokenInvalid",
+        "tokenMissing",
+        "tokenRevoked",
+        "accountSuspended",
+        "accountDisabled",
+        "organizationSuspended",
+        "organizationDisabled",
+        "workspaceSuspended",
+        "workspaceDisabled",
+    )
+)
+_FUNDS_CODES = frozenset(c.lower() for c in ("quotaExceeded", "paymentRequired", "environmentPaused"))
+_SERVER_CODES = frozenset(
+    c.lower()
+    for c in (
+        "internalServerError",
+        "serviceUnavailable",
+        "serverUnavailable",
+        "standardError",
+        "unknownError",
+        "undefinedError",
+        "defaultError",
+        "unrecognizedResponse",
+        "errorRetrievingAccountManagement",
+    )
+)
+_NOT_FOUND_CODES = frozenset(c.lower() for c in ("taskCancelled", "taskFailedOrNotFound", "unknownModel"))
+_PROVIDER_CODES = frozenset(
+    c.lower()
+    for c in (
+        "inferenceError",
+        "processingFailed",
+        "taskFailed",
+        "downloadFailed",
+        "uploadFailed",
+        "noAvailableServer",
+        "modelUnavailable",
+        "modelDisabled",
+        "modelNotReady",
+        "mediaStorageFileCouldNotBeMoved",
+    )
+)
+_VALIDATION_PREFIXES = ("invalid", "missing", "conflict", "duplicate", "unsupported", "value", "array", "max")
+_VALIDATION_CODES = frozenset(
+    c.lower()
+    for c in (
+        "unknownParameter",
+        "incompatibleParameters",
+        "mismatchProviderSettingsProvider",
+        "unknownProviderSettingsProvider",
+        "transparentModelMismatch",
+        "modelOwnershipValidationError",
+        "modelAlreadyExists",
+        "validationFailed",
+    )
 )
 
 
 def _kind_for_code(code: str | None) -> ErrorKind:
-    # Codes are not standardised; these substring rules follow Runware's newer SDK. Order matters:
-    # "providerContentPolicyViolation" is safety, "timeoutProvider" a timeout, "invalidApiKey" auth.
+    # The SDK's order matters: "providerContentPolicyViolation" is safety before provider, "invalidApiKey"
+    # auth before validation, "authTimeout" auth before timeout, "taskFailedOrNotFound" not found.
     if not code:
         return ErrorKind.UNKNOWN
     c = code.lower()
-    if any(m in c for m in ("credit", "quota", "balance", "insufficientfunds")):
+    if any(m in c for m in ("credits", "quota", "balance")) or c in _FUNDS_CODES:
         return ErrorKind.FUNDS
-    if any(m in c for m in ("apikey", "unauthorized", "unauthenticated", "authentication")):
-        return ErrorKind.AUTH
-    if any(m in c for m in ("permission", "forbidden")):
-        return ErrorKind.PERMISSION
-    if any(m in c for m in ("ratelimit", "toomanyrequests")):
+    if "ratelimit" in c:
         return ErrorKind.RATE_LIMIT
-    if any(m in c for m in _SAFETY_MARKERS):
+    if c in _SAFETY_CODES:
         return ErrorKind.SAFETY
-    if "timeout" in c or "timedout" in c:
+    if c in _PERMISSION_CODES:
+        return ErrorKind.PERMISSION
+    if c in _AUTH_CODES or "apikey" in c:
+        return ErrorKind.AUTH
+    # The SDK matches "Timeout" case-sensitively and so misses Runware's documented "timeoutProvider";
+    # a timeout is a timeout whatever its case.
+    if "timeout" in c:
         return ErrorKind.TIMEOUT
-    if "notfound" in c or "expired" in c:
+    if c in _NOT_FOUND_CODES or c.endswith(("notfound", "expired")):
         return ErrorKind.NOT_FOUND
-    if c.startswith("provider") or any(
-        m in c for m in ("inferenceerror", "processingfailed", "noavailableserver")
-    ):
+    if c in _SERVER_CODES:
+        return ErrorKind.SERVER
+    if c in _PROVIDER_CODES or c.startswith("provider"):
         return ErrorKind.PROVIDER
-    if c.startswith(("invalid", "missing", "unsupported", "conflict")):
+    if c.startswith(_VALIDATION_PREFIXES) or "conflict" in c or c in _VALIDATION_CODES:
         return ErrorKind.VALIDATION
     return ErrorKind.UNKNOWN
 
@@ -297,7 +382,6 @@ class WireItem(_Wire):
     task_uuid: str | None = Field(default=None, alias="taskUUID")
     status: str | None = None
     progress: int | None = None
-    image_uuid: str | None = Field(default=None, alias="imageUUID")
     media_uuid: str | None = Field(default=None, alias="mediaUUID")
     media_url: str | None = Field(default=None, alias="mediaURL")
     video_uuid: str | None = Field(default=None, alias="videoUUID")
@@ -309,7 +393,6 @@ class WireItem(_Wire):
     @field_validator(
         "task_type",
         "task_uuid",
-        "image_uuid",
         "media_uuid",
         "media_url",
         "video_uuid",
@@ -419,7 +502,7 @@ def _parse_body(raw: bytes, status: int) -> _Reply:
     data = body.get("data")
     if data is not None and not isinstance(data, dict | list):
         raise _Malformed("`data` is neither an array nor an object")
-    # The imageUpload doc example shows `data` as a bare object instead of an array.
+    # The upload doc examples show `data` as a bare object instead of an array.
     raw_items = [data] if isinstance(data, dict) else data or []
     items = []
     for raw_item in raw_items:
@@ -433,6 +516,8 @@ def _parse_body(raw: bytes, status: int) -> _Reply:
     raw_errors = body.get("errors")
     if isinstance(raw_errors, dict):
         raw_errors = [raw_errors]
+    if not raw_errors and body.get("error"):
+        raw_errors = [_single_error(body)]
     errors = []
     for raw_error in raw_errors if isinstance(raw_errors, list) else []:
         if not isinstance(raw_error, dict):
@@ -442,6 +527,15 @@ def _parse_body(raw: bytes, status: int) -> _Reply:
         except ValidationError:
             errors.append(WireError(message="unreadable error object"))
     return _Reply(status=status, items=items, errors=errors)
+
+
+def _single_error(body: dict[str, Any]) -> object:
+    """The error of a single `{"error": {...}, "taskUUID": ..., "taskType": ...}` envelope."""
+    error = body["error"]
+    if not isinstance(error, dict):
+        return {"message": str(error)}
+    # The envelope may carry the task's identity beside the error rather than inside it.
+    return {"taskUUID": body.get("taskUUID"), "taskType": body.get("taskType"), **error}
 
 
 class _Transient(Exception):
@@ -497,28 +591,20 @@ class RunwareClient:
     # --- public operations ---
 
     async def upload_image(self, data: bytes, mime: str) -> str:
-        """Upload an image as a data URI (imageUpload) and return its imageUUID."""
-        image = _data_uri(data, mime)
-
-        async def attempt() -> str:
-            # A fresh taskUUID per attempt: reusing one after a lost reply would only earn conflictTaskUUID.
-            task_uuid = str(uuid.uuid4())
-            reply = await self._send([{"taskType": "imageUpload", "taskUUID": task_uuid, "image": image}])
-            self._raise_for_errors(reply, task_uuid, retry_transient=True)
-            found = _first_with(reply, task_uuid, lambda i: i.image_uuid)
-            if not found:
-                raise self._malformed_reply(reply, "the imageUpload reply has no imageUUID", task_uuid)
-            return found
-
-        image_uuid = await self._retrying("imageUpload", attempt)
-        log.info("Runware image uploaded image=%s bytes=%d", image_uuid, len(data))
-        return image_uuid
+        """Upload an image as a data URI (mediaStorage upload) and return its mediaUUID."""
+        return await self._store_media(data, mime, "image")
 
     async def upload_audio(self, data: bytes, mime: str) -> str:
         """Upload audio as a data URI (mediaStorage upload) and return its mediaUUID."""
+        return await self._store_media(data, mime, "audio")
+
+    async def _store_media(self, data: bytes, mime: str, what: str) -> str:
+        """Upload any media with mediaStorage and return its real mediaUUID."""
+        # Runware's SDK marks the older imageUpload task deprecated in favour of mediaStorage.
         media = _data_uri(data, mime)
 
         async def attempt() -> tuple[str | None, str]:
+            # A fresh taskUUID per attempt: reusing one after a lost reply would only earn conflictTaskUUID.
             task_uuid = str(uuid.uuid4())
             reply = await self._send(
                 [{"taskType": "mediaStorage", "taskUUID": task_uuid, "operation": "upload", "media": media}]
@@ -526,14 +612,16 @@ class RunwareClient:
             self._raise_for_errors(reply, task_uuid, retry_transient=True)
             return _first_with(reply, task_uuid, lambda i: i.media_uuid), task_uuid
 
-        media_uuid, task_uuid = await self._retrying("mediaStorage upload", attempt)
+        # The answer's mediaURL is not needed (nor logged: it shows the member's file): the video task
+        # names the upload by its mediaUUID.
+        media_uuid, task_uuid = await self._retrying(f"mediaStorage upload ({what})", attempt)
         if media_uuid is None or media_uuid in _PLACEHOLDER_MEDIA_UUIDS:
             # Seen in one integration: "1" first, the real UUID only via getResponse on the upload's taskUUID.
             log.info(
                 "Runware answered placeholder mediaUUID=%r task=%s; asking getResponse", media_uuid, task_uuid
             )
             media_uuid = await self._resolve_media_uuid(task_uuid)
-        log.info("Runware audio uploaded media=%s bytes=%d", media_uuid, len(data))
+        log.info("Runware %s uploaded media=%s bytes=%d", what, media_uuid, len(data))
         return media_uuid
 
     async def submit_video(self, req: VideoRequest) -> None:
@@ -896,7 +984,7 @@ def _encode(tasks: list[dict[str, Any]]) -> bytes:
 
 def _carries_media(task: dict[str, Any]) -> bool:
     """True for upload tasks, whose bodies hold a whole file."""
-    return task.get("taskType") in ("imageUpload", "mediaStorage")
+    return task.get("taskType") == "mediaStorage"
 
 
 def _data_uri(data: bytes, mime: str) -> str:

@@ -135,8 +135,8 @@ async def test_uploads_are_the_validated_bytes(rig: Rig) -> None:
     """The image and audio Runware receives are exactly the member's files."""
     req = request()
     job = (await rig.service.accept(req)).job
-    uploaded = {u.kind: u.data for u in rig.fake.uploads.values()}
-    assert req.image in uploaded.values() and req.audio in uploaded.values()
+    uploaded = [u.data for u in rig.fake.uploads.values()]
+    assert req.image in uploaded and req.audio in uploaded
     assert job.status is JobStatus.QUEUED
 
 
@@ -148,6 +148,18 @@ async def test_task_failure_is_refunded(running: Rig, shape: str) -> None:
     done = await running.next_finished()
     assert done.status is JobStatus.FAILED and done.error_code == "timeoutProvider"
     assert running.spent() == 0
+    assert [k for k, _ in running.ledger()] == ["reserve", "refund"]
+
+
+async def test_retryable_task_failure_is_final_refunded_and_not_resubmitted(running: Rig) -> None:
+    """A task Runware reports as taskFailed (retryable in its SDK) fails once, is refunded, never resent."""
+    running.fake.next_outcome(Outcome.failure("taskFailed"))
+    await running.service.accept(request())
+    done = await running.next_finished()
+    assert (done.status, done.error_code) == (JobStatus.FAILED, "taskFailed")
+    assert done.error_message == "The video service could not make this video. Please try again later."
+    assert running.fake.submission_counts[done.task_uuid] == 1
+    assert len(running.fake.tasks_of_type("videoInference")) == 1
     assert [k for k, _ in running.ledger()] == ["reserve", "refund"]
 
 
@@ -187,7 +199,7 @@ async def test_quota_refusal_submits_and_uploads_nothing(rig: Rig) -> None:
     await rig.service.accept(request(6.0))  # $0.60 of $1.00
     with pytest.raises(QuotaExceeded, match=r"\$0\.60.*\$0\.40 left"):
         await rig.service.accept(request(6.0))
-    assert len(rig.fake.tasks_of_type("imageUpload")) == 1
+    assert len(rig.fake.tasks_of_type("mediaStorage")) == 2
     assert rig.fake.tasks_of_type("videoInference") == []
     assert rig.spent() == 600_000
 
@@ -202,7 +214,7 @@ async def test_invalid_media_reserves_nothing(rig: Rig) -> None:
 
 async def test_upload_failure_refunds_and_says_not_charged(rig: Rig) -> None:
     """A permanent upload error fails the job, refunds it, and tells the member."""
-    rig.fake.inject(402, task_type="imageUpload", code="insufficientCredits")
+    rig.fake.inject(402, task_type="mediaStorage", code="insufficientCredits")
     with pytest.raises(UserFacingError, match="not charged"):
         await rig.service.accept(request())
     assert rig.spent() == 0 and [k for k, _ in rig.ledger()] == ["reserve", "refund"]

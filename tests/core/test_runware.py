@@ -80,10 +80,12 @@ async def submit(client: RunwareClient, **overrides: object) -> VideoRequest:
 async def test_upload_image_returns_uuid_and_uploads_decoded_bytes(
     client: RunwareClient, fake: FakeRunware
 ) -> None:
-    """upload_image sends a data URI and returns the imageUUID the server stored it under."""
+    """upload_image uses mediaStorage (not the deprecated imageUpload) and returns the mediaUUID."""
     image_uuid = await client.upload_image(PNG, "image/png")
     upload = fake.uploads[image_uuid]
-    assert (upload.kind, upload.data, upload.mime, upload.source) == ("image", PNG, "image/png", "data_uri")
+    assert (upload.kind, upload.data, upload.mime, upload.source) == ("media", PNG, "image/png", "data_uri")
+    assert [t["operation"] for t in fake.tasks_of_type("mediaStorage")] == ["upload"]
+    assert fake.tasks_of_type("imageUpload") == []
 
 
 async def test_upload_image_accepts_bare_object_data(client: RunwareClient, fake: FakeRunware) -> None:
@@ -308,6 +310,34 @@ async def test_poll_reads_nested_failure_shape(client: RunwareClient, fake: Fake
     assert not result.error.retryable
 
 
+async def test_poll_reads_single_error_envelope(client: RunwareClient, fake: FakeRunware) -> None:
+    """A `{"error": {...}, "taskUUID": ...}` answer makes that task ERROR, classified by its code."""
+    req = await submit(client)
+    fake.inject(200, task_type="getResponse", code="taskFailed", envelope="error")
+    result = (await client.poll([req.task_uuid]))[req.task_uuid]
+    assert result.state is TaskState.ERROR
+    assert result.error is not None
+    assert (result.error.kind, result.error.code, result.error.task_uuid) == (
+        ErrorKind.PROVIDER,
+        "taskFailed",
+        req.task_uuid,
+    )
+
+
+async def test_upload_refusal_in_single_error_envelope_keeps_its_code(
+    client: RunwareClient, fake: FakeRunware
+) -> None:
+    """A 400 whose body is one `error` object is classified by that error's code, not only by the status."""
+    fake.inject(400, task_type="mediaStorage", code="imageBlocked", envelope="error")
+    with pytest.raises(RunwareError) as caught:
+        await client.upload_image(PNG, "image/png")
+    assert (caught.value.kind, caught.value.code, caught.value.retryable) == (
+        ErrorKind.SAFETY,
+        "imageBlocked",
+        False,
+    )
+
+
 async def test_poll_unknown_task_is_not_found(client: RunwareClient) -> None:
     """A taskUUID Runware does not know is ERROR with kind NOT_FOUND."""
     task_uuid = str(uuid.uuid4())
@@ -422,10 +452,10 @@ async def test_transient_failures_are_retried(
 
 async def test_upload_retries_a_hang(client: RunwareClient, fake: FakeRunware) -> None:
     """An upload whose request hangs past the timeout is sent again and succeeds."""
-    fake.inject_hang(TIMEOUT_S * 3, task_type="imageUpload")
+    fake.inject_hang(TIMEOUT_S * 3, task_type="mediaStorage")
     image_uuid = await client.upload_image(PNG, "image/png")
     assert fake.uploads[image_uuid].data == PNG
-    assert len(fake.tasks_of_type("imageUpload")) == 2
+    assert len(fake.tasks_of_type("mediaStorage")) == 2
 
 
 async def test_exhausted_retries_raise_a_retryable_error(
@@ -585,6 +615,163 @@ async def test_client_repr_hides_the_key(client: RunwareClient) -> None:
 def test_classify_error(code: str | None, status: int, kind: ErrorKind) -> None:
     """Error codes and HTTP statuses map to kinds as docs/runware-api.md says."""
     assert classify_error(code, status) is kind
+
+
+# Every code Runware's official Python SDK sorts (runware-sdk 1.8.0, runware/errors.py: `derive_code`,
+# `is_retryable`), with the kind the bot gives it and whether it is retryable. Where the bot differs from
+# the SDK, SDK_DIFFERENCES says how and why.
+CODE_TABLE: list[tuple[str, ErrorKind, bool]] = [
+    # quota: codes containing Credits/Quota/Balance, and a few named ones
+    ("insufficientCredits", ErrorKind.FUNDS, False),
+    ("insufficientBalance", ErrorKind.FUNDS, False),
+    ("quotaExceeded", ErrorKind.FUNDS, False),
+    ("paymentRequired", ErrorKind.FUNDS, False),
+    ("environmentPaused", ErrorKind.FUNDS, False),
+    # rate limits
+    ("rateLimitExceeded", ErrorKind.RATE_LIMIT, True),
+    ("providerRateLimit", ErrorKind.RATE_LIMIT, True),
+    # blocked content is a safety refusal
+    ("contentPolicyViolation", ErrorKind.SAFETY, False),
+    ("providerContentPolicyViolation", ErrorKind.SAFETY, False),
+    ("sensitiveContentDetected", ErrorKind.SAFETY, False),
+    ("unsafeContentDetected", ErrorKind.SAFETY, False),
+    ("nsfwContentDetected", ErrorKind.SAFETY, False),
+    ("promptBlocked", ErrorKind.SAFETY, False),
+    ("imageBlocked", ErrorKind.SAFETY, False),
+    ("moderationFailed", ErrorKind.SAFETY, False),
+    ("invalidProviderContent", ErrorKind.SAFETY, False),
+    # auth (and, kept apart by the bot, permission)
+    ("invalidApiKey", ErrorKind.AUTH, False),
+    ("missingApiKey", ErrorKind.AUTH, False),
+    ("unauthorized", ErrorKind.AUTH, False),
+    ("authenticationFailed", ErrorKind.AUTH, False),
+    ("authFailed", ErrorKind.AUTH, False),
+    ("authTimeout", ErrorKind.AUTH, False),
+    ("invalidAuthentication", ErrorKind.AUTH, False),
+    ("invalidCredentials", ErrorKind.AUTH, False),
+    ("missingAuthentication", ErrorKind.AUTH, False),
+    ("tokenExpired", ErrorKind.AUTH, False),
+    ("tokenInvalid", ErrorKind.AUTH, False),
+    ("tokenMissing", ErrorKind.AUTH, False),
+    ("tokenRevoked", ErrorKind.AUTH, False),
+    ("accountSuspended", ErrorKind.AUTH, False),
+    ("accountDisabled", ErrorKind.AUTH, False),
+    ("organizationSuspended", ErrorKind.AUTH, False),
+    ("organizationDisabled", ErrorKind.AUTH, False),
+    ("workspaceSuspended", ErrorKind.AUTH, False),
+    ("workspaceDisabled", ErrorKind.AUTH, False),
+    ("forbidden", ErrorKind.PERMISSION, False),
+    ("permissionDenied", ErrorKind.PERMISSION, False),
+    ("insufficientPermissions", ErrorKind.PERMISSION, False),
+    # timeouts
+    ("timeout", ErrorKind.TIMEOUT, True),
+    ("gatewayTimeout", ErrorKind.TIMEOUT, True),
+    ("providerTimeout", ErrorKind.TIMEOUT, True),
+    ("timeoutProvider", ErrorKind.TIMEOUT, True),
+    # not found
+    ("taskFailedOrNotFound", ErrorKind.NOT_FOUND, False),
+    ("taskCancelled", ErrorKind.NOT_FOUND, False),
+    ("unknownModel", ErrorKind.NOT_FOUND, False),
+    ("mediaNotFound", ErrorKind.NOT_FOUND, False),
+    ("mediaExpired", ErrorKind.NOT_FOUND, False),
+    # server trouble
+    ("internalServerError", ErrorKind.SERVER, True),
+    ("serviceUnavailable", ErrorKind.SERVER, True),
+    ("serverUnavailable", ErrorKind.SERVER, True),
+    ("standardError", ErrorKind.SERVER, True),
+    ("unknownError", ErrorKind.SERVER, True),
+    ("undefinedError", ErrorKind.SERVER, True),
+    ("defaultError", ErrorKind.SERVER, True),
+    ("unrecognizedResponse", ErrorKind.SERVER, True),
+    ("errorRetrievingAccountManagement", ErrorKind.SERVER, True),
+    # provider / inference trouble
+    ("taskFailed", ErrorKind.PROVIDER, True),
+    ("inferenceError", ErrorKind.PROVIDER, True),
+    ("processingFailed", ErrorKind.PROVIDER, True),
+    ("downloadFailed", ErrorKind.PROVIDER, True),
+    ("uploadFailed", ErrorKind.PROVIDER, True),
+    ("noAvailableServer", ErrorKind.PROVIDER, True),
+    ("modelUnavailable", ErrorKind.PROVIDER, True),
+    ("modelDisabled", ErrorKind.PROVIDER, True),
+    ("modelNotReady", ErrorKind.PROVIDER, True),
+    ("mediaStorageFileCouldNotBeMoved", ErrorKind.PROVIDER, True),
+    ("providerError", ErrorKind.PROVIDER, True),
+    ("providerAuthError", ErrorKind.PROVIDER, True),
+    # validation: request-shape problems
+    ("invalidOutputQuality", ErrorKind.VALIDATION, False),
+    ("invalidSafety", ErrorKind.VALIDATION, False),
+    ("missingAudio", ErrorKind.VALIDATION, False),
+    ("conflictTaskUUID", ErrorKind.VALIDATION, False),
+    ("taskUUIDConflict", ErrorKind.VALIDATION, False),
+    ("duplicateTaskUUID", ErrorKind.VALIDATION, False),
+    ("unsupportedTaskType", ErrorKind.VALIDATION, False),
+    ("valueTooLarge", ErrorKind.VALIDATION, False),
+    ("arrayTooLong", ErrorKind.VALIDATION, False),
+    ("maxDurationExceeded", ErrorKind.VALIDATION, False),
+    ("unknownParameter", ErrorKind.VALIDATION, False),
+    ("incompatibleParameters", ErrorKind.VALIDATION, False),
+    ("validationFailed", ErrorKind.VALIDATION, False),
+    ("modelAlreadyExists", ErrorKind.VALIDATION, False),
+    # anything else
+    ("somethingNew", ErrorKind.UNKNOWN, False),
+]
+
+# code -> the SDK's category, where the bot deliberately answers differently.
+SDK_DIFFERENCES = {
+    # The SDK's "Timeout" test is case-sensitive and misses the code Runware documents for a slow provider.
+    "timeoutProvider": "unknown",
+    # The SDK calls these "auth"; the bot says "lacks a permission" instead of "key rejected" (both final).
+    "forbidden": "auth",
+    "permissionDenied": "auth",
+    "insufficientPermissions": "auth",
+}
+
+_SDK_KIND = {
+    "validation": ErrorKind.VALIDATION,
+    "auth": ErrorKind.AUTH,
+    "quota": ErrorKind.FUNDS,
+    "rateLimit": ErrorKind.RATE_LIMIT,
+    "safety": ErrorKind.SAFETY,
+    "provider": ErrorKind.PROVIDER,
+    "timeout": ErrorKind.TIMEOUT,
+    "notFound": ErrorKind.NOT_FOUND,
+    "serverError": ErrorKind.SERVER,
+    "connection": ErrorKind.CONNECTION,
+    "unknown": ErrorKind.UNKNOWN,
+}
+
+
+@pytest.mark.parametrize(("code", "kind", "retryable"), CODE_TABLE, ids=[c for c, _, _ in CODE_TABLE])
+def test_error_code_table(code: str, kind: ErrorKind, retryable: bool) -> None:
+    """Each Runware error code reported in a 200 answer gets its kind and retryability."""
+    error = RunwareError(classify_error(code, 200), "x", code=code)
+    assert (error.kind, error.retryable) == (kind, retryable)
+
+
+@pytest.mark.parametrize(("code", "kind", "retryable"), CODE_TABLE, ids=[c for c, _, _ in CODE_TABLE])
+def test_error_code_table_agrees_with_runware_sdk(code: str, kind: ErrorKind, retryable: bool) -> None:
+    """The table matches Runware's official SDK, code by code, except the listed, explained differences."""
+    from runware.errors import derive_code, is_retryable
+
+    sdk = derive_code(code)
+    if code in SDK_DIFFERENCES:
+        assert sdk == SDK_DIFFERENCES[code]
+        return
+    assert (_SDK_KIND[sdk], is_retryable(sdk)) == (kind, retryable)
+
+
+def test_error_code_table_covers_every_code_the_sdk_names() -> None:
+    """Every code in the SDK's named lists has a row in the table."""
+    from runware import errors
+
+    named = set().union(
+        errors._SAFETY_CODES,
+        errors._AUTH_CODES,
+        errors._SERVER_ERROR_CODES,
+        errors._NOT_FOUND_CODES,
+        errors._PROVIDER_CODES,
+    )
+    assert named <= {code for code, _, _ in CODE_TABLE}
 
 
 def test_retryable_kinds() -> None:

@@ -68,12 +68,12 @@ async def test_quota_refusal_submits_nothing(app: App) -> None:
     first = await app.animate(audio=media.wav(8.0))  # $0.80 of $1.00
     await app.reply_to(first, "accepted")
     await app.discord.wait_for(lambda: len(app.runware.tasks_of_type("videoInference")) == 1)
-    uploads = len(app.runware.tasks_of_type("imageUpload"))
+    uploads = len(app.runware.tasks_of_type("mediaStorage"))
     second = await app.animate(audio=media.wav(3.0))
     reply = await app.reply_to(second, "daily limit")
     assert "$0.30" in reply.content and "$0.20 left" in reply.content and "<t:" in reply.content
     assert len(app.runware.tasks_of_type("videoInference")) == 1
-    assert len(app.runware.tasks_of_type("imageUpload")) == uploads
+    assert len(app.runware.tasks_of_type("mediaStorage")) == uploads
     assert app.query("SELECT COUNT(*) FROM jobs") == [(1,)]
 
 
@@ -227,7 +227,7 @@ async def test_voice_message_ogg_is_accepted(app: App) -> None:
     await app.reply_to(payload, "accepted")
     post = await app.post_in_channel("ready")
     assert len(post.attachments) == 1
-    flac = [u for u in app.runware.uploads.values() if u.kind != "image"]
+    flac = [u for u in app.runware.uploads.values() if (u.mime or "").startswith("audio/")]
     assert flac and flac[0].data[:4] == b"fLaC"
 
 

@@ -131,7 +131,7 @@ async def test_accept_after_the_expiry_is_refused(app: App, monkeypatch: pytest.
 async def test_a_failure_after_accept_is_explained_in_place(app: App) -> None:
     """The video service refusing the upload after Accept: the member reads why in the same message, is
     not charged, and is not asked again next time."""
-    app.runware.inject(402, task_type="imageUpload", code="insufficientCredits")
+    app.runware.inject(402, task_type="mediaStorage", code="insufficientCredits")
     _, statement = await asked(app)
     await app.click(statement, "I accept")
     await app.discord.wait_for(lambda: "not charged" in app.discord.message(statement.id).content)

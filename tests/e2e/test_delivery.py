@@ -63,7 +63,7 @@ async def test_expired_output_is_explained_and_given_back(app: App) -> None:
 
 async def test_upload_failure_is_told_privately_once(app: App) -> None:
     """When Runware refuses the upload, the member reads why in private and nothing is posted publicly."""
-    app.runware.inject(402, task_type="imageUpload", code="insufficientCredits")
+    app.runware.inject(402, task_type="mediaStorage", code="insufficientCredits")
     payload = await app.animate()
     reply = await app.reply_to(payload, "not charged")
     assert reply.ephemeral and "credit" in reply.content

@@ -10,8 +10,9 @@ Start it, hand `fake.url` and `fake.api_key` to the client, then steer and inspe
 
 What it does, per task type (every POST body must be a JSON array; the API key is checked first):
 
-- ``imageUpload`` -> ``imageUUID``; ``mediaStorage`` ``upload`` -> ``mediaUUID`` + ``mediaURL`` (and
-  ``delete``). Decoded bytes are kept in ``fake.uploads`` so tests can check what was uploaded.
+- ``mediaStorage`` ``upload`` -> ``operation``, ``mediaUUID`` + ``mediaURL`` (and ``delete``); the deprecated
+  ``imageUpload`` (older clients) -> ``imageUUID`` + ``imageURL``. The URLs serve the upload back. Decoded
+  bytes are kept in ``fake.uploads`` so tests can check what was uploaded.
 - ``videoInference`` is validated (model, ``deliveryMethod`` async, ``inputs.referenceImages`` and
   ``inputs.audio`` naming known uploads, ``outputFormat``, ``outputQuality`` 20-99, ``ttl`` >= 60,
   ``safety.mode``); invalid -> HTTP 400 with an ``invalid…``/``missing…`` error. A second submit of a
@@ -164,6 +165,7 @@ class _Fault:
     code: str | None = None
     message: str | None = None
     seconds: float = 0.0
+    envelope: Literal["errors", "error"] = "errors"
 
 
 _STATUS_CODES = {
@@ -359,14 +361,26 @@ class FakeRunware:
         process: bool = False,
         code: str | None = None,
         message: str | None = None,
+        envelope: Literal["errors", "error"] = "errors",
     ) -> None:
-        """Answer the next `times` matching POSTs with HTTP `status` and an `errors` body.
+        """Answer the next `times` matching POSTs with HTTP `status` and an error body.
 
         `task_type`: only POSTs containing a task of that type match. `process=True`: handle the request
         normally first (so it takes effect), then send the fault instead of the real answer (a lost reply).
+        `envelope="error"`: the single `{"error": {...}, "taskUUID": ..., "taskType": ...}` shape that
+        Runware's SDK also reads, instead of `{"errors": [...]}`.
         """
         self._faults.append(
-            _Fault("status", times, task_type, process, status=status, code=code, message=message)
+            _Fault(
+                "status",
+                times,
+                task_type,
+                process,
+                status=status,
+                code=code,
+                message=message,
+                envelope=envelope,
+            )
         )
 
     def inject_non_json(
@@ -433,7 +447,7 @@ class FakeRunware:
         if fault is None:
             assert answer is not None
             return answer
-        return await self._fault_answer(request, fault, answer)
+        return await self._fault_answer(request, fault, answer, body)
 
     async def _handle_video(self, request: web.Request) -> web.StreamResponse:
         self.video_requests.append(dict(request.headers))
@@ -474,7 +488,7 @@ class FakeRunware:
         return None
 
     async def _fault_answer(
-        self, request: web.Request, fault: _Fault, answer: web.Response | None
+        self, request: web.Request, fault: _Fault, answer: web.Response | None, body: Any
     ) -> web.StreamResponse:
         if fault.kind == "hang":
             with contextlib.suppress(TimeoutError):
@@ -494,6 +508,11 @@ class FakeRunware:
             )
         code = fault.code or _STATUS_CODES.get(fault.status, "unknownError")
         message = fault.message or f"Injected HTTP {fault.status}."
+        if fault.envelope == "error":
+            first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+            envelope = {"error": _error(code, message)}
+            envelope.update({k: first[k] for k in ("taskUUID", "taskType") if k in first})
+            return _json_response(fault.status, envelope)
         return _json_response(fault.status, {"errors": [_error(code, message)]})
 
     # --- the API ---
@@ -581,7 +600,12 @@ class FakeRunware:
         data, mime, source = _decode_media(image, "invalidImage")
         image_uuid = str(uuid.uuid4())
         self.uploads[image_uuid] = Upload("image", data, mime, task_uuid, source)
-        result = {"taskType": "imageUpload", "taskUUID": task_uuid, "imageUUID": image_uuid}
+        result = {
+            "taskType": "imageUpload",
+            "taskUUID": task_uuid,
+            "imageUUID": image_uuid,
+            "imageURL": f"{self.base_url}/media/{image_uuid}",
+        }
         self._tasks[task_uuid] = _Task("imageUpload", task_uuid, task, time.monotonic(), result=result)
         return result
 
@@ -592,7 +616,12 @@ class FakeRunware:
             media_uuid = task.get("mediaUUID")
             if not isinstance(media_uuid, str) or self.uploads.pop(media_uuid, None) is None:
                 raise _Reject("mediaNotFound", "No such media.", parameter="mediaUUID")
-            return {"taskType": "mediaStorage", "taskUUID": task_uuid, "mediaUUID": media_uuid}
+            return {
+                "taskType": "mediaStorage",
+                "taskUUID": task_uuid,
+                "operation": "delete",
+                "mediaUUID": media_uuid,
+            }
         if operation != "upload":
             raise _Reject("invalidOperation", "operation must be upload or delete.", parameter="operation")
         media = task.get("media")
@@ -604,6 +633,7 @@ class FakeRunware:
         result = {
             "taskType": "mediaStorage",
             "taskUUID": task_uuid,
+            "operation": "upload",
             "mediaUUID": media_uuid,
             "mediaURL": f"{self.base_url}/media/{media_uuid}",
         }
