@@ -739,7 +739,11 @@ class RunwareClient:
             first = unattributed[0]
             # A failed request, or an account-level problem, concerns every task: raise it.
             account_kinds = (ErrorKind.AUTH, ErrorKind.FUNDS, ErrorKind.PERMISSION, ErrorKind.RATE_LIMIT)
-            if not reply.ok or first.kind in account_kinds:
+            # A server or connection error without a taskUUID is about the request, not the task (an
+            # `internalServerError` answered with HTTP 200): ask again later rather than fail a task that
+            # may still finish and be billed.
+            request_kinds = (ErrorKind.SERVER, ErrorKind.CONNECTION)
+            if not reply.ok or first.kind in account_kinds or first.kind in request_kinds:
                 raise first
             attribute_to_only_task = len(chunk) == 1
             if not attribute_to_only_task:

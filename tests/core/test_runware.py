@@ -324,6 +324,20 @@ async def test_poll_reads_single_error_envelope(client: RunwareClient, fake: Fak
     )
 
 
+async def test_poll_server_error_without_task_uuid_is_a_failed_request(
+    client: RunwareClient, fake: FakeRunware
+) -> None:
+    """An `internalServerError` with no taskUUID (HTTP 200) is the request's failure, never the task's."""
+    req = await submit(client)
+    fake.inject(200, task_type="getResponse", code="internalServerError")
+    try:
+        result = (await client.poll([req.task_uuid]))[req.task_uuid]
+    except RunwareError as error:
+        assert error.retryable
+        return
+    assert result.state is not TaskState.ERROR
+
+
 async def test_upload_refusal_in_single_error_envelope_keeps_its_code(
     client: RunwareClient, fake: FakeRunware
 ) -> None:
