@@ -277,8 +277,12 @@ class JobService:
                     job.id, "uploadInterrupted", "The upload was interrupted.", self._clock()
                 )
             raise
-        job = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
-        return await self._started(job, limits)
+        queued = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
+        if queued is None:
+            # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep): never submit it.
+            log.warning("job=%s task=%s was closed during its upload", job.id, job.task_uuid)
+            raise UserFacingError(f"Job #{job.id} was cancelled during its upload. You were not charged.")
+        return await self._started(queued, limits)
 
     async def _upload(self, image: ValidImage, audio: ValidAudio) -> tuple[str, str]:
         """Upload both inputs to Runware; a failure becomes a member-facing error (nothing charged)."""
@@ -584,9 +588,12 @@ class JobRunner:
         s = self._settings
         assert job.image_ref is not None and job.audio_ref is not None
         now = self._clock()
-        await self._store.mark_submitting(
+        if not await self._store.mark_submitting(
             job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s)
-        )
+        ):
+            # Finished (failed, refunded) since it was read: sending it would bill a job nobody pays for.
+            log.info("job=%s task=%s no longer waits for a submit; not sent", job.id, job.task_uuid)
+            return
         request = VideoRequest(
             task_uuid=job.task_uuid,
             image_ref=job.image_ref,
@@ -617,7 +624,9 @@ class JobRunner:
             return
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         now = self._clock()
-        await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s)
+        if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s):
+            log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
+            return
         self._on_progress(job.id, None)
 
     async def _poll(self, jobs: list[Job]) -> None:
@@ -666,7 +675,8 @@ class JobRunner:
                 self._start_submit(job)
                 return None
             log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
-            await self._store.mark_submitted(job.id, now, now)
+            if not await self._store.mark_submitted(job.id, now, now):
+                return None  # closed meanwhile by another path
         if result.state is TaskState.SUCCESS:
             # Even past the deadline: a finished video is never thrown away.
             await self._complete(job, result)

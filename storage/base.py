@@ -71,20 +71,24 @@ class Store(Protocol):
         """In one transaction: reserve and queue the quoted job, or say why the quote is closed."""
         ...
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
-        """Record the uploaded inputs; the job is ready for the runner to submit."""
+    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+        """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
+        uploading (failed and refunded meanwhile)."""
         ...
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> None:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted)."""
+    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
+        no longer queued or submitting: it must not be sent."""
         ...
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> None:
-        """Record that Runware accepted the task; polling starts at next_poll_at."""
+    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
+        longer queued or submitting."""
         ...
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> None:
-        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each."""
+    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
+        Returns how many were changed (a job finished meanwhile is left alone)."""
         ...
 
     async def complete_job(

@@ -179,13 +179,33 @@ class SqliteStore:
         """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so the reads inside it
         see exactly what the writes will be checked against (no 'database is locked' on upgrade)."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._settled("BEGIN IMMEDIATE")
                 yield self._conn
+                await self._settled("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    await self._settled("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
+
+    async def _settled(self, sql: str) -> None:
+        """Run BEGIN, COMMIT or ROLLBACK to its end even if the caller is cancelled meanwhile.
+
+        The statement runs on the connection's thread whatever happens to the awaiting task: a BEGIN left
+        behind by a cancelled caller would make every later BEGIN fail. So the cancellation waits until the
+        statement is done (and the transaction state is known), then goes on."""
+        statement = asyncio.ensure_future(self._conn.execute(sql))
+        cancelled = False
+        while True:
+            try:
+                await asyncio.shield(statement)
+                break
+            except asyncio.CancelledError:
+                if statement.done():
+                    raise
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         async with self._lock:
@@ -377,20 +397,22 @@ class SqliteStore:
                 )
             return result
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
-        """Record the uploaded inputs; the job is ready for the runner to submit."""
+    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+        """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
+        uploading (failed and refunded meanwhile)."""
         async with self._write() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE jobs SET status = ?, image_ref = ?, audio_ref = ?, next_poll_at = ?, updated_at = ? "
                 "WHERE id = ? AND status = ?",
                 (JobStatus.QUEUED.value, image_ref, audio_ref, now, now, job_id, JobStatus.UPLOADING.value),
             )
-            return await self._job(db, job_id)
+            return await self._job(db, job_id) if cursor.rowcount == 1 else None
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> None:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted)."""
+    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
+        no longer queued or submitting: it must not be sent."""
         async with self._write() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE jobs SET status = ?, next_poll_at = ?, updated_at = ? "
                 "WHERE id = ? AND status IN (?, ?)",
                 (
@@ -402,11 +424,13 @@ class SqliteStore:
                     JobStatus.SUBMITTING.value,
                 ),
             )
+            return cursor.rowcount == 1
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> None:
-        """Record that Runware accepted the task; polling starts at next_poll_at."""
+    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
+        longer queued or submitting."""
         async with self._write() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE jobs SET status = ?, submitted_at = COALESCE(submitted_at, ?), next_poll_at = ?, "
                 "updated_at = ? WHERE id = ? AND status IN (?, ?)",
                 (
@@ -419,17 +443,20 @@ class SqliteStore:
                     JobStatus.SUBMITTING.value,
                 ),
             )
+            return cursor.rowcount == 1
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> None:
-        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each."""
+    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
+        Returns how many were changed (a job finished meanwhile is left alone)."""
         if not updates:
-            return
+            return 0
         async with self._write() as db:
-            await db.executemany(
+            cursor = await db.executemany(
                 f"UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + 1, updated_at = ? "
                 f"WHERE id = ? AND status IN ({_ACTIVE_SQL})",
                 [(next_poll_at, now, job_id) for job_id, next_poll_at in updates],
             )
+            return cursor.rowcount
 
     async def complete_job(
         self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float

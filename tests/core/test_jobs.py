@@ -406,3 +406,15 @@ async def test_cancel_arriving_with_a_wake_up_still_stops_the_runner(rig: Rig) -
         task.cancel()  # … while the cancellation arrives
         done, _ = await asyncio.wait({task}, timeout=2)
         assert done, "the runner kept running after it was cancelled"
+
+
+async def test_a_job_refunded_before_its_submit_is_never_sent(rig: Rig) -> None:
+    """A job failed (refunded) between due_jobs and its submit is never sent to Runware; one refund."""
+    job = (await rig.service.accept(request())).job
+    (due,) = await rig.store.due_jobs(time.time(), time.time(), 10)
+    await rig.store.fail_job(job.id, "uploadInterrupted", "Interrupted.", time.time())
+    await rig.runner._submit(due)
+    assert rig.fake.tasks_of_type("videoInference") == []
+    assert [k for k, _ in rig.ledger()] == ["reserve", "refund"]
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.status is JobStatus.FAILED
