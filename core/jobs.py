@@ -449,8 +449,7 @@ class JobService:
 
     def link_expires_at(self, job: Job) -> float:
         """When Runware deletes the output (its `ttl` counts from the task; submitted_at is before it)."""
-        start = job.submitted_at or job.created_at
-        return start + self._settings.output_ttl_s
+        return output_expires_at(job, self._settings.output_ttl_s)
 
     async def give_cost_back(self, job: Job, reason: str) -> int:
         """Credit a finished job's cost to its member when they could not be shown the video."""
@@ -542,6 +541,8 @@ class JobRunner:
                     self._start_submit(job)
             else:
                 polled.append(job)
+        # Expired jobs Runware still renders (and bills): asked about at the slow cadence.
+        polled += await self._store.late_jobs_due(now, MAX_JOBS_PER_PASS)
         due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
         if due_now:
             # Jobs due within the horizon ride along with a due poll: one request instead of several, and
@@ -658,11 +659,9 @@ class JobRunner:
         """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""
         s = self._settings
         now = self._clock()
-        missing = result.state is TaskState.UNKNOWN or (
-            result.state is TaskState.ERROR
-            and result.error is not None
-            and result.error.kind is ErrorKind.NOT_FOUND
-        )
+        missing = is_missing(result)
+        if job.status is JobStatus.EXPIRED:
+            return await self._apply_late(job, result, missing)
         overdue = is_past_deadline(job, now, s.job_deadline_s)
         if job.status is JobStatus.SUBMITTING:
             if missing:
@@ -688,7 +687,12 @@ class JobRunner:
             await self._fail(job, code, message)
             return None
         if overdue:
-            await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+            # Runware has the task and keeps rendering (and billing) it: the member is refunded now, and
+            # the task is still asked about until its output would be gone.
+            watch = (output_expires_at(job, s.output_ttl_s), now + s.poll_max_interval_s)
+            await self._fail(
+                job, "deadline", "It took too long, so it was cancelled.", expired=True, watch=watch
+            )
             return None
         submitted_at = job.submitted_at or now
         if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
@@ -708,8 +712,36 @@ class JobRunner:
             log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
             self._offer(done)
 
-    async def _fail(self, job: Job, code: str, message: str, *, expired: bool = False) -> None:
-        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired)
+    async def _apply_late(self, job: Job, result: TaskResult, missing: bool) -> float | None:
+        """Act on a poll result of an expired job that Runware still has. A video is kept and its cost
+        booked to the server; an error or a lost task ends the watch (nothing billed); so does the end of
+        the output's time to live."""
+        now = self._clock()
+        if result.state is TaskState.SUCCESS and result.video_url is not None:
+            cost = settled_cost(job, result.cost_usd)
+            done = await self._store.complete_late_job(job.id, result.video_url, cost, result.nsfw, now)
+            if done is not None:
+                log.info("job=%s task=%s arrived late cost=%s (the server's)", job.id, job.task_uuid, cost)
+                self._offer(done)
+            return None
+        lost = missing and now - (job.submitted_at or job.created_at) >= NOT_FOUND_GRACE_S
+        ended = result.state in (TaskState.SUCCESS, TaskState.ERROR) and not missing
+        if ended or lost or job.late_until is None or now >= job.late_until:
+            if await self._store.end_late_watch(job.id, now):
+                log.info("job=%s task=%s no late video (%s)", job.id, job.task_uuid, result.state.value)
+            return None
+        return self._settings.poll_max_interval_s
+
+    async def _fail(
+        self,
+        job: Job,
+        code: str,
+        message: str,
+        *,
+        expired: bool = False,
+        watch: tuple[float, float] | None = None,
+    ) -> None:
+        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired, watch=watch)
         if done is not None:
             log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
             self._offer(done)
@@ -730,6 +762,20 @@ class JobRunner:
         if len(self._offered) > len(pending) + 1000:
             waiting = {j.id for j in pending}
             self._offered = {k: v for k, v in self._offered.items() if k in waiting}
+
+
+def output_expires_at(job: Job, ttl_s: float) -> float:
+    """When Runware deletes a job's output: its `ttl` counts from the task, and submitted_at is before it."""
+    return (job.submitted_at or job.created_at) + ttl_s
+
+
+def is_missing(result: TaskResult) -> bool:
+    """Runware does not know the task (not yet, or no longer)."""
+    return result.state is TaskState.UNKNOWN or (
+        result.state is TaskState.ERROR
+        and result.error is not None
+        and result.error.kind is ErrorKind.NOT_FOUND
+    )
 
 
 def settled_cost(job: Job, cost_usd: float | None) -> int:

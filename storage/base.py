@@ -106,10 +106,33 @@ class Store(Protocol):
         *,
         expired: bool = False,
         member_told: bool = False,
+        watch: tuple[float, float] | None = None,
     ) -> Job | None:
         """Mark failure (or expiry) and refund the reservation. None if the job was already final.
 
-        `member_told`: the member already read why (the command's own reply), so nothing is posted."""
+        `member_told`: the member already read why (the command's own reply), so nothing is posted.
+        `watch` (until, next poll): an expired task Runware still has is asked about until then."""
+        ...
+
+    async def complete_late_job(
+        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+    ) -> Job | None:
+        """A watched expired job's video arrived: keep it and book its cost to the server, not the member.
+        None if the job was not being watched."""
+        ...
+
+    async def end_late_watch(self, job_id: int, now: float) -> bool:
+        """Stop asking about an expired job; False if it was not being watched."""
+        ...
+
+    async def late_jobs_due(self, now: float, limit: int) -> list[Job]:
+        """Watched expired jobs due for a poll by `now`."""
+        ...
+
+    async def mark_late_delivered(
+        self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
+    ) -> bool:
+        """Record a late video as posted (and where). True only for the call that recorded it."""
         ...
 
     async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:
