@@ -462,6 +462,11 @@ class JobService:
         """Record that the job's result was posted (channel id, message id); True only the first time."""
         return await self._store.mark_delivered(job_id, self._clock(), posted_at)
 
+    async def mark_late_delivered(self, job_id: int, posted_at: tuple[int, int] | None = None) -> bool:
+        """Record that an expired job's late video was posted (it also stands for an expiry notice that
+        was never posted); True only the first time."""
+        return await self._store.mark_late_delivered(job_id, self._clock(), posted_at)
+
 
 class JobRunner:
     """One loop that submits queued jobs, polls running ones in batches, and finishes them."""

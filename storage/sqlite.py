@@ -610,11 +610,12 @@ class SqliteStore:
         result). True only for the call that recorded it."""
         async with self._write() as db:
             cursor = await db.execute(
-                "UPDATE jobs SET late_delivered_at = ?, updated_at = ?, "
-                "result_channel_id = COALESCE(?, result_channel_id), "
+                # A late video that came before its expiry notice was posted stands for the notice too.
+                "UPDATE jobs SET late_delivered_at = ?, delivered_at = COALESCE(delivered_at, ?), "
+                "updated_at = ?, result_channel_id = COALESCE(?, result_channel_id), "
                 "result_message_id = COALESCE(?, result_message_id) WHERE id = ? AND status = 'expired' "
                 "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
-                (now, now, *(posted_at or (None, None)), job_id),
+                (now, now, now, *(posted_at or (None, None)), job_id),
             )
             return cursor.rowcount == 1
 

@@ -514,3 +514,16 @@ async def test_a_late_video_is_offered_for_delivery_once(rig: Rig) -> None:
     assert rig.finished.empty()
     current = await rig.store.get_job(job.id)
     assert current is not None and current.result_message_id == 99
+
+
+async def test_a_late_video_before_its_expiry_notice_stands_for_the_notice(rig: Rig) -> None:
+    """A late video that arrives before the expiry notice was posted is posted instead of it, once."""
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    rig.fake.finish(job.task_uuid)
+    clock[0] += rig.settings.poll_max_interval_s
+    await rig.runner.run_once()
+    late = await rig.next_finished()
+    assert late.late_video_waiting and late.delivered_at is None
+    assert await rig.service.mark_late_delivered(job.id, (2, 99)) is True
+    assert await rig.store.undelivered_jobs() == []
