@@ -193,8 +193,14 @@ def progress_line(percent: int) -> str:
     return f"⏳ Rendering: {percent}% done."
 
 
+# An expired job that the video service still renders: its video is posted if it arrives after all.
+LATE_PROMISE = "if the video still arrives, it will be posted here."
+
+
 def private_ready_text(job: Job) -> str:
     """The private reply once the video is posted: what it cost beside the estimate (costs stay private)."""
+    if job.late_video_waiting:
+        return f"✅ Job #{job.id} arrived late and was posted. You were not charged."
     cost, estimate = format_usd(job.cost_micros or 0), format_usd(job.estimate_micros)
     return f"✅ Job #{job.id} is ready. It cost {cost} (estimate {estimate})."
 
@@ -202,6 +208,8 @@ def private_ready_text(job: Job) -> str:
 def private_failure_text(job: Job) -> str:
     """The private reply when a job failed or expired."""
     if job.status is JobStatus.EXPIRED:
+        if job.late_until is not None:
+            return f"❌ Job #{job.id} took too long. You were not charged; {LATE_PROMISE}"
         return f"❌ Job #{job.id} took too long and was cancelled. You were not charged."
     return f"❌ Job #{job.id} failed: {job.error_message or 'no reason given.'} You were not charged."
 
@@ -225,6 +233,11 @@ def private_withheld_text(job: Job, *, everywhere: bool = False) -> str:
 
 def result_text(job: Job) -> str:
     """The public post when the video is attached."""
+    if job.late_video_waiting:
+        return (
+            f"<@{job.user_id}> job #{job.id} arrived late; you were not charged. "
+            f"{seconds(job.audio_seconds)} · AI-generated video"
+        )
     return (
         f"<@{job.user_id}> your talking portrait is ready. "
         f"Job #{job.id} · {seconds(job.audio_seconds)} · AI-generated video"
@@ -245,7 +258,8 @@ def link_text(job: Job, limit: int, expires_at: float) -> str:
 def withheld_text(job: Job) -> str:
     """The public post about a withheld video or a refused job, when the member cannot be told privately.
     Neutral on purpose: the channel need not learn that a member's video was flagged."""
-    done = "couldn't be posted in this channel" if job.status is JobStatus.SUCCEEDED else "couldn't be made"
+    shown = job.status is JobStatus.SUCCEEDED or job.late_video_waiting
+    done = "couldn't be posted in this channel" if shown else "couldn't be made"
     return f"<@{job.user_id}> job #{job.id} {done}. You were not charged."
 
 
@@ -260,6 +274,8 @@ def gone_text(job: Job) -> str:
 def failure_text(job: Job) -> str:
     """The public post when a job failed or expired; the member was refunded."""
     if job.status is JobStatus.EXPIRED:
+        if job.late_until is not None:
+            return f"<@{job.user_id}> job #{job.id} took too long. You were not charged; {LATE_PROMISE}"
         return f"<@{job.user_id}> job #{job.id} took too long and was cancelled. You were not charged."
     reason = job.error_message or "The video service could not make this video."
     return f"<@{job.user_id}> job #{job.id} failed: {reason} You were not charged."

@@ -85,7 +85,7 @@ class Rendered:
 
 def delivery_nonce(job: Job) -> str:
     """The nonce of a job's result post: Discord drops a repeat of it, so a retried post cannot double."""
-    return f"vq-job-{job.id}"
+    return f"vq-job-{job.id}-late" if job.late_video_waiting else f"vq-job-{job.id}"
 
 
 class VideoCog(commands.Cog):
@@ -229,8 +229,9 @@ class VideoCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_job_finished(self, job: Job) -> None:
-        """Post a finished job's result once (the runner offers it again if posting fails)."""
-        if job.id in self._delivering or job.delivered_at is not None:
+        """Post a finished job's result once (the runner offers it again if posting fails), and a video
+        that arrived after the job expired once more."""
+        if job.id in self._delivering or (job.delivered_at is not None and not job.late_video_waiting):
             return
         self._delivering.add(job.id)
         try:
@@ -305,7 +306,7 @@ class VideoCog(commands.Cog):
 
     async def _render(self, job: Job, channel: discord.abc.Messageable, guild: GuildSettings) -> Rendered:
         """What to post for this job in this channel, and what the member's private reply becomes."""
-        if job.status is not JobStatus.SUCCEEDED:
+        if job.status is not JobStatus.SUCCEEDED and not job.late_video_waiting:
             if is_flagged(job):
                 # Refused for its content: the member reads why privately; the channel only that it failed.
                 return Rendered(withheld_text(job), None, private_failure_text(job), quiet=True)
@@ -367,7 +368,10 @@ class VideoCog(commands.Cog):
 
     async def _finish(self, job: Job, message: discord.Message | None, private: str) -> None:
         posted_at = (message.channel.id, message.id) if message is not None else None
-        if not await self.bot.jobs.mark_delivered(job.id, posted_at):
+        if job.late_video_waiting:
+            if not await self.bot.jobs.mark_late_delivered(job.id, posted_at):
+                return
+        elif not await self.bot.jobs.mark_delivered(job.id, posted_at):
             return
         if is_flagged(job):
             await self._log_flagged(job, message)

@@ -277,8 +277,12 @@ class JobService:
                     job.id, "uploadInterrupted", "The upload was interrupted.", self._clock()
                 )
             raise
-        job = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
-        return await self._started(job, limits)
+        queued = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
+        if queued is None:
+            # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep): never submit it.
+            log.warning("job=%s task=%s was closed during its upload", job.id, job.task_uuid)
+            raise UserFacingError(f"Job #{job.id} was cancelled during its upload. You were not charged.")
+        return await self._started(queued, limits)
 
     async def _upload(self, image: ValidImage, audio: ValidAudio) -> tuple[str, str]:
         """Upload both inputs to Runware; a failure becomes a member-facing error (nothing charged)."""
@@ -445,8 +449,7 @@ class JobService:
 
     def link_expires_at(self, job: Job) -> float:
         """When Runware deletes the output (its `ttl` counts from the task; submitted_at is before it)."""
-        start = job.submitted_at or job.created_at
-        return start + self._settings.output_ttl_s
+        return output_expires_at(job, self._settings.output_ttl_s)
 
     async def give_cost_back(self, job: Job, reason: str) -> int:
         """Credit a finished job's cost to its member when they could not be shown the video."""
@@ -458,6 +461,11 @@ class JobService:
     async def mark_delivered(self, job_id: int, posted_at: tuple[int, int] | None = None) -> bool:
         """Record that the job's result was posted (channel id, message id); True only the first time."""
         return await self._store.mark_delivered(job_id, self._clock(), posted_at)
+
+    async def mark_late_delivered(self, job_id: int, posted_at: tuple[int, int] | None = None) -> bool:
+        """Record that an expired job's late video was posted (it also stands for an expiry notice that
+        was never posted); True only the first time."""
+        return await self._store.mark_late_delivered(job_id, self._clock(), posted_at)
 
 
 class JobRunner:
@@ -538,6 +546,8 @@ class JobRunner:
                     self._start_submit(job)
             else:
                 polled.append(job)
+        # Expired jobs Runware still renders (and bills): asked about at the slow cadence.
+        polled += await self._store.late_jobs_due(now, MAX_JOBS_PER_PASS)
         due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
         if due_now:
             # Jobs due within the horizon ride along with a due poll: one request instead of several, and
@@ -584,9 +594,12 @@ class JobRunner:
         s = self._settings
         assert job.image_ref is not None and job.audio_ref is not None
         now = self._clock()
-        await self._store.mark_submitting(
+        if not await self._store.mark_submitting(
             job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s)
-        )
+        ):
+            # Finished (failed, refunded) since it was read: sending it would bill a job nobody pays for.
+            log.info("job=%s task=%s no longer waits for a submit; not sent", job.id, job.task_uuid)
+            return
         request = VideoRequest(
             task_uuid=job.task_uuid,
             image_ref=job.image_ref,
@@ -617,7 +630,9 @@ class JobRunner:
             return
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         now = self._clock()
-        await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s)
+        if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s):
+            log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
+            return
         self._on_progress(job.id, None)
 
     async def _poll(self, jobs: list[Job]) -> None:
@@ -649,11 +664,9 @@ class JobRunner:
         """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""
         s = self._settings
         now = self._clock()
-        missing = result.state is TaskState.UNKNOWN or (
-            result.state is TaskState.ERROR
-            and result.error is not None
-            and result.error.kind is ErrorKind.NOT_FOUND
-        )
+        missing = is_missing(result)
+        if job.status is JobStatus.EXPIRED:
+            return await self._apply_late(job, result, missing)
         overdue = is_past_deadline(job, now, s.job_deadline_s)
         if job.status is JobStatus.SUBMITTING:
             if missing:
@@ -666,7 +679,8 @@ class JobRunner:
                 self._start_submit(job)
                 return None
             log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
-            await self._store.mark_submitted(job.id, now, now)
+            if not await self._store.mark_submitted(job.id, now, now):
+                return None  # closed meanwhile by another path
         if result.state is TaskState.SUCCESS:
             # Even past the deadline: a finished video is never thrown away.
             await self._complete(job, result)
@@ -681,7 +695,12 @@ class JobRunner:
             await self._fail(job, code, message)
             return None
         if overdue:
-            await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+            # Runware has the task and keeps rendering (and billing) it: the member is refunded now, and
+            # the task is still asked about until its output would be gone.
+            watch = (output_expires_at(job, s.output_ttl_s), now + s.poll_max_interval_s)
+            await self._fail(
+                job, "deadline", "It took too long, so it was cancelled.", expired=True, watch=watch
+            )
             return None
         submitted_at = job.submitted_at or now
         if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
@@ -701,8 +720,36 @@ class JobRunner:
             log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
             self._offer(done)
 
-    async def _fail(self, job: Job, code: str, message: str, *, expired: bool = False) -> None:
-        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired)
+    async def _apply_late(self, job: Job, result: TaskResult, missing: bool) -> float | None:
+        """Act on a poll result of an expired job that Runware still has. A video is kept and its cost
+        booked to the server; an error or a lost task ends the watch (nothing billed); so does the end of
+        the output's time to live."""
+        now = self._clock()
+        if result.state is TaskState.SUCCESS and result.video_url is not None:
+            cost = settled_cost(job, result.cost_usd)
+            done = await self._store.complete_late_job(job.id, result.video_url, cost, result.nsfw, now)
+            if done is not None:
+                log.info("job=%s task=%s arrived late cost=%s (the server's)", job.id, job.task_uuid, cost)
+                self._offer(done)
+            return None
+        lost = missing and now - (job.submitted_at or job.created_at) >= NOT_FOUND_GRACE_S
+        ended = result.state in (TaskState.SUCCESS, TaskState.ERROR) and not missing
+        if ended or lost or job.late_until is None or now >= job.late_until:
+            if await self._store.end_late_watch(job.id, now):
+                log.info("job=%s task=%s no late video (%s)", job.id, job.task_uuid, result.state.value)
+            return None
+        return self._settings.poll_max_interval_s
+
+    async def _fail(
+        self,
+        job: Job,
+        code: str,
+        message: str,
+        *,
+        expired: bool = False,
+        watch: tuple[float, float] | None = None,
+    ) -> None:
+        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired, watch=watch)
         if done is not None:
             log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
             self._offer(done)
@@ -723,6 +770,20 @@ class JobRunner:
         if len(self._offered) > len(pending) + 1000:
             waiting = {j.id for j in pending}
             self._offered = {k: v for k, v in self._offered.items() if k in waiting}
+
+
+def output_expires_at(job: Job, ttl_s: float) -> float:
+    """When Runware deletes a job's output: its `ttl` counts from the task, and submitted_at is before it."""
+    return (job.submitted_at or job.created_at) + ttl_s
+
+
+def is_missing(result: TaskResult) -> bool:
+    """Runware does not know the task (not yet, or no longer)."""
+    return result.state is TaskState.UNKNOWN or (
+        result.state is TaskState.ERROR
+        and result.error is not None
+        and result.error.kind is ErrorKind.NOT_FOUND
+    )
 
 
 def settled_cost(job: Job, cost_usd: float | None) -> int:

@@ -78,6 +78,19 @@ class Job:
     result_channel_id: int | None = None
     result_message_id: int | None = None
     removed_at: float | None = None
+    # An expired job that Runware still renders is asked about until `late_until` (None: not watched); a
+    # video that arrives is posted once more, as a late result, at `late_delivered_at`.
+    late_until: float | None = None
+    late_delivered_at: float | None = None
+
+    @property
+    def late_video_waiting(self) -> bool:
+        """An expired job whose video arrived after the deadline and has not been posted yet."""
+        return (
+            self.status is JobStatus.EXPIRED
+            and self.result_url is not None
+            and self.late_delivered_at is None
+        )
 
 
 @dataclass(frozen=True, slots=True)

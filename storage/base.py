@@ -71,20 +71,24 @@ class Store(Protocol):
         """In one transaction: reserve and queue the quoted job, or say why the quote is closed."""
         ...
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
-        """Record the uploaded inputs; the job is ready for the runner to submit."""
+    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+        """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
+        uploading (failed and refunded meanwhile)."""
         ...
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> None:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted)."""
+    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
+        no longer queued or submitting: it must not be sent."""
         ...
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> None:
-        """Record that Runware accepted the task; polling starts at next_poll_at."""
+    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
+        longer queued or submitting."""
         ...
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> None:
-        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each."""
+    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
+        Returns how many were changed (a job finished meanwhile is left alone)."""
         ...
 
     async def complete_job(
@@ -102,10 +106,33 @@ class Store(Protocol):
         *,
         expired: bool = False,
         member_told: bool = False,
+        watch: tuple[float, float] | None = None,
     ) -> Job | None:
         """Mark failure (or expiry) and refund the reservation. None if the job was already final.
 
-        `member_told`: the member already read why (the command's own reply), so nothing is posted."""
+        `member_told`: the member already read why (the command's own reply), so nothing is posted.
+        `watch` (until, next poll): an expired task Runware still has is asked about until then."""
+        ...
+
+    async def complete_late_job(
+        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+    ) -> Job | None:
+        """A watched expired job's video arrived: keep it and book its cost to the server, not the member.
+        None if the job was not being watched."""
+        ...
+
+    async def end_late_watch(self, job_id: int, now: float) -> bool:
+        """Stop asking about an expired job; False if it was not being watched."""
+        ...
+
+    async def late_jobs_due(self, now: float, limit: int) -> list[Job]:
+        """Watched expired jobs due for a poll by `now`."""
+        ...
+
+    async def mark_late_delivered(
+        self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
+    ) -> bool:
+        """Record a late video as posted (and where). True only for the call that recorded it."""
         ...
 
     async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:

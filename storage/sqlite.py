@@ -59,7 +59,7 @@ _JOB_COLUMNS = (
     "output_format, output_quality, image_ref, audio_ref, created_at, updated_at, submitted_at, "
     "next_poll_at, poll_count, finished_at, delivered_at, result_url, nsfw, error_code, error_message, "
     "upload_limit_bytes, channel_nsfw, safety_mode, image_sha256, audio_sha256, result_channel_id, "
-    "result_message_id, removed_at"
+    "result_message_id, removed_at, late_until, late_delivered_at"
 )
 _GUILD_LIMIT_FIELDS = (
     "user_daily_micros",
@@ -179,13 +179,33 @@ class SqliteStore:
         """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so the reads inside it
         see exactly what the writes will be checked against (no 'database is locked' on upgrade)."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._settled("BEGIN IMMEDIATE")
                 yield self._conn
+                await self._settled("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    await self._settled("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
+
+    async def _settled(self, sql: str) -> None:
+        """Run BEGIN, COMMIT or ROLLBACK to its end even if the caller is cancelled meanwhile.
+
+        The statement runs on the connection's thread whatever happens to the awaiting task: a BEGIN left
+        behind by a cancelled caller would make every later BEGIN fail. So the cancellation waits until the
+        statement is done (and the transaction state is known), then goes on."""
+        statement = asyncio.ensure_future(self._conn.execute(sql))
+        cancelled = False
+        while True:
+            try:
+                await asyncio.shield(statement)
+                break
+            except asyncio.CancelledError:
+                if statement.done():
+                    raise
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         async with self._lock:
@@ -377,20 +397,22 @@ class SqliteStore:
                 )
             return result
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job:
-        """Record the uploaded inputs; the job is ready for the runner to submit."""
+    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+        """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
+        uploading (failed and refunded meanwhile)."""
         async with self._write() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE jobs SET status = ?, image_ref = ?, audio_ref = ?, next_poll_at = ?, updated_at = ? "
                 "WHERE id = ? AND status = ?",
                 (JobStatus.QUEUED.value, image_ref, audio_ref, now, now, job_id, JobStatus.UPLOADING.value),
             )
-            return await self._job(db, job_id)
+            return await self._job(db, job_id) if cursor.rowcount == 1 else None
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> None:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted)."""
+    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
+        no longer queued or submitting: it must not be sent."""
         async with self._write() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE jobs SET status = ?, next_poll_at = ?, updated_at = ? "
                 "WHERE id = ? AND status IN (?, ?)",
                 (
@@ -402,11 +424,13 @@ class SqliteStore:
                     JobStatus.SUBMITTING.value,
                 ),
             )
+            return cursor.rowcount == 1
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> None:
-        """Record that Runware accepted the task; polling starts at next_poll_at."""
+    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
+        longer queued or submitting."""
         async with self._write() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE jobs SET status = ?, submitted_at = COALESCE(submitted_at, ?), next_poll_at = ?, "
                 "updated_at = ? WHERE id = ? AND status IN (?, ?)",
                 (
@@ -419,17 +443,20 @@ class SqliteStore:
                     JobStatus.SUBMITTING.value,
                 ),
             )
+            return cursor.rowcount == 1
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> None:
-        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each."""
+    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
+        Returns how many were changed (a job finished meanwhile is left alone)."""
         if not updates:
-            return
+            return 0
         async with self._write() as db:
-            await db.executemany(
+            cursor = await db.executemany(
                 f"UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + 1, updated_at = ? "
-                f"WHERE id = ? AND status IN ({_ACTIVE_SQL})",
+                f"WHERE id = ? AND (status IN ({_ACTIVE_SQL}) OR late_until IS NOT NULL)",
                 [(next_poll_at, now, job_id) for job_id, next_poll_at in updates],
             )
+            return cursor.rowcount
 
     async def complete_job(
         self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
@@ -468,19 +495,33 @@ class SqliteStore:
         *,
         expired: bool = False,
         member_told: bool = False,
+        watch: tuple[float, float] | None = None,
     ) -> Job | None:
         """Mark failure (or expiry) and refund the reservation. None if the job was already final.
 
-        `member_told`: the member already read why (the command's own reply), so nothing is posted."""
+        `member_told`: the member already read why (the command's own reply), so nothing is posted.
+        `watch` (until, next poll): an expired task Runware still has is asked about until then."""
         status = JobStatus.EXPIRED if expired else JobStatus.FAILED
+        late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
             job = await self._job(db, job_id)
             if job.status not in ACTIVE:
                 return None
             await db.execute(
                 "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, cost_micros = 0, "
-                "finished_at = ?, next_poll_at = NULL, updated_at = ?, delivered_at = ? WHERE id = ?",
-                (status.value, code, message, now, now, now if member_told else None, job_id),
+                "finished_at = ?, next_poll_at = ?, updated_at = ?, delivered_at = ?, late_until = ? "
+                "WHERE id = ?",
+                (
+                    status.value,
+                    code,
+                    message,
+                    now,
+                    next_poll_at,
+                    now,
+                    now if member_told else None,
+                    late_until,
+                    job_id,
+                ),
             )
             await self._ledger(
                 db,
@@ -518,6 +559,66 @@ class SqliteStore:
             )
             return cost if cursor.rowcount == 1 else 0
 
+    async def complete_late_job(
+        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+    ) -> Job | None:
+        """A watched expired job's video arrived: keep it, and book what Runware bills to the server only
+        (a settle of the cost, which the server's total counts, and a grant of it back to the member, who
+        was refunded at the deadline). None if the job was not being watched (done before)."""
+        async with self._write() as db:
+            job = await self._job(db, job_id)
+            if job.status is not JobStatus.EXPIRED or job.late_until is None:
+                return None
+            await db.execute(
+                "UPDATE jobs SET result_url = ?, cost_micros = ?, nsfw = ?, late_until = NULL, "
+                "next_poll_at = NULL, updated_at = ? WHERE id = ?",
+                (result_url, cost_micros, int(nsfw), now, job_id),
+            )
+            for kind, amount, reason in (
+                (LedgerKind.SETTLE, cost_micros, None),
+                (LedgerKind.GRANT, -cost_micros, "arrived after the deadline"),
+            ):
+                await self._ledger(
+                    db, job.guild_id, job.user_id, job_id, kind, amount, job.created_at, now, reason
+                )
+            return await self._job(db, job_id)
+
+    async def end_late_watch(self, job_id: int, now: float) -> bool:
+        """Stop asking about an expired job (its task ended without a video, or its time to live ran out).
+        False if it was not being watched."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = ? "
+                "WHERE id = ? AND late_until IS NOT NULL",
+                (now, job_id),
+            )
+            return cursor.rowcount == 1
+
+    async def late_jobs_due(self, now: float, limit: int) -> list[Job]:
+        """Watched expired jobs due for a poll by `now`."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE late_until IS NOT NULL AND next_poll_at <= ? "
+            "ORDER BY next_poll_at LIMIT ?",
+            (now, limit),
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def mark_late_delivered(
+        self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
+    ) -> bool:
+        """Record a late video as posted (and where: its message replaces the expiry notice as the job's
+        result). True only for the call that recorded it."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                # A late video that came before its expiry notice was posted stands for the notice too.
+                "UPDATE jobs SET late_delivered_at = ?, delivered_at = COALESCE(delivered_at, ?), "
+                "updated_at = ?, result_channel_id = COALESCE(?, result_channel_id), "
+                "result_message_id = COALESCE(?, result_message_id) WHERE id = ? AND status = 'expired' "
+                "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
+                (now, now, now, *(posted_at or (None, None)), job_id),
+            )
+            return cursor.rowcount == 1
+
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
         rows = await self._fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
@@ -535,7 +636,9 @@ class SqliteStore:
     async def next_due_at(self) -> float | None:
         """When the earliest unfinished job is next due, or None if there is none."""
         rows = await self._fetchall(
-            f"SELECT MIN(next_poll_at) FROM jobs WHERE status IN ({_ACTIVE_SQL}) AND status != ?",
+            "SELECT MIN(due) FROM ("
+            f"SELECT MIN(next_poll_at) AS due FROM jobs WHERE status IN ({_ACTIVE_SQL}) AND status != ? "
+            "UNION ALL SELECT MIN(next_poll_at) FROM jobs WHERE late_until IS NOT NULL)",
             (JobStatus.UPLOADING.value,),
         )
         value = rows[0][0] if rows else None
@@ -549,10 +652,12 @@ class SqliteStore:
         return [_job_from_row(r) for r in rows]
 
     async def undelivered_jobs(self) -> list[Job]:
-        """Finished jobs whose result has not been posted yet."""
+        """Finished jobs whose result has not been posted yet, and expired jobs whose late video has not."""
         rows = await self._fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE delivered_at IS NULL "
-            "AND status IN ('succeeded', 'failed', 'expired') ORDER BY finished_at"
+            "AND status IN ('succeeded', 'failed', 'expired') "
+            f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'expired' AND result_url IS NOT NULL "
+            "AND late_delivered_at IS NULL AND delivered_at IS NOT NULL ORDER BY finished_at"
         )
         return [_job_from_row(r) for r in rows]
 

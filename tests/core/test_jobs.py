@@ -418,3 +418,124 @@ async def test_cancel_arriving_with_a_wake_up_still_stops_the_runner(rig: Rig) -
         task.cancel()  # … while the cancellation arrives
         done, _ = await asyncio.wait({task}, timeout=2)
         assert done, "the runner kept running after it was cancelled"
+
+
+async def test_a_job_refunded_before_its_submit_is_never_sent(rig: Rig) -> None:
+    """A job failed (refunded) between due_jobs and its submit is never sent to Runware; one refund."""
+    job = (await rig.service.accept(request())).job
+    (due,) = await rig.store.due_jobs(time.time(), time.time(), 10)
+    await rig.store.fail_job(job.id, "uploadInterrupted", "Interrupted.", time.time())
+    await rig.runner._submit(due)
+    assert rig.fake.tasks_of_type("videoInference") == []
+    assert [k for k, _ in rig.ledger()] == ["reserve", "refund"]
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.status is JobStatus.FAILED
+
+
+async def expired_while_rendering(rig: Rig, clock: list[float], cost_usd: float = 0.27) -> Job:
+    """A job that Runware accepted and still renders when its deadline passes (on the runner's clock)."""
+    rig.fake.next_outcome(Outcome.success(cost_usd=cost_usd, polls_to_finish=10_000))
+    rig.runner._settings = rig.settings.model_copy(update={"job_deadline_s": 100.0})
+    rig.runner._clock = lambda: clock[0]
+    job = (await rig.service.accept(request(3.0))).job
+    clock[0] = time.time()
+    await rig.runner.run_once()
+    await rig.runner.submits_done()
+    assert rig.fake.submission_counts[job.task_uuid] == 1
+    clock[0] += 101
+    await rig.runner.run_once()
+    expired = await rig.next_finished()
+    assert expired.status is JobStatus.EXPIRED and expired.late_until is not None
+    return expired
+
+
+async def test_a_late_video_is_booked_to_the_server_and_not_the_member(rig: Rig) -> None:
+    """A video that arrives after the deadline costs the member nothing and shows in the server's spend."""
+    from core.models import Limits
+    from core.quota import windows_at
+
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock, cost_usd=0.27)
+    rig.fake.finish(job.task_uuid)
+    clock[0] += 1
+    await rig.runner.run_once()
+    late = await rig.next_finished()
+    assert late.id == job.id and late.late_video_waiting and late.cost_micros == 270_000
+    assert sorted(k for k, _ in rig.ledger()) == ["grant", "refund", "reserve", "settle"]
+    usage = await rig.store.usage(1, 42, Limits(None, None), windows_at(job.created_at))
+    assert (usage.spent_today_micros, usage.guild_spent_month_micros) == (0, 270_000)
+
+
+async def test_an_expired_job_is_polled_until_its_output_would_be_gone(rig: Rig) -> None:
+    """After the deadline the task is still asked about at the slow cadence, and no more after its TTL."""
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    polls = rig.fake.polls_of(job.task_uuid)
+    for _ in range(3):
+        clock[0] += rig.settings.poll_max_interval_s
+        await rig.runner.run_once()
+    assert rig.fake.polls_of(job.task_uuid) == polls + 3
+    assert job.late_until is not None
+    clock[0] = job.late_until
+    await rig.runner.run_once()
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.late_until is None and current.next_poll_at is None
+    polls = rig.fake.polls_of(job.task_uuid)
+    clock[0] += 3600
+    await rig.runner.run_once()
+    assert rig.fake.polls_of(job.task_uuid) == polls
+
+
+async def test_a_watched_expired_job_is_not_an_active_job(rig: Rig) -> None:
+    """While it is still asked about, an expired job does not count against the member's job cap."""
+    from core.models import Limits
+    from core.quota import windows_at
+
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    usage = await rig.store.usage(1, 42, Limits(None, None), windows_at(job.created_at))
+    assert usage.active_jobs == 0
+
+
+async def test_a_late_error_costs_nothing_and_ends_the_watch(rig: Rig) -> None:
+    """A task that fails after the deadline leaves the job refunded and stops the polls."""
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    rig.fake.set_outcome(job.task_uuid, Outcome.failure("timeoutProvider", polls_to_finish=0))
+    clock[0] += rig.settings.poll_max_interval_s
+    await rig.runner.run_once()
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.late_until is None and current.result_url is None
+    assert rig.spent() == 0 and [k for k, _ in rig.ledger()] == ["reserve", "refund"]
+
+
+async def test_a_late_video_is_offered_for_delivery_once(rig: Rig) -> None:
+    """The late video is offered after the expiry notice was posted, and not again once it is posted."""
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    assert await rig.service.mark_delivered(job.id)  # the expiry notice
+    rig.fake.finish(job.task_uuid)
+    clock[0] += rig.settings.poll_max_interval_s
+    await rig.runner.run_once()
+    late = await rig.next_finished()
+    assert late.late_video_waiting and late.delivered_at is not None
+    assert await rig.store.mark_late_delivered(job.id, clock[0], (2, 99)) is True
+    assert await rig.store.mark_late_delivered(job.id, clock[0], (2, 100)) is False
+    await rig.runner.recover()
+    await rig.runner.run_once()
+    assert rig.finished.empty()
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.result_message_id == 99
+
+
+async def test_a_late_video_before_its_expiry_notice_stands_for_the_notice(rig: Rig) -> None:
+    """A late video that arrives before the expiry notice was posted is posted instead of it, once."""
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    rig.fake.finish(job.task_uuid)
+    clock[0] += rig.settings.poll_max_interval_s
+    await rig.runner.run_once()
+    late = await rig.next_finished()
+    assert late.late_video_waiting and late.delivered_at is None
+    assert await rig.service.mark_late_delivered(job.id, (2, 99)) is True
+    assert await rig.store.undelivered_jobs() == []

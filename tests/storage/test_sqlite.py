@@ -309,3 +309,33 @@ async def test_grants_do_not_shrink_the_guild_spend(store: SqliteStore) -> None:
     usage = await store.usage(1, 7, Limits(None, None), windows_at(NOW))
     assert (usage.spent_month_micros, usage.guild_spent_month_micros) == (-1_000_000, 300_000)
     assert await store.guild_month_spend(1, windows_at(NOW)) == 300_000
+
+
+async def test_a_cancelled_write_never_leaves_the_connection_in_a_transaction(store: SqliteStore) -> None:
+    """Cancelling a write at any point (BEGIN included) leaves the connection usable for the next write."""
+    for steps in range(40):
+        task = asyncio.create_task(store.set_state("k", f"v{steps}"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.set_state("after", str(steps))
+        assert await store.get_state("after") == str(steps)
+
+
+async def test_state_changes_report_whether_they_changed_the_job(store: SqliteStore) -> None:
+    """Queue, submitting, submitted and poll scheduling each say whether they changed the job."""
+    job = await reserve(store, new_job(), Limits(1_000_000, 2), NOW)
+    assert not isinstance(job, QuotaRefusal)
+    await store.fail_job(job.id, "x", "y", NOW)
+    assert await store.mark_job_queued(job.id, "i", "a", NOW) is None
+    assert await store.mark_submitting(job.id, NOW, NOW) is False
+    assert await store.mark_submitted(job.id, NOW, NOW) is False
+    assert await store.schedule_polls([(job.id, NOW)], NOW) == 0
+    other = await reserve(store, new_job(), Limits(1_000_000, 2), NOW)
+    assert not isinstance(other, QuotaRefusal)
+    queued = await store.mark_job_queued(other.id, "i", "a", NOW)
+    assert queued is not None and queued.status is JobStatus.QUEUED
+    assert await store.mark_submitting(other.id, NOW, NOW) is True
+    assert await store.mark_submitted(other.id, NOW, NOW) is True
+    assert await store.schedule_polls([(other.id, NOW), (job.id, NOW)], NOW) == 1
