@@ -257,9 +257,12 @@ def main() -> int:
                         f"client sent {r.client_requests} POSTs, fake saw {sum(r.requests.values())}"
                     )
                 # Each job uploads its two files and is submitted once, however its polls are batched.
-                once = {t: r.tasks[t] for t in ("imageUpload", "mediaStorage", "videoInference")}
-                if set(once.values()) != {r.jobs}:
-                    raise SystemExit(f"{r.jobs} jobs, but the fake received these tasks: {once}")
+                uploads = r.tasks["imageUpload"] + r.tasks["mediaStorage"]
+                if uploads != 2 * r.jobs or r.tasks["videoInference"] != r.jobs:
+                    raise SystemExit(
+                        f"{r.jobs} jobs, but the fake received {uploads} uploads and "
+                        f"{r.tasks['videoInference']} videoInference tasks"
+                    )
                 print(
                     f"  {r.label:<26} batch {r.batch_size:>2}: accepted in {r.accept_s:.2f} s, all done in "
                     f"{r.wall_s:.2f} s, {sum(r.requests.values())} POSTs, largest poll {r.largest_poll} tasks"
