@@ -70,7 +70,9 @@ How: the bot in its own process, the fakes in this one
 
 Goal
     VideoBot acknowledgement p99 ≤ 50 ms for 200 simultaneous /animate, and no late callback.
-    The exit status is 1 when the goal is missed (0 when met).
+    The exit status is 1 when the goal is missed (0 when met), and on any run, --quick included, when a
+    callback came late or was not a defer, a member was refused or got no followup, or a bot process failed
+    (the notes printed say which). A --quick run reports the p99 goal without failing on it.
 
     uv run python bench/ack_latency.py                       # 200 interactions, 3 repetitions
     uv run python bench/ack_latency.py --quick               # smoke run: 20 interactions, 1 repetition
@@ -330,8 +332,13 @@ class BotProcess:
             "RUNWARE_API_KEY": runware.api_key if runware else "unused-by-the-baseline",
             "RUNWARE_API_URL": runware.url if runware else "http://127.0.0.1:9",
             "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
-            "QUOTA_USER_DAILY_USD": "1000000",
+            # Nothing may refuse or quote a member: the burst times acknowledgements, not the limits.
+            "QUOTA_USER_DAILY_USD": "unlimited",
+            "QUOTA_USER_MONTHLY_USD": "unlimited",
+            "QUOTA_GUILD_MONTHLY_USD": "unlimited",
             "QUOTA_USER_MAX_ACTIVE_JOBS": "1000",
+            "QUOTA_COOLDOWN_S": "0",
+            "CONFIRM_ABOVE_USD": "off",
             "LOG_LEVEL": "WARNING",
         }
         self.proc: asyncio.subprocess.Process | None = None
@@ -711,9 +718,12 @@ def setup_logging() -> None:
     root.setLevel(logging.WARNING)
 
 
-async def run_size(assets: Media, opts: Options, repetitions: int) -> tuple[float, float, int]:
-    """All repetitions at one size; prints the table; returns median p99 of VideoBot and baseline, late."""
+async def run_size(assets: Media, opts: Options, repetitions: int) -> tuple[float, float, int, int]:
+    """All repetitions at one size; prints the table; returns median p99 of VideoBot and baseline, late,
+    and how many notes (something went wrong: a callback not a defer, a member refused or not answered,
+    a bot process that failed) were printed."""
     pairs: list[tuple[Result, Result]] = []
+    notes = 0
     for rep in range(repetitions):
         if rep % 2 == 0:
             base = await measure("baseline", assets, opts)
@@ -725,6 +735,7 @@ async def run_size(assets: Media, opts: Options, repetitions: int) -> tuple[floa
         for r in (base, video):
             for note in r.notes:
                 print(f"  note ({r.bot}, repetition {rep + 1}): {note}")
+                notes += 1
 
     print()
     print(f"{opts.count} simultaneous /animate")
@@ -755,7 +766,7 @@ async def run_size(assets: Media, opts: Options, repetitions: int) -> tuple[floa
     video_p99 = med(p[1].p99_ms for p in pairs)
     base_p99 = med(p[0].p99_ms for p in pairs)
     late = sum(p[0].late + p[1].late for p in pairs)
-    return video_p99, base_p99, late
+    return video_p99, base_p99, late, notes
 
 
 async def profile_burst(name: str, assets: Media, opts: Options, prefix: str) -> None:
@@ -829,7 +840,9 @@ def profile_areas(stats: pstats.Stats) -> str:
     return f"total {total * 1000:.1f} ms: " + ", ".join(parts)
 
 
-async def main_async(counts: list[int], opts: Options, repetitions: int, profile_prefix: str | None) -> int:
+async def main_async(
+    counts: list[int], opts: Options, repetitions: int, profile_prefix: str | None, quick: bool = False
+) -> int:
     assets = Media(image=media.png(400, 500), audio=media.wav(3.0))
     print(
         f"ack latency bench: {', '.join(map(str, counts))} simultaneous /animate, {repetitions} "
@@ -845,7 +858,7 @@ async def main_async(counts: list[int], opts: Options, repetitions: int, profile
         + ("gc.collect() in the bench process before each burst" if opts.collect_first else "no gc.collect()")
     )
     print("latency = INTERACTION_CREATE frame sent by the fake → interaction callback received by the fake")
-    verdicts: list[tuple[int, float, float, int]] = []
+    verdicts: list[tuple[int, float, float, int, int]] = []
     for count in counts:
         size_opts = Options(count, opts.backlog, opts.collect_first)
         verdicts.append((count, *await run_size(assets, size_opts, repetitions)))
@@ -854,20 +867,28 @@ async def main_async(counts: list[int], opts: Options, repetitions: int, profile
     if len(verdicts) > 1:
         print(
             "scaling (median p99, ms):  "
-            + ", ".join(f"{c}: base {b:.1f} / bot {v:.1f}" for c, v, b, _ in verdicts)
+            + ", ".join(f"{c}: base {b:.1f} / bot {v:.1f}" for c, v, b, _, _ in verdicts)
         )
-    count, video_p99, base_p99, late = verdicts[-1]
+    count, video_p99, base_p99, late, _ = verdicts[-1]
     verdict = "MET" if video_p99 <= GOAL_P99_MS and late == 0 else "MISSED"
     print(
         f"goal: VideoBot p99 ≤ {GOAL_P99_MS:.0f} ms with 0 late callbacks at {count} simultaneous: {verdict} "
         f"(median p99 {video_p99:.1f} ms vs baseline {base_p99:.1f} ms in the same runs; {late} late)"
     )
+    # What must hold on any machine: every interaction deferred in time, every member accepted.
+    late_all, notes = sum(v[3] for v in verdicts), sum(v[4] for v in verdicts)
+    broken = late_all + notes
+    if broken:
+        print(f"checks FAILED: {late_all} late callback(s), {notes} note(s) above saying what went wrong")
     if profile_prefix:
         for name in ("baseline", "VideoBot"):
             await profile_burst(
                 name, assets, Options(count, opts.backlog, opts.collect_first), profile_prefix
             )
-    return 0 if verdict == "MET" else 1
+    if broken:
+        return 1
+    # A smoke run (CI, any machine) judges the checks only; the timing goal is the full run's.
+    return 0 if verdict == "MET" or quick else 1
 
 
 def main() -> int:
@@ -908,7 +929,7 @@ def main() -> int:
     )
     repetitions = args.repetitions or (1 if args.quick else 3)
     setup_logging()
-    return asyncio.run(main_async(counts, opts, repetitions, args.profile))
+    return asyncio.run(main_async(counts, opts, repetitions, args.profile, quick=args.quick))
 
 
 if __name__ == "__main__":

@@ -2,23 +2,26 @@
 
 What is measured
     One reservation is the whole write transaction behind /animate, as
-    `SqliteStore.create_job_with_reservation` runs it: BEGIN IMMEDIATE; ONE SELECT for the member's usage
-    (today's and this month's spend and the guild's month from the `spend_totals` running totals, the
-    active-job count, the member's last job time); the limit rules (`core.quota.check_limits`);
-    `INSERT INTO jobs … RETURNING` the new row; the ledger INSERT, whose AFTER INSERT trigger upserts four
-    `spend_totals` rows; COMMIT.
+    `SqliteStore.create_job_with_reservation` runs it (at the time of writing: BEGIN IMMEDIATE; ONE SELECT
+    for the member's usage from the `spend_totals` running totals and the jobs table; the limit rules,
+    `core.quota.check_limits`; `INSERT INTO jobs … RETURNING` the new row; the ledger INSERT, whose AFTER
+    INSERT triggers upsert the `spend_totals` rows; COMMIT).
     Every database is a real file in a fresh temporary folder, migrated by the store (so the trigger exists),
     in WAL mode with synchronous=FULL, so every COMMIT waits for an fsync of the WAL.
 
 How
     Each repetition creates fresh, migrated database files and runs, back to back on the same machine:
-      raw       the baseline: stdlib `sqlite3`, same PRAGMAs, exactly the store's statements (the usage
-                SELECT, the INSERT … RETURNING, the ledger INSERT) and the same check_limits call between
-                BEGIN IMMEDIATE and COMMIT, in a plain loop (no event loop, no thread hop). Before timing,
-                the script traces one store reservation and one raw one (sqlite3 trace callback, same job,
-                same clock) and stops unless both sent SQLite the very same statements;
-      no-trig   the baseline on a database whose `ledger_feeds_spend_totals` trigger was dropped, to show
-                what keeping the running totals costs per reservation (the rest of the store's cost is
+      raw       the baseline: stdlib `sqlite3`, in a plain loop (no event loop, no thread hop), replaying
+                the store's own transaction. Before each raw run the script makes one reservation through
+                the store on a scratch database and records, from the connection the store talks to, every
+                statement with its parameters (BEGIN IMMEDIATE … COMMIT) and the connection's PRAGMAs; the
+                raw loop then runs those very statements with each job's own values in place of the
+                recorded job's, and check_limits where the store calls it. So the baseline follows the
+                store whenever its statements change. Before timing, the script traces one store
+                reservation and one replayed one (sqlite3 trace callback, same job, same clock) and stops
+                unless both sent SQLite the very same statements;
+      no-trig   the baseline on a database whose ledger triggers that keep `spend_totals` were dropped, to
+                show what keeping the running totals costs per reservation (the rest of the store's cost is
                 aiosqlite + asyncio.Lock: raw vs store);
       store seq SqliteStore.create_job_with_reservation awaited in a loop by one coroutine;
       store 200 the same total spread over 200 concurrent coroutines (one asyncio.Lock serialises them);
@@ -27,8 +30,8 @@ How
                 to show what the alternative the architecture notes allow would reach on the same disk.
     Every mode spreads its reservations over many members and uses limits that never refuse (every limit
     None = unlimited, cooldown 0: check_limits still runs on every reservation); the script checks that
-    every reservation was written and, where the trigger exists, that the guild's monthly running total
-    equals the sum of the reservations.
+    every reservation was written and, where the triggers exist, that the guild's monthly running total
+    equals the sum of the reservations. A failed check stops the script (exit status 1), --quick included.
     The machine is shared and noisy, so each figure is the median of the repetitions and is shown next to
     the raw baseline of the same run, as a ratio.
 
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sqlite3
 import statistics
@@ -50,16 +54,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Any, cast
+
+import aiosqlite
 
 # Run as `python bench/reserve_throughput.py`: make the project's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.models import Job, JobStatus, LedgerKind, Limits, NewJob, QuotaRefusal, Usage, Windows
+from core.models import Job, Limits, NewJob, QuotaRefusal, Usage
 from core.quota import check_limits, windows_at
-from storage.sqlite import _ACTIVE_SQL, _JOB_COLUMNS, SqliteStore, _job_from_row
+from storage.sqlite import SqliteStore
 
 GOAL_TX_PER_S = 1000.0
 # Limits that never refuse: every money limit None (unlimited), no active-job cap, no cooldown. The store
@@ -67,33 +76,28 @@ GOAL_TX_PER_S = 1000.0
 LIMITS = Limits(daily_micros=None, max_active_jobs=None, monthly_micros=None, cooldown_s=0.0)
 ESTIMATE_MICROS = 700_000
 GUILD_ID = 1
-TRIGGER = "ledger_feeds_spend_totals"
-
-# The statements of SqliteStore.create_job_with_reservation (storage/sqlite.py: `_usage`, the job INSERT,
-# `_ledger`), copied verbatim for the raw baseline; `check_same_statements` proves they still match.
-SQL_USAGE = (
-    "SELECT "
-    "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = ?2 "
-    "  AND period = 'day' AND period_start = ?3), "
-    "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = ?2 "
-    "  AND period = 'month' AND period_start = ?4), "
-    "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = 0 "
-    "  AND period = 'month' AND period_start = ?4), "
-    "(SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
-    f"  AND status IN ({_ACTIVE_SQL})), "
-    "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ?1 AND user_id = ?2)"
+# Connection settings the raw baseline copies from the store's own connection (whatever values it set).
+PRAGMAS = (
+    "journal_mode",
+    "synchronous",
+    "foreign_keys",
+    "busy_timeout",
+    "cache_size",
+    "cache_spill",
+    "temp_store",
+    "mmap_size",
+    "locking_mode",
+    "wal_autocheckpoint",
+    "journal_size_limit",
+    "secure_delete",
+    "automatic_index",
+    "recursive_triggers",
+    "cell_size_check",
 )
-SQL_INSERT_JOB = (
-    "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
-    "estimate_micros, output_format, output_quality, created_at, updated_at, "
-    "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    f"RETURNING {_JOB_COLUMNS}"
-)
-SQL_INSERT_LEDGER = (
-    "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_micros, counts_at, created_at, "
-    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+# The recorded reservation is made with values no other parameter can equal, so that replacing them by
+# another job's values is unambiguous: guild, member, task and the job id (the jobs table's AUTOINCREMENT
+# sequence is moved to just below it).
+SAMPLE_GUILD, SAMPLE_USER, SAMPLE_JOB_ID = 7_000_000_001, 7_000_000_002, 7_000_000_101
 
 
 def new_jobs(count: int, members: int) -> list[NewJob]:
@@ -122,13 +126,15 @@ async def fresh_database(path: Path) -> None:
 
 
 def check_written(path: Path, count: int, *, totals: bool) -> None:
-    """Every reservation must have produced one job and one reserve row; with the trigger in place, the
+    """Every reservation must have produced one job and one reserve row; with the triggers in place, the
     guild's monthly running total must be the sum of the reservations."""
     with sqlite3.connect(path) as db:
         jobs = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         reserves = db.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'reserve'").fetchone()[0]
         guild_month = db.execute(
-            "SELECT COALESCE(SUM(amount_micros), 0) FROM spend_totals WHERE user_id = 0 AND period = 'month'"
+            "SELECT COALESCE(SUM(amount_micros), 0) FROM spend_totals "
+            "WHERE guild_id = ? AND user_id = 0 AND period = 'month'",
+            (GUILD_ID,),
         ).fetchone()[0]
     if jobs != count or reserves != count:
         raise SystemExit(f"expected {count} jobs and reserve rows in {path}, found {jobs} and {reserves}")
@@ -136,95 +142,206 @@ def check_written(path: Path, count: int, *, totals: bool) -> None:
         raise SystemExit(f"spend_totals says {guild_month}, the ledger {count * ESTIMATE_MICROS} in {path}")
 
 
-def drop_trigger(path: Path) -> None:
-    """Remove the running-totals trigger (the no-trigger mode only)."""
+def drop_totals_triggers(path: Path) -> list[str]:
+    """Remove the triggers by which the ledger keeps `spend_totals` (the no-trigger mode only)."""
     with sqlite3.connect(path) as db:
-        db.execute(f"DROP TRIGGER {TRIGGER}")
+        names = [
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger' "
+                "AND sql LIKE '%spend_totals%'"
+            )
+        ]
+        if not names:
+            raise SystemExit(
+                "no trigger on the ledger writes spend_totals any more: update the no-trigger mode"
+            )
+        for name in names:
+            db.execute(f'DROP TRIGGER "{name}"')
+    return names
+
+
+# ------------------------------------------------------------------- the store's statements, recorded
+
+
+class Slot(Enum):
+    """A parameter of a recorded statement that takes the replayed job's value."""
+
+    TASK_UUID = "task_uuid"
+    GUILD = "guild_id"
+    USER = "user_id"
+    JOB_ID = "job_id"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One statement of the recorded reservation: its SQL, its parameters (a Slot where the replayed
+    job's own value goes) and whether the store fetched its rows."""
+
+    sql: str
+    params: tuple[Any, ...]
+    fetch: bool
+
+    def bind(self, new: NewJob, job_id: int | None) -> tuple[Any, ...]:
+        return tuple(
+            (job_id if p is Slot.JOB_ID else getattr(new, p.value)) if isinstance(p, Slot) else p
+            for p in self.params
+        )
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One store reservation as the raw baseline replays it."""
+
+    pragmas: dict[str, Any]  # the store connection's settings
+    steps: list[Step]  # BEGIN IMMEDIATE … COMMIT, in order
+    decide_at: int  # the limit check runs before this step, as the store runs it
+    usage: Usage  # what the store's limit check was given
+    id_at: tuple[int, int]  # (step, column) whose first row holds the new job's id
+
+
+class Recorder:
+    """Stands in for the store's aiosqlite connection while it makes one reservation: forwards each
+    statement and records it with its parameters and the rows it returned."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self.calls: list[tuple[str, tuple[Any, ...], bool, list[Any]]] = []
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> aiosqlite.Cursor:
+        cursor = await self._conn.execute(sql, parameters)
+        self.calls.append((sql, tuple(parameters or ()), False, []))
+        return cursor
+
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[Any]:
+        rows = list(await self._conn.execute_fetchall(sql, parameters))
+        self.calls.append((sql, tuple(parameters or ()), True, [tuple(r) for r in rows]))
+        return rows
+
+    def __getattr__(self, name: str) -> Any:
+        raise SystemExit(
+            f"the store's reservation called connection.{name}(), which bench/reserve_throughput.py's "
+            "Recorder does not record: add it there (and to Step/replay_reservation) so the raw baseline "
+            "replays it too"
+        )
+
+
+def slot_of(value: Any, sample: NewJob) -> Any:
+    """The Slot a recorded parameter stands for, or the value itself (the same for every job)."""
+    if isinstance(value, str) and value == sample.task_uuid:
+        return Slot.TASK_UUID
+    if type(value) is int:
+        for slot, sentinel in (
+            (Slot.GUILD, SAMPLE_GUILD),
+            (Slot.USER, SAMPLE_USER),
+            (Slot.JOB_ID, SAMPLE_JOB_ID),
+        ):
+            if value == sentinel:
+                return slot
+    return value
+
+
+async def record_reservation(path: Path, now: float) -> Replay:
+    """Make one reservation through SqliteStore.create_job_with_reservation on the fresh database at
+    `path` (at `now`, as the measured runs do) and record what it sent SQLite."""
+    sample = NewJob(
+        task_uuid=f"sample-{uuid.uuid4()}",
+        guild_id=SAMPLE_GUILD,
+        channel_id=2,
+        user_id=SAMPLE_USER,
+        audio_seconds=5.0,
+        estimate_micros=ESTIMATE_MICROS,
+        output_format="MP4",
+        output_quality=85,
+        upload_limit_bytes=None,
+        channel_nsfw=False,
+    )
+    store = await SqliteStore.open(str(path))
+    try:
+        pragmas = {}
+        for name in PRAGMAS:
+            rows = list(await store._conn.execute_fetchall(f"PRAGMA {name}"))
+            if rows:
+                pragmas[name] = rows[0][0]
+        await store._conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (SAMPLE_JOB_ID - 1,)
+        )
+        recorder = Recorder(store._conn)
+        seen: list[tuple[int, Usage]] = []
+
+        def decide(usage: Usage) -> QuotaRefusal | None:
+            seen.append((len(recorder.calls), usage))
+            return check_limits(usage, sample.estimate_micros, now)
+
+        # A second store object on the same connection, talking to it through the recorder.
+        created = await SqliteStore(cast(aiosqlite.Connection, recorder)).create_job_with_reservation(
+            sample, LIMITS, now, windows_at(now), decide
+        )
+    finally:
+        await store.close()
+    if not isinstance(created, Job) or created.id != SAMPLE_JOB_ID or len(seen) != 1:
+        raise SystemExit(
+            f"the recorded reservation did not go as planned: {created}, {len(seen)} limit checks"
+        )
+    steps = [
+        Step(sql, tuple(slot_of(p, sample) for p in params), fetch)
+        for sql, params, fetch, _ in recorder.calls
+    ]
+    found = [
+        (index, column)
+        for index, (_, _, _, rows) in enumerate(recorder.calls)
+        for column, value in enumerate(rows[0] if rows else ())
+        if type(value) is int and value == SAMPLE_JOB_ID
+    ]
+    if not found or any(Slot.JOB_ID in step.params for step in steps[: found[0][0] + 1]):
+        raise SystemExit("no statement of the recorded reservation returned the new job's id before using it")
+    return Replay(pragmas, steps, seen[0][0], seen[0][1], found[0])
 
 
 # ------------------------------------------------------------------------------------------ raw baseline
 
 
-def open_raw(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """A stdlib connection with the PRAGMAs SqliteStore.open sets."""
+def open_raw(path: Path, replay: Replay, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A stdlib connection with the settings of the store's connection."""
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=5000")
+    for name, value in replay.pragmas.items():
+        db.execute(f"PRAGMA {name}={value}")
     return db
 
 
-def reserve_raw(db: sqlite3.Connection, new: NewJob, now: float, windows: Windows) -> Job:
-    """One reservation with the store's statements and limit check, synchronously."""
-    db.execute("BEGIN IMMEDIATE")
+def reserve_raw(db: sqlite3.Connection, replay: Replay, new: NewJob, now: float) -> int:
+    """One reservation, synchronously: the store's recorded statements with `new`'s values, and the limit
+    check where the store makes it (given the recorded usage; the limits never refuse). Returns the job id."""
+    job_id: int | None = None
     try:
-        today, month, guild_month, active, last = db.execute(
-            SQL_USAGE, (new.guild_id, new.user_id, windows.day_start, windows.month_start)
-        ).fetchone()
-        usage = Usage(
-            spent_today_micros=int(today or 0),
-            spent_month_micros=int(month or 0),
-            guild_spent_month_micros=int(guild_month or 0),
-            active_jobs=int(active),
-            last_job_at=float(last) if last is not None else None,
-            limits=LIMITS,
-            windows=windows,
-        )
-        refusal = check_limits(usage, new.estimate_micros, now)
-        if refusal is not None:
-            raise SystemExit(f"unexpected refusal in the raw baseline: {refusal}")
-        rows = db.execute(
-            SQL_INSERT_JOB,
-            (
-                new.task_uuid,
-                new.guild_id,
-                new.channel_id,
-                new.user_id,
-                JobStatus.UPLOADING.value,
-                new.audio_seconds,
-                new.estimate_micros,
-                new.output_format,
-                new.output_quality,
-                now,
-                now,
-                new.upload_limit_bytes,
-                int(new.channel_nsfw),
-                None,
-                None,
-                None,
-            ),
-        ).fetchall()
-        job = _job_from_row(rows[0])
-        db.execute(
-            SQL_INSERT_LEDGER,
-            (
-                new.guild_id,
-                new.user_id,
-                job.id,
-                LedgerKind.RESERVE.value,
-                new.estimate_micros,
-                now,
-                now,
-                None,
-            ),
-        )
+        for index, step in enumerate(replay.steps):
+            if index == replay.decide_at:
+                refusal = check_limits(replay.usage, new.estimate_micros, now)
+                if refusal is not None:
+                    raise SystemExit(f"unexpected refusal in the raw baseline: {refusal}")
+            cursor = db.execute(step.sql, step.bind(new, job_id))
+            if step.fetch:
+                rows = cursor.fetchall()
+                if index == replay.id_at[0]:
+                    job_id = int(rows[0][replay.id_at[1]])
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
-    return job
+    if job_id is None or db.in_transaction:
+        raise SystemExit("the replayed reservation returned no job id or left its transaction open")
+    return job_id
 
 
 def run_raw(path: Path, jobs: list[NewJob]) -> float:
     """The same transaction with stdlib sqlite3 in a plain loop. Returns seconds taken."""
-    db = open_raw(path)
+    now = time.time()
+    replay = asyncio.run(record_reservation(path.with_suffix(".recorded.db"), now))
+    db = open_raw(path, replay)
     try:
-        now = time.time()
-        windows = windows_at(now)
         started = time.perf_counter()
         for new in jobs:
-            reserve_raw(db, new, now, windows)
+            reserve_raw(db, replay, new, now)
         return time.perf_counter() - started
     finally:
         db.close()
@@ -233,16 +350,16 @@ def run_raw(path: Path, jobs: list[NewJob]) -> float:
 async def run_one_hop(path: Path, jobs: list[NewJob], concurrency: int) -> float:
     """What-if: the whole transaction as one call on a single database thread, awaited by `concurrency`
     coroutines. The design the architecture notes allow instead of a lock around many awaits."""
-    db = open_raw(path, check_same_thread=False)
+    now = time.time()
+    replay = await record_reservation(path.with_suffix(".recorded.db"), now)
+    db = open_raw(path, replay, check_same_thread=False)
     loop = asyncio.get_running_loop()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite") as thread:
-            now = time.time()
-            windows = windows_at(now)
 
             async def worker(share: list[NewJob]) -> None:
                 for new in share:
-                    await loop.run_in_executor(thread, reserve_raw, db, new, now, windows)
+                    await loop.run_in_executor(thread, reserve_raw, db, replay, new, now)
 
             shares = [jobs[i::concurrency] for i in range(concurrency)]
             started = time.perf_counter()
@@ -301,13 +418,13 @@ async def store_statements(path: Path, new: NewJob, now: float) -> list[str]:
     return sent
 
 
-def raw_statements(path: Path, new: NewJob, now: float) -> list[str]:
+def raw_statements(path: Path, replay: Replay, new: NewJob, now: float) -> list[str]:
     """The statements one raw-baseline reservation sends SQLite."""
-    db = open_raw(path)
+    db = open_raw(path, replay)
     sent: list[str] = []
     try:
         db.set_trace_callback(sent.append)
-        reserve_raw(db, new, now, windows_at(now))
+        reserve_raw(db, replay, new, now)
         db.set_trace_callback(None)
     finally:
         db.close()
@@ -316,17 +433,26 @@ def raw_statements(path: Path, new: NewJob, now: float) -> list[str]:
 
 def check_same_statements(folder: Path) -> int:
     """Stop unless the raw baseline sends exactly what the store sends (same job, same clock, fresh
-    databases). Returns how many statements one reservation sends."""
+    databases): proof that the recording and the replay with another job's values are faithful.
+    Returns how many statements one reservation sends."""
     new, now = new_jobs(1, 1)[0], time.time()
     paths = folder / "trace-store.db", folder / "trace-raw.db"
     for path in paths:
         asyncio.run(fresh_database(path))
+    replay = asyncio.run(record_reservation(folder / "trace-recorded.db", now))
     store_sent = asyncio.run(store_statements(paths[0], new, now))
-    raw_sent = raw_statements(paths[1], new, now)
+    raw_sent = raw_statements(paths[1], replay, new, now)
     if store_sent != raw_sent or not store_sent:
-        pairs = zip(store_sent, raw_sent, strict=False)
-        lines = "\n".join(f"  store: {a!r}\n  raw:   {b!r}" for a, b in pairs)
-        raise SystemExit(f"the raw baseline no longer runs the store's statements:\n{lines}")
+        pairs = list(itertools.zip_longest(store_sent, raw_sent))
+        first = next((i for i, (a, b) in enumerate(pairs) if a != b), 0)
+        lines = "\n".join(f"  store: {a!r}\n  raw:   {b!r}" for a, b in pairs[first : first + 1])
+        raise SystemExit(
+            f"the raw baseline's replay of the recorded reservation differs from the store's statement "
+            f"{first + 1} of {len(store_sent)} ({len(raw_sent)} replayed). The replay takes the store's "
+            f"statements as recorded and puts the job's own values where the sample's were "
+            f"(record_reservation, slot_of): a parameter that depends on the job in another way needs a "
+            f"Slot there.\n{lines}"
+        )
     return len(store_sent)
 
 
@@ -386,7 +512,7 @@ def main() -> int:
         statements = check_same_statements(folder)
         print(
             f"  checked: one raw-baseline reservation sends SQLite the same {statements} traced statements "
-            "as the store's (BEGIN, usage SELECT, INSERT … RETURNING, ledger INSERT + its trigger, COMMIT)"
+            "as the store's (BEGIN IMMEDIATE to COMMIT, trigger steps included)"
         )
         for rep in range(reps):
             baseline = 0.0
@@ -395,7 +521,7 @@ def main() -> int:
                 asyncio.run(fresh_database(path))
                 with_trigger = index != 1
                 if not with_trigger:
-                    drop_trigger(path)
+                    drop_totals_triggers(path)
                 jobs = new_jobs(tx, args.members)
                 seconds = run(path, jobs)
                 check_written(path, tx, totals=with_trigger)

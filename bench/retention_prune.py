@@ -7,8 +7,12 @@ Method
     writes is recorded. Measured twice on fresh copies of the same database: the store's batched prune,
     and the same statements in one transaction (the first design), as the baseline.
 
+    After each pass the script checks that it forgot exactly the audit rows and file hashes older than
+    the retention and kept the rest; a failed check stops it (exit status 1), --quick included.
+
 Goal
-    No write waits more than 100 ms behind a retention pass, however much it removes.
+    No write waits more than 100 ms behind a retention pass, however much it removes. The exit status is
+    1 when the goal is missed, except on a --quick run (a smoke run on any machine reports it).
 
     uv run python bench/retention_prune.py                 # 300,000 jobs, 30-day retention
     uv run python bench/retention_prune.py --quick
@@ -87,10 +91,34 @@ async def one_transaction(store: SqliteStore, before: float, now: float) -> None
         )
 
 
+def check_pruned(path: Path, source: Path, before: float, name: str) -> None:
+    """Stop unless the pass forgot exactly what is older than `before`: no audit row and no file hash
+    before it, every newer one kept (as in the untouched source database)."""
+
+    def counts(db_path: Path) -> tuple[int, int, int, int]:
+        with sqlite3.connect(db_path) as db:
+            row = db.execute(
+                "SELECT (SELECT COUNT(*) FROM audit_log WHERE created_at < ?1), "
+                "(SELECT COUNT(*) FROM audit_log WHERE created_at >= ?1), "
+                "(SELECT COUNT(*) FROM jobs WHERE image_sha256 IS NOT NULL AND created_at < ?1), "
+                "(SELECT COUNT(*) FROM jobs WHERE image_sha256 IS NOT NULL AND created_at >= ?1)",
+                (before,),
+            ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    old_audit, new_audit, old_hashes, new_hashes = counts(path)
+    _, kept_audit, had_hashes, kept_hashes = counts(source)
+    if old_audit or old_hashes or new_audit != kept_audit or new_hashes != kept_hashes or not had_hashes:
+        raise SystemExit(
+            f"{name}: after the pass {old_audit} old audit rows and {old_hashes} old file hashes remain, "
+            f"{new_audit} of {kept_audit} newer audit rows and {new_hashes} of {kept_hashes} newer hashes"
+        )
+
+
 async def measure(
     path: Path, prune: Callable[[SqliteStore, float, float], Awaitable[object]], days: int
-) -> tuple[float, float, int]:
-    """(prune seconds, longest wait of a concurrent write in ms, writes done) for one pass."""
+) -> tuple[float, float, int, float]:
+    """(prune seconds, longest wait of a concurrent write in ms, writes done, the cutoff) for one pass."""
     store = await SqliteStore.open(str(path))
     now = time.time()
     waits: list[float] = []
@@ -113,27 +141,29 @@ async def measure(
     done.set()
     await task
     await store.close()
-    return elapsed, max(waits) * 1000, len(waits)
+    return elapsed, max(waits) * 1000, len(waits), now - days * DAY
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=300_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="30,000 jobs")
+    parser.add_argument("--quick", action="store_true", help="30,000 jobs; the goal is reported, not judged")
     args = parser.parse_args()
     jobs = 30_000 if args.quick else args.jobs
     with tempfile.TemporaryDirectory(prefix="prune-bench-") as tmp:
         source = Path(tmp) / "source.db"
         build(source, jobs, time.time())
-        results = {}
+        results: dict[str, tuple[float, float, int]] = {}
         for name, prune in (
             ("batched (the store)", lambda s, b, n: s.prune(b, n)),
             ("one transaction (baseline)", one_transaction),
         ):
             copy = Path(tmp) / f"{len(results)}.db"
             shutil.copy(source, copy)
-            results[name] = asyncio.run(measure(copy, prune, args.days))
+            elapsed, worst, writes, before = asyncio.run(measure(copy, prune, args.days))
+            results[name] = (elapsed, worst, writes)
+            check_pruned(copy, source, before, name)
     print(f"{jobs:,} jobs over 400 days, retention {args.days} days (removes ~{(400 - args.days) / 400:.0%})")
     for name, (elapsed, worst, writes) in results.items():
         print(
@@ -147,7 +177,8 @@ def main() -> int:
         f"goal: longest wait ≤ {GOAL_MAX_WAIT_MS:.0f} ms: {'MET' if met else 'MISSED'} "
         f"({batched:.1f} ms vs {baseline:.1f} ms in one transaction, {batched / baseline:.2f}×)"
     )
-    return 0 if met else 1
+    # A smoke run (CI, any machine) judges the checks only; the timing goal is the full run's.
+    return 0 if met or args.quick else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ How
     ratio of job length to poll interval is the real one. Workloads: 1 job, 100 jobs accepted at once
     (asyncio.gather), and 100 jobs arriving evenly over one job length (a steady stream: each arrival
     wakes the runner, as a real /animate does; in flight peaks near 100). One member makes them all, with
-    the daily quota and max-active limit raised to fit.
+    the bench's own limits: no money limits, no cooldown between jobs, no cost quote to confirm, and the
+    max-active limit raised to fit. The script stops (exit status 1) unless every job was accepted,
+    uploaded and submitted once and succeeded, and the client's count of POSTs is the fake's.
     The baseline, run in the same process right after, is the same workload with each job polled alone:
     `core.runware.POLL_BATCH_SIZE` is patched to 1, so every getResponse POST carries one task.
     The noise of a shared machine barely moves request counts, but it moves timing; the baseline of the
@@ -53,7 +55,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core.runware
-from core.jobs import AnimateRequest, JobRunner, JobService, poll_delay
+from core.jobs import Accepted, AnimateRequest, JobRunner, JobService, poll_delay
 from core.models import Job, JobStatus
 from core.runware import RunwareClient
 from core.settings import Settings
@@ -108,7 +110,9 @@ def lone_job_polls(initial_s: float, max_interval_s: float, job_s: float) -> int
 
 
 def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float) -> Settings:
-    """Default settings with the poll timings divided by `scale` and limits that fit `jobs` jobs."""
+    """Default settings with the poll timings divided by `scale`, and nothing that would stop one member's
+    `jobs` jobs from all going through at once: no money limits, no cooldown between jobs, no cost quote to
+    confirm, an active-job cap that fits them. The bench counts requests per job, not the limits."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         discord_token="bench-discord-token-0123456789",
@@ -117,8 +121,12 @@ def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float) -> Settin
         database_url=f"sqlite:///{db}",
         poll_initial_delay_s=DEFAULT_INITIAL_S / scale,
         poll_max_interval_s=DEFAULT_MAX_INTERVAL_S / scale,
-        quota_user_daily_usd=1_000_000.0,
+        quota_user_daily_usd=None,
+        quota_user_monthly_usd=None,
+        quota_guild_monthly_usd=None,
         quota_user_max_active_jobs=max(2, jobs),
+        quota_cooldown_s=0.0,
+        confirm_above_usd=None,
     )
 
 
@@ -165,7 +173,8 @@ async def run_workload(
                 nonlocal in_flight, peak
                 await asyncio.sleep(index * spread_s / scale / jobs)
                 request = AnimateRequest(guild_id=1, channel_id=2, user_id=42, image=image, audio=audio)
-                await service.accept(request)
+                if not isinstance(await service.accept(request), Accepted):
+                    raise SystemExit("a job was quoted, not accepted: the bench's settings need updating")
                 in_flight += 1
                 peak = max(peak, in_flight)
 
@@ -246,6 +255,13 @@ def main() -> int:
                 if r.client_requests != sum(r.requests.values()):
                     raise SystemExit(
                         f"client sent {r.client_requests} POSTs, fake saw {sum(r.requests.values())}"
+                    )
+                # Each job uploads its two files and is submitted once, however its polls are batched.
+                uploads = r.tasks["imageUpload"] + r.tasks["mediaStorage"]
+                if uploads != 2 * r.jobs or r.tasks["videoInference"] != r.jobs:
+                    raise SystemExit(
+                        f"{r.jobs} jobs, but the fake received {uploads} uploads and "
+                        f"{r.tasks['videoInference']} videoInference tasks"
                     )
                 print(
                     f"  {r.label:<26} batch {r.batch_size:>2}: accepted in {r.accept_s:.2f} s, all done in "

@@ -339,3 +339,22 @@ async def test_state_changes_report_whether_they_changed_the_job(store: SqliteSt
     assert await store.mark_submitting(other.id, NOW, NOW) is True
     assert await store.mark_submitted(other.id, NOW, NOW) is True
     assert await store.schedule_polls([(other.id, NOW), (job.id, NOW)], NOW) == 1
+
+
+async def test_admin_grants_and_resets_keep_the_totals_exact(store: SqliteStore, tmp_path: Path) -> None:
+    """Admin grants and day and month resets, mid-month and on a month's first day, keep the totals exact."""
+    limits = Limits(None, None)
+    # Mid-month (day 40 is 10 February 1970) and the first second of March; jobs the day before each.
+    for when in (86_400 * 40 + 3_600.5, 86_400 * 59 + 0.25):
+        for user_id in (7, 8):
+            job = await reserve(store, new_job(user_id=user_id, estimate=400_000), limits, when - 86_400)
+            assert not isinstance(job, QuotaRefusal)
+            await store.complete_job(job.id, "u", 250_000, False, when - 86_000)
+            job = await reserve(store, new_job(user_id=user_id, estimate=300_000), limits, when)
+            assert not isinstance(job, QuotaRefusal)
+        await store.grant(1, 7, -120_000, "gift", actor_id=9, now=when)
+        await store.grant(1, 8, 50_000, "debit", actor_id=9, now=when)
+        await store.reset_member_window(1, 7, "day", windows_at(when), actor_id=9, now=when + 1)
+        await store.reset_member_window(1, 8, "month", windows_at(when), actor_id=9, now=when + 2)
+    path = tmp_path / "store.db"
+    assert stored_totals(path) == totals_from_ledger(path)
