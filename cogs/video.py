@@ -325,6 +325,15 @@ class VideoCog(commands.Cog):
                 log.warning("job=%s may not read the history of %s to look for its post", job.id, channel_id)
         return None
 
+    async def _made_or_raise(self, job: Job, error: Exception) -> discord.Message:
+        """After a post whose answer was lost (it may have been made): the post if it is there; else the
+        error again, so the runner offers the job later (and that delivery looks first) rather than the
+        video also being sent elsewhere now."""
+        found = await self._find_post(job, await self.bot.jobs.post_attempts(job))
+        if found is None:
+            raise error
+        return found
+
     async def _record_attempt(self, job: Job, channel: object) -> None:
         """Written before a post, so that a delivery that starts again knows where to look for it."""
         channel_id = getattr(channel, "id", None)
@@ -416,12 +425,10 @@ class VideoCog(commands.Cog):
             except discord.HTTPException as error:
                 log.warning("job=%s followup fallback failed: %r", job.id, error)
                 if error.status >= 500:
-                    # Its answer may be lost with the message made: look now; if it is not there, try again
-                    # later (the runner offers the job again) rather than also sending it by DM.
-                    found = await self._find_post(job, await self.bot.jobs.post_attempts(job))
-                    if found is None:
-                        raise
-                    return found, rendered.private
+                    return await self._made_or_raise(job, error), rendered.private
+            except Exception as error:  # no answer at all (connection lost, timeout)
+                log.warning("job=%s followup fallback unanswered: %r", job.id, error)
+                return await self._made_or_raise(job, error), rendered.private
         if not guild.dms_allowed:
             # Moderators can't see DMs: a server must opt in before its videos are sent there.
             return None, ""

@@ -683,11 +683,16 @@ class FakeDiscord:
         body = {"message": message or f"{status} fault injected by FakeDiscord", "code": code}
         self._faults.append(_Fault(route_substring, status, body, {}, times))
 
-    def inject_lost_answer(self, route_substring: str, status: int = 503, times: int = 1) -> None:
-        """Carry out the next ``times`` matching requests, then answer them with ``status`` as if the answer
-        had been lost on the way (the message exists; the caller cannot know)."""
+    def inject_lost_answer(self, route_substring: str, status: int | None = 503, times: int = 1) -> None:
+        """Carry out the next ``times`` matching requests, then answer them with ``status``, or drop the
+        connection without an answer (None), as if the answer had been lost on the way: the message exists,
+        the caller cannot know. (discord.py retries a webhook request itself on any 5xx.)"""
         body = {"message": f"{status} answer lost (fault injected by FakeDiscord)", "code": 0}
-        self._faults.append(_Fault(route_substring, status, body, {}, times, after_effect=True))
+        self._faults.append(_Fault(route_substring, status or 0, body, {}, times, after_effect=True))
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault not used up yet."""
+        self._faults.clear()
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         target = f"{method} {path}"
@@ -1117,7 +1122,9 @@ class FakeDiscord:
                     self.unexpected_requests.append((request.method, path))
                     log.warning("FakeDiscord has no route for %s %s", request.method, path)
                     response = _json({"message": f"{exc.status}: {exc.reason}", "code": 0}, exc.status)
-                if fault is not None:
+                if fault is not None and fault.status == 0 and request.transport is not None:
+                    request.transport.close()  # the client sees the server disconnect, no answer
+                elif fault is not None:
                     response = _json(fault.body, fault.status, fault.headers)
             record.status = response.status
             await self._notify()
