@@ -27,7 +27,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
-from core.budgets import BudgetService
+from core.budgets import ALERT_RETRY_AFTER_S, BudgetService
 from core.consent import STATEMENT, ConsentService, Statement
 from core.errors import UserFacingError
 from core.jobs import JobRunner, JobService
@@ -163,6 +163,7 @@ class VideoBot(commands.Bot):
         self._run_jobs = run_jobs
         self._runner_task: asyncio.Task[None] | None = None
         self._pruner_task: asyncio.Task[None] | None = None
+        self._alerts_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -175,6 +176,7 @@ class VideoBot(commands.Bot):
         self._runner_task = asyncio.create_task(self.runner.run(), name="job-runner")
         self._runner_task.add_done_callback(self._runner_stopped)
         self._pruner_task = asyncio.create_task(self._prune_daily(), name="audit-pruner")
+        self._alerts_task = asyncio.create_task(self._retry_budget_alerts(), name="budget-alerts")
 
     async def _prune_daily(self) -> None:
         """Apply AUDIT_RETENTION_DAYS at start and then once a day."""
@@ -186,6 +188,18 @@ class VideoBot(commands.Bot):
             except Exception:
                 log.exception("pruning old moderation records failed; will try again tomorrow")
             await asyncio.sleep(PRUNE_INTERVAL_S)
+
+    async def _retry_budget_alerts(self) -> None:
+        """Post again the budget alerts whose post failed: at start (before the gateway is ready, so the
+        channel is fetched) and then every ALERT_RETRY_AFTER_S."""
+        while True:
+            try:
+                for alert in await self.budgets.alerts_to_retry():
+                    log.info("guild=%s posting budget alert %s%% again", alert.guild_id, alert.threshold)
+                    self.dispatch("budget_alert", alert)
+            except Exception:
+                log.exception("the budget alert retry pass failed; will try again")
+            await asyncio.sleep(ALERT_RETRY_AFTER_S)
 
     def _runner_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -222,6 +236,10 @@ class VideoBot(commands.Bot):
             self._pruner_task.cancel()
             await asyncio.wait({self._pruner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
             self._pruner_task = None
+        if self._alerts_task is not None:
+            self._alerts_task.cancel()
+            await asyncio.wait({self._alerts_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+            self._alerts_task = None
         if self._runner_task is not None:
             self._runner_task.cancel()
             # Bounded: a stop must never hang on the runner (state is in the database anyway).

@@ -65,6 +65,18 @@ async def admit(interaction: discord.Interaction[Any]) -> GuildSettings:
     return guild
 
 
+async def resolve_channel(client: discord.Client, channel_id: int) -> discord.abc.Messageable | None:
+    """A channel to post in: from the cache, else asked of Discord (right after a start the cache stays empty
+    until the gateway's GUILD_CREATE). None when it is gone or hidden from the bot."""
+    channel = client.get_channel(channel_id)
+    if channel is None:
+        try:
+            channel = await client.fetch_channel(channel_id)
+        except (discord.NotFound, discord.Forbidden):
+            return None
+    return channel if isinstance(channel, discord.abc.Messageable) else None
+
+
 def member_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
     """The ids of the member's roles (their tiers decide their limits); empty outside a guild."""
     roles = getattr(interaction.user, "roles", None) or []
@@ -228,6 +240,15 @@ def private_withheld_text(job: Job, *, everywhere: bool = False) -> str:
     )
 
 
+def private_unchecked_text(job: Job) -> str:
+    """The private reply when a video made without the safety check (allowed only in an age-restricted
+    channel) would have gone somewhere that is not age-restricted."""
+    return (
+        f"🔞 Job #{job.id} was made without the safety check, which is allowed only in an age-restricted "
+        "channel, and it could not be posted in one, so it was not posted. You were not charged."
+    )
+
+
 # Public posts carry no money: what a member spends is theirs to see (in /usage and the private replies).
 
 
@@ -279,6 +300,16 @@ def failure_text(job: Job) -> str:
         return f"<@{job.user_id}> job #{job.id} took too long and was cancelled. You were not charged."
     reason = job.error_message or "The video service could not make this video."
     return f"<@{job.user_id}> job #{job.id} failed: {reason} You were not charged."
+
+
+def unchecked_log_text(job: Job) -> str:
+    """The moderation-log entry for a video made without the safety check that was withheld because it
+    could not be posted in an age-restricted channel (no media, no pings)."""
+    return (
+        f"🚩 Job #{job.id} by <@{job.user_id}> in <#{job.channel_id}> was made without the safety check "
+        "(its channel was age-restricted) and could only have been posted somewhere that is not: "
+        f"withheld, not posted. Started {discord_time(job.created_at)}."
+    )
 
 
 def flagged_log_text(job: Job, message: discord.Message | None) -> str:

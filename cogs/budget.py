@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._ui import is_server_manager, send
+from cogs._ui import is_server_manager, resolve_channel, send
 from core.budgets import (
     LimitChange,
     budget_alert_text,
@@ -34,6 +35,12 @@ PERIOD_CHOICES = [
 ]
 
 
+def alert_nonce(alert: BudgetAlert) -> str:
+    """A budget alert's message nonce (Discord allows 25 characters): the same alert, the same nonce."""
+    key = f"{alert.guild_id}:{alert.month_start}:{alert.budget_micros}:{alert.threshold}"
+    return "vq-alert-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class BudgetCog(commands.GroupCog, group_name="budget", group_description="See and set spending limits"):
@@ -41,19 +48,35 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
 
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
+        self._posting: set[tuple[int, float, int, int]] = set()
         super().__init__()
 
     @commands.Cog.listener()
     async def on_budget_alert(self, alert: BudgetAlert) -> None:
-        """Post a budget threshold to the server's alerts channel."""
-        channel = self.bot.get_channel(alert.log_channel_id)
-        if not isinstance(channel, discord.abc.Messageable):
-            log.warning("guild=%s alerts channel %s not found", alert.guild_id, alert.log_channel_id)
+        """Post a budget threshold to the server's alerts channel, and record whether it was posted (one
+        that was not is posted again by the retry pass in bot.py)."""
+        key = (alert.guild_id, alert.month_start, alert.budget_micros, alert.threshold)
+        if key in self._posting:
             return
+        self._posting.add(key)
+        posted = False
         try:
-            await channel.send(budget_alert_text(alert), allowed_mentions=discord.AllowedMentions.none())
+            channel = await resolve_channel(self.bot, alert.log_channel_id)
+            if channel is None:
+                log.warning("guild=%s alerts channel %s not found", alert.guild_id, alert.log_channel_id)
+                return
+            await channel.send(
+                budget_alert_text(alert),
+                # A retry within Discord's nonce window cannot post it twice.
+                nonce=alert_nonce(alert),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            posted = True
         except discord.HTTPException as error:
-            log.warning("guild=%s budget alert not posted: %r", alert.guild_id, error)
+            log.warning("guild=%s budget alert not posted, will retry: %r", alert.guild_id, error)
+        finally:
+            self._posting.discard(key)
+            await self.bot.budgets.alert_posted(alert, posted)
 
     @app_commands.command(name="show")
     @app_commands.check(is_server_manager)

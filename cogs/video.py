@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,10 +29,13 @@ from cogs._ui import (
     mention_only,
     private_failure_text,
     private_ready_text,
+    private_unchecked_text,
     private_withheld_text,
     progress_line,
+    resolve_channel,
     result_text,
     send,
+    unchecked_log_text,
     video_filename,
     withheld_text,
 )
@@ -43,6 +48,7 @@ from core.jobs import AnimateRequest, Quoted
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import GuildSettings, Job, JobStatus, Submission
 from core.runware import ErrorKind, RunwareError, classify_error
+from core.settings import SafetyMode
 
 if TYPE_CHECKING:
     from bot import VideoBot
@@ -56,6 +62,11 @@ DEFAULT_QUALITY = 85
 MAX_CONCURRENT_DELIVERIES = 4
 # Edits of the acknowledgement while rendering: often enough to show life, rarely enough for rate limits.
 PROGRESS_EDIT_INTERVAL_S = 5.0
+# A delivery that starts again looks for the job's earlier post in the history of each channel it was about
+# to post in, from this long before that first try (the bot's clock and Discord's may differ a little) …
+POST_SEARCH_MARGIN_S = 120.0
+# … reading at most this many messages (two pages): the post follows its try within seconds.
+POST_SEARCH_LIMIT = 200
 QUOTE_EXPIRED = "This quote expired. Nothing was charged; run /animate again if you want the video."
 CONSENT_EXPIRED = "This request expired. Nothing was sent or charged; run /animate again when you're ready."
 FORMATS = [app_commands.Choice(name=f, value=f) for f in ("MP4", "WEBM", "MOV")]
@@ -253,6 +264,8 @@ class VideoCog(commands.Cog):
     async def _deliver(self, job: Job) -> None:
         """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
         guild = await self.bot.moderation.settings_of(job.guild_id)
+        if await self._finish_earlier_post(job):
+            return
         channel = await self._job_channel(job)
         if channel is not None:
             rendered = await self._render(job, channel, guild)
@@ -265,7 +278,7 @@ class VideoCog(commands.Cog):
                 return
             except discord.Forbidden:
                 log.warning("job=%s task=%s may not post in %s", job.id, job.task_uuid, job.channel_id)
-        message, private = await self._post_elsewhere(job, guild)
+        message, private = await self._post_elsewhere(job, guild, channel)
         if message is None:
             log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
             if await self.bot.jobs.give_cost_back(job, "the result could not be posted"):
@@ -273,17 +286,64 @@ class VideoCog(commands.Cog):
         await self._finish(job, message, private)
 
     async def _job_channel(self, job: Job) -> discord.abc.Messageable | None:
-        channel = self.bot.get_channel(job.channel_id)
+        channel = await resolve_channel(self.bot, job.channel_id)
         if channel is None:
+            log.warning("job=%s task=%s channel %s is gone", job.id, job.task_uuid, job.channel_id)
+        return channel
+
+    async def _finish_earlier_post(self, job: Job) -> bool:
+        """A delivery that starts again (the process died, or an answer was lost, before the post was
+        recorded): if an earlier try did post, record that post and post nothing. Discord drops a repeated
+        nonce for a few minutes only, and the command's reply has no nonce at all."""
+        attempts = await self.bot.jobs.post_attempts(job)
+        if not attempts:
+            return False  # a first delivery: one read, nothing to look for
+        message = await self._find_post(job, attempts)
+        if message is None:
+            return False
+        log.info(
+            "job=%s task=%s was posted before (message %s); not again", job.id, job.task_uuid, message.id
+        )
+        await self._finish(job, message, _private_after(job, message))
+        return True
+
+    async def _find_post(self, job: Job, attempts: list[tuple[int, float]]) -> discord.Message | None:
+        """The job's post in the channels it was about to be posted in, if it is there."""
+        me = self.bot.user
+        assert me is not None  # set at login, before the runner starts
+        for channel_id, started_at in attempts:
+            channel = await resolve_channel(self.bot, channel_id)
+            if channel is None:
+                continue
+            since = dt.datetime.fromtimestamp(started_at - POST_SEARCH_MARGIN_S, dt.UTC)
+            after = discord.Object(discord.utils.time_snowflake(since))
             try:
-                channel = await self.bot.fetch_channel(job.channel_id)
-            except (discord.NotFound, discord.Forbidden):
-                log.warning("job=%s task=%s channel %s is gone", job.id, job.task_uuid, job.channel_id)
-                return None
-        return channel if isinstance(channel, discord.abc.Messageable) else None
+                async for message in channel.history(after=after, limit=POST_SEARCH_LIMIT):
+                    if carries_job(message, job, me.id):
+                        return message
+            except discord.Forbidden:
+                # Without Read Message History the bot cannot look: a lost video is worse than a repeat.
+                log.warning("job=%s may not read the history of %s to look for its post", job.id, channel_id)
+        return None
+
+    async def _made_or_raise(self, job: Job, error: Exception) -> discord.Message:
+        """After a post whose answer was lost (it may have been made): the post if it is there; else the
+        error again, so the runner offers the job later (and that delivery looks first) rather than the
+        video also being sent elsewhere now."""
+        found = await self._find_post(job, await self.bot.jobs.post_attempts(job))
+        if found is None:
+            raise error
+        return found
+
+    async def _record_attempt(self, job: Job, channel: object) -> None:
+        """Written before a post, so that a delivery that starts again knows where to look for it."""
+        channel_id = getattr(channel, "id", None)
+        if isinstance(channel_id, int):
+            await self.bot.jobs.record_post_attempt(job, channel_id)
 
     async def _send(self, job: Job, channel: discord.abc.Messageable, rendered: Rendered) -> discord.Message:
         """Post a rendered result, falling back to a link if the file is refused as too big."""
+        await self._record_attempt(job, channel)
         try:
             return await channel.send(
                 rendered.public,
@@ -316,6 +376,11 @@ class VideoCog(commands.Cog):
             await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")
             private = private_withheld_text(job, everywhere=guild.withhold_flagged)
             return Rendered(withheld_text(job), None, private, quiet=True)
+        if is_unchecked(job) and not is_age_restricted(channel):
+            # Made without the safety check, which only an age-restricted channel allows: the channel has
+            # lost its age restriction, or this is a fallback (a DM) that has none. Never shown here.
+            await self.bot.jobs.give_cost_back(job, "withheld: made without the safety check")
+            return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=True)
         limit = _channel_upload_limit(channel, job)
         try:
             data = await self.bot.jobs.fetch_video(job, limit)
@@ -335,13 +400,19 @@ class VideoCog(commands.Cog):
         file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=job.nsfw)
         return Rendered(result_text(job), file, private_ready_text(job), view=result_view(job.id))
 
-    async def _post_elsewhere(self, job: Job, guild: GuildSettings) -> tuple[discord.Message | None, str]:
+    async def _post_elsewhere(
+        self, job: Job, guild: GuildSettings, channel: discord.abc.Messageable | None
+    ) -> tuple[discord.Message | None, str]:
         """The channel is gone or closed to the bot: answer through the command's interaction while it
-        lives (in this process), else in a DM if the guild allows DMs. (None, …) if neither works."""
+        lives (in this process), else in a DM if the guild allows DMs. (None, …) if neither works.
+        `channel`: the job's channel as it is now, when the bot can see it (its age restriction counts)."""
         ack = self._live_ack(job.id)
         if ack is not None and isinstance(ack.interaction.channel, discord.abc.Messageable):
             # A discord.File is closed by a failed send: render a fresh one.
-            rendered = await self._render(job, ack.interaction.channel, guild)
+            rendered = await self._render(job, channel or ack.interaction.channel, guild)
+            if not rendered.quiet:
+                # The reply appears in the command's channel, where a later try looks for it.
+                await self._record_attempt(job, ack.interaction.channel)
             try:
                 message = await ack.interaction.followup.send(
                     rendered.public,
@@ -354,6 +425,11 @@ class VideoCog(commands.Cog):
                 return message, rendered.private
             except discord.HTTPException as error:
                 log.warning("job=%s followup fallback failed: %r", job.id, error)
+                if error.status >= 500:
+                    return await self._made_or_raise(job, error), rendered.private
+            except Exception as error:  # no answer at all (connection lost, timeout)
+                log.warning("job=%s followup fallback unanswered: %r", job.id, error)
+                return await self._made_or_raise(job, error), rendered.private
         if not guild.dms_allowed:
             # Moderators can't see DMs: a server must opt in before its videos are sent there.
             return None, ""
@@ -364,6 +440,8 @@ class VideoCog(commands.Cog):
             return await self._send(job, dm, rendered), rendered.private
         except discord.HTTPException as error:
             log.warning("job=%s DM fallback failed: %r", job.id, error)
+            if error.status >= 500:
+                raise  # it may have been sent: the next try looks for it before sending again
             return None, ""
 
     async def _finish(self, job: Job, message: discord.Message | None, private: str) -> None:
@@ -374,7 +452,9 @@ class VideoCog(commands.Cog):
         elif not await self.bot.jobs.mark_delivered(job.id, posted_at):
             return
         if is_flagged(job):
-            await self._log_flagged(job, message)
+            await self._log_flagged(job, flagged_log_text(job, message))
+        elif is_unchecked(job) and not shows_video(job, message):
+            await self._log_flagged(job, unchecked_log_text(job))
         log.info(
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
         )
@@ -389,19 +469,18 @@ class VideoCog(commands.Cog):
             # The private acknowledgement is a courtesy; the public post is what counts.
             log.debug("job=%s could not update the acknowledgement: %r", job.id, error)
 
-    async def _log_flagged(self, job: Job, message: discord.Message | None) -> None:
-        """Tell the moderators about a flagged job: who, where, why, what happened to it. No media."""
+    async def _log_flagged(self, job: Job, text: str) -> None:
+        """Tell the moderators about a flagged or withheld job: who, where, why, what happened to it. No
+        media."""
         settings = await self.bot.moderation.settings_of(job.guild_id)
         if settings.mod_log_channel_id is None:
             return
-        channel = self.bot.get_channel(settings.mod_log_channel_id)
-        if not isinstance(channel, discord.abc.Messageable):
-            log.warning("job=%s moderation log channel %s not found", job.id, settings.mod_log_channel_id)
-            return
         try:
-            await channel.send(
-                flagged_log_text(job, message), allowed_mentions=discord.AllowedMentions.none()
-            )
+            channel = await resolve_channel(self.bot, settings.mod_log_channel_id)
+            if channel is None:
+                log.warning("job=%s moderation log channel %s not found", job.id, settings.mod_log_channel_id)
+                return
+            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as error:
             log.warning("job=%s moderation log post failed: %r", job.id, error)
 
@@ -413,6 +492,39 @@ def is_flagged(job: Job) -> bool:
     return job.error_code is not None and classify_error(job.error_code, None) is ErrorKind.SAFETY
 
 
+def is_unchecked(job: Job) -> bool:
+    """A video made without the safety check (possible only for a job started in an age-restricted
+    channel)."""
+    return job.status is JobStatus.SUCCEEDED and job.safety_mode == SafetyMode.NONE.value
+
+
+def shows_video(job: Job, message: discord.Message | None) -> bool:
+    """Whether a result post shows the video: attached, or linked."""
+    return message is not None and bool(message.attachments or (job.result_url or "\0") in message.content)
+
+
+def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
+    """Whether a message is this job's result post: the bot's, with the job's Report/Delete buttons, or
+    starting with the member's mention and naming the job (as every public post about a result does; the
+    moderation log's entries start otherwise)."""
+    if message.author.id != bot_id:
+        return False
+    buttons = {f"vq:result:report:{job.id}", f"vq:result:delete:{job.id}"}
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            if getattr(item, "custom_id", None) in buttons:
+                return True
+    names_job = re.search(rf"\b[Jj]ob #{job.id}(?!\d)", message.content) is not None
+    return message.content.startswith(f"<@{job.user_id}>") and names_job
+
+
+def _private_after(job: Job, message: discord.Message) -> str:
+    """The member's private reply for a post found from an earlier try (none when it showed no video)."""
+    if job.status is not JobStatus.SUCCEEDED:
+        return private_failure_text(job)
+    return private_ready_text(job) if shows_video(job, message) else ""
+
+
 def is_age_restricted(channel: object) -> bool:
     """Whether a channel is age-restricted; a thread is when its parent channel is."""
     is_nsfw = getattr(channel, "is_nsfw", None)  # text, voice, forum channels and threads have it
@@ -422,8 +534,10 @@ def is_age_restricted(channel: object) -> bool:
 def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
     """The largest file this channel accepts: the guild's boost limit, else what the interaction said."""
     guild = getattr(channel, "guild", None)
-    if isinstance(guild, discord.Guild):
+    if isinstance(guild, discord.Guild) and not guild.unavailable:
         return guild.filesize_limit
+    # Not in the cache (right after a start, before GUILD_CREATE a fetched channel's guild is a stub that
+    # says 10 MiB): what the command's interaction reported, boosts included.
     return job.upload_limit_bytes or DEFAULT_UPLOAD_LIMIT
 
 

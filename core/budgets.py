@@ -40,6 +40,9 @@ _OPTIONS: dict[str, tuple[str, str, str]] = {
     "confirm": ("confirm_above_micros", "cost from which members confirm first", "usd"),
 }
 _USD = re.compile(r"^\$?\s*(\d{1,7}(?:\.\d{1,2})?)$")
+# A budget alert whose post failed (or whose process died while posting) is tried again after this long,
+# and while its month lasts.
+ALERT_RETRY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,49 @@ class BudgetService:
         now = self._clock()
         return await self._store.reset_member_window(
             guild_id, user_id, period, windows_at(now), actor_id, now
+        )
+
+    async def alerts_to_retry(self) -> list[BudgetAlert]:
+        """This month's budget alerts that were claimed but not posted: claimed again, to post now.
+
+        One whose budget has changed since is dropped (the new amount has alerts of its own), and so is one
+        of a guild without an alerts channel any more. At least once: a post whose success was not recorded
+        is posted again."""
+        now = self._clock()
+        windows = windows_at(now)
+        due = await self._store.reclaim_unposted_budget_alerts(
+            windows.month_start, now, now - ALERT_RETRY_AFTER_S
+        )
+        alerts = []
+        for guild_id, budget, threshold, spent in due:
+            overrides = await self._store.guild_limits(guild_id)
+            limits = limits_for_guild(self._settings, overrides)
+            channel_id = overrides.log_channel_id if overrides is not None else None
+            if channel_id is None or limits.guild_monthly_micros != budget:
+                await self._store.settle_budget_alert(guild_id, windows.month_start, budget, threshold, now)
+                continue
+            spent_micros = spent if spent is not None else budget * threshold // 100
+            alerts.append(
+                BudgetAlert(
+                    guild_id,
+                    channel_id,
+                    threshold,
+                    spent_micros,
+                    budget,
+                    windows.month_end,
+                    windows.month_start,
+                )
+            )
+        return alerts
+
+    async def alert_posted(self, alert: BudgetAlert, posted: bool) -> None:
+        """Record how a budget alert's post went: posted, or not (then the next retry pass takes it)."""
+        await self._store.settle_budget_alert(
+            alert.guild_id,
+            alert.month_start,
+            alert.budget_micros,
+            alert.threshold,
+            self._clock() if posted else None,
         )
 
     async def report(self, guild_id: int, period: str) -> tuple[str, SpendReport]:

@@ -419,7 +419,12 @@ class JobService:
         assert budget is not None
         for threshold in crossed:
             if await self._store.claim_budget_alert(
-                guild_id, usage.windows.month_start, budget, threshold, self._clock()
+                guild_id,
+                usage.windows.month_start,
+                budget,
+                threshold,
+                self._clock(),
+                usage.guild_spent_month_micros,
             ):
                 self._on_budget_alert(
                     BudgetAlert(
@@ -429,6 +434,7 @@ class JobService:
                         usage.guild_spent_month_micros,
                         budget,
                         usage.windows.month_end,
+                        usage.windows.month_start,
                     )
                 )
 
@@ -466,6 +472,15 @@ class JobService:
         """Record that an expired job's late video was posted (it also stands for an expiry notice that
         was never posted); True only the first time."""
         return await self._store.mark_late_delivered(job_id, self._clock(), posted_at)
+
+    async def record_post_attempt(self, job: Job, channel_id: int) -> None:
+        """Before posting a job's result in a channel: written first, so that a delivery that starts again
+        (after a crash or a lost answer) knows where to look for the post."""
+        await self._store.record_post_attempt(job.id, channel_id, self._clock())
+
+    async def post_attempts(self, job: Job) -> list[tuple[int, float]]:
+        """Where earlier deliveries of this job were about to post: (channel id, first try)."""
+        return await self._store.post_attempts(job.id)
 
 
 class JobRunner:

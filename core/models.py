@@ -294,6 +294,7 @@ class BudgetAlert:
     spent_micros: int
     budget_micros: int
     resets_at: float
+    month_start: float  # with guild, budget and threshold: which alert this is
 
 
 class QuoteState(StrEnum):

@@ -164,6 +164,14 @@ class Store(Protocol):
         recorded it."""
         ...
 
+    async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
+        """Record that the job's result is about to be posted in a channel (the first try's time is kept)."""
+        ...
+
+    async def post_attempts(self, job_id: int) -> list[tuple[int, float]]:
+        """Where the job's result was about to be posted, and since when: (channel id, first try)."""
+        ...
+
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
         """The member's spend in the windows, the guild's month, active jobs, and the limits."""
         ...
@@ -219,9 +227,28 @@ class Store(Protocol):
         ...
 
     async def claim_budget_alert(
-        self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float
+        self,
+        guild_id: int,
+        month_start: float,
+        budget_micros: int,
+        threshold: int,
+        now: float,
+        spent_micros: int | None = None,
     ) -> bool:
         """Record that a budget alert is being posted; True only for the first claim of that month."""
+        ...
+
+    async def reclaim_unposted_budget_alerts(
+        self, month_start: float, now: float, tried_before: float
+    ) -> list[tuple[int, int, int, int | None]]:
+        """Claim again the month's alerts not posted yet whose last try began before `tried_before`:
+        (guild id, budget, threshold, spend announced)."""
+        ...
+
+    async def settle_budget_alert(
+        self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float | None
+    ) -> None:
+        """Record a budget alert as posted (`now`), or as not posted (None: the next retry pass takes it)."""
         ...
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:

@@ -673,6 +673,22 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
+    async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
+        """Record that the job's result is about to be posted in a channel (the first try's time is kept)."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO post_attempts (job_id, channel_id, started_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (job_id, channel_id, now),
+            )
+
+    async def post_attempts(self, job_id: int) -> list[tuple[int, float]]:
+        """Where the job's result was about to be posted, and since when: (channel id, first try)."""
+        rows = await self._fetchall(
+            "SELECT channel_id, started_at FROM post_attempts WHERE job_id = ? ORDER BY started_at", (job_id,)
+        )
+        return [(int(channel_id), float(started_at)) for channel_id, started_at in rows]
+
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
         """The member's spend in the windows, the guild's month, active jobs, and the limits."""
         async with self._lock:
@@ -853,16 +869,49 @@ class SqliteStore:
         ]
 
     async def claim_budget_alert(
-        self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float
+        self,
+        guild_id: int,
+        month_start: float,
+        budget_micros: int,
+        threshold: int,
+        now: float,
+        spent_micros: int | None = None,
     ) -> bool:
         """Record that a budget alert is being posted; True only for the first claim of that month."""
         async with self._write() as db:
             cursor = await db.execute(
-                "INSERT INTO budget_alerts (guild_id, month_start, budget_micros, threshold, claimed_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (guild_id, month_start, budget_micros, threshold, now),
+                "INSERT INTO budget_alerts (guild_id, month_start, budget_micros, threshold, claimed_at, "
+                "spent_micros) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (guild_id, month_start, budget_micros, threshold, now, spent_micros),
             )
             return cursor.rowcount == 1
+
+    async def reclaim_unposted_budget_alerts(
+        self, month_start: float, now: float, tried_before: float
+    ) -> list[tuple[int, int, int, int | None]]:
+        """Claim again the month's alerts not posted yet whose last try began before `tried_before`:
+        (guild id, budget, threshold, spend announced)."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE budget_alerts SET claimed_at = ? WHERE posted_at IS NULL AND month_start = ? "
+                "AND claimed_at < ? RETURNING guild_id, budget_micros, threshold, spent_micros",
+                (now, month_start, tried_before),
+            )
+            return [(int(g), int(b), int(t), None if s is None else int(s)) for g, b, t, s in rows]
+
+    async def settle_budget_alert(
+        self, guild_id: int, month_start: float, budget_micros: int, threshold: int, now: float | None
+    ) -> None:
+        """Record a budget alert as posted (`now`), or as not posted (None: the next retry pass takes it)."""
+        key = (guild_id, month_start, budget_micros, threshold)
+        where = "WHERE guild_id = ? AND month_start = ? AND budget_micros = ? AND threshold = ?"
+        async with self._write() as db:
+            if now is None:
+                await db.execute(
+                    f"UPDATE budget_alerts SET claimed_at = 0 {where} AND posted_at IS NULL", key
+                )
+            else:
+                await db.execute(f"UPDATE budget_alerts SET posted_at = ? {where}", (now, *key))
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A guild's moderation settings (defaults when it has chosen none)."""

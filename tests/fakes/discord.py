@@ -12,8 +12,10 @@ No machine here reaches Discord, so the bot is tested through the real library a
 What it models (see /work/shared/docs/discord-platform.md): the 3 s window for the first interaction
 callback (404 10062), a second ack (400 40060), expired interaction tokens (401 50027), the first followup
 after a defer filling the deferred placeholder and keeping its ephemeral flag, per-file upload limits
-(413 40005), message nonces with ``enforce_nonce`` (a repeat returns the message already created), signed
-expiring CDN URLs (404), injected 429s and error statuses. Everything is recorded for assertions: messages
+(413 40005), message nonces with ``enforce_nonce`` (a repeat within ``nonce_ttl_s`` returns the message
+already created), channel history pages (before/after/around/limit, newest first), signed expiring CDN URLs
+(404), injected 429s and error statuses (also after the request took effect: a lost answer), and a gateway
+that can hold back READY (``hold_ready``). Everything is recorded for assertions: messages
 with their edit history, every interaction's responses in order, the request log and unknown routes.
 
 Responses carry ``Content-Type: application/json`` exactly: with a charset suffix discord.py reads the body as
@@ -330,6 +332,7 @@ class _Fault:
     body: Json
     headers: dict[str, str]
     remaining: int
+    after_effect: bool = False  # the request is carried out, then its answer is replaced (a lost answer)
 
 
 @dataclass
@@ -375,6 +378,9 @@ class FakeDiscord:
         self.token_ttl_s = token_ttl_s
         self.nonce_ttl_s = nonce_ttl_s
         self.allow_resume = True  # False: a RESUME gets INVALID_SESSION and the client re-identifies
+        # True: an IDENTIFY gets no READY (nor GUILD_CREATE) until release_ready(), as right after a start.
+        self.hold_ready = False
+        self._held_sessions: list[_Session] = []
 
         # Recordings tests assert on.
         self.messages: list[FakeMessage] = []
@@ -676,6 +682,17 @@ class FakeDiscord:
         """Answer the next ``times`` matching requests with ``status`` and a Discord error (403 50013...)."""
         body = {"message": message or f"{status} fault injected by FakeDiscord", "code": code}
         self._faults.append(_Fault(route_substring, status, body, {}, times))
+
+    def inject_lost_answer(self, route_substring: str, status: int | None = 503, times: int = 1) -> None:
+        """Carry out the next ``times`` matching requests, then answer them with ``status``, or drop the
+        connection without an answer (None), as if the answer had been lost on the way: the message exists,
+        the caller cannot know. (discord.py retries a webhook request itself on any 5xx.)"""
+        body = {"message": f"{status} answer lost (fault injected by FakeDiscord)", "code": 0}
+        self._faults.append(_Fault(route_substring, status or 0, body, {}, times, after_effect=True))
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault not used up yet."""
+        self._faults.clear()
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         target = f"{method} {path}"
@@ -1007,6 +1024,21 @@ class FakeDiscord:
             return None
         session = _Session(session_id=uuid.uuid4().hex, ws=ws)
         self._sessions[session.session_id] = session
+        if self.hold_ready:
+            self._held_sessions.append(session)
+            await self._notify()
+            return session
+        await self._send_ready(session, d)
+        return session
+
+    async def release_ready(self) -> None:
+        """Stop holding back READY: send it (and every GUILD_CREATE) to the sessions that wait for it."""
+        self.hold_ready = False
+        held, self._held_sessions = self._held_sessions, []
+        for session in held:
+            await self._send_ready(session, {})
+
+    async def _send_ready(self, session: _Session, d: Json) -> None:
         ready = {
             "v": 10,
             "user": self.bot_user(),
@@ -1025,7 +1057,6 @@ class FakeDiscord:
             await self._send_dispatch(session, "GUILD_CREATE", self.guild_payload(guild_id))
         self._ready.set()
         await self._notify()
-        return session
 
     async def _resume(self, ws: web.WebSocketResponse, d: Json) -> _Session | None:
         session = self._sessions.get(d.get("session_id") or "")
@@ -1058,6 +1089,7 @@ class FakeDiscord:
             r.add_put(api + path, self._put_commands)
         r.add_get(api + "/channels/{channel_id}", self._get_channel)
         r.add_post(api + "/channels/{channel_id}/messages", self._post_channel_message)
+        r.add_get(api + "/channels/{channel_id}/messages", self._get_channel_messages)
         message_path = api + "/channels/{channel_id}/messages/{message_id}"
         r.add_get(message_path, self._get_channel_message)
         r.add_patch(message_path, self._edit_channel_message)
@@ -1079,7 +1111,7 @@ class FakeDiscord:
             self.requests.append(record)
             response: web.StreamResponse
             fault = None if request.path == "/gateway" else self._take_fault(request.method, path)
-            if fault is not None:
+            if fault is not None and not fault.after_effect:
                 response = _json(fault.body, fault.status, fault.headers)
             else:
                 try:
@@ -1090,6 +1122,10 @@ class FakeDiscord:
                     self.unexpected_requests.append((request.method, path))
                     log.warning("FakeDiscord has no route for %s %s", request.method, path)
                     response = _json({"message": f"{exc.status}: {exc.reason}", "code": 0}, exc.status)
+                if fault is not None and fault.status == 0 and request.transport is not None:
+                    request.transport.close()  # the client sees the server disconnect, no answer
+                elif fault is not None:
+                    response = _json(fault.body, fault.status, fault.headers)
             record.status = response.status
             await self._notify()
             return response
@@ -1379,6 +1415,46 @@ class FakeDiscord:
         if nonce is not None and payload.get("enforce_nonce"):
             self._nonces[key] = (msg.id, time.monotonic())
         return _json(self._message_payload(msg))
+
+    async def _get_channel_messages(self, request: web.Request) -> web.Response:
+        """GET /channels/{id}/messages: a page of the channel's history, newest first, like Discord: at most
+        ``limit`` (1-100, default 50) messages before, after or around a message id, or the latest ones.
+        Ephemeral messages and "thinking" placeholders are not in a channel's history, and Discord returns a
+        message's ``nonce`` only when it is created."""
+        self._require_bot_auth(request)
+        channel_id, _, _ = self._channel_or_404(request)
+        q = request.query
+        try:
+            limit = int(q.get("limit", "50"))
+            anchors = {k: int(q[k]) for k in ("before", "after", "around") if k in q}
+        except ValueError as error:
+            raise _form_error("limit", "Value is not a snowflake or a number.") from error
+        if not 1 <= limit <= 100:
+            raise _form_error("limit", "int value should be between 1 and 100.")
+        history = sorted(self.messages_in(channel_id, include_ephemeral=False), key=lambda m: m.id)
+        if "around" in anchors:
+            at = anchors["around"]
+            older = [m for m in history if m.id < at][-(limit // 2) :] if limit > 1 else []
+            newer = [m for m in history if m.id >= at][: limit - len(older)]
+            page = older + newer
+        elif "after" in anchors:
+            page = [m for m in history if m.id > anchors["after"]][:limit]
+        else:
+            before = anchors.get("before")
+            page = [m for m in history if before is None or m.id < before][-limit:]
+        payloads = []
+        for msg in reversed(page):
+            payload = self._message_payload(msg)
+            payload.pop("nonce", None)
+            payloads.append(payload)
+        return _json(payloads)
+
+    def set_channel_nsfw(self, channel_id: int, nsfw: bool) -> Json:
+        """Turn a guild channel's age restriction on or off; returns its payload (dispatch CHANNEL_UPDATE with
+        it to tell connected clients, as Discord does)."""
+        guild_id, channel = self._channels[channel_id]
+        channel["nsfw"] = nsfw
+        return {**channel, "guild_id": str(guild_id)}
 
     async def _get_channel_message(self, request: web.Request) -> web.Response:
         self._require_bot_auth(request)

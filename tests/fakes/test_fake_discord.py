@@ -344,6 +344,61 @@ async def test_nonce_deduplicates_channel_posts(fake_discord: FakeDiscord, bot: 
     assert [m.content for m in fake_discord.messages_in(CHANNEL_ID)] == ["once"]
 
 
+async def test_nonce_repeat_after_the_window_posts_again(
+    fake_discord: FakeDiscord, bot: commands.Bot
+) -> None:
+    """Discord drops a repeated nonce only for a few minutes: after nonce_ttl_s a repeat is a new message."""
+    channel = text_channel_of(bot, CHANNEL_ID)
+    first = await channel.send("once", nonce="job-43")
+    fake_discord.nonce_ttl_s = 0.0
+    second = await channel.send("once", nonce="job-43")
+    assert first.id != second.id
+    assert [m.content for m in fake_discord.messages_in(CHANNEL_ID)] == ["once", "once"]
+
+
+async def test_history_pages_newest_first(fake_discord: FakeDiscord, bot: commands.Bot) -> None:
+    """channel.history with limit, before, after and around reads the channel like Discord, no nonces."""
+    channel = text_channel_of(bot, CHANNEL_ID)
+    sent = [await channel.send(f"m{i}", nonce=f"n{i}") for i in range(5)]
+    latest = [m.content async for m in channel.history(limit=3)]
+    assert latest == ["m4", "m3", "m2"]
+    after = [m.content async for m in channel.history(after=sent[1], limit=2)]
+    assert after == ["m2", "m3"]  # oldest first: discord.py reverses Discord's newest-first page
+    before = [m.content async for m in channel.history(before=sent[3], limit=10)]
+    assert before == ["m2", "m1", "m0"]
+    around = [m.content async for m in channel.history(around=sent[2], limit=3)]
+    assert sorted(around) == ["m1", "m2", "m3"]
+    all_of_them = [m async for m in channel.history(limit=None)]
+    assert len(all_of_them) == 5 and all(m.nonce is None for m in all_of_them)
+
+
+async def test_lost_answer_carries_out_the_request(fake_discord: FakeDiscord, bot: commands.Bot) -> None:
+    """inject_lost_answer: the message is created, the caller gets an error."""
+    fake_discord.inject_lost_answer(f"POST /channels/{CHANNEL_ID}/messages", 503)
+    with pytest.raises(discord.HTTPException) as info:
+        await text_channel_of(bot, CHANNEL_ID).send("made anyway")
+    assert info.value.status == 503
+    assert [m.content for m in fake_discord.messages_in(CHANNEL_ID)] == ["made anyway"]
+
+
+async def test_ready_can_be_held_back(fake_discord: FakeDiscord) -> None:
+    """With hold_ready the client logs in and identifies but gets no READY (empty cache) until released."""
+    fake_discord.hold_ready = True
+    bot = commands.Bot(
+        command_prefix="!", intents=discord.Intents(guilds=True), guild_ready_timeout=GUILD_READY_TIMEOUT
+    )
+    async with bot:
+        start = asyncio.create_task(bot.start(fake_discord.token))
+        await fake_discord.wait_for(lambda: len(fake_discord.identify_payloads) == 1)
+        await asyncio.sleep(0.1)
+        assert not bot.is_ready() and bot.get_channel(CHANNEL_ID) is None
+        await fake_discord.release_ready()
+        await asyncio.wait_for(bot.wait_until_ready(), 5)
+        assert bot.get_channel(CHANNEL_ID) is not None
+        await bot.close()
+        await asyncio.wait_for(start, 5)
+
+
 async def test_channel_upload_over_guild_limit_is_413(fake_discord: FakeDiscord, bot: commands.Bot) -> None:
     """A file over the guild's limit fails with 413 code 40005; a boosted guild accepts it."""
     too_big = b"\0" * (10 * MIB + 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.models import JobStatus, Limits, NewJob, QuotaRefusal, RefusalReason
+from core.models import Job, JobStatus, Limits, NewJob, QuotaRefusal, RefusalReason
 from core.quota import windows_at
 from storage import NewerDatabaseError, open_store
 from storage.sqlite import SqliteStore, load_migrations
@@ -358,3 +358,34 @@ async def test_admin_grants_and_resets_keep_the_totals_exact(store: SqliteStore,
         await store.reset_member_window(1, 8, "month", windows_at(when), actor_id=9, now=when + 2)
     path = tmp_path / "store.db"
     assert stored_totals(path) == totals_from_ledger(path)
+
+
+async def test_a_post_attempt_keeps_its_first_time_per_channel(store: SqliteStore) -> None:
+    """Each channel a result was about to be posted in is recorded once, with the first try's time."""
+    job = await reserve(store, new_job(), Limits(None, None), NOW)
+    assert isinstance(job, Job)
+    assert await store.post_attempts(job.id) == []
+    await store.record_post_attempt(job.id, 10, NOW)
+    await store.record_post_attempt(job.id, 10, NOW + 60)
+    await store.record_post_attempt(job.id, 20, NOW + 90)
+    assert await store.post_attempts(job.id) == [(10, NOW), (20, NOW + 90)]
+
+
+async def test_an_unposted_budget_alert_is_claimed_again_once_due(store: SqliteStore) -> None:
+    """A claimed alert is taken again only after its try is old or was given up, never while posted."""
+    month = 0.0
+    assert await store.claim_budget_alert(1, month, 1_000_000, 50, NOW, 600_000)
+    assert await store.reclaim_unposted_budget_alerts(month, NOW + 10, NOW) == []  # its first try is live
+    assert await store.reclaim_unposted_budget_alerts(month, NOW + 61, NOW + 1) == [
+        (1, 1_000_000, 50, 600_000)
+    ]
+    assert (
+        await store.reclaim_unposted_budget_alerts(month, NOW + 62, NOW + 2) == []
+    )  # claimed again just now
+    await store.settle_budget_alert(1, month, 1_000_000, 50, None)  # that try failed
+    assert await store.reclaim_unposted_budget_alerts(month, NOW + 63, NOW + 3) == [
+        (1, 1_000_000, 50, 600_000)
+    ]
+    await store.settle_budget_alert(1, month, 1_000_000, 50, NOW + 64)  # posted
+    await store.settle_budget_alert(1, month, 1_000_000, 50, None)  # a late failure changes nothing
+    assert await store.reclaim_unposted_budget_alerts(month, NOW + 999, NOW + 999) == []
