@@ -495,7 +495,7 @@ def is_flagged(job: Job) -> bool:
 def is_unchecked(job: Job) -> bool:
     """A video made without the safety check (possible only for a job started in an age-restricted
     channel)."""
-    return job.status is JobStatus.SUCCEEDED and job.safety_mode == SafetyMode.NONE.value
+    return job.result_url is not None and job.safety_mode == SafetyMode.NONE.value
 
 
 def shows_video(job: Job, message: discord.Message | None) -> bool:
@@ -514,6 +514,9 @@ def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
         for item in getattr(row, "children", ()):
             if getattr(item, "custom_id", None) in buttons:
                 return True
+    if job.late_video_waiting:
+        # The job's expiry notice also names it: only a post that says the video arrived is the late one.
+        return message.content.startswith(f"<@{job.user_id}> job #{job.id} arrived late")
     names_job = re.search(rf"\b[Jj]ob #{job.id}(?!\d)", message.content) is not None
     return message.content.startswith(f"<@{job.user_id}>") and names_job
 

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import App
+from tests.e2e.test_delivery_guarantees import lose_age_restriction, unchecked_job, videos
+from tests.fakes.discord_fixtures import CHANNEL_ID, NSFW_CHANNEL_ID
 from tests.fakes.runware import Outcome
 
 
@@ -32,3 +34,18 @@ async def test_a_video_that_arrives_after_the_deadline_is_posted_late(app: App) 
     assert app.query("SELECT result_message_id FROM jobs WHERE id = 1") == [(late.id,)]
     month = "SELECT user_id = 0, amount_micros FROM spend_totals WHERE period = 'month' ORDER BY 1"
     assert app.query(month) == [(0, 0), (1, 270_000)]  # the member's month, then the server's
+
+
+async def test_a_late_unchecked_video_is_withheld_outside_age_restriction(app: App) -> None:
+    """A late video made without the safety check, whose channel lost its age restriction, is not posted."""
+    task_uuid = await unchecked_job(app)
+    await app.post_in_channel("took too long", channel_id=NSFW_CHANNEL_ID)
+    await lose_age_restriction(app, NSFW_CHANNEL_ID)
+    app.runware.finish(task_uuid)
+    await app.discord.wait_for(
+        lambda: app.query("SELECT late_delivered_at IS NOT NULL FROM jobs WHERE id = 1") == [(1,)], 10
+    )
+    await app.post_in_channel("without the safety check", channel_id=CHANNEL_ID)
+    assert videos(app) == []
+    month = "SELECT user_id = 0, amount_micros > 0 FROM spend_totals WHERE period = 'month' ORDER BY 1"
+    assert app.query(month) == [(0, 0), (1, 1)]  # the member pays nothing; the server's bill shows it
