@@ -371,8 +371,8 @@ class VideoCog(commands.Cog):
                 # Refused for its content: the member reads why privately; the channel only that it failed.
                 return Rendered(withheld_text(job), None, private_failure_text(job), quiet=True)
             return Rendered(failure_text(job), None, private_failure_text(job))
-        channel_nsfw = channel.is_nsfw() if hasattr(channel, "is_nsfw") else job.channel_nsfw
-        if job.nsfw and (guild.withhold_flagged or not channel_nsfw):
+        # As the destination is now: a DM has no age restriction, and a channel may have lost its own.
+        if job.nsfw and (guild.withhold_flagged or not is_age_restricted(channel)):
             await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")
             private = private_withheld_text(job, everywhere=guild.withhold_flagged)
             return Rendered(withheld_text(job), None, private, quiet=True)

@@ -241,3 +241,16 @@ async def test_unchecked_video_is_posted_in_its_age_restricted_channel(app: App)
     assert len(post.attachments) == 1
     await app.delivered(1)
     assert app.spent() > 0
+
+
+async def test_flagged_video_is_not_sent_by_dm(app: App) -> None:
+    """A video the safety check flagged may be shown (as a spoiler) only in an age-restricted channel; a DM
+    has no age restriction, so the member gets a notice there, not the video."""
+    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, ADMIN_ID, 0.0)
+    app.discord.inject_status(f"POST /channels/{NSFW_CHANNEL_ID}/messages", 403, 50013, times=10)
+    app.runware.next_outcome(Outcome.success(nsfw=True))
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
+    await app.animate(channel_id=NSFW_CHANNEL_ID, created_at=old)
+    await app.delivered(1)
+    assert videos(app) == []
+    assert app.spent() == 0
