@@ -332,6 +332,7 @@ class BotProcess:
             "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
             "QUOTA_USER_DAILY_USD": "1000000",
             "QUOTA_USER_MAX_ACTIVE_JOBS": "1000",
+            "OPERATOR_DAILY_USD": "unlimited",
             "LOG_LEVEL": "WARNING",
         }
         self.proc: asyncio.subprocess.Process | None = None

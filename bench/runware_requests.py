@@ -119,6 +119,7 @@ def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float) -> Settin
         poll_max_interval_s=DEFAULT_MAX_INTERVAL_S / scale,
         quota_user_daily_usd=1_000_000.0,
         quota_user_max_active_jobs=max(2, jobs),
+        operator_daily_usd=None,
     )
 
 
