@@ -95,6 +95,21 @@ def point_discord_at(settings: Settings) -> None:
 class VideoTree(app_commands.CommandTree["VideoBot"]):
     """The command tree; owns the one error handler for every slash command."""
 
+    async def interaction_check(self, interaction: discord.Interaction[VideoBot], /) -> bool:
+        """Every command in a server outside ALLOWED_GUILD_IDS gets a short private refusal, before it
+        reads, downloads or charges anything."""
+        if interaction.client.moderation.serves(interaction.guild_id):
+            return True
+        from cogs._ui import send
+        from core.moderation import NOT_SERVED
+
+        log.info("refused a command in guild=%s, which is not in ALLOWED_GUILD_IDS", interaction.guild_id)
+        try:
+            await send(interaction, NOT_SERVED)
+        except discord.HTTPException as error:
+            log.warning("could not refuse a command in guild=%s: %r", interaction.guild_id, error)
+        return False
+
     async def on_error(
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
     ) -> None:
@@ -200,6 +215,26 @@ class VideoBot(commands.Bot):
             except Exception:
                 log.exception("the budget alert retry pass failed; will try again")
             await asyncio.sleep(ALERT_RETRY_AFTER_S)
+
+    async def on_ready(self) -> None:
+        """Tell the operator about servers the bot is in but does not serve (it stays; see the README)."""
+        others = [g.id for g in self.guilds if not self.moderation.serves(g.id)]
+        if others:
+            log.warning(
+                "in %s server(s) not in ALLOWED_GUILD_IDS, which are refused every command: %s",
+                len(others),
+                others[:20],
+            )
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Warn the operator when someone adds the bot to a server it does not serve."""
+        if not self.moderation.serves(guild.id):
+            log.warning(
+                "added to guild=%s (%s), which is not in ALLOWED_GUILD_IDS: its commands are refused. "
+                "Remove the bot there, or turn off Public Bot in the Developer Portal",
+                guild.id,
+                guild.name,
+            )
 
     def _runner_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

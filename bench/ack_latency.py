@@ -339,6 +339,7 @@ class BotProcess:
             "QUOTA_USER_MAX_ACTIVE_JOBS": "1000",
             "QUOTA_COOLDOWN_S": "0",
             "CONFIRM_ABOVE_USD": "off",
+            "OPERATOR_DAILY_USD": "unlimited",
             "LOG_LEVEL": "WARNING",
         }
         self.proc: asyncio.subprocess.Process | None = None

@@ -127,6 +127,7 @@ def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float) -> Settin
         quota_user_max_active_jobs=max(2, jobs),
         quota_cooldown_s=0.0,
         confirm_above_usd=None,
+        operator_daily_usd=None,
     )
 
 

@@ -52,10 +52,12 @@ def is_moderator(interaction: discord.Interaction[Any]) -> bool:
 
 
 async def admit(interaction: discord.Interaction[Any]) -> GuildSettings:
-    """Refuse a member banned from the bot, or a channel off the /animate allow-list, before anything is
-    downloaded or charged (also on a later button, as things may have changed). A thread counts as its
-    parent channel: allowing a channel allows its threads. Returns the guild's moderation settings."""
+    """Refuse a server the operator does not serve, a member banned from the bot, or a channel off the
+    /animate allow-list, before anything is downloaded or charged (also on a later button, as things may
+    have changed). A thread counts as its parent channel: allowing a channel allows its threads. Returns
+    the guild's moderation settings."""
     moderation = interaction.client.moderation
+    moderation.check_guild(interaction.guild_id)
     guild_id = interaction.guild_id or 0
     await moderation.check_member(guild_id, interaction.user.id)
     guild: GuildSettings = await moderation.settings_of(guild_id)

@@ -144,8 +144,12 @@ class VideoCog(commands.Cog):
             channel_nsfw=is_age_restricted(channel),
         )
         guild = await admit(interaction)
-        self.bot.jobs.check_declared_sizes(image.size, audio.size)
-        files = HeldFiles(await _download(image, "image"), await _download(audio, "audio"))
+        jobs = self.bot.jobs
+        jobs.check_declared_sizes(image.size, audio.size)
+        # Cheap checks before costly work: a member who could not start a video now downloads nothing.
+        await jobs.precheck(submission.guild_id, submission.user_id, submission.role_ids)
+        async with jobs.heavy_work.hold(waiting_notice(interaction)):
+            files = HeldFiles(await _download(image, "image"), await _download(audio, "audio"))
         if await self.bot.consent.needed(guild, submission.user_id):
             await self._ask_consent(interaction, submission, files)
             return
@@ -171,7 +175,7 @@ class VideoCog(commands.Cog):
         if interaction.type is discord.InteractionType.component:
             await admit(interaction)  # things may have changed while they read the statement
         request = AnimateRequest.of(submission, files.image, files.audio)
-        outcome = await self.bot.jobs.accept(request)
+        outcome = await self.bot.jobs.accept(request, on_wait=waiting_notice(interaction))
         if isinstance(outcome, Quoted):
             await self._show_quote(interaction, outcome)
             return
@@ -542,6 +546,19 @@ def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
     # Not in the cache (right after a start, before GUILD_CREATE a fetched channel's guild is a stub that
     # says 10 MiB): what the command's interaction reported, boosts included.
     return job.upload_limit_bytes or DEFAULT_UPLOAD_LIMIT
+
+
+WAITING = "⏳ Waiting for a free slot: the bot is busy with other videos. Your request is in line."
+
+
+def waiting_notice(interaction: discord.Interaction[VideoBot]) -> Callable[[], Awaitable[None]]:
+    """What to do when a request waits for a download or decode slot: say so in its message."""
+
+    async def notice() -> None:
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(content=WAITING)
+
+    return notice
 
 
 async def _download(attachment: discord.Attachment, what: str) -> bytes:

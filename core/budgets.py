@@ -26,7 +26,7 @@ from core.models import (
     format_usd,
     usd_to_micros,
 )
-from core.quota import confirm_threshold, discord_time, limits_for_guild, windows_at
+from core.quota import confirm_threshold, discord_time, guild_budget_cap, limits_for_guild, windows_at
 from core.settings import Settings
 from storage.base import Store
 
@@ -96,6 +96,7 @@ class BudgetOverview:
     windows: Windows
     tiers: tuple[RoleTier, ...] = ()
     confirm_above_micros: int | None = None
+    budget_cap_micros: int | None = None  # GUILD_BUDGET_MAX_USD (None: no cap)
 
 
 class BudgetService:
@@ -114,10 +115,21 @@ class BudgetService:
         tiers = tuple(await self._store.role_tiers(guild_id))
         limits = limits_for_guild(self._settings, overrides)
         confirm = confirm_threshold(self._settings, overrides)
-        return BudgetOverview(limits, overrides, spent, windows, tiers, confirm)
+        cap = guild_budget_cap(self._settings)
+        return BudgetOverview(limits, overrides, spent, windows, tiers, confirm, cap)
 
     async def change(self, guild_id: int, changes: list[LimitChange], actor_id: int) -> BudgetOverview:
-        """Apply an admin's changes (recorded in the audit log) and return the new overview."""
+        """Apply an admin's changes (recorded in the audit log) and return the new overview. A monthly
+        budget above the operator's cap (or `unlimited` under one) is refused; nothing is changed."""
+        cap = guild_budget_cap(self._settings)
+        for change in changes:
+            if change.field == "guild_monthly_micros" and cap is not None:
+                value = change.value
+                if value == UNLIMITED or (value is not None and value > cap):
+                    raise UserFacingError(
+                        f"This bot's operator allows a monthly budget of at most {format_usd(cap)} per "
+                        f"server (GUILD_BUDGET_MAX_USD). Choose {format_usd(cap)} or less."
+                    )
         await self._store.update_guild_limits(
             guild_id, {c.field: c.value for c in changes}, actor_id, self._clock()
         )
@@ -307,6 +319,10 @@ def budget_lines(view: BudgetOverview) -> list[str]:
             f"{format_usd(view.guild_spent_month_micros)} of {format_usd(budget)} used ({share}%), "
             f"resets {discord_time(w.month_end)}"
         )
+    cap, chosen = view.budget_cap_micros, own.guild_monthly_micros
+    if cap is not None and chosen is not None and (chosen == UNLIMITED or chosen > cap):
+        # Stored before the operator's cap: say why the budget is not what the server chose.
+        used += ", the most this bot's operator allows"
     active = "unlimited" if limits.max_active_jobs is None else str(limits.max_active_jobs)
     cooldown = f"{limits.cooldown_s:g} s" if limits.cooldown_s else "none"
     log_channel = f"<#{own.log_channel_id}>" if own.log_channel_id else "not set"

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from core.errors import QuotaExceeded, UserFacingError
@@ -32,6 +32,7 @@ from core.models import (
     RefusalReason,
     Submission,
     Usage,
+    format_usd,
     usd_to_micros,
 )
 from core.moderation import chosen_safety_mode, effective_safety_mode
@@ -70,6 +71,14 @@ MAX_JOBS_PER_PASS = 500
 REDELIVER_AFTER_S = 60.0
 # Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
 IDLE_SLEEP_S = 5.0
+# Downloads and decodes of members' files at once, in the whole process. Each holds up to two 10 MiB files,
+# and a decode of a 6000 px image holds ~150 MB of pixels for up to a second of CPU: on a small machine
+# (2 cores) a burst of /animate must queue here rather than exhaust memory and starve the event loop.
+MAX_CONCURRENT_HEAVY_WORK = 4
+# A member waiting this long for a slot is told they are waiting; after the second figure, to try again.
+SLOT_NOTICE_AFTER_S = 1.0
+SLOT_GIVE_UP_AFTER_S = 120.0
+BUSY = "The bot is very busy right now. Please try again in a minute; nothing was charged."
 
 
 def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> float:
@@ -84,6 +93,43 @@ def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> floa
 def retry_delay(attempt: int, max_interval_s: float) -> float:
     """Seconds before retrying a failed submit or poll request: 2 s, 4 s, 8 s … capped."""
     return float(min(max_interval_s, 2.0 * 2 ** max(0, attempt)))
+
+
+class WorkSlots:
+    """A process-wide cap on work that holds members' files in memory (downloads and decodes)."""
+
+    def __init__(
+        self,
+        size: int = MAX_CONCURRENT_HEAVY_WORK,
+        *,
+        notice_after_s: float = SLOT_NOTICE_AFTER_S,
+        give_up_after_s: float = SLOT_GIVE_UP_AFTER_S,
+    ) -> None:
+        self._slots = asyncio.Semaphore(size)
+        self._notice_after_s = notice_after_s
+        self._give_up_after_s = give_up_after_s
+
+    @contextlib.asynccontextmanager
+    async def hold(self, on_wait: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
+        """Run the body in a free slot, waiting in line for one. `on_wait` runs once if the wait is
+        longer than a moment (to tell the member); a wait longer than SLOT_GIVE_UP_AFTER_S gives up with
+        a UserFacingError (nothing was downloaded or charged)."""
+        try:
+            async with asyncio.timeout(self._notice_after_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            if on_wait is not None:
+                await on_wait()
+            try:
+                async with asyncio.timeout(self._give_up_after_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                log.warning("no free slot for downloads and decodes in %s s", self._give_up_after_s)
+                raise UserFacingError(BUSY) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 def is_past_deadline(job: Job, now: float, deadline_s: float) -> bool:
@@ -171,8 +217,11 @@ class JobService:
         clock: Clock = time.time,
         wake_runner: Callable[[], None] = lambda: None,
         on_budget_alert: Callable[[BudgetAlert], None] = lambda alert: None,
+        heavy_work: WorkSlots | None = None,
     ) -> None:
         self._on_budget_alert = on_budget_alert
+        # Shared by the downloads (the cogs hold it) and the decodes in `accept`.
+        self.heavy_work = heavy_work or WorkSlots()
         self._store = store
         self._runware = runware
         self._settings = settings
@@ -186,6 +235,21 @@ class JobService:
             raise too_big("image", image_size, s.max_image_bytes)
         if audio_size > s.max_audio_bytes:
             raise too_big("audio", audio_size, s.max_audio_bytes)
+
+    async def precheck(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> None:
+        """Refuse, before anything is downloaded, a job that no clip could pass: too many running, the
+        cooldown, or no money left at all (the member's, the server's, or the operator's day ceiling).
+        The same words as the reservation, which still decides for real (things change meanwhile).
+
+        Raises QuotaExceeded."""
+        now = self._clock()
+        limits = await self.limits_for(guild_id, role_ids)
+        usage = await self._store.usage(guild_id, user_id, limits, windows_at(now))
+        # The cheapest clip costs a cent (estimates are rounded up to the cent), or nothing when free.
+        cheapest = estimate_micros(1e-6, self._settings.price_per_second_usd)
+        refusal = check_limits(usage, cheapest, now)
+        if refusal is not None:
+            raise await self._refused(guild_id, refusal, None)
 
     async def limits_for(
         self, guild_id: int, role_ids: Sequence[int] = (), overrides: GuildLimits | None = None
@@ -215,18 +279,22 @@ class JobService:
         """One job by its number."""
         return await self._store.get_job(job_id)
 
-    async def accept(self, request: AnimateRequest) -> Accepted | Quoted:
+    async def accept(
+        self, request: AnimateRequest, on_wait: Callable[[], Awaitable[None]] | None = None
+    ) -> Accepted | Quoted:
         """Validate, reserve and upload one /animate request; the runner submits it. A job whose estimate
         is at or above the guild's confirmation threshold is quoted instead: inputs uploaded, nothing
-        reserved until the member confirms.
+        reserved until the member confirms. `on_wait`: called if the decode waits for a free slot.
 
         Raises UserFacingError (nothing charged) for bad input, a refused limit or a failed upload."""
         s = self._settings
-        # Decoding a 6000 px WEBP or converting Opus takes up to a second: off the event loop.
-        image = await asyncio.to_thread(validate_image, request.image, max_bytes=s.max_image_bytes)
-        audio = await asyncio.to_thread(
-            validate_audio, request.audio, max_bytes=s.max_audio_bytes, max_seconds=s.max_audio_seconds
-        )
+        # Decoding a 6000 px WEBP or converting Opus takes up to a second: off the event loop, and a
+        # few at a time in the whole process.
+        async with self.heavy_work.hold(on_wait):
+            image = await asyncio.to_thread(validate_image, request.image, max_bytes=s.max_image_bytes)
+            audio = await asyncio.to_thread(
+                validate_audio, request.audio, max_bytes=s.max_audio_bytes, max_seconds=s.max_audio_seconds
+            )
         estimate = estimate_micros(audio.duration_s, s.price_per_second_usd)
         now = self._clock()
         # The guild's choices are read once here, for both the limits and the confirmation threshold.
@@ -438,8 +506,17 @@ class JobService:
                     )
                 )
 
-    async def _refused(self, guild_id: int, refusal: QuotaRefusal, estimate: int) -> QuotaExceeded:
-        """The error for a refused job; a refusal by the server's budget also raises its 100 % alert."""
+    async def _refused(self, guild_id: int, refusal: QuotaRefusal, estimate: int | None) -> QuotaExceeded:
+        """The error for a refused job; a refusal by the server's budget also raises its 100 % alert, and
+        one by the operator's ceiling is logged for the operator (members never see their figure)."""
+        if refusal.reason is RefusalReason.OPERATOR_DAILY:
+            log.warning(
+                "OPERATOR_DAILY_USD reached: all servers spent %s of %s today; refused guild=%s estimate=%s",
+                format_usd(refusal.usage.operator_spent_today_micros),
+                format_usd(refusal.usage.limits.operator_daily_micros or 0),
+                guild_id,
+                "?" if estimate is None else format_usd(estimate),
+            )
         if refusal.reason is RefusalReason.GUILD_BUDGET:
             try:
                 await self._raise_budget_alerts(guild_id, refusal.usage, budget_reached=True)

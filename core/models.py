@@ -121,6 +121,8 @@ class Limits:
     monthly_micros: int | None = None
     cooldown_s: float = 0.0
     guild_monthly_micros: int | None = None
+    # The operator's ceiling on what all guilds together spend per UTC day (OPERATOR_DAILY_USD).
+    operator_daily_micros: int | None = None
 
 
 # Stored in a guild's limit column to mean "no limit" (NULL means "use the default").
@@ -208,6 +210,8 @@ class Usage:
     last_job_at: float | None
     limits: Limits
     windows: Windows
+    # What all guilds together have spent today (the operator's ceiling; never shown to members).
+    operator_spent_today_micros: int = 0
 
     @property
     def left_today_micros(self) -> int | None:
@@ -247,6 +251,7 @@ class RefusalReason(StrEnum):
     GUILD_BUDGET = "guild_budget"
     ACTIVE = "active"
     COOLDOWN = "cooldown"
+    OPERATOR_DAILY = "operator_daily"  # all guilds together reached the operator's day ceiling
 
 
 @dataclass(frozen=True, slots=True)

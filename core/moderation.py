@@ -25,6 +25,10 @@ def chosen_safety_mode(settings: Settings, guild: GuildSettings) -> SafetyMode:
     return SafetyMode(guild.safety_mode) if guild.safety_mode else settings.safety_mode
 
 
+# Said to anyone in a server outside ALLOWED_GUILD_IDS.
+NOT_SERVED = "This bot only serves the servers its operator chose."
+
+
 def channel_refusal(settings: GuildSettings, channel_id: int) -> str | None:
     """Why /animate may not run in this channel (None: it may)."""
     allowed = settings.allowed_channels
@@ -41,6 +45,17 @@ class ModerationService:
         self._store = store
         self._settings = settings
         self._clock = clock
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether the bot serves this guild (ALLOWED_GUILD_IDS; unset: every guild). Outside a guild
+        the commands' own guild-only checks answer."""
+        allowed = self._settings.allowed_guild_ids
+        return not allowed or guild_id is None or guild_id in allowed
+
+    def check_guild(self, guild_id: int | None) -> None:
+        """Raise a member-facing error in a guild the operator did not choose."""
+        if not self.serves(guild_id):
+            raise UserFacingError(NOT_SERVED)
 
     async def settings_of(self, guild_id: int) -> GuildSettings:
         """The guild's moderation settings."""

@@ -64,12 +64,26 @@ def default_limits(settings: Settings) -> Limits:
         max_active_jobs=settings.quota_user_max_active_jobs,
         monthly_micros=_usd_or_none(settings.quota_user_monthly_usd),
         cooldown_s=settings.quota_cooldown_s,
-        guild_monthly_micros=_usd_or_none(settings.quota_guild_monthly_usd),
+        guild_monthly_micros=capped_budget(settings, _usd_or_none(settings.quota_guild_monthly_usd)),
+        operator_daily_micros=_usd_or_none(settings.operator_daily_usd),
     )
 
 
+def guild_budget_cap(settings: Settings) -> int | None:
+    """The highest monthly budget a guild may have (GUILD_BUDGET_MAX_USD; None: no cap)."""
+    return _usd_or_none(settings.guild_budget_max_usd)
+
+
+def capped_budget(settings: Settings, budget: int | None) -> int | None:
+    """A guild's monthly budget as it applies: what it chose (None: unlimited), never above the cap."""
+    cap = guild_budget_cap(settings)
+    if cap is None:
+        return budget
+    return cap if budget is None else min(budget, cap)
+
+
 def limits_for_guild(settings: Settings, overrides: GuildLimits | None) -> Limits:
-    """The settings' defaults with a guild's own choices laid over them."""
+    """The settings' defaults with a guild's own choices laid over them (its budget within the cap)."""
     base = default_limits(settings)
     if overrides is None:
         return base
@@ -78,7 +92,11 @@ def limits_for_guild(settings: Settings, overrides: GuildLimits | None) -> Limit
         max_active_jobs=overrides.resolve("max_active_jobs", base.max_active_jobs),
         monthly_micros=overrides.resolve("user_monthly_micros", base.monthly_micros),
         cooldown_s=float(overrides.cooldown_s) if overrides.cooldown_s is not None else base.cooldown_s,
-        guild_monthly_micros=overrides.resolve("guild_monthly_micros", base.guild_monthly_micros),
+        # A budget stored before the cap was lowered (or `unlimited`) applies as the cap.
+        guild_monthly_micros=capped_budget(
+            settings, overrides.resolve("guild_monthly_micros", base.guild_monthly_micros)
+        ),
+        operator_daily_micros=base.operator_daily_micros,
     )
 
 
@@ -109,6 +127,7 @@ def apply_tiers(limits: Limits, tiers: list[RoleTier]) -> Limits:
         monthly_micros=pick("monthly_micros", limits.monthly_micros),
         cooldown_s=min(cooldowns),
         guild_monthly_micros=limits.guild_monthly_micros,
+        operator_daily_micros=limits.operator_daily_micros,
     )
 
 
@@ -121,7 +140,8 @@ def _tier_value(tier: RoleTier, field: str, base: int | None) -> int | None:
 
 def check_limits(usage: Usage, estimate: int, now: float) -> QuotaRefusal | None:
     """Whether a job of `estimate` may start now. The first limit in the way wins, in the order a member
-    can least do something about: jobs running, the cooldown, the guild's budget, month, day."""
+    can least do something about: jobs running, the cooldown, the operator's day ceiling, the guild's
+    budget, month, day."""
     limits, w = usage.limits, usage.windows
     if limits.max_active_jobs is not None and usage.active_jobs >= limits.max_active_jobs:
         return QuotaRefusal(RefusalReason.ACTIVE, usage)
@@ -129,6 +149,9 @@ def check_limits(usage: Usage, estimate: int, now: float) -> QuotaRefusal | None
         free_at = usage.last_job_at + limits.cooldown_s
         if now < free_at:
             return QuotaRefusal(RefusalReason.COOLDOWN, usage, free_at)
+    ceiling = limits.operator_daily_micros
+    if ceiling is not None and usage.operator_spent_today_micros + estimate > ceiling:
+        return QuotaRefusal(RefusalReason.OPERATOR_DAILY, usage, w.day_end)
     budget = limits.guild_monthly_micros
     if budget is not None and usage.guild_spent_month_micros + estimate > budget:
         return QuotaRefusal(RefusalReason.GUILD_BUDGET, usage, w.month_end)
@@ -146,16 +169,29 @@ def discord_time(epoch: float, style: str = "R") -> str:
     return f"<t:{int(epoch)}:{style}>"
 
 
-def _money_refusal(what: str, limit: int, left: int, estimate: int, resets_at: float) -> str:
+def _money_refusal(what: str, limit: int, left: int, estimate: int | None, resets_at: float) -> str:
+    if estimate is None:  # refused before the files were read: nothing at all is left
+        return (
+            f"You have {format_usd(left)} left of your {format_usd(limit)} {what} limit. "
+            f"It resets {discord_time(resets_at)}."
+        )
     return (
         f"This clip would cost about {format_usd(estimate)}, but you have {format_usd(left)} left of your "
         f"{format_usd(limit)} {what} limit. It resets {discord_time(resets_at)}. A shorter clip costs less."
     )
 
 
-def refusal_message(refusal: QuotaRefusal, estimate: int) -> str:
-    """The member-facing sentence for a refused reservation: which limit, the numbers, when it frees up."""
+def refusal_message(refusal: QuotaRefusal, estimate: int | None) -> str:
+    """The member-facing sentence for a refused reservation: which limit, the numbers, when it frees up.
+    `estimate` is None for a refusal before the clip was read (the pre-check: no money left at all)."""
     usage, limits, reason = refusal.usage, refusal.usage.limits, refusal.reason
+    if reason is RefusalReason.OPERATOR_DAILY:
+        # The operator's figure is theirs: members only learn that the bot is done for today.
+        assert refusal.frees_at is not None
+        return (
+            "The bot has reached its spending limit for today; "
+            f"try again after {discord_time(refusal.frees_at, 'f')} ({discord_time(refusal.frees_at)})."
+        )
     if reason is RefusalReason.ACTIVE:
         videos = "video" if usage.active_jobs == 1 else "videos"
         return (
@@ -170,10 +206,11 @@ def refusal_message(refusal: QuotaRefusal, estimate: int) -> str:
         )
     if reason is RefusalReason.GUILD_BUDGET:
         assert limits.guild_monthly_micros is not None
+        cost = "" if estimate is None else f", and this clip would cost about {format_usd(estimate)}"
         return (
             f"This server has used {format_usd(usage.guild_spent_month_micros)} of its "
-            f"{format_usd(limits.guild_monthly_micros)} monthly budget, and this clip would cost about "
-            f"{format_usd(estimate)}. The budget resets {discord_time(usage.windows.month_end)}."
+            f"{format_usd(limits.guild_monthly_micros)} monthly budget{cost}. "
+            f"The budget resets {discord_time(usage.windows.month_end)}."
         )
     if reason is RefusalReason.MONTHLY:
         assert limits.monthly_micros is not None and usage.left_month_micros is not None

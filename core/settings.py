@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where each secret comes from, so a missing-setting message can say where to get it.
@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     quota_user_monthly_usd: Annotated[float, Field(ge=0)] | None = 50.0
     quota_guild_monthly_usd: Annotated[float, Field(ge=0)] | None = 200.0
     quota_cooldown_s: Annotated[float, Field(ge=0)] = 10.0
+    # The operator's own ceilings, above anything a server admin can choose: what all servers together
+    # may spend per UTC day, and the highest monthly budget one server may have ("unlimited": no ceiling).
+    operator_daily_usd: Annotated[float, Field(ge=0)] | None = 50.0
+    guild_budget_max_usd: Annotated[float, Field(ge=0)] | None = 200.0
+    # The servers the bot serves (comma-separated ids); empty: every server it is in.
+    allowed_guild_ids: Annotated[list[int], NoDecode] = []
     # A job whose estimate is at or above this asks the member to confirm the cost ("off": never ask).
     confirm_above_usd: Annotated[float, Field(ge=0)] | None = 2.0
     max_audio_seconds: Annotated[float, Field(gt=0, le=30)] = 30.0
@@ -96,6 +102,8 @@ class Settings(BaseSettings):
         "quota_user_monthly_usd",
         "quota_guild_monthly_usd",
         "confirm_above_usd",
+        "operator_daily_usd",
+        "guild_budget_max_usd",
         mode="before",
     )
     @classmethod
@@ -111,7 +119,23 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("bot_owner_ids", mode="before")
+    @field_validator("guild_budget_max_usd")
+    @classmethod
+    def _cap_covers_the_default_budget(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # Rejected rather than clamped: a default budget the operator set but that never applies would
+        # surprise them. (quota_guild_monthly_usd is declared earlier, so it is already in info.data.)
+        if value is None or "quota_guild_monthly_usd" not in info.data:
+            return value
+        default = info.data["quota_guild_monthly_usd"]
+        if default is None or default > value:
+            every = "unlimited" if default is None else f"{default:g}"
+            raise ValueError(
+                f"is below QUOTA_GUILD_MONTHLY_USD ({every}), the budget every server starts with; "
+                "lower QUOTA_GUILD_MONTHLY_USD or raise GUILD_BUDGET_MAX_USD"
+            )
+        return value
+
+    @field_validator("bot_owner_ids", "allowed_guild_ids", mode="before")
     @classmethod
     def _comma_separated_ids(cls, value: object) -> object:
         if isinstance(value, str):

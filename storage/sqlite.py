@@ -798,15 +798,28 @@ class SqliteStore:
     ) -> int:
         """Give back a member's spend in the current day or month, so that window starts afresh.
 
-        Returns the amount credited. The month's credit is split so that today's part counts today and
-        the rest counts at the month's start: a month reset never lets today exceed the daily limit."""
+        Returns the amount credited. Only settled spend is given back: a job still running keeps its
+        reservation (it settles at its real cost later). The month's credit is split so that today's part
+        counts today and the rest counts at the month's start: a month reset never lets today exceed the
+        daily limit."""
         reason = f"{period} reset by an admin"
         async with self._write() as db:
             usage = await self._usage(db, guild_id, user_id, Limits(None, None), windows)
-            today = max(0, usage.spent_today_micros)
+            # A running job's only ledger row is its reservation, counted when it was created.
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT COALESCE(SUM(CASE WHEN created_at >= ?3 THEN estimate_micros END), 0), "
+                    "COALESCE(SUM(estimate_micros), 0) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
+                    f"AND status IN ({_ACTIVE_SQL}) AND created_at >= ?4",
+                    (guild_id, user_id, windows.day_start, windows.month_start),
+                )
+            )
+            reserved_today, reserved_month = (int(v) for v in rows[0])
+            today = max(0, usage.spent_today_micros - reserved_today)
             parts = [(today, now)]
             if period == "month":
-                parts.append((max(0, usage.spent_month_micros - today), windows.month_start))
+                settled_month = usage.spent_month_micros - reserved_month
+                parts.append((max(0, settled_month - today), windows.month_start))
             total = 0
             for amount, counts_at in parts:
                 if amount > 0:
@@ -1274,11 +1287,12 @@ class SqliteStore:
                 "  AND period = 'month' AND period_start = ?4), "
                 "(SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
                 f"  AND status IN ({_ACTIVE_SQL})), "
-                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ?1 AND user_id = ?2)",
+                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ?1 AND user_id = ?2), "
+                "(SELECT amount_micros FROM operator_totals WHERE day_start = ?3)",
                 (guild_id, user_id, windows.day_start, windows.month_start),
             )
         )
-        today, month, guild_month, active, last = rows[0]
+        today, month, guild_month, active, last, operator_today = rows[0]
         return Usage(
             spent_today_micros=int(today or 0),
             spent_month_micros=int(month or 0),
@@ -1287,6 +1301,7 @@ class SqliteStore:
             last_job_at=float(last) if last is not None else None,
             limits=limits,
             windows=windows,
+            operator_spent_today_micros=int(operator_today or 0),
         )
 
     @staticmethod

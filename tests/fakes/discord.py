@@ -391,6 +391,10 @@ class FakeDiscord:
         self.resumes = 0
         self.heartbeats = 0
         self.download_counts: Counter[int] = Counter()
+        # Each CDN download takes this long; the most downloads ever in flight at once is recorded.
+        self.cdn_delay_s = 0.0
+        self.cdn_in_flight = 0
+        self.cdn_max_in_flight = 0
         self.command_syncs: list[tuple[int | None, list[Json]]] = []
 
         self._client_max_size = client_max_size
@@ -1633,6 +1637,12 @@ class FakeDiscord:
             signed = False
         if entry is None or not signed or time.time() > min(ex, entry.expires_at):
             return web.Response(status=404, text="This content is no longer available.")
+        self.cdn_in_flight += 1
+        self.cdn_max_in_flight = max(self.cdn_max_in_flight, self.cdn_in_flight)
+        try:
+            await asyncio.sleep(self.cdn_delay_s)
+        finally:
+            self.cdn_in_flight -= 1
         self.download_counts[entry.file.id] += 1
         ctype = entry.file.content_type or "application/octet-stream"
         return web.Response(body=entry.file.data, headers={"Content-Type": ctype})

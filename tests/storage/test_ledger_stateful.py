@@ -106,6 +106,7 @@ LIMITS = st.builds(
     monthly_micros=st.none() | st.integers(0, 60).map(lambda n: n * 100_000),
     cooldown_s=st.sampled_from([0.0, 0.0, 0.0, 30.0, 600.0]),
     guild_monthly_micros=st.none() | st.integers(0, 50).map(lambda n: n * 200_000),
+    operator_daily_micros=st.none() | st.integers(0, 40).map(lambda n: n * 100_000),
 )
 PICK = st.integers(min_value=0, max_value=255)
 
@@ -182,12 +183,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def model_usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
         """The Usage the store should report, computed from the model's jobs alone."""
-        today = month = guild_month = active = 0
+        today = month = guild_month = active = operator_today = 0
         last: float | None = None
         for job in self.jobs.values():
+            day_start, month_start = true_windows(job.created_at)
+            if day_start == windows.day_start:
+                operator_today += job.billed  # every guild's, for the operator's day ceiling
             if job.guild_id != guild_id:
                 continue
-            day_start, month_start = true_windows(job.created_at)
             if month_start == windows.month_start:
                 guild_month += job.billed
             if job.user_id != user_id:
@@ -198,7 +201,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 month += job.spend
             active += job.status in ACTIVE
             last = job.created_at if last is None else max(last, job.created_at)
-        return Usage(today, month, guild_month, active, last, limits, windows)
+        return Usage(today, month, guild_month, active, last, limits, windows, operator_today)
 
     def ledger(self) -> list[tuple[int, int, int, str, int, float]]:
         return self.reader.execute(
@@ -298,6 +301,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert expected_usage.spent_month_micros + estimate <= limits.monthly_micros
         if limits.guild_monthly_micros is not None:
             assert expected_usage.guild_spent_month_micros + estimate <= limits.guild_monthly_micros
+        if limits.operator_daily_micros is not None:
+            assert expected_usage.operator_spent_today_micros + estimate <= limits.operator_daily_micros
         if limits.cooldown_s > 0 and expected_usage.last_job_at is not None:
             assert now >= expected_usage.last_job_at + limits.cooldown_s
         self.jobs[result.id] = ModelJob(result.id, guild_id, user_id, estimate, now)
@@ -493,6 +498,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 "SELECT guild_id, user_id, period, period_start, amount_micros FROM spend_totals"
             )
         }
+        assert actual == dict(expected)
+
+    @invariant()
+    def operator_totals_match_ledger(self) -> None:
+        """The operator's running day totals equal the ledger's non-grant rows of every guild, per day."""
+        expected: dict[float, int] = defaultdict(int)
+        for _, _, _, kind, amount, counts_at in self.ledger():
+            if kind != "grant":
+                expected[true_windows(counts_at)[0]] += amount
+        actual = dict(self.reader.execute("SELECT day_start, amount_micros FROM operator_totals"))
         assert actual == dict(expected)
 
     @invariant()
