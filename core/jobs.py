@@ -215,6 +215,10 @@ class JobService:
         """One job by its number."""
         return await self._store.get_job(job_id)
 
+    async def get_quote(self, quote_id: int) -> Quote | None:
+        """One quote by its id."""
+        return await self._store.get_quote(quote_id)
+
     async def accept(self, request: AnimateRequest) -> Accepted | Quoted:
         """Validate, reserve and upload one /animate request; the runner submits it. A job whose estimate
         is at or above the guild's confirmation threshold is quoted instead: inputs uploaded, nothing
