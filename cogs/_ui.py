@@ -119,7 +119,10 @@ NOT_HERE = "This button doesn't belong here."
 
 
 def check_pressed_on(
-    interaction: discord.Interaction[Any], guild_id: int | None, channel_id: int | None, message_id: int | None
+    interaction: discord.Interaction[Any],
+    guild_id: int | None,
+    channel_id: int | None,
+    message_id: int | None,
 ) -> None:
     """Refuse a button pressed anywhere but on the message its id belongs to. Anyone can send an
     interaction with any custom_id (from another server, or on another message): the id proves nothing."""
