@@ -129,6 +129,40 @@ async def button_errors(
             await (answer if in_place else send)(interaction, GENERIC_APOLOGY)
 
 
+NOT_HERE = "This button doesn't belong here."
+
+
+def check_pressed_on(
+    interaction: discord.Interaction[Any],
+    guild_id: int | None,
+    channel_id: int | None,
+    message_id: int | None,
+) -> None:
+    """Refuse a button pressed anywhere but on the message its id belongs to. Anyone can send an
+    interaction with any custom_id (from another server, or on another message): the id proves nothing."""
+    message = interaction.message
+    if (
+        interaction.guild_id != guild_id
+        or message_id is None
+        or message is None
+        or (interaction.channel_id, message.id) != (channel_id, message_id)
+    ):
+        raise UserFacingError(NOT_HERE)
+
+
+def check_private_to(interaction: discord.Interaction[Any], guild_id: int, channel_id: int) -> None:
+    """Refuse a button of a private reply (whose message id the bot doesn't keep) pressed in another server
+    or channel, or on a message others can see: only its member sees a private reply, so a press on one is
+    theirs, and no public message gets rewritten by a forged press."""
+    message = interaction.message
+    if (
+        (interaction.guild_id, interaction.channel_id) != (guild_id, channel_id)
+        or message is None
+        or not message.flags.ephemeral
+    ):
+        raise UserFacingError(NOT_HERE)
+
+
 # Discord's limit on a message's content.
 MAX_MESSAGE_CHARS = 2000
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._ui import answer, button_errors
+from cogs._ui import NOT_HERE, answer, button_errors, check_private_to
 from core.consent import Statement
+from core.errors import UserFacingError
 from core.quota import discord_time
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class ConsentButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TE
         The statement is a private message, so only its member can press these; every answer replaces it."""
         bot = interaction.client
         await interaction.response.defer()
+        if not await self._pressed_on_statement(interaction):
+            return
         async with button_errors(interaction, in_place=True):
             if self.action == "decline":
                 await bot.consent.decline(self.request_id, interaction.user.id)
@@ -87,3 +90,14 @@ class ConsentButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TE
             with contextlib.suppress(discord.HTTPException):  # a courtesy: the answer below is what counts
                 await answer(interaction, "Thanks, accepted. ⏳ Checking your files…")
             await video.go_ahead(interaction, submission, files)  # type: ignore[attr-defined]
+
+    async def _pressed_on_statement(self, interaction: discord.Interaction[VideoBot]) -> bool:
+        """Whether the press is on this request's own statement; if not, say so privately (never in place:
+        a forged press's message is not the statement, and may be one that others see)."""
+        async with button_errors(interaction):
+            request = await interaction.client.consent.get_request(self.request_id)
+            if request is None:  # forged, or long gone
+                raise UserFacingError(NOT_HERE)
+            check_private_to(interaction, request.submission.guild_id, request.submission.channel_id)
+            return True
+        return False

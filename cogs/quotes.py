@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._ui import ack_text, admit, button_errors
+from cogs._ui import ack_text, admit, button_errors, check_private_to
 from core.models import Quote, Usage, format_usd
 from core.quota import discord_time
 
@@ -69,6 +69,9 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
         await interaction.response.defer()  # an update of the quote's own message follows
         accepted = None
         async with button_errors(interaction):
+            quote = await bot.jobs.get_quote(self.quote_id)
+            if quote is not None:  # (an unknown quote is refused below)
+                check_private_to(interaction, quote.guild_id, quote.channel_id)
             if self.action == "cancel":
                 await bot.jobs.cancel(self.quote_id, interaction.user.id)
                 await interaction.edit_original_response(content="Cancelled. Nothing was charged.", view=None)

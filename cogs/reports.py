@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._ui import NO_MENTIONS, button_errors, message_link, send
+from cogs._ui import NO_MENTIONS, button_errors, check_pressed_on, message_link, send
 from core.errors import UserFacingError
 from core.models import Job, Report, ReportState
 from core.quota import discord_time
@@ -63,6 +63,11 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_RES
         """Answered privately: the channel sees only the video disappear."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with button_errors(interaction):
+            job = await interaction.client.moderation.posted_job(self.job_id)
+            # A result sent by DM (the server allowed it) is pressed outside any server: there its own
+            # channel and message are the proof.
+            guild_id = job.guild_id if interaction.guild_id is not None else None
+            check_pressed_on(interaction, guild_id, job.result_channel_id, job.result_message_id)
             if self.action == "report":
                 await _report(interaction, self.job_id)
             else:
@@ -97,6 +102,9 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REP
             if not interaction.permissions.manage_messages:
                 raise UserFacingError(NOT_A_MODERATOR)
             report, job = await bot.moderation.report_of(self.report_id)
+            # A report that never reached the log (its post failed) has no buttons anywhere: any press is
+            # forged. The reporter's next Report posts it, with buttons that work.
+            check_pressed_on(interaction, report.guild_id, report.log_channel_id, report.log_message_id)
             actor = interaction.user.id
             if self.action == "delete":
                 await delete_result(bot, job, actor)

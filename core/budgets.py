@@ -237,11 +237,21 @@ def period_bounds(period: str, now: float) -> tuple[float, float, str]:
 
 
 CSV_HEADER = ("time_utc", "counts_in_utc", "member_id", "job", "kind", "amount_usd", "reason")
+# A cell starting with one of these is a formula to Excel, LibreOffice or Sheets (OWASP's CSV injection
+# list, with line feed and the full-width forms some spreadsheets also read as formula starters).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Free text made safe for a spreadsheet cell: a leading `'` keeps one that looks like a formula as
+    text (for people's words only: our numbers, negative amounts too, must stay numbers)."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def ledger_csv(rows: list[LedgerRow]) -> bytes:
     """Ledger rows as CSV: ISO UTC time written, the time it counts in (a job's rows count when it was
-    reserved), member id, job number, kind, signed USD amount (6 decimals: exact micro-dollars), reason."""
+    reserved), member id, job number, kind, signed USD amount (6 decimals: exact micro-dollars), reason
+    (which an admin typed: never a formula when opened in a spreadsheet)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
@@ -254,7 +264,7 @@ def ledger_csv(rows: list[LedgerRow]) -> bytes:
                 row.job_id if row.job_id is not None else "",
                 row.kind.value,
                 f"{row.amount_micros / MICROS_PER_USD:.6f}",
-                row.reason or "",
+                spreadsheet_text(row.reason or ""),
             )
         )
     return out.getvalue().encode()

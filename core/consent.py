@@ -84,6 +84,10 @@ class ConsentService:
             self._held_bytes -= files.size
         return files
 
+    async def get_request(self, request_id: int) -> ConsentRequest | None:
+        """One waiting (or answered) /animate by its id."""
+        return await self._store.get_consent_request(request_id)
+
     async def needed(self, guild: GuildSettings, user_id: int) -> bool:
         """Whether the member must accept the current statement before their /animate goes ahead."""
         if not guild.consent_required:

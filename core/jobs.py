@@ -279,6 +279,10 @@ class JobService:
         """One job by its number."""
         return await self._store.get_job(job_id)
 
+    async def get_quote(self, quote_id: int) -> Quote | None:
+        """One quote by its id."""
+        return await self._store.get_quote(quote_id)
+
     async def accept(
         self, request: AnimateRequest, on_wait: Callable[[], Awaitable[None]] | None = None
     ) -> Accepted | Quoted:

@@ -142,6 +142,17 @@ class App:
         await self.discord.send_interaction(payload)
         return payload
 
+    async def forge(self, custom_id: str, message_id: int, **context: Any) -> FakeMessage:
+        """Press a custom_id on any message, as a forged interaction can; the bot's private refusal. The
+        message shows the button (else discord.py drops the press before any of our code runs)."""
+        payload = self.discord.make_component_interaction(custom_id, message_id, **context)
+        forged = {"type": 2, "style": 2, "label": "Forged", "custom_id": custom_id}
+        payload["message"]["components"] = [{"type": 1, "components": [forged]}]
+        await self.discord.send_interaction(payload)
+        refusal = await self.reply_to(payload, "This button doesn't belong here.")
+        assert refusal.ephemeral
+        return refusal
+
     def channel_posts(self, channel_id: int = CHANNEL_ID) -> list[FakeMessage]:
         return [m for m in self.discord.messages_in(channel_id) if m.via == "channel"]
 

@@ -339,6 +339,26 @@ async def test_export_is_a_csv_of_the_ledger(app: App) -> None:
     assert all(r["time_utc"].endswith("+00:00") for r in rows)
 
 
+async def test_export_keeps_reasons_from_becoming_formulas(app: App) -> None:
+    """Reasons that a spreadsheet would run as formulas are exported behind a `'`; amounts stay numbers."""
+    import csv
+    import io
+
+    reasons = ["=1+1", "@SUM(A1)", "+1", "-1", "\t=1", '=HYPERLINK("http://x.test","a, b")']
+    option, resolved = member_option("member", MEMBER_ID)
+    for reason in reasons:
+        await admin_command(app, "grant", [option, ("amount", 3, "1"), ("reason", 3, reason)], resolved)
+    payload = app.discord.make_slash_interaction(
+        "budget", [], subcommand="export", user_id=ADMIN_ID, permissions=DEFAULT_PERMISSIONS | MANAGE_GUILD
+    )
+    await app.discord.send_interaction(payload)
+    (attachment,) = (await app.reply_to(payload, "The ledger")).attachments
+    header, *rows = list(csv.reader(io.StringIO(attachment.data.decode())))
+    assert all(len(row) == len(header) for row in rows)
+    assert [row[header.index("reason")] for row in rows] == [f"'{reason}" for reason in reasons]
+    assert [row[header.index("amount_usd")] for row in rows] == ["-1.000000"] * len(reasons)
+
+
 async def test_member_usage_lists_their_last_videos(app: App) -> None:
     """/usage ends with the member's last videos: number, length, cost, outcome."""
     first = await app.animate(audio=media.wav(3.0))

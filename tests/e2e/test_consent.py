@@ -15,15 +15,18 @@ from bot import VideoBot
 from core import consent
 from core.consent import STATEMENT, Statement
 from tests import media_factory as media
-from tests.e2e.conftest import BOOLEAN, MANAGE_GUILD, App, labels
+from tests.e2e.conftest import BOOLEAN, MANAGE_GUILD, App, button, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
 from tests.fakes.discord_fixtures import (
     BOOSTED_CHANNEL_ID,
     BOOSTED_GUILD_ID,
+    CHANNEL_ID,
     GUILD_ID,
     GUILD_READY_TIMEOUT,
     running_bot,
 )
+
+OTHER_MEMBER = 200_000_000_000_000_099
 
 
 @pytest.fixture
@@ -252,3 +255,33 @@ async def test_not_now_works_after_a_restart(app: App) -> None:
         await app.click(statement, "Not now")
         await app.discord.wait_for(lambda: "nothing was sent" in app.discord.message(statement.id).content)
     assert app.query("SELECT state FROM consent_requests") == [("declined",)] and consents(app) == []
+
+
+async def test_a_statement_answered_in_another_server_does_nothing(app: App) -> None:
+    """I accept pressed by the member on their statement in another server records nothing, sends nothing
+    and rewrites nothing; pressed on the statement it goes ahead."""
+    _, statement = await asked(app)
+    _, there = await asked(app, guild_id=BOOSTED_GUILD_ID, channel_id=BOOSTED_CHANNEL_ID)
+    shown = there.content
+    await app.forge(button(statement, "I accept"), there.id)
+    assert app.discord.message(there.id).content == shown
+    assert consents(app) == [] and app.runware.requests == []
+    assert app.query("SELECT state FROM consent_requests ORDER BY id") == [("open",), ("open",)]
+    await app.click(statement, "I accept")
+    await app.discord.wait_for(lambda: "Job #1 accepted" in app.discord.message(statement.id).content)
+
+
+async def test_a_statement_answered_on_a_public_message_does_nothing(app: App) -> None:
+    """Not now (or a made-up request's I accept) pressed on a public post of the bot leaves the post and
+    the request as they were: the refusal is private, never in place."""
+    _, first = await asked(app)
+    await app.click(first, "I accept")
+    post = await app.post_in_channel("ready")
+    _, statement = await asked(app, user_id=OTHER_MEMBER)
+    shown = (post.content, list(post.components))
+    await app.forge(button(statement, "Not now"), post.id, user_id=OTHER_MEMBER, channel_id=CHANNEL_ID)
+    await app.forge("vq:consent:accept:999", post.id, user_id=OTHER_MEMBER, channel_id=CHANNEL_ID)
+    assert (app.discord.message(post.id).content, app.discord.message(post.id).components) == shown
+    assert app.query("SELECT state FROM consent_requests ORDER BY id") == [("accepted",), ("open",)]
+    await app.click(statement, "Not now", user_id=OTHER_MEMBER)
+    await app.discord.wait_for(lambda: "nothing was sent" in app.discord.message(statement.id).content)

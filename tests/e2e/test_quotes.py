@@ -11,7 +11,12 @@ from bot import VideoBot
 from tests import media_factory as media
 from tests.e2e.conftest import App, button
 from tests.fakes.discord import FakeMessage
-from tests.fakes.discord_fixtures import GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.discord_fixtures import (
+    BOOSTED_CHANNEL_ID,
+    BOOSTED_GUILD_ID,
+    GUILD_READY_TIMEOUT,
+    running_bot,
+)
 
 OTHER_MEMBER = 200_000_000_000_000_099
 
@@ -142,3 +147,36 @@ async def test_a_ban_during_the_quote_stops_its_confirm(app: App) -> None:
     assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)] and app.query("SELECT COUNT(*) FROM ledger") == [
         (0,)
     ]
+
+
+async def test_a_quote_pressed_in_another_server_does_nothing(app: App) -> None:
+    """A quote's Confirm pressed by its member on their private reply in another server (where a ban here
+    would not be seen) reserves nothing and rewrites nothing; pressed on the quote it works."""
+    _, quote = await quote_for(app)
+    elsewhere = await app.animate(
+        audio=media.wav(12.0), guild_id=BOOSTED_GUILD_ID, channel_id=BOOSTED_CHANNEL_ID
+    )
+    there = await app.reply_to(elsewhere, "Nothing is charged until you confirm")
+    shown = there.content
+    await app.forge(button(quote, "Confirm"), there.id)
+    assert app.discord.message(there.id).content == shown
+    assert app.query("SELECT state FROM quotes ORDER BY id") == [("open",), ("open",)]
+    assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)] and app.query("SELECT COUNT(*) FROM ledger") == [
+        (0,)
+    ]
+    await click(app, quote, "Confirm")
+    await app.discord.wait_for(lambda: "accepted" in app.discord.message(quote.id).content)
+
+
+async def test_a_quote_pressed_on_a_public_message_does_nothing(app: App) -> None:
+    """A quote's Cancel pressed by its member on a public post of the bot leaves the post and the quote as
+    they were; pressed on the quote it works."""
+    await app.animate()  # a cheap clip: no quote, a public post
+    post = await app.post_in_channel("ready")
+    _, quote = await quote_for(app)
+    shown = (post.content, list(post.components))
+    await app.forge(button(quote, "Cancel"), post.id)
+    assert (app.discord.message(post.id).content, app.discord.message(post.id).components) == shown
+    assert app.query("SELECT state FROM quotes") == [("open",)]
+    await click(app, quote, "Cancel")
+    await app.discord.wait_for(lambda: "Cancelled" in app.discord.message(quote.id).content)

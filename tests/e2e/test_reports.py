@@ -5,13 +5,21 @@ and every button working after a restart."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
 from bot import VideoBot
 from tests.e2e.conftest import INTEGER, MANAGE_MESSAGES, App, button, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
-from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.discord_fixtures import (
+    BOOSTED_CHANNEL_ID,
+    BOOSTED_GUILD_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    GUILD_READY_TIMEOUT,
+    running_bot,
+)
 
 LOG_CHANNEL_ID = 300_000_000_000_000_019
 REPORTER_ID = 200_000_000_000_000_321
@@ -261,4 +269,94 @@ async def test_delete_on_the_result_works_after_a_restart(app: App) -> None:
     async with running_bot(bot, app.discord):
         payload = await app.click(post, "Delete", user_id=DEFAULT_USER_ID)
         await private_answer(app, payload, "Deleted the video of job #1")
+    assert app.discord.message(post.id).deleted
+
+
+async def test_result_buttons_from_another_server_do_nothing(with_log: App) -> None:
+    """A result's Report and Delete, forged from another server (even by a moderator there), change nothing;
+    the genuine Report still works."""
+    app = with_log
+    post = await posted_result(app)
+    elsewhere = {"guild_id": BOOSTED_GUILD_ID, "channel_id": BOOSTED_CHANNEL_ID, "permissions": MODERATOR}
+    await app.forge(button(post, "Report"), app.discord.new_id(), user_id=REPORTER_ID, **elsewhere)
+    await app.forge(button(post, "Delete"), app.discord.new_id(), user_id=MODERATOR_ID, **elsewhere)
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT COUNT(*) FROM reports") == [(0,)]
+    assert app.query("SELECT COUNT(*) FROM audit_log WHERE job_id IS NOT NULL") == [(0,)]
+    await reported(app, post)
+
+
+async def test_result_buttons_on_another_message_do_nothing(app: App) -> None:
+    """A result's Delete pressed on another message of the same channel, even by its own member, changes
+    nothing; on the result itself it works."""
+    post = await posted_result(app)
+    await app.forge(
+        button(post, "Delete"), app.discord.new_id(), user_id=DEFAULT_USER_ID, channel_id=CHANNEL_ID
+    )
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT removed_at FROM jobs") == [(None,)]
+    payload = await app.click(post, "Delete", user_id=DEFAULT_USER_ID)
+    await private_answer(app, payload, "Deleted the video of job #1")
+
+
+async def test_report_buttons_from_another_server_do_nothing(with_log: App) -> None:
+    """A report's Delete video, Ban and Dismiss, forged from another server by a moderator there, change
+    nothing; the genuine Ban still works."""
+    app = with_log
+    post = await posted_result(app)
+    report = await reported(app, post)
+    elsewhere = {"guild_id": BOOSTED_GUILD_ID, "channel_id": BOOSTED_CHANNEL_ID, "permissions": MODERATOR}
+    for label in ("Delete video", "Ban from bot", "Dismiss"):
+        await app.forge(button(report, label), app.discord.new_id(), user_id=MODERATOR_ID, **elsewhere)
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT state FROM reports") == [("open",)]
+    assert app.query("SELECT COUNT(*) FROM bans") == [(0,)]
+    assert app.query("SELECT action FROM audit_log WHERE job_id = 1") == [("job.report",)]
+    await app.click(report, "Ban from bot", user_id=MODERATOR_ID, permissions=MODERATOR)
+    await app.discord.wait_for(lambda: "banned from the bot by" in app.discord.message(report.id).content)
+
+
+async def test_report_buttons_on_another_message_do_nothing(with_log: App) -> None:
+    """A report's buttons pressed by a moderator on another message of the same server (here the reported
+    post itself) change nothing; on the report they work."""
+    app = with_log
+    post = await posted_result(app)
+    report = await reported(app, post)
+    for label in ("Delete video", "Ban from bot", "Dismiss"):
+        await app.forge(button(report, label), post.id, user_id=MODERATOR_ID, permissions=MODERATOR)
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT state FROM reports") == [("open",)]
+    assert app.query("SELECT COUNT(*) FROM bans") == [(0,)]
+    assert app.query("SELECT action FROM audit_log WHERE job_id = 1") == [("job.report",)]
+    await app.click(report, "Dismiss", user_id=MODERATOR_ID, permissions=MODERATOR)
+    await app.discord.wait_for(lambda: "Dismissed by" in app.discord.message(report.id).content)
+
+
+async def test_report_buttons_of_a_report_not_in_the_log_do_nothing(with_log: App) -> None:
+    """A report whose log post failed has no buttons anywhere: a press with its id, even in the log
+    channel, changes nothing (the reporter's next Report posts it, with buttons that work)."""
+    app = with_log
+    post = await posted_result(app)
+    app.discord.inject_status(f"POST /channels/{LOG_CHANNEL_ID}/messages", 403, 50013)
+    first = await app.click(post, "Report", user_id=REPORTER_ID)
+    await private_answer(app, first, "couldn't post it to the moderators' channel")
+    await app.forge(
+        "vq:report:delete:1", app.discord.new_id(), channel_id=LOG_CHANNEL_ID, permissions=MODERATOR
+    )
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT state FROM reports") == [("open",)]
+
+
+async def test_delete_on_a_result_sent_by_dm_works(app: App) -> None:
+    """A result sent by DM (no server there) is deleted by its member's Delete in the DM."""
+    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, 7, 0.0)
+    app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)  # the command's own reply can't be used
+    await app.animate(created_at=old)
+    await app.delivered(1)
+    dm = app.discord.dm_channel_of(DEFAULT_USER_ID)
+    assert dm is not None
+    (post,) = [m for m in app.discord.messages_in(dm) if "ready" in m.content]
+    payload = await app.click(post, "Delete", user_id=DEFAULT_USER_ID, dm=True)
+    await private_answer(app, payload, "Deleted the video of job #1")
     assert app.discord.message(post.id).deleted
