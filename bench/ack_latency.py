@@ -340,6 +340,7 @@ class BotProcess:
             "QUOTA_COOLDOWN_S": "0",
             "CONFIRM_ABOVE_USD": "off",
             "OPERATOR_DAILY_USD": "unlimited",
+            "GUILD_BUDGET_MAX_USD": "unlimited",
             "LOG_LEVEL": "WARNING",
         }
         self.proc: asyncio.subprocess.Process | None = None
