@@ -2,7 +2,8 @@
 
 Every check reads the bytes. File names and the content type Discord reports are never looked at: the
 member chooses both. Durations are measured from the audio itself (MPEG frames walked, WAV data bytes
-counted, FLAC frame headers found), never taken from a header that a member could have edited.
+counted, FLAC frame headers found), never taken from a header that a member could have edited. Decoding
+with soundfile would not do: libsndfile stops reading at the length the header claims (a test pins this).
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ import struct
 import time
 import tracemalloc
 import zlib
+from collections.abc import Callable
 
 import mutagen.mp3
 import pytest
+import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -333,6 +335,28 @@ def test_lying_mp3_header_fools_a_naive_reader() -> None:
     """The lying-header factory works: mutagen trusts the Xing tag and reports 5 s for 31 s of frames."""
     info = mutagen.mp3.MP3(io.BytesIO(make.mp3_with_lying_header(31, 5))).info
     assert info.length == pytest.approx(5.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("make_lying", "claimed_s"),
+    [
+        pytest.param(lambda: make.mp3_with_lying_header(31, 5), 5.0, id="mp3-xing-frames"),
+        pytest.param(lambda: wav_with(make.wav(31), data_size=16000 * 2), 1.0, id="wav-data-size"),
+        pytest.param(lambda: flac_with_total_samples(make.flac(31), 16000), 1.0, id="flac-streaminfo"),
+    ],
+)
+def test_libsndfile_decodes_only_what_a_lying_header_claims(
+    make_lying: Callable[[], bytes], claimed_s: float
+) -> None:
+    """Why durations are measured by hand: libsndfile stops reading at the length the header claims.
+
+    Its sf_readf_*() return nothing once the position reaches the header's frame count (the Xing frame
+    count, the `data` chunk size, STREAMINFO's total), so decoding 31 s of audio through soundfile in
+    blocks counts what the header says. If this test fails, soundfile could replace the frame walks.
+    """
+    with soundfile.SoundFile(io.BytesIO(make_lying())) as sound:
+        decoded = sum(len(block) for block in sound.blocks(blocksize=sound.samplerate))
+        assert decoded / sound.samplerate == pytest.approx(claimed_s, abs=0.1)
 
 
 def test_lying_mp3_header_rejected() -> None:
