@@ -8,30 +8,36 @@ tells the job loop whether trying again later makes sense.
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
-import json
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import SecretStr
 from yarl import URL
 
 from core.runware.errors import ErrorKind, RunwareError, classify_error
-from core.settings import SafetyMode, Settings
+from core.runware.tasks import TaskResult, TaskState, VideoRequest
+from core.runware.wire import (
+    MalformedReply,
+    Reply,
+    WireError,
+    WireItem,
+    carries_media,
+    data_uri,
+    encode_tasks,
+    parse_body,
+    video_task,
+)
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-OMNIHUMAN_MODEL = "bytedance:5@1"
-OUTPUT_FORMATS = frozenset({"MP4", "WEBM", "MOV"})
 # Runware does not document a cap on the task array; 50 keeps one poll request modest.
 POLL_BATCH_SIZE = 50
 # One integration saw mediaStorage answer mediaUUID "1" before the real UUID was known.
@@ -43,252 +49,6 @@ _MAX_MESSAGE_CHARS = 300
 _DOWNLOAD_CHUNK = 64 * 1024
 
 
-class TaskState(StrEnum):
-    """A task's state as one poll saw it. UNKNOWN: the reply did not mention the taskUUID at all."""
-
-    PROCESSING = "processing"
-    SUCCESS = "success"
-    ERROR = "error"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """What one poll learned about one task."""
-
-    task_uuid: str
-    state: TaskState
-    video_url: str | None = None
-    video_uuid: str | None = None
-    cost_usd: float | None = None
-    nsfw: bool = False
-    progress: int | None = None
-    error: RunwareError | None = None
-
-
-@dataclass(frozen=True)
-class VideoRequest:
-    """Everything needed to submit one OmniHuman-1 video task. The bot chooses `task_uuid`, once per job."""
-
-    task_uuid: str
-    image_ref: str
-    audio_ref: str
-    output_format: str
-    output_quality: int
-    safety_mode: SafetyMode
-    ttl_s: int
-
-    def __post_init__(self) -> None:
-        # Runware would answer 400 for these; failing here gives a clearer traceback.
-        if self.output_format not in OUTPUT_FORMATS:
-            raise ValueError(f"output_format must be one of {sorted(OUTPUT_FORMATS)}")
-        if not 20 <= self.output_quality <= 99:
-            raise ValueError("output_quality must be 20-99")
-        if self.ttl_s < 60:
-            raise ValueError("ttl_s must be at least 60")
-
-
-# --- wire models -------------------------------------------------------------------------------------------
-
-
-def _text_or_none(value: object) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
-
-
-class WireError(_Wire):
-    """One error object, from the top-level `errors` array or nested in a result item."""
-
-    code: str | None = None
-    message: str | None = None
-    task_uuid: str | None = Field(default=None, alias="taskUUID")
-    task_type: str | None = Field(default=None, alias="taskType")
-    parameter: str | None = None
-
-    @field_validator("code", "message", "task_uuid", "task_type", mode="before")
-    @classmethod
-    def _lenient_text(cls, value: object) -> str | None:
-        return _text_or_none(value)
-
-    @field_validator("parameter", mode="before")
-    @classmethod
-    def _lenient_parameter(cls, value: object) -> str | None:
-        # Documented as a string or an array of strings.
-        if isinstance(value, list):
-            return ", ".join(str(v) for v in value)
-        return _text_or_none(value)
-
-
-class WireItem(_Wire):
-    """One result item from `data`: an ack, an upload result, or a task's status."""
-
-    task_type: str | None = Field(default=None, alias="taskType")
-    task_uuid: str | None = Field(default=None, alias="taskUUID")
-    status: str | None = None
-    progress: int | None = None
-    media_uuid: str | None = Field(default=None, alias="mediaUUID")
-    media_url: str | None = Field(default=None, alias="mediaURL")
-    video_uuid: str | None = Field(default=None, alias="videoUUID")
-    video_url: str | None = Field(default=None, alias="videoURL")
-    cost: float | None = None
-    nsfw: bool = Field(default=False, alias="NSFWContent")
-    error: WireError | None = None
-
-    @field_validator(
-        "task_type",
-        "task_uuid",
-        "media_uuid",
-        "media_url",
-        "video_uuid",
-        "video_url",
-        mode="before",
-    )
-    @classmethod
-    def _lenient_text(cls, value: object) -> str | None:
-        return _text_or_none(value)
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _lower_status(cls, value: object) -> str | None:
-        text = _text_or_none(value)
-        return text.strip().lower() if text is not None else None
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _lenient_progress(cls, value: object) -> int | None:
-        number = _number_or_none(value)
-        return None if number is None else max(0, min(100, int(number)))
-
-    @field_validator("cost", mode="before")
-    @classmethod
-    def _lenient_cost(cls, value: object) -> float | None:
-        return _number_or_none(value)
-
-    @field_validator("nsfw", mode="before")
-    @classmethod
-    def _lenient_bool(cls, value: object) -> bool:
-        if isinstance(value, str):
-            return value.strip().lower() in ("true", "1", "yes")
-        return bool(value)
-
-    @field_validator("error", mode="before")
-    @classmethod
-    def _lenient_error(cls, value: object) -> object:
-        if isinstance(value, str):
-            return {"message": value}
-        return value if isinstance(value, dict) else None
-
-    @property
-    def is_success(self) -> bool:
-        """A finished result. Items without a status but with a video URL are finished too."""
-        return self.status == "success" or (self.status is None and self.video_url is not None)
-
-    @property
-    def is_error(self) -> bool:
-        """A failed result in the second (nested `error`) failure shape."""
-        return self.status == "error"
-
-
-def _number_or_none(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    return None
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """A parsed answer: HTTP status plus the result items and errors, each list possibly empty."""
-
-    status: int
-    items: list[WireItem]
-    errors: list[WireError]
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def items_for(self, task_uuid: str) -> list[WireItem]:
-        return [i for i in self.items if i.task_uuid == task_uuid]
-
-    def errors_for(self, task_uuid: str) -> list[WireError]:
-        return [e for e in self.errors if e.task_uuid == task_uuid]
-
-    @property
-    def unattributed_errors(self) -> list[WireError]:
-        return [e for e in self.errors if not e.task_uuid]
-
-    def task_errors(self, task_uuid: str) -> list[WireError]:
-        """Errors about task_uuid or about no task, in either failure shape (for single-task requests)."""
-        nested = [
-            i.error or WireError(message="task failed") for i in self.items_for(task_uuid) if i.is_error
-        ]
-        return self.errors_for(task_uuid) + self.unattributed_errors + nested
-
-
-class _Malformed(Exception):
-    """The reply body is not the JSON object Runware promises."""
-
-
-def _parse_body(raw: bytes, status: int) -> _Reply:
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise _Malformed("the reply is not JSON") from exc
-    if not isinstance(body, dict):
-        raise _Malformed("the reply is not a JSON object")
-    data = body.get("data")
-    if data is not None and not isinstance(data, dict | list):
-        raise _Malformed("`data` is neither an array nor an object")
-    # The upload doc examples show `data` as a bare object instead of an array.
-    raw_items = [data] if isinstance(data, dict) else data or []
-    items = []
-    for raw_item in raw_items:
-        if not isinstance(raw_item, dict):
-            log.warning("Runware reply has a non-object data item; ignored")
-            continue
-        try:
-            items.append(WireItem.model_validate(raw_item))
-        except ValidationError:
-            log.warning("Runware reply has a data item of unexpected shape; ignored")
-    raw_errors = body.get("errors")
-    if isinstance(raw_errors, dict):
-        raw_errors = [raw_errors]
-    if not raw_errors and body.get("error"):
-        raw_errors = [_single_error(body)]
-    errors = []
-    for raw_error in raw_errors if isinstance(raw_errors, list) else []:
-        if not isinstance(raw_error, dict):
-            raw_error = {"message": str(raw_error)}
-        try:
-            errors.append(WireError.model_validate(raw_error))
-        except ValidationError:
-            errors.append(WireError(message="unreadable error object"))
-    return _Reply(status=status, items=items, errors=errors)
-
-
-def _single_error(body: dict[str, Any]) -> object:
-    """The error of a single `{"error": {...}, "taskUUID": ..., "taskType": ...}` envelope."""
-    error = body["error"]
-    if not isinstance(error, dict):
-        return {"message": str(error)}
-    # The envelope may carry the task's identity beside the error rather than inside it.
-    return {"taskUUID": body.get("taskUUID"), "taskType": body.get("taskType"), **error}
-
-
 class _Transient(Exception):
     """An attempt failed in a way worth retrying. `maybe_processed`: Runware may have acted on it."""
 
@@ -296,9 +56,6 @@ class _Transient(Exception):
         super().__init__(str(error))
         self.error = error
         self.maybe_processed = maybe_processed
-
-
-# --- the client --------------------------------------------------------------------------------------------
 
 
 class RunwareClient:
@@ -352,7 +109,7 @@ class RunwareClient:
     async def _store_media(self, data: bytes, mime: str, what: str) -> str:
         """Upload any media with mediaStorage and return its real mediaUUID."""
         # Runware's SDK marks the older imageUpload task deprecated in favour of mediaStorage.
-        media = _data_uri(data, mime)
+        media = data_uri(data, mime)
 
         async def attempt() -> tuple[str | None, str]:
             # A fresh taskUUID per attempt: reusing one after a lost reply would only earn conflictTaskUUID.
@@ -382,7 +139,7 @@ class RunwareClient:
         is asked before the same taskUUID is sent again; if that question cannot be answered, the original
         (retryable) error is raised and the job stays ambiguous for the caller to settle.
         """
-        task = _video_task(req)
+        task = video_task(req)
         last: _Transient | None = None
         for attempt in range(1, self._max_attempts + 1):
             if last is not None:
@@ -414,7 +171,7 @@ class RunwareClient:
         """Make one cheap authenticated call; raise RunwareError(kind=AUTH) if the key is refused."""
         probe = str(uuid.uuid4())
 
-        async def attempt() -> _Reply:
+        async def attempt() -> Reply:
             return await self._send([{"taskType": "getResponse", "taskUUID": probe}])
 
         try:
@@ -483,7 +240,7 @@ class RunwareClient:
 
         return await self._retrying("getResponse", attempt)
 
-    def _read_poll(self, chunk: list[str], reply: _Reply) -> dict[str, TaskResult]:
+    def _read_poll(self, chunk: list[str], reply: Reply) -> dict[str, TaskResult]:
         unattributed = [self._error(e, reply.status) for e in reply.unattributed_errors]
         attribute_to_only_task = False
         if unattributed:
@@ -583,7 +340,7 @@ class RunwareClient:
 
     # --- transport ---
 
-    def _read_submit_ack(self, reply: _Reply, task_uuid: str) -> None:
+    def _read_submit_ack(self, reply: Reply, task_uuid: str) -> None:
         wires = reply.task_errors(task_uuid)
         for wire in wires:
             if (wire.code or "").lower() == "conflicttaskuuid":
@@ -603,7 +360,7 @@ class RunwareClient:
         # {"data":[{"taskUUID":...}]} and {"data":[]} are both acknowledgements.
         log.info("Runware accepted task=%s", task_uuid)
 
-    def _raise_for_errors(self, reply: _Reply, task_uuid: str, *, retry_transient: bool) -> None:
+    def _raise_for_errors(self, reply: Reply, task_uuid: str, *, retry_transient: bool) -> None:
         """Raise the reply's first error about task_uuid (or about no task); transient ones as _Transient."""
         wires = reply.task_errors(task_uuid)
         if wires:
@@ -621,7 +378,7 @@ class RunwareClient:
             raise _Transient(error, maybe_processed=True)
         raise error
 
-    async def _send(self, tasks: list[dict[str, Any]]) -> _Reply:
+    async def _send(self, tasks: list[dict[str, Any]]) -> Reply:
         """POST one task array once. Raise _Transient for retryable failures, RunwareError for 401/402/403."""
         self.requests_sent += 1
         task_type = str(tasks[0].get("taskType")) if tasks else "?"
@@ -631,10 +388,10 @@ class RunwareClient:
         }
         # Uploads carry up to ~14 MB of base64: encode off the event loop, and hand aiohttp a stream
         # (raw bytes that large would be written in one blocking go).
-        if any(_carries_media(task) for task in tasks):
-            body = await asyncio.to_thread(_encode, tasks)
+        if any(carries_media(task) for task in tasks):
+            body = await asyncio.to_thread(encode_tasks, tasks)
         else:
-            body = _encode(tasks)
+            body = encode_tasks(tasks)
         try:
             post = self._http.post(
                 self._api_url, data=io.BytesIO(body), headers=headers, timeout=self._timeout
@@ -655,13 +412,13 @@ class RunwareClient:
 
         transient = status == 429 or status >= 500
         try:
-            reply = _parse_body(raw, status)
-        except _Malformed as exc:
+            reply = parse_body(raw, status)
+        except MalformedReply as exc:
             if 200 <= status < 300 or transient:
                 kind = classify_error(None, status) if transient else ErrorKind.SERVER
                 error = RunwareError(kind, f"{task_type}: {exc}", http_status=status)
                 raise _Transient(error, maybe_processed=status != 429) from None
-            reply = _Reply(status=status, items=[], errors=[])
+            reply = Reply(status=status, items=[], errors=[])
         # Every error, in either failure shape, is logged once here with its code, message and taskUUID.
         nested = [(i.error, i.task_uuid) for i in reply.items if i.is_error and i.error is not None]
         for wire, item_task in [(e, e.task_uuid) for e in reply.errors] + nested:
@@ -719,7 +476,7 @@ class RunwareClient:
             http_status=http_status,
         )
 
-    def _malformed_reply(self, reply: _Reply, message: str, task_uuid: str) -> _Transient:
+    def _malformed_reply(self, reply: Reply, message: str, task_uuid: str) -> _Transient:
         error = RunwareError(ErrorKind.SERVER, message, task_uuid=task_uuid, http_status=reply.status)
         return _Transient(error, maybe_processed=True)
 
@@ -733,35 +490,7 @@ class RunwareClient:
         return text
 
 
-def _encode(tasks: list[dict[str, Any]]) -> bytes:
-    return json.dumps(tasks).encode()
-
-
-def _carries_media(task: dict[str, Any]) -> bool:
-    """True for upload tasks, whose bodies hold a whole file."""
-    return task.get("taskType") == "mediaStorage"
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _video_task(req: VideoRequest) -> dict[str, Any]:
-    return {
-        "taskType": "videoInference",
-        "taskUUID": req.task_uuid,
-        "model": OMNIHUMAN_MODEL,
-        "deliveryMethod": "async",  # the only method OmniHuman-1 allows
-        "inputs": {"referenceImages": [req.image_ref], "audio": req.audio_ref},
-        "outputFormat": req.output_format,
-        "outputQuality": req.output_quality,
-        "includeCost": True,
-        "safety": {"mode": req.safety_mode.value},
-        "ttl": req.ttl_s,
-    }
-
-
-def _first_with(reply: _Reply, task_uuid: str, pick: Callable[[WireItem], str | None]) -> str | None:
+def _first_with(reply: Reply, task_uuid: str, pick: Callable[[WireItem], str | None]) -> str | None:
     """The first value pick() finds, preferring items about task_uuid (some replies omit the taskUUID)."""
     for item in reply.items_for(task_uuid) + [i for i in reply.items if i.task_uuid != task_uuid]:
         value = pick(item)
