@@ -128,6 +128,7 @@ def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float) -> Settin
         quota_cooldown_s=0.0,
         confirm_above_usd=None,
         operator_daily_usd=None,
+        guild_budget_max_usd=None,
     )
 
 
