@@ -18,7 +18,7 @@ How
     max-active limit raised to fit. The script stops (exit status 1) unless every job was accepted,
     uploaded and submitted once and succeeded, and the client's count of POSTs is the fake's.
     The baseline, run in the same process right after, is the same workload with each job polled alone:
-    `core.runware.POLL_BATCH_SIZE` is patched to 1, so every getResponse POST carries one task.
+    `core.runware.client.POLL_BATCH_SIZE` is patched to 1, so every getResponse POST carries one task.
     The noise of a shared machine barely moves request counts, but it moves timing; the baseline of the
     same run is shown beside each figure, as a ratio.
 
@@ -54,7 +54,7 @@ import aiohttp
 # Run as `python bench/runware_requests.py`: make the project's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core.runware
+import core.runware.client
 from core.jobs import Accepted, AnimateRequest, JobRunner, JobService, poll_delay
 from core.models import Job, JobStatus
 from core.runware import RunwareClient
@@ -144,8 +144,8 @@ async def run_workload(
 ) -> Result:
     """Accept `jobs` jobs (at once, or evenly over `spread_s` real seconds) and run them to the end;
     count what reached the fake."""
-    saved = core.runware.POLL_BATCH_SIZE
-    core.runware.POLL_BATCH_SIZE = batch_size
+    saved = core.runware.client.POLL_BATCH_SIZE
+    core.runware.client.POLL_BATCH_SIZE = batch_size
     db = folder / f"jobs-{jobs}-spread{spread_s:g}-batch{batch_size}.db"
     store = await SqliteStore.open(str(db))
     try:
@@ -209,7 +209,7 @@ async def run_workload(
             )
     finally:
         await store.close()
-        core.runware.POLL_BATCH_SIZE = saved
+        core.runware.client.POLL_BATCH_SIZE = saved
 
 
 def main() -> int:
@@ -229,7 +229,7 @@ def main() -> int:
     workloads = [(n, 0.0) for n in sizes] + ([] if args.no_spread else [(max(sizes), JOB_SECONDS)])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    batch = core.runware.POLL_BATCH_SIZE
+    batch = core.runware.client.POLL_BATCH_SIZE
     real_polls = lone_job_polls(DEFAULT_INITIAL_S, DEFAULT_MAX_INTERVAL_S, JOB_SECONDS)
     scaled_polls = lone_job_polls(
         DEFAULT_INITIAL_S / scale, DEFAULT_MAX_INTERVAL_S / scale, JOB_SECONDS / scale

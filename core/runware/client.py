@@ -8,29 +8,36 @@ tells the job loop whether trying again later makes sense.
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
-import json
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import SecretStr
 from yarl import URL
 
-from core.settings import SafetyMode, Settings
+from core.runware.errors import ErrorKind, RunwareError, classify_error
+from core.runware.tasks import TaskResult, TaskState, VideoRequest
+from core.runware.wire import (
+    MalformedReply,
+    Reply,
+    WireError,
+    WireItem,
+    carries_media,
+    data_uri,
+    encode_tasks,
+    parse_body,
+    video_task,
+)
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-OMNIHUMAN_MODEL = "bytedance:5@1"
-OUTPUT_FORMATS = frozenset({"MP4", "WEBM", "MOV"})
 # Runware does not document a cap on the task array; 50 keeps one poll request modest.
 POLL_BATCH_SIZE = 50
 # One integration saw mediaStorage answer mediaUUID "1" before the real UUID was known.
@@ -42,502 +49,6 @@ _MAX_MESSAGE_CHARS = 300
 _DOWNLOAD_CHUNK = 64 * 1024
 
 
-class ErrorKind(StrEnum):
-    """What went wrong, in terms the bot can act on."""
-
-    AUTH = "auth"
-    FUNDS = "funds"
-    PERMISSION = "permission"
-    SAFETY = "safety"
-    VALIDATION = "validation"
-    NOT_FOUND = "not_found"
-    PROVIDER = "provider"
-    TIMEOUT = "timeout"
-    RATE_LIMIT = "rate_limit"
-    CONNECTION = "connection"
-    SERVER = "server"
-    UNKNOWN = "unknown"
-
-
-# As in Runware's official SDK (`is_retryable`): sending the same request again may succeed. For a task
-# that Runware reported failed, "again" means a new task; the SDK leaves that to its caller, and so does
-# this client (the job runner fails and refunds such a job, and the member may run /animate again).
-RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
-    {ErrorKind.PROVIDER, ErrorKind.TIMEOUT, ErrorKind.RATE_LIMIT, ErrorKind.CONNECTION, ErrorKind.SERVER}
-)
-
-# Members don't know the vendor: messages speak of "the video service".
-_USER_MESSAGES: dict[ErrorKind, str] = {
-    ErrorKind.AUTH: "Videos are paused: the bot's video service key was rejected. "
-    "Please tell a server admin.",
-    ErrorKind.FUNDS: "Videos are paused: the bot's video service is out of credit. "
-    "Please tell a server admin.",
-    ErrorKind.PERMISSION: "Videos are paused: the bot's video service key lacks a permission. "
-    "Please tell a server admin.",
-    ErrorKind.SAFETY: "The safety check refused this image or audio. Try a different one.",
-    ErrorKind.VALIDATION: "The video service did not accept these files. Try a different image or clip.",
-    ErrorKind.NOT_FOUND: "The video service lost this job. Please run /animate again.",
-    ErrorKind.PROVIDER: "The video service could not make this video. Please try again later.",
-    ErrorKind.TIMEOUT: "The video service timed out. Please run /animate again.",
-    ErrorKind.RATE_LIMIT: "The video service is busy. Please try again in a few minutes.",
-    ErrorKind.CONNECTION: "The bot could not reach the video service. Please try again later.",
-    ErrorKind.SERVER: "The video service had a problem. Please try again later.",
-    ErrorKind.UNKNOWN: "The video service reported an unexpected error. Please try again later.",
-}
-
-
-class RunwareError(Exception):
-    """A failed Runware call or task. Never carries the API key (messages are scrubbed by the client)."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        code: str | None = None,
-        task_uuid: str | None = None,
-        http_status: int | None = None,
-    ) -> None:
-        self.kind = kind
-        self.code = code
-        self.message = message
-        self.task_uuid = task_uuid
-        self.http_status = http_status
-        super().__init__(str(self))
-
-    @property
-    def retryable(self) -> bool:
-        """True when the same request may succeed later (provider, timeout, connection, rate limit, 5xx)."""
-        return self.kind in RETRYABLE_KINDS
-
-    def user_message(self) -> str:
-        """One short plain-English sentence for the Discord member."""
-        return _USER_MESSAGES[self.kind]
-
-    def __str__(self) -> str:
-        parts = [f"[{self.kind}]"]
-        if self.code:
-            parts.append(f"{self.code}:")
-        parts.append(self.message)
-        extra = []
-        if self.task_uuid:
-            extra.append(f"task={self.task_uuid}")
-        if self.http_status is not None:
-            extra.append(f"http={self.http_status}")
-        if extra:
-            parts.append(f"({', '.join(extra)})")
-        return " ".join(parts)
-
-    def __repr__(self) -> str:
-        return (
-            f"RunwareError(kind={self.kind.value!r}, code={self.code!r}, message={self.message!r}, "
-            f"task_uuid={self.task_uuid!r}, http_status={self.http_status!r})"
-        )
-
-
-def classify_error(code: str | None, http_status: int | None) -> ErrorKind:
-    """Map a Runware error code and HTTP status to an ErrorKind.
-
-    Codes are sorted as Runware's official SDK sorts them (see `_kind_for_code`); the HTTP status settles
-    account problems (401/402/403) and keeps 429/5xx retryable.
-    """
-    by_status = _kind_for_status(http_status)
-    # The HTTP status is authoritative for account problems, whatever the code says.
-    if http_status in (401, 402, 403):
-        return by_status
-    by_code = _kind_for_code(code)
-    if http_status == 429 or (http_status is not None and http_status >= 500):
-        # A transient status stays retryable: only a code naming a retryable cause may refine it.
-        return by_code if by_code in RETRYABLE_KINDS else by_status
-    if by_code is not ErrorKind.UNKNOWN:
-        return by_code
-    return by_status
-
-
-def _kind_for_status(http_status: int | None) -> ErrorKind:
-    if http_status is None or 200 <= http_status < 300:
-        return ErrorKind.UNKNOWN
-    table = {
-        400: ErrorKind.VALIDATION,
-        401: ErrorKind.AUTH,
-        402: ErrorKind.FUNDS,
-        403: ErrorKind.PERMISSION,
-        404: ErrorKind.NOT_FOUND,
-        408: ErrorKind.TIMEOUT,
-        409: ErrorKind.VALIDATION,
-        410: ErrorKind.NOT_FOUND,
-        422: ErrorKind.VALIDATION,
-        429: ErrorKind.RATE_LIMIT,
-    }
-    if http_status in table:
-        return table[http_status]
-    return ErrorKind.SERVER if http_status >= 500 else ErrorKind.UNKNOWN
-
-
-# Codes as Runware's official Python SDK (`runware-sdk` 1.8.0, `runware/errors.py`, `derive_code`) sorts
-# them. Its names are matched case-insensitively here; where the bot differs, the comment says why.
-_SAFETY_CODES = frozenset(
-    c.lower()
-    for c in (
-        "contentPolicyViolation",
-        "providerContentPolicyViolation",
-        "sensitiveContentDetected",
-        "unsafeContentDetected",
-        "nsfwContentDetected",
-        "promptBlocked",
-        "imageBlocked",
-        "moderationFailed",
-        "invalidProviderContent",
-    )
-)
-# The SDK calls all of these "auth"; the bot keeps "the key may not do this" apart as PERMISSION (also final).
-_PERMISSION_CODES = frozenset(c.lower() for c in ("forbidden", "permissionDenied", "insufficientPermissions"))
-_AUTH_CODES = frozenset(
-    c.lower()
-    for c in (
-        "unauthorized",
-        "authenticationFailed",
-        "authFailed",
-        "authTimeout",
-        "invalidAuthentication",
-        "invalidCredentials",
-        "missingAuthentication",
-        "tokenExpired",
-        "tokenInvalid",
-        "tokenMissing",
-        "tokenRevoked",
-        "accountSuspended",
-        "accountDisabled",
-        "organizationSuspended",
-        "organizationDisabled",
-        "workspaceSuspended",
-        "workspaceDisabled",
-    )
-)
-_FUNDS_CODES = frozenset(c.lower() for c in ("quotaExceeded", "paymentRequired", "environmentPaused"))
-_SERVER_CODES = frozenset(
-    c.lower()
-    for c in (
-        "internalServerError",
-        "serviceUnavailable",
-        "serverUnavailable",
-        "standardError",
-        "unknownError",
-        "undefinedError",
-        "defaultError",
-        "unrecognizedResponse",
-        "errorRetrievingAccountManagement",
-    )
-)
-_NOT_FOUND_CODES = frozenset(c.lower() for c in ("taskCancelled", "taskFailedOrNotFound", "unknownModel"))
-_PROVIDER_CODES = frozenset(
-    c.lower()
-    for c in (
-        "inferenceError",
-        "processingFailed",
-        "taskFailed",
-        "downloadFailed",
-        "uploadFailed",
-        "noAvailableServer",
-        "modelUnavailable",
-        "modelDisabled",
-        "modelNotReady",
-        "mediaStorageFileCouldNotBeMoved",
-    )
-)
-_VALIDATION_PREFIXES = ("invalid", "missing", "conflict", "duplicate", "unsupported", "value", "array", "max")
-_VALIDATION_CODES = frozenset(
-    c.lower()
-    for c in (
-        "unknownParameter",
-        "incompatibleParameters",
-        "mismatchProviderSettingsProvider",
-        "unknownProviderSettingsProvider",
-        "transparentModelMismatch",
-        "modelOwnershipValidationError",
-        "modelAlreadyExists",
-        "validationFailed",
-    )
-)
-
-
-def _kind_for_code(code: str | None) -> ErrorKind:
-    # The SDK's order matters: "providerContentPolicyViolation" is safety before provider, "invalidApiKey"
-    # auth before validation, "authTimeout" auth before timeout, "taskFailedOrNotFound" not found.
-    if not code:
-        return ErrorKind.UNKNOWN
-    c = code.lower()
-    if any(m in c for m in ("credits", "quota", "balance")) or c in _FUNDS_CODES:
-        return ErrorKind.FUNDS
-    if "ratelimit" in c:
-        return ErrorKind.RATE_LIMIT
-    if c in _SAFETY_CODES:
-        return ErrorKind.SAFETY
-    if c in _PERMISSION_CODES:
-        return ErrorKind.PERMISSION
-    if c in _AUTH_CODES or "apikey" in c:
-        return ErrorKind.AUTH
-    # The SDK matches "Timeout" case-sensitively and so misses Runware's documented "timeoutProvider";
-    # a timeout is a timeout whatever its case.
-    if "timeout" in c:
-        return ErrorKind.TIMEOUT
-    if c in _NOT_FOUND_CODES or c.endswith(("notfound", "expired")):
-        return ErrorKind.NOT_FOUND
-    if c in _SERVER_CODES:
-        return ErrorKind.SERVER
-    if c in _PROVIDER_CODES or c.startswith("provider"):
-        return ErrorKind.PROVIDER
-    if c.startswith(_VALIDATION_PREFIXES) or "conflict" in c or c in _VALIDATION_CODES:
-        return ErrorKind.VALIDATION
-    return ErrorKind.UNKNOWN
-
-
-class TaskState(StrEnum):
-    """A task's state as one poll saw it. UNKNOWN: the reply did not mention the taskUUID at all."""
-
-    PROCESSING = "processing"
-    SUCCESS = "success"
-    ERROR = "error"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """What one poll learned about one task."""
-
-    task_uuid: str
-    state: TaskState
-    video_url: str | None = None
-    video_uuid: str | None = None
-    cost_usd: float | None = None
-    nsfw: bool = False
-    progress: int | None = None
-    error: RunwareError | None = None
-
-
-@dataclass(frozen=True)
-class VideoRequest:
-    """Everything needed to submit one OmniHuman-1 video task. The bot chooses `task_uuid`, once per job."""
-
-    task_uuid: str
-    image_ref: str
-    audio_ref: str
-    output_format: str
-    output_quality: int
-    safety_mode: SafetyMode
-    ttl_s: int
-
-    def __post_init__(self) -> None:
-        # Runware would answer 400 for these; failing here gives a clearer traceback.
-        if self.output_format not in OUTPUT_FORMATS:
-            raise ValueError(f"output_format must be one of {sorted(OUTPUT_FORMATS)}")
-        if not 20 <= self.output_quality <= 99:
-            raise ValueError("output_quality must be 20-99")
-        if self.ttl_s < 60:
-            raise ValueError("ttl_s must be at least 60")
-
-
-# --- wire models -------------------------------------------------------------------------------------------
-
-
-def _text_or_none(value: object) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
-
-
-class WireError(_Wire):
-    """One error object, from the top-level `errors` array or nested in a result item."""
-
-    code: str | None = None
-    message: str | None = None
-    task_uuid: str | None = Field(default=None, alias="taskUUID")
-    task_type: str | None = Field(default=None, alias="taskType")
-    parameter: str | None = None
-
-    @field_validator("code", "message", "task_uuid", "task_type", mode="before")
-    @classmethod
-    def _lenient_text(cls, value: object) -> str | None:
-        return _text_or_none(value)
-
-    @field_validator("parameter", mode="before")
-    @classmethod
-    def _lenient_parameter(cls, value: object) -> str | None:
-        # Documented as a string or an array of strings.
-        if isinstance(value, list):
-            return ", ".join(str(v) for v in value)
-        return _text_or_none(value)
-
-
-class WireItem(_Wire):
-    """One result item from `data`: an ack, an upload result, or a task's status."""
-
-    task_type: str | None = Field(default=None, alias="taskType")
-    task_uuid: str | None = Field(default=None, alias="taskUUID")
-    status: str | None = None
-    progress: int | None = None
-    media_uuid: str | None = Field(default=None, alias="mediaUUID")
-    media_url: str | None = Field(default=None, alias="mediaURL")
-    video_uuid: str | None = Field(default=None, alias="videoUUID")
-    video_url: str | None = Field(default=None, alias="videoURL")
-    cost: float | None = None
-    nsfw: bool = Field(default=False, alias="NSFWContent")
-    error: WireError | None = None
-
-    @field_validator(
-        "task_type",
-        "task_uuid",
-        "media_uuid",
-        "media_url",
-        "video_uuid",
-        "video_url",
-        mode="before",
-    )
-    @classmethod
-    def _lenient_text(cls, value: object) -> str | None:
-        return _text_or_none(value)
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _lower_status(cls, value: object) -> str | None:
-        text = _text_or_none(value)
-        return text.strip().lower() if text is not None else None
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _lenient_progress(cls, value: object) -> int | None:
-        number = _number_or_none(value)
-        return None if number is None else max(0, min(100, int(number)))
-
-    @field_validator("cost", mode="before")
-    @classmethod
-    def _lenient_cost(cls, value: object) -> float | None:
-        return _number_or_none(value)
-
-    @field_validator("nsfw", mode="before")
-    @classmethod
-    def _lenient_bool(cls, value: object) -> bool:
-        if isinstance(value, str):
-            return value.strip().lower() in ("true", "1", "yes")
-        return bool(value)
-
-    @field_validator("error", mode="before")
-    @classmethod
-    def _lenient_error(cls, value: object) -> object:
-        if isinstance(value, str):
-            return {"message": value}
-        return value if isinstance(value, dict) else None
-
-    @property
-    def is_success(self) -> bool:
-        """A finished result. Items without a status but with a video URL are finished too."""
-        return self.status == "success" or (self.status is None and self.video_url is not None)
-
-    @property
-    def is_error(self) -> bool:
-        """A failed result in the second (nested `error`) failure shape."""
-        return self.status == "error"
-
-
-def _number_or_none(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    return None
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """A parsed answer: HTTP status plus the result items and errors, each list possibly empty."""
-
-    status: int
-    items: list[WireItem]
-    errors: list[WireError]
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def items_for(self, task_uuid: str) -> list[WireItem]:
-        return [i for i in self.items if i.task_uuid == task_uuid]
-
-    def errors_for(self, task_uuid: str) -> list[WireError]:
-        return [e for e in self.errors if e.task_uuid == task_uuid]
-
-    @property
-    def unattributed_errors(self) -> list[WireError]:
-        return [e for e in self.errors if not e.task_uuid]
-
-    def task_errors(self, task_uuid: str) -> list[WireError]:
-        """Errors about task_uuid or about no task, in either failure shape (for single-task requests)."""
-        nested = [
-            i.error or WireError(message="task failed") for i in self.items_for(task_uuid) if i.is_error
-        ]
-        return self.errors_for(task_uuid) + self.unattributed_errors + nested
-
-
-class _Malformed(Exception):
-    """The reply body is not the JSON object Runware promises."""
-
-
-def _parse_body(raw: bytes, status: int) -> _Reply:
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise _Malformed("the reply is not JSON") from exc
-    if not isinstance(body, dict):
-        raise _Malformed("the reply is not a JSON object")
-    data = body.get("data")
-    if data is not None and not isinstance(data, dict | list):
-        raise _Malformed("`data` is neither an array nor an object")
-    # The upload doc examples show `data` as a bare object instead of an array.
-    raw_items = [data] if isinstance(data, dict) else data or []
-    items = []
-    for raw_item in raw_items:
-        if not isinstance(raw_item, dict):
-            log.warning("Runware reply has a non-object data item; ignored")
-            continue
-        try:
-            items.append(WireItem.model_validate(raw_item))
-        except ValidationError:
-            log.warning("Runware reply has a data item of unexpected shape; ignored")
-    raw_errors = body.get("errors")
-    if isinstance(raw_errors, dict):
-        raw_errors = [raw_errors]
-    if not raw_errors and body.get("error"):
-        raw_errors = [_single_error(body)]
-    errors = []
-    for raw_error in raw_errors if isinstance(raw_errors, list) else []:
-        if not isinstance(raw_error, dict):
-            raw_error = {"message": str(raw_error)}
-        try:
-            errors.append(WireError.model_validate(raw_error))
-        except ValidationError:
-            errors.append(WireError(message="unreadable error object"))
-    return _Reply(status=status, items=items, errors=errors)
-
-
-def _single_error(body: dict[str, Any]) -> object:
-    """The error of a single `{"error": {...}, "taskUUID": ..., "taskType": ...}` envelope."""
-    error = body["error"]
-    if not isinstance(error, dict):
-        return {"message": str(error)}
-    # The envelope may carry the task's identity beside the error rather than inside it.
-    return {"taskUUID": body.get("taskUUID"), "taskType": body.get("taskType"), **error}
-
-
 class _Transient(Exception):
     """An attempt failed in a way worth retrying. `maybe_processed`: Runware may have acted on it."""
 
@@ -545,9 +56,6 @@ class _Transient(Exception):
         super().__init__(str(error))
         self.error = error
         self.maybe_processed = maybe_processed
-
-
-# --- the client --------------------------------------------------------------------------------------------
 
 
 class RunwareClient:
@@ -601,7 +109,7 @@ class RunwareClient:
     async def _store_media(self, data: bytes, mime: str, what: str) -> str:
         """Upload any media with mediaStorage and return its real mediaUUID."""
         # Runware's SDK marks the older imageUpload task deprecated in favour of mediaStorage.
-        media = _data_uri(data, mime)
+        media = data_uri(data, mime)
 
         async def attempt() -> tuple[str | None, str]:
             # A fresh taskUUID per attempt: reusing one after a lost reply would only earn conflictTaskUUID.
@@ -631,7 +139,7 @@ class RunwareClient:
         is asked before the same taskUUID is sent again; if that question cannot be answered, the original
         (retryable) error is raised and the job stays ambiguous for the caller to settle.
         """
-        task = _video_task(req)
+        task = video_task(req)
         last: _Transient | None = None
         for attempt in range(1, self._max_attempts + 1):
             if last is not None:
@@ -663,7 +171,7 @@ class RunwareClient:
         """Make one cheap authenticated call; raise RunwareError(kind=AUTH) if the key is refused."""
         probe = str(uuid.uuid4())
 
-        async def attempt() -> _Reply:
+        async def attempt() -> Reply:
             return await self._send([{"taskType": "getResponse", "taskUUID": probe}])
 
         try:
@@ -732,7 +240,7 @@ class RunwareClient:
 
         return await self._retrying("getResponse", attempt)
 
-    def _read_poll(self, chunk: list[str], reply: _Reply) -> dict[str, TaskResult]:
+    def _read_poll(self, chunk: list[str], reply: Reply) -> dict[str, TaskResult]:
         unattributed = [self._error(e, reply.status) for e in reply.unattributed_errors]
         attribute_to_only_task = False
         if unattributed:
@@ -832,7 +340,7 @@ class RunwareClient:
 
     # --- transport ---
 
-    def _read_submit_ack(self, reply: _Reply, task_uuid: str) -> None:
+    def _read_submit_ack(self, reply: Reply, task_uuid: str) -> None:
         wires = reply.task_errors(task_uuid)
         for wire in wires:
             if (wire.code or "").lower() == "conflicttaskuuid":
@@ -852,7 +360,7 @@ class RunwareClient:
         # {"data":[{"taskUUID":...}]} and {"data":[]} are both acknowledgements.
         log.info("Runware accepted task=%s", task_uuid)
 
-    def _raise_for_errors(self, reply: _Reply, task_uuid: str, *, retry_transient: bool) -> None:
+    def _raise_for_errors(self, reply: Reply, task_uuid: str, *, retry_transient: bool) -> None:
         """Raise the reply's first error about task_uuid (or about no task); transient ones as _Transient."""
         wires = reply.task_errors(task_uuid)
         if wires:
@@ -870,7 +378,7 @@ class RunwareClient:
             raise _Transient(error, maybe_processed=True)
         raise error
 
-    async def _send(self, tasks: list[dict[str, Any]]) -> _Reply:
+    async def _send(self, tasks: list[dict[str, Any]]) -> Reply:
         """POST one task array once. Raise _Transient for retryable failures, RunwareError for 401/402/403."""
         self.requests_sent += 1
         task_type = str(tasks[0].get("taskType")) if tasks else "?"
@@ -880,10 +388,10 @@ class RunwareClient:
         }
         # Uploads carry up to ~14 MB of base64: encode off the event loop, and hand aiohttp a stream
         # (raw bytes that large would be written in one blocking go).
-        if any(_carries_media(task) for task in tasks):
-            body = await asyncio.to_thread(_encode, tasks)
+        if any(carries_media(task) for task in tasks):
+            body = await asyncio.to_thread(encode_tasks, tasks)
         else:
-            body = _encode(tasks)
+            body = encode_tasks(tasks)
         try:
             post = self._http.post(
                 self._api_url, data=io.BytesIO(body), headers=headers, timeout=self._timeout
@@ -904,13 +412,13 @@ class RunwareClient:
 
         transient = status == 429 or status >= 500
         try:
-            reply = _parse_body(raw, status)
-        except _Malformed as exc:
+            reply = parse_body(raw, status)
+        except MalformedReply as exc:
             if 200 <= status < 300 or transient:
                 kind = classify_error(None, status) if transient else ErrorKind.SERVER
                 error = RunwareError(kind, f"{task_type}: {exc}", http_status=status)
                 raise _Transient(error, maybe_processed=status != 429) from None
-            reply = _Reply(status=status, items=[], errors=[])
+            reply = Reply(status=status, items=[], errors=[])
         # Every error, in either failure shape, is logged once here with its code, message and taskUUID.
         nested = [(i.error, i.task_uuid) for i in reply.items if i.is_error and i.error is not None]
         for wire, item_task in [(e, e.task_uuid) for e in reply.errors] + nested:
@@ -968,7 +476,7 @@ class RunwareClient:
             http_status=http_status,
         )
 
-    def _malformed_reply(self, reply: _Reply, message: str, task_uuid: str) -> _Transient:
+    def _malformed_reply(self, reply: Reply, message: str, task_uuid: str) -> _Transient:
         error = RunwareError(ErrorKind.SERVER, message, task_uuid=task_uuid, http_status=reply.status)
         return _Transient(error, maybe_processed=True)
 
@@ -982,35 +490,7 @@ class RunwareClient:
         return text
 
 
-def _encode(tasks: list[dict[str, Any]]) -> bytes:
-    return json.dumps(tasks).encode()
-
-
-def _carries_media(task: dict[str, Any]) -> bool:
-    """True for upload tasks, whose bodies hold a whole file."""
-    return task.get("taskType") == "mediaStorage"
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _video_task(req: VideoRequest) -> dict[str, Any]:
-    return {
-        "taskType": "videoInference",
-        "taskUUID": req.task_uuid,
-        "model": OMNIHUMAN_MODEL,
-        "deliveryMethod": "async",  # the only method OmniHuman-1 allows
-        "inputs": {"referenceImages": [req.image_ref], "audio": req.audio_ref},
-        "outputFormat": req.output_format,
-        "outputQuality": req.output_quality,
-        "includeCost": True,
-        "safety": {"mode": req.safety_mode.value},
-        "ttl": req.ttl_s,
-    }
-
-
-def _first_with(reply: _Reply, task_uuid: str, pick: Callable[[WireItem], str | None]) -> str | None:
+def _first_with(reply: Reply, task_uuid: str, pick: Callable[[WireItem], str | None]) -> str | None:
     """The first value pick() finds, preferring items about task_uuid (some replies omit the taskUUID)."""
     for item in reply.items_for(task_uuid) + [i for i in reply.items if i.task_uuid != task_uuid]:
         value = pick(item)

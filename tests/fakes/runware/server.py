@@ -1,39 +1,11 @@
-"""A local fake of Runware's REST API (docs/runware-api.md), for tests and benchmarks.
+"""The fake Runware server: FakeRunware, its HTTP handlers and its simulation of each task type.
 
-Start it, hand `fake.url` and `fake.api_key` to the client, then steer and inspect it:
-
-    async with FakeRunware(polls_to_finish=1) as fake:
-        fake.next_outcome(Outcome.failure("timeoutProvider"))   # the next video task will fail
-        fake.inject(status=503, times=2, task_type="getResponse")  # the next 2 polls get a 503
-        ...
-        assert fake.task_counts["getResponse"] == 3
-
-What it does, per task type (every POST body must be a JSON array; the API key is checked first):
-
-- ``mediaStorage`` ``upload`` -> ``operation``, ``mediaUUID`` + ``mediaURL`` (and ``delete``); the deprecated
-  ``imageUpload`` (older clients) -> ``imageUUID`` + ``imageURL``. The URLs serve the upload back. Decoded
-  bytes are kept in ``fake.uploads`` so tests can check what was uploaded.
-- ``videoInference`` is validated (model, ``deliveryMethod`` async, ``inputs.referenceImages`` and
-  ``inputs.audio`` naming known uploads, ``outputFormat``, ``outputQuality`` 20-99, ``ttl`` >= 60,
-  ``safety.mode``); invalid -> HTTP 400 with an ``invalid…``/``missing…`` error. A second submit of a
-  taskUUID -> ``conflictTaskUUID``.
-- ``getResponse`` answers each task of a batch: ``processing`` (with ``progress``), then the task's
-  ``Outcome`` once it has been polled ``polls_to_finish`` times or ``seconds_to_finish`` have passed.
-  Unknown UUIDs -> ``taskFailedOrNotFound``. ``getTaskDetails`` returns the original request and the current
-  response.
-- ``GET /videos/<uuid>.<ext>`` serves a finished task's video bytes (with Content-Length unless told not to).
-
-Run standalone (for subprocess tests): ``python -m tests.fakes.runware --port 0 --api-key k`` prints its URL
-as the first line of stdout and serves until killed.
+See the package docstring (tests/fakes/runware/__init__.py) for what it does and how tests steer it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
-import binascii
-import contextlib
 import json
 import random
 import socket
@@ -45,95 +17,19 @@ from typing import Any, Literal, Self
 
 from aiohttp import web
 
+from tests.fakes.runware.faults import Fault, FaultQueue, fault_answer
+from tests.fakes.runware.outcomes import DEFAULT_VIDEO, Outcome, Upload
+from tests.fakes.runware.protocol import (
+    Reject,
+    decode_media,
+    error_item,
+    is_type,
+    is_uuid,
+    json_response,
+)
+
 DEFAULT_API_KEY = "fake-runware-key-0123456789abcdef"
 MODEL = "bytedance:5@1"
-
-
-def make_mp4(size: int = 4096) -> bytes:
-    """`size` bytes that start like a real MP4: an `ftyp` box, then an `mdat` box of zeros."""
-    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
-    if size < len(ftyp) + 8:
-        return ftyp[:size]
-    body = size - len(ftyp)
-    return ftyp + body.to_bytes(4, "big") + b"mdat" + bytes(body - 8)
-
-
-DEFAULT_VIDEO = make_mp4()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a video task ends. Build with `Outcome.success(...)` or `Outcome.failure(code, ...)`.
-
-    `shape` picks the failure format: "errors" (documented: a top-level `errors` item carrying the taskUUID)
-    or "nested" (newer SDK: a `data` item with status "error" and a nested `error` object).
-    `repeat` > 1 repeats the success item in every answer (a cumulative list or duplicate delivery).
-    `polls_to_finish` / `seconds_to_finish` override the fake's defaults for this task.
-    """
-
-    ok: bool = True
-    cost_usd: float | None = 0.42
-    nsfw: bool = False
-    video: bytes | None = None  # None: the fake's `video_bytes`
-    code: str = "timeoutProvider"
-    message: str = "The provider timed out."
-    shape: Literal["errors", "nested"] = "errors"
-    repeat: int = 1
-    polls_to_finish: int | None = None
-    seconds_to_finish: float | None = None
-
-    @classmethod
-    def success(
-        cls,
-        *,
-        cost_usd: float | None = 0.42,
-        nsfw: bool = False,
-        video: bytes | None = None,
-        repeat: int = 1,
-        polls_to_finish: int | None = None,
-        seconds_to_finish: float | None = None,
-    ) -> Outcome:
-        """A finished video with this cost, NSFW flag and content."""
-        return cls(
-            ok=True,
-            cost_usd=cost_usd,
-            nsfw=nsfw,
-            video=video,
-            repeat=repeat,
-            polls_to_finish=polls_to_finish,
-            seconds_to_finish=seconds_to_finish,
-        )
-
-    @classmethod
-    def failure(
-        cls,
-        code: str = "timeoutProvider",
-        message: str | None = None,
-        *,
-        shape: Literal["errors", "nested"] = "errors",
-        polls_to_finish: int | None = None,
-        seconds_to_finish: float | None = None,
-    ) -> Outcome:
-        """A failed task reporting `code` in the given shape."""
-        return cls(
-            ok=False,
-            code=code,
-            message=message or f"Task failed: {code}.",
-            shape=shape,
-            polls_to_finish=polls_to_finish,
-            seconds_to_finish=seconds_to_finish,
-        )
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An uploaded asset: `data` is the decoded bytes (or the URL's text when a URL was given)."""
-
-    kind: Literal["image", "media"]
-    data: bytes
-    mime: str | None
-    task_uuid: str
-    source: Literal["data_uri", "base64", "url"]
 
 
 @dataclass
@@ -155,55 +51,8 @@ class _Task:
     placeholder_polls_left: int = 0  # mediaStorage with a placeholder "1" answer
 
 
-@dataclass
-class _Fault:
-    kind: Literal["status", "non_json", "hang", "disconnect"]
-    times: int
-    task_type: str | None
-    process: bool
-    status: int = 500
-    code: str | None = None
-    message: str | None = None
-    seconds: float = 0.0
-    envelope: Literal["errors", "error"] = "errors"
-
-
-_STATUS_CODES = {
-    400: "invalidRequest",
-    401: "invalidApiKey",
-    402: "insufficientCredits",
-    403: "insufficientPermissions",
-    404: "notFound",
-    429: "rateLimitExceeded",
-    500: "internalServerError",
-    502: "badGateway",
-    503: "serviceUnavailable",
-    504: "gatewayTimeout",
-}
-
-
-class _Reject(Exception):
-    """A task-level error answer: one `errors` item and the HTTP status it implies."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        parameter: str | None = None,
-        status: int = 400,
-        task_type: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.parameter = parameter
-        self.status = status
-        self.task_type = task_type  # None: the type of the task that was asked
-
-
 class FakeRunware:
-    """An aiohttp server on 127.0.0.1 that behaves like Runware's REST API. See the module docstring.
+    """An aiohttp server on 127.0.0.1 that behaves like Runware's REST API. See the package docstring.
 
     Every constructor argument is also a public attribute that tests may change while the server runs.
 
@@ -280,7 +129,7 @@ class FakeRunware:
         self._tasks: dict[str, _Task] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._queued: list[Outcome] = []
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._videos: dict[str, bytes] = {}
         self._outputs_deleted = False
         self._runner: web.AppRunner | None = None
@@ -370,8 +219,8 @@ class FakeRunware:
         `envelope="error"`: the single `{"error": {...}, "taskUUID": ..., "taskType": ...}` shape that
         Runware's SDK also reads, instead of `{"errors": [...]}`.
         """
-        self._faults.append(
-            _Fault(
+        self._faults.add(
+            Fault(
                 "status",
                 times,
                 task_type,
@@ -387,7 +236,7 @@ class FakeRunware:
         self, times: int = 1, *, task_type: str | None = None, process: bool = False, status: int = 200
     ) -> None:
         """Answer the next `times` matching POSTs with an HTML body (default HTTP 200)."""
-        self._faults.append(_Fault("non_json", times, task_type, process, status=status))
+        self._faults.add(Fault("non_json", times, task_type, process, status=status))
 
     def inject_hang(
         self, seconds: float, times: int = 1, *, task_type: str | None = None, process: bool = False
@@ -396,13 +245,13 @@ class FakeRunware:
 
         With `process=True` the request takes effect before the hold and the real answer is sent after it.
         """
-        self._faults.append(_Fault("hang", times, task_type, process, status=504, seconds=seconds))
+        self._faults.add(Fault("hang", times, task_type, process, status=504, seconds=seconds))
 
     def inject_disconnect(
         self, times: int = 1, *, task_type: str | None = None, process: bool = False
     ) -> None:
         """Drop the connection of the next `times` matching POSTs without answering."""
-        self._faults.append(_Fault("disconnect", times, task_type, process))
+        self._faults.add(Fault("disconnect", times, task_type, process))
 
     def clear_faults(self) -> None:
         """Forget every pending fault."""
@@ -412,7 +261,7 @@ class FakeRunware:
 
     def tasks_of_type(self, task_type: str) -> list[dict[str, Any]]:
         """Every task object of that taskType received, in order, across all POSTs."""
-        return [t for body in self.requests if isinstance(body, list) for t in body if _is_type(t, task_type)]
+        return [t for body in self.requests if isinstance(body, list) for t in body if is_type(t, task_type)]
 
     def task(self, task_uuid: str) -> dict[str, Any] | None:
         """The request object of any accepted task (uploads included)."""
@@ -440,14 +289,14 @@ class FakeRunware:
                     if task.get("taskType") == "videoInference":
                         self.submission_counts[str(task.get("taskUUID"))] += 1
 
-        fault = self._take_fault(body)
+        fault = self._faults.take(body)
         answer: web.Response | None = None
         if fault is None or fault.process:
             answer = self._answer(request, body)
         if fault is None:
             assert answer is not None
             return answer
-        return await self._fault_answer(request, fault, answer, body)
+        return await fault_answer(request, fault, answer, body, self._stopping)
 
     async def _handle_video(self, request: web.Request) -> web.StreamResponse:
         self.video_requests.append(dict(request.headers))
@@ -474,56 +323,19 @@ class FakeRunware:
             return web.Response(status=404, text="not found")
         return web.Response(body=upload.data, content_type=upload.mime or "application/octet-stream")
 
-    # --- faults ---
-
-    def _take_fault(self, body: Any) -> _Fault | None:
-        for fault in self._faults:
-            if fault.task_type is None or (
-                isinstance(body, list) and any(_is_type(t, fault.task_type) for t in body)
-            ):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
-    async def _fault_answer(
-        self, request: web.Request, fault: _Fault, answer: web.Response | None, body: Any
-    ) -> web.StreamResponse:
-        if fault.kind == "hang":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), fault.seconds)
-            if answer is not None:
-                return answer
-            return _json_response(504, {"errors": [_error("gatewayTimeout", "Gateway timeout.")]})
-        if fault.kind == "disconnect":
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=500)  # never reaches the client
-        if fault.kind == "non_json":
-            return web.Response(
-                status=fault.status,
-                text="<html><body>502 Bad Gateway</body></html>",
-                content_type="text/html",
-            )
-        code = fault.code or _STATUS_CODES.get(fault.status, "unknownError")
-        message = fault.message or f"Injected HTTP {fault.status}."
-        if fault.envelope == "error":
-            first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
-            envelope = {"error": _error(code, message)}
-            envelope.update({k: first[k] for k in ("taskUUID", "taskType") if k in first})
-            return _json_response(fault.status, envelope)
-        return _json_response(fault.status, {"errors": [_error(code, message)]})
-
     # --- the API ---
 
     def _answer(self, request: web.Request, body: Any) -> web.Response:
         if not isinstance(body, list) or not body or not all(isinstance(t, dict) for t in body):
             if not self._authorized(request, None):
                 return self._unauthorized()
-            return _json_response(
+            return json_response(
                 400,
-                {"errors": [_error("invalidRequestBody", "The body must be a JSON array of task objects.")]},
+                {
+                    "errors": [
+                        error_item("invalidRequestBody", "The body must be a JSON array of task objects.")
+                    ]
+                },
             )
         tasks: list[dict[str, Any]] = body
         if not self._authorized(request, tasks[0]):
@@ -548,11 +360,11 @@ class FakeRunware:
                 elif task_type == "getTaskDetails":
                     data.append(self._get_task_details(task))
                 else:
-                    raise _Reject(
+                    raise Reject(
                         "unsupportedTaskType", f"Unsupported taskType {task_type!r}.", parameter="taskType"
                     )
-            except _Reject as reject:
-                item = _error(
+            except Reject as reject:
+                item = error_item(
                     reject.code, reject.message, task_type=reject.task_type or task_type, task_uuid=task_uuid
                 )
                 if reject.parameter:
@@ -570,7 +382,7 @@ class FakeRunware:
             and data[0].get("taskType") in ("imageUpload", "mediaStorage")
         ):
             reply["data"] = data[0]
-        return _json_response(status, reply)
+        return json_response(status, reply)
 
     def _authorized(self, request: web.Request, first: dict[str, Any] | None) -> bool:
         if request.headers.get("Authorization") == f"Bearer {self.api_key}":
@@ -583,21 +395,21 @@ class FakeRunware:
         )
 
     def _unauthorized(self) -> web.Response:
-        error = _error("invalidApiKey", "Invalid API key. Get one at https://my.runware.ai/keys")
-        return _json_response(401, {"errors": [error]})
+        error = error_item("invalidApiKey", "Invalid API key. Get one at https://my.runware.ai/keys")
+        return json_response(401, {"errors": [error]})
 
     def _new_task(self, task: dict[str, Any]) -> str:
         task_uuid = task.get("taskUUID")
-        if not isinstance(task_uuid, str) or not _is_uuid(task_uuid):
-            raise _Reject("invalidTaskUUID", "taskUUID must be a UUID v4.", parameter="taskUUID")
+        if not isinstance(task_uuid, str) or not is_uuid(task_uuid):
+            raise Reject("invalidTaskUUID", "taskUUID must be a UUID v4.", parameter="taskUUID")
         return task_uuid
 
     def _image_upload(self, task: dict[str, Any]) -> dict[str, Any]:
         task_uuid = self._new_task(task)
         image = task.get("image")
         if not isinstance(image, str) or not image:
-            raise _Reject("missingImage", "image is required.", parameter="image")
-        data, mime, source = _decode_media(image, "invalidImage")
+            raise Reject("missingImage", "image is required.", parameter="image")
+        data, mime, source = decode_media(image, "invalidImage")
         image_uuid = str(uuid.uuid4())
         self.uploads[image_uuid] = Upload("image", data, mime, task_uuid, source)
         result = {
@@ -615,7 +427,7 @@ class FakeRunware:
         if operation == "delete":
             media_uuid = task.get("mediaUUID")
             if not isinstance(media_uuid, str) or self.uploads.pop(media_uuid, None) is None:
-                raise _Reject("mediaNotFound", "No such media.", parameter="mediaUUID")
+                raise Reject("mediaNotFound", "No such media.", parameter="mediaUUID")
             return {
                 "taskType": "mediaStorage",
                 "taskUUID": task_uuid,
@@ -623,11 +435,11 @@ class FakeRunware:
                 "mediaUUID": media_uuid,
             }
         if operation != "upload":
-            raise _Reject("invalidOperation", "operation must be upload or delete.", parameter="operation")
+            raise Reject("invalidOperation", "operation must be upload or delete.", parameter="operation")
         media = task.get("media")
         if not isinstance(media, str) or not media:
-            raise _Reject("missingMedia", "media is required.", parameter="media")
-        data, mime, source = _decode_media(media, "invalidMedia")
+            raise Reject("missingMedia", "media is required.", parameter="media")
+        data, mime, source = decode_media(media, "invalidMedia")
         media_uuid = str(uuid.uuid4())
         self.uploads[media_uuid] = Upload("media", data, mime, task_uuid, source)
         result = {
@@ -647,7 +459,7 @@ class FakeRunware:
     def _video_inference(self, task: dict[str, Any]) -> list[dict[str, Any]]:
         task_uuid = self._new_task(task)
         if task_uuid in self._tasks:
-            raise _Reject(
+            raise Reject(
                 "conflictTaskUUID",
                 "A task with this taskUUID already exists.",
                 parameter="taskUUID",
@@ -681,48 +493,48 @@ class FakeRunware:
 
     def _validate_video(self, task: dict[str, Any]) -> None:
         if "model" not in task:
-            raise _Reject("missingModel", "model is required.", parameter="model")
+            raise Reject("missingModel", "model is required.", parameter="model")
         if task["model"] != MODEL:
-            raise _Reject("invalidModel", f"Unknown model {task['model']!r}.", parameter="model")
+            raise Reject("invalidModel", f"Unknown model {task['model']!r}.", parameter="model")
         if task.get("deliveryMethod") != "async":
-            raise _Reject(
+            raise Reject(
                 "invalidDeliveryMethod",
                 "This model only supports deliveryMethod async.",
                 parameter="deliveryMethod",
             )
         inputs = task.get("inputs")
         if not isinstance(inputs, dict):
-            raise _Reject("missingInputs", "inputs is required.", parameter="inputs")
+            raise Reject("missingInputs", "inputs is required.", parameter="inputs")
         images = inputs.get("referenceImages")
         if not isinstance(images, list) or len(images) != 1:
-            raise _Reject(
+            raise Reject(
                 "invalidReferenceImages",
                 "inputs.referenceImages must hold one image.",
                 parameter="referenceImages",
             )
         if not self._known_media(images[0]):
-            raise _Reject(
+            raise Reject(
                 "invalidReferenceImages",
                 "inputs.referenceImages names an unknown image.",
                 parameter="referenceImages",
             )
         if "audio" not in inputs:
-            raise _Reject("missingAudio", "inputs.audio is required.", parameter="audio")
+            raise Reject("missingAudio", "inputs.audio is required.", parameter="audio")
         if not self._known_media(inputs["audio"]):
-            raise _Reject("invalidAudio", "inputs.audio names an unknown audio file.", parameter="audio")
+            raise Reject("invalidAudio", "inputs.audio names an unknown audio file.", parameter="audio")
         quality = task.get("outputQuality", 95)
         if not isinstance(quality, int) or isinstance(quality, bool) or not 20 <= quality <= 99:
-            raise _Reject("invalidOutputQuality", "outputQuality must be 20-99.", parameter="outputQuality")
+            raise Reject("invalidOutputQuality", "outputQuality must be 20-99.", parameter="outputQuality")
         if task.get("outputFormat", "MP4") not in ("MP4", "WEBM", "MOV"):
-            raise _Reject(
+            raise Reject(
                 "invalidOutputFormat", "outputFormat must be MP4, WEBM or MOV.", parameter="outputFormat"
             )
         ttl = task.get("ttl", 86400)
         if not isinstance(ttl, int) or ttl < 60:
-            raise _Reject("invalidTtl", "ttl must be at least 60.", parameter="ttl")
+            raise Reject("invalidTtl", "ttl must be at least 60.", parameter="ttl")
         safety = task.get("safety", {})
         if not isinstance(safety, dict) or safety.get("mode", "none") not in ("none", "fast", "full"):
-            raise _Reject("invalidSafety", "safety.mode must be none, fast or full.", parameter="safety")
+            raise Reject("invalidSafety", "safety.mode must be none, fast or full.", parameter="safety")
 
     def _known_media(self, ref: object) -> bool:
         if not isinstance(ref, str):
@@ -735,7 +547,7 @@ class FakeRunware:
         task_uuid = task.get("taskUUID")
         state = self._tasks.get(task_uuid) if isinstance(task_uuid, str) else None
         if state is None or state.expired:
-            raise _Reject(
+            raise Reject(
                 "taskFailedOrNotFound",
                 "The task failed or was not found.",
                 parameter="taskUUID",
@@ -768,7 +580,7 @@ class FakeRunware:
                     {**base, "status": "error", "error": {"code": outcome.code, "message": outcome.message}}
                 ]
             # Documented failure shape: a top-level errors item; it keeps the original taskType.
-            raise _Reject(
+            raise Reject(
                 outcome.code, outcome.message, status=self.poll_error_status, task_type="videoInference"
             )
         item = {
@@ -810,14 +622,14 @@ class FakeRunware:
         task_uuid = task.get("taskUUID")
         state = self._tasks.get(task_uuid) if isinstance(task_uuid, str) else None
         if state is None or state.expired:
-            raise _Reject("taskFailedOrNotFound", "The task failed or was not found.", parameter="taskUUID")
+            raise Reject("taskFailedOrNotFound", "The task failed or was not found.", parameter="taskUUID")
         response: dict[str, Any]
         if state.task_type == "videoInference":
             # A peek at the current answer: getTaskDetails does not count as a poll.
             try:
                 response = self._video_status(state)[0]
-            except _Reject as reject:
-                response = _error(
+            except Reject as reject:
+                response = error_item(
                     reject.code, reject.message, task_type="videoInference", task_uuid=state.task_uuid
                 )
         else:
@@ -828,75 +640,3 @@ class FakeRunware:
             "request": state.request,
             "response": response,
         }
-
-
-# --- helpers -----------------------------------------------------------------------------------------------
-
-
-def _is_type(task: Any, task_type: str) -> bool:
-    return isinstance(task, dict) and task.get("taskType") == task_type
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _error(code: str, message: str, *, task_type: Any = None, task_uuid: Any = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"code": code, "status": "error", "message": message}
-    if task_type is not None:
-        item["taskType"] = task_type
-    if task_uuid is not None:
-        item["taskUUID"] = task_uuid
-    item["documentation"] = "https://runware.ai/docs/en/getting-started/introduction"
-    return item
-
-
-def _decode_media(value: str, code: str) -> tuple[bytes, str | None, Literal["data_uri", "base64", "url"]]:
-    if value.startswith(("http://", "https://")):
-        return value.encode(), None, "url"
-    if value.startswith("data:"):
-        header, sep, payload = value.partition(",")
-        if not sep or not header.endswith(";base64"):
-            raise _Reject(code, "Only base64 data URIs are accepted.")
-        mime = header[len("data:") : -len(";base64")] or None
-        return _b64(payload, code), mime, "data_uri"
-    return _b64(value, code), None, "base64"
-
-
-def _b64(payload: str, code: str) -> bytes:
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise _Reject(code, "The media is not valid base64.") from None
-
-
-def _json_response(status: int, body: dict[str, Any]) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
-
-
-# --- standalone ---------------------------------------------------------------------------------------------
-
-
-async def _serve(port: int, api_key: str, polls_to_finish: int) -> None:
-    async with FakeRunware(port=port, api_key=api_key, polls_to_finish=polls_to_finish) as fake:
-        print(fake.url, flush=True)
-        await asyncio.Event().wait()
-
-
-def main() -> None:
-    """Serve a fake Runware until killed; print its API URL first."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--polls-to-finish", type=int, default=2)
-    args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.api_key, args.polls_to_finish))
-
-
-if __name__ == "__main__":
-    main()
