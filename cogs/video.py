@@ -319,6 +319,11 @@ class VideoCog(commands.Cog):
             channel = await resolve_channel(self.bot, channel_id)
             if channel is None:
                 continue
+            if job.late_video_waiting:
+                # The channel's attempt may be the expiry notice's, hours before the video arrived (a row per
+                # channel keeps its first try), and the search reads two pages only: look from the arrival,
+                # which set updated_at (nothing else changes an expired job before its late post).
+                started_at = max(started_at, job.updated_at)
             since = dt.datetime.fromtimestamp(started_at - POST_SEARCH_MARGIN_S, dt.UTC)
             after = discord.Object(discord.utils.time_snowflake(since))
             try:
