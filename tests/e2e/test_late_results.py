@@ -87,3 +87,29 @@ async def test_a_late_video_posted_before_a_crash_is_found_in_a_busy_channel(app
         await asyncio.sleep(0.3)
     (late,) = [m for m in app.channel_posts() if "arrived late" in m.content]
     assert app.query("SELECT result_message_id FROM jobs") == [(late.id,)]
+
+
+async def test_a_late_withheld_notice_posted_before_a_crash_is_not_repeated(app: App) -> None:
+    """A late video the safety check flagged is withheld with a notice in the channel; the notice's answer
+    was lost and the process restarted after Discord forgot the nonce: the notice is found, not repeated
+    (it is not the expiry notice, nor does it say the video arrived)."""
+    app.runware.next_outcome(Outcome.success(nsfw=True, polls_to_finish=10_000))
+    await app.animate()
+    await app.post_in_channel("took too long")
+    await app.delivered(1)
+    app.discord.inject_lost_answer(f"POST /channels/{CHANNEL_ID}/messages", 503)
+    ((task_uuid,),) = app.query("SELECT task_uuid FROM jobs WHERE id = 1")
+    app.runware.finish(task_uuid)
+    await app.post_in_channel("couldn't be posted in this channel")
+    path = f"/channels/{CHANNEL_ID}/messages"
+    await app.discord.wait_for(lambda: any(r.path == path and r.status == 503 for r in app.discord.requests))
+    await asyncio.sleep(0.3)
+    await app.bot.close()
+    app.discord.nonce_ttl_s = 0.0
+    async with running_bot(next_bot(app), app.discord):
+        await app.discord.wait_for(
+            lambda: app.query("SELECT late_delivered_at IS NOT NULL FROM jobs") == [(1,)], 10
+        )
+        await asyncio.sleep(0.3)
+    notices = [m for m in app.channel_posts() if "couldn't be posted" in m.content]
+    assert len(notices) == 1 and videos(app) == []
