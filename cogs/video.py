@@ -319,6 +319,11 @@ class VideoCog(commands.Cog):
             channel = await resolve_channel(self.bot, channel_id)
             if channel is None:
                 continue
+            if job.late_video_waiting:
+                # The channel's attempt may be the expiry notice's, hours before the video arrived (a row per
+                # channel keeps its first try), and the search reads two pages only: look from the arrival,
+                # which set updated_at (nothing else changes an expired job before its late post).
+                started_at = max(started_at, job.updated_at)
             since = dt.datetime.fromtimestamp(started_at - POST_SEARCH_MARGIN_S, dt.UTC)
             after = discord.Object(discord.utils.time_snowflake(since))
             try:
@@ -519,8 +524,12 @@ def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
             if getattr(item, "custom_id", None) in buttons:
                 return True
     if job.late_video_waiting:
-        # The job's expiry notice also names it: only a post that says the video arrived is the late one.
-        return message.content.startswith(f"<@{job.user_id}> job #{job.id} arrived late")
+        # The job's expiry notice also names it: any other post about the job is the late one (the video,
+        # or the notice that it was withheld or expired before it could be posted).
+        about_job = f"<@{job.user_id}> job #{job.id} "
+        return message.content.startswith(about_job) and not message.content.startswith(
+            f"{about_job}took too long"
+        )
     names_job = re.search(rf"\b[Jj]ob #{job.id}(?!\d)", message.content) is not None
     return message.content.startswith(f"<@{job.user_id}>") and names_job
 

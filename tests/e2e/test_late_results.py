@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import App
-from tests.e2e.test_delivery_guarantees import lose_age_restriction, unchecked_job, videos
-from tests.fakes.discord_fixtures import CHANNEL_ID, NSFW_CHANNEL_ID
+from tests.e2e.test_delivery_guarantees import lose_age_restriction, next_bot, unchecked_job, videos
+from tests.fakes.discord import FakeMessage
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, running_bot
 from tests.fakes.runware import Outcome
 
 
@@ -49,3 +52,64 @@ async def test_a_late_unchecked_video_is_withheld_outside_age_restriction(app: A
     assert videos(app) == []
     month = "SELECT user_id = 0, amount_micros > 0 FROM spend_totals WHERE period = 'month' ORDER BY 1"
     assert app.query(month) == [(0, 0), (1, 1)]  # the member pays nothing; the server's bill shows it
+
+
+async def test_a_late_video_posted_before_a_crash_is_found_in_a_busy_channel(app: App) -> None:
+    """The late video was posted but its answer lost, an hour after the expiry notice, with more than two
+    pages of chatter between them: the next start finds the late post (searched from when the video
+    arrived, not from the expiry notice's try) and does not post the video a second time."""
+    app.runware.next_outcome(Outcome.success(cost_usd=0.27, polls_to_finish=10_000))
+    await app.animate()
+    await app.post_in_channel("took too long")
+    await app.delivered(1)
+    # As if the notice had been posted an hour ago, and members had talked in the channel since.
+    app.query("UPDATE post_attempts SET started_at = started_at - 3600")
+    an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    for n in range(250):
+        when = an_hour_ago + dt.timedelta(seconds=10 * n)
+        app.discord.messages.append(
+            FakeMessage(app.discord.new_id(when), CHANNEL_ID, GUILD_ID, 42, "member", f"chatter {n}")
+        )
+    app.discord.inject_lost_answer(f"POST /channels/{CHANNEL_ID}/messages", 503)
+    ((task_uuid,),) = app.query("SELECT task_uuid FROM jobs WHERE id = 1")
+    app.runware.finish(task_uuid)
+    await app.post_in_channel("arrived late")
+    path = f"/channels/{CHANNEL_ID}/messages"
+    await app.discord.wait_for(lambda: any(r.path == path and r.status == 503 for r in app.discord.requests))
+    await asyncio.sleep(0.3)
+    await app.bot.close()
+    assert app.query("SELECT late_delivered_at FROM jobs") == [(None,)]
+    app.discord.nonce_ttl_s = 0.0  # the restart comes after Discord forgot the nonce
+    async with running_bot(next_bot(app), app.discord):
+        await app.discord.wait_for(
+            lambda: app.query("SELECT late_delivered_at IS NOT NULL FROM jobs") == [(1,)], 10
+        )
+        await asyncio.sleep(0.3)
+    (late,) = [m for m in app.channel_posts() if "arrived late" in m.content]
+    assert app.query("SELECT result_message_id FROM jobs") == [(late.id,)]
+
+
+async def test_a_late_withheld_notice_posted_before_a_crash_is_not_repeated(app: App) -> None:
+    """A late video the safety check flagged is withheld with a notice in the channel; the notice's answer
+    was lost and the process restarted after Discord forgot the nonce: the notice is found, not repeated
+    (it is not the expiry notice, nor does it say the video arrived)."""
+    app.runware.next_outcome(Outcome.success(nsfw=True, polls_to_finish=10_000))
+    await app.animate()
+    await app.post_in_channel("took too long")
+    await app.delivered(1)
+    app.discord.inject_lost_answer(f"POST /channels/{CHANNEL_ID}/messages", 503)
+    ((task_uuid,),) = app.query("SELECT task_uuid FROM jobs WHERE id = 1")
+    app.runware.finish(task_uuid)
+    await app.post_in_channel("couldn't be posted in this channel")
+    path = f"/channels/{CHANNEL_ID}/messages"
+    await app.discord.wait_for(lambda: any(r.path == path and r.status == 503 for r in app.discord.requests))
+    await asyncio.sleep(0.3)
+    await app.bot.close()
+    app.discord.nonce_ttl_s = 0.0
+    async with running_bot(next_bot(app), app.discord):
+        await app.discord.wait_for(
+            lambda: app.query("SELECT late_delivered_at IS NOT NULL FROM jobs") == [(1,)], 10
+        )
+        await asyncio.sleep(0.3)
+    notices = [m for m in app.channel_posts() if "couldn't be posted" in m.content]
+    assert len(notices) == 1 and videos(app) == []
