@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cogs._wording import near_limit_warning, refusal_message
+from cogs._wording import error_text, near_limit_warning, refusal_message
 from cogs.settings import settings_lines
+from core.errors import ChannelNotAllowed, OwnVideoReported, QuotaExceeded, UserFacingError
 from core.models import GuildSettings, Limits, RefusalReason, Usage
 from core.quota import check_limits, windows_at
 from core.settings import SafetyMode
@@ -81,3 +82,15 @@ def test_the_flagged_line_does_not_repeat_itself_when_withholding_everywhere() -
     (flagged,) = [line for line in lines if line.startswith("Flagged videos:")]
     assert flagged.startswith("Flagged videos: withheld everywhere")
     assert flagged.count("withheld") == 1, flagged
+
+
+def test_errors_that_carry_facts_are_worded_here() -> None:
+    """A core error with facts reads as it always did; a plain one is its own message."""
+    many = tuple(range(1, 13))
+    assert error_text(ChannelNotAllowed((5, 6))) == "/animate can't be used in this channel. Try <#5>, <#6>."
+    assert error_text(ChannelNotAllowed(many)).endswith("<#9>, <#10>, ….")
+    assert error_text(OwnVideoReported()) == "This is your own video: use **Delete** to remove it."
+    refusal = check_limits(usage(active=2), 1, 0.0)
+    assert refusal is not None
+    assert error_text(QuotaExceeded(refusal, 1)) == refusal_message(refusal, 1)
+    assert error_text(UserFacingError("Plain words.")) == "Plain words."
