@@ -114,10 +114,11 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
     ) -> None:
         from cogs._ui import GENERIC_APOLOGY, send
+        from cogs._wording import error_text
 
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(original, UserFacingError):
-            await send(interaction, original.message)
+            await send(interaction, error_text(original))
             return
         if isinstance(original, app_commands.CheckFailure):
             await send(interaction, str(original) or "You can't use this command here.")

@@ -9,9 +9,9 @@ from typing import Any
 
 import discord
 
+from cogs._wording import discord_time, error_text, near_limit_warning
 from core.errors import UserFacingError
 from core.models import GuildSettings, Job, JobStatus, Usage, format_usd
-from core.quota import discord_time, near_limit_warning
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ async def button_errors(
     try:
         yield
     except UserFacingError as error:
-        await (answer if in_place else send)(interaction, error.message)
+        await (answer if in_place else send)(interaction, error_text(error))
     except Exception:
         custom_id = interaction.data.get("custom_id") if interaction.data else None
         log.exception(

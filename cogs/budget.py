@@ -12,15 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import is_server_manager, resolve_channel, send
-from core.budgets import (
-    LimitChange,
-    budget_alert_text,
-    budget_lines,
-    parse_amount,
-    parse_limit_change,
-    report_lines,
-    tier_lines,
-)
+from cogs._wording import budget_alert_text, budget_lines, report_lines, tier_lines
+from core.budgets import LimitChange, parse_amount, parse_limit_change
 from core.models import BudgetAlert, format_usd
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs._ui import NOT_HERE, answer, button_errors, check_private_to
+from cogs._wording import discord_time
 from core.consent import Statement
 from core.errors import UserFacingError
-from core.quota import discord_time
 
 if TYPE_CHECKING:
     from bot import VideoBot

@@ -9,8 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import fit, is_moderator, send
+from cogs._wording import discord_time
 from core.models import EVERY_GUILD
-from core.quota import discord_time
 
 if TYPE_CHECKING:
     from bot import VideoBot

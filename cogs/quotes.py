@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs._ui import ack_text, admit, button_errors, check_private_to
+from cogs._wording import discord_time
 from core.models import Quote, Usage, format_usd
-from core.quota import discord_time
 
 if TYPE_CHECKING:
     from bot import VideoBot

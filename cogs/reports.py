@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs._ui import NO_MENTIONS, button_errors, check_pressed_on, message_link, send
+from cogs._wording import discord_time
 from core.errors import UserFacingError
 from core.models import Job, Report, ReportState
-from core.quota import discord_time
 
 if TYPE_CHECKING:
     from bot import VideoBot

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import is_server_manager, send
+from core.models import GuildSettings
 from core.settings import SafetyMode
 
 if TYPE_CHECKING:
@@ -37,10 +38,8 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
         """Show where /animate may be used, the safety check and the moderation log."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
-        moderation = self.bot.moderation
-        await send(
-            interaction, "\n".join(moderation.lines(await moderation.settings_of(interaction.guild_id)))
-        )
+        saved = await self.bot.moderation.settings_of(interaction.guild_id)
+        await send(interaction, "\n".join(self._lines(saved)))
 
     @app_commands.command(name="channel")
     @app_commands.check(is_server_manager)
@@ -61,7 +60,7 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
             said = f"/animate is no longer allowed in {channel.mention}."
         else:
             said = f"{channel.mention} is off the list, which is now empty: /animate works in every channel."
-        await send(interaction, said + "\n" + "\n".join(moderation.lines(saved)))
+        await send(interaction, said + "\n" + "\n".join(self._lines(saved)))
 
     @app_commands.command(name="safety")
     @app_commands.check(is_server_manager)
@@ -75,7 +74,7 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
         assert interaction.guild_id is not None
         chosen = None if mode.value == "default" else SafetyMode(mode.value)
         saved = await self.bot.moderation.set_safety(interaction.guild_id, chosen, interaction.user.id)
-        await send(interaction, "Saved.\n" + "\n".join(self.bot.moderation.lines(saved)))
+        await send(interaction, "Saved.\n" + "\n".join(self._lines(saved)))
 
     @app_commands.command(name="log")
     @app_commands.check(is_server_manager)
@@ -89,7 +88,7 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
         saved = await self.bot.moderation.set_log_channel(
             interaction.guild_id, channel.id if channel else None, interaction.user.id
         )
-        await send(interaction, "Saved.\n" + "\n".join(self.bot.moderation.lines(saved)))
+        await send(interaction, "Saved.\n" + "\n".join(self._lines(saved)))
 
     @app_commands.command(name="consent")
     @app_commands.check(is_server_manager)
@@ -120,7 +119,35 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="M
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         saved = await self.bot.moderation.set_switch(interaction.guild_id, name, value, interaction.user.id)
-        await send(interaction, "Saved.\n" + "\n".join(self.bot.moderation.lines(saved)))
+        await send(interaction, "Saved.\n" + "\n".join(self._lines(saved)))
+
+    def _lines(self, saved: GuildSettings) -> list[str]:
+        return settings_lines(saved, self.bot.moderation.safety_mode(saved))
+
+
+def settings_lines(settings: GuildSettings, mode: SafetyMode) -> list[str]:
+    """/settings show as short lines; `mode`: the safety mode in force (the guild's, or SAFETY_MODE)."""
+    own = " (set here)" if settings.safety_mode else ""
+    channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
+    log_channel = f"<#{settings.mod_log_channel_id}>" if settings.mod_log_channel_id else "not set"
+    flagged = (
+        "withheld everywhere"
+        if settings.withhold_flagged
+        else "spoilered in age-restricted channels, withheld elsewhere"
+    )
+    return [
+        "**Moderation settings**",
+        f"/animate allowed in: {channels}",
+        f"Safety check: {mode.value}{own}; at least `fast` outside age-restricted channels",
+        f"Flagged videos: {flagged}",
+        f"Consent statement before a member's first video: {_yes(settings.consent_required)}",
+        f"Results sent by DM when the channel can't be used: {_yes(settings.dms_allowed)}",
+        f"Moderation log: {log_channel}",
+    ]
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 async def setup(bot: VideoBot) -> None:

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import job_line, member_role_ids, send
-from core.quota import usage_lines
+from cogs._wording import usage_lines
 
 if TYPE_CHECKING:
     from bot import VideoBot

@@ -43,12 +43,12 @@ from cogs.consent import ConsentButton, consent_text, consent_view
 from cogs.quotes import QuoteButton, quote_text, quote_view
 from cogs.reports import result_view
 from core.consent import HeldFiles
+from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
 from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import GuildSettings, Job, JobStatus, Submission
-from core.runware import ErrorKind, RunwareError, classify_error
-from core.settings import SafetyMode
+from core.runware import ErrorKind, RunwareError
 
 if TYPE_CHECKING:
     from bot import VideoBot
@@ -285,7 +285,7 @@ class VideoCog(commands.Cog):
         message, private = await self._post_elsewhere(job, guild, channel)
         if message is None:
             log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
-            if await self.bot.jobs.give_cost_back(job, "the result could not be posted"):
+            if await self.bot.jobs.give_cost_back(job, NOT_POSTED):
                 private = f"Job #{job.id} could not be posted anywhere. You were not charged."
         await self._finish(job, message, private)
 
@@ -374,29 +374,29 @@ class VideoCog(commands.Cog):
             )
 
     async def _render(self, job: Job, channel: discord.abc.Messageable, guild: GuildSettings) -> Rendered:
-        """What to post for this job in this channel, and what the member's private reply becomes."""
-        if job.status is not JobStatus.SUCCEEDED and not job.late_video_waiting:
-            if is_flagged(job):
-                # Refused for its content: the member reads why privately; the channel only that it failed.
+        """What to post for this job in this channel, and what the member's private reply becomes: the
+        core decides (core/delivery.py), this carries it out."""
+        decision = decide(job, Destination(age_restricted=is_age_restricted(channel)), guild)
+        if decision.give_back is not None:
+            await self.bot.jobs.give_cost_back(job, decision.give_back)
+        match decision.outcome:
+            case Outcome.FAILURE_NOTICE:
+                return Rendered(failure_text(job), None, private_failure_text(job))
+            case Outcome.REFUSED:
+                # The member reads why privately; the channel only that it failed.
                 return Rendered(withheld_text(job), None, private_failure_text(job), quiet=True)
-            return Rendered(failure_text(job), None, private_failure_text(job))
-        # As the destination is now: a DM has no age restriction, and a channel may have lost its own.
-        if job.nsfw and (guild.withhold_flagged or not is_age_restricted(channel)):
-            await self.bot.jobs.give_cost_back(job, "withheld: flagged by the safety check")
-            private = private_withheld_text(job, everywhere=guild.withhold_flagged)
-            return Rendered(withheld_text(job), None, private, quiet=True)
-        if is_unchecked(job) and not is_age_restricted(channel):
-            # Made without the safety check, which only an age-restricted channel allows: the channel has
-            # lost its age restriction, or this is a fallback (a DM) that has none. Never shown here.
-            await self.bot.jobs.give_cost_back(job, "withheld: made without the safety check")
-            return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=True)
+            case Outcome.WITHHELD_FLAGGED:
+                private = private_withheld_text(job, everywhere=guild.withhold_flagged)
+                return Rendered(withheld_text(job), None, private, quiet=True)
+            case Outcome.WITHHELD_UNCHECKED:
+                return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=True)
         limit = _channel_upload_limit(channel, job)
         try:
             data = await self.bot.jobs.fetch_video(job, limit)
         except RunwareError as error:
             if error.kind is not ErrorKind.NOT_FOUND:
                 raise  # transient: the runner offers the job again
-            await self.bot.jobs.give_cost_back(job, "the video expired before it could be posted")
+            await self.bot.jobs.give_cost_back(job, VIDEO_GONE)
             return Rendered(
                 gone_text(job),
                 None,
@@ -405,8 +405,7 @@ class VideoCog(commands.Cog):
         if data is None:
             public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
             return Rendered(public, None, private_ready_text(job), view=result_view(job.id))
-        # A flagged video that may be shown here (an age-restricted channel) is hidden behind a spoiler.
-        file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=job.nsfw)
+        file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=decision.spoiler)
         return Rendered(result_text(job), file, private_ready_text(job), view=result_view(job.id))
 
     async def _post_elsewhere(
@@ -460,9 +459,10 @@ class VideoCog(commands.Cog):
                 return
         elif not await self.bot.jobs.mark_delivered(job.id, posted_at):
             return
-        if is_flagged(job):
+        note = moderator_note(job, shown=shows_video(job, message))
+        if note is ModeratorNote.FLAGGED:
             await self._log_flagged(job, flagged_log_text(job, message))
-        elif is_unchecked(job) and not shows_video(job, message):
+        elif note is ModeratorNote.UNCHECKED_WITHHELD:
             await self._log_flagged(job, unchecked_log_text(job))
         log.info(
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
@@ -492,19 +492,6 @@ class VideoCog(commands.Cog):
             await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as error:
             log.warning("job=%s moderation log post failed: %r", job.id, error)
-
-
-def is_flagged(job: Job) -> bool:
-    """A job the safety check flagged: an NSFW result, or a task refused for its content."""
-    if job.nsfw:
-        return True
-    return job.error_code is not None and classify_error(job.error_code, None) is ErrorKind.SAFETY
-
-
-def is_unchecked(job: Job) -> bool:
-    """A video made without the safety check (possible only for a job started in an age-restricted
-    channel)."""
-    return job.result_url is not None and job.safety_mode == SafetyMode.NONE.value
 
 
 def shows_video(job: Job, message: discord.Message | None) -> bool:

@@ -1,4 +1,5 @@
-"""Server budgets: what admins may change, how their words become limits, and how a budget is shown."""
+"""Server budgets: what admins may change, how their words become limits, and what a budget looks like now
+(the words are the cogs': cogs/_wording.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from core.models import (
     UNLIMITED,
     BudgetAlert,
     GuildLimits,
-    JobStatus,
     LedgerRow,
     Limits,
     RoleTier,
@@ -26,7 +26,7 @@ from core.models import (
     format_usd,
     usd_to_micros,
 )
-from core.quota import confirm_threshold, discord_time, guild_budget_cap, limits_for_guild, windows_at
+from core.quota import confirm_threshold, guild_budget_cap, limits_for_guild, windows_at
 from core.settings import Settings
 from storage.base import Store
 
@@ -270,23 +270,6 @@ def ledger_csv(rows: list[LedgerRow]) -> bytes:
     return out.getvalue().encode()
 
 
-def report_lines(label: str, report: SpendReport) -> list[str]:
-    """/budget usage as short lines."""
-    lines = [f"**Spending {label}**: {format_usd(report.total_micros)}"]
-    if report.granted_micros:
-        lines.append(f"Credits given to members by admins: {format_usd(report.granted_micros)}")
-    if report.top_spenders:
-        lines.append("Top spenders: " + ", ".join(f"<@{u}> {format_usd(a)}" for u, a in report.top_spenders))
-    outcomes = report.jobs_by_status
-    if outcomes:
-        order = ("succeeded", "failed", "expired", "processing", "queued", "submitting", "uploading")
-        parts = [f"{outcomes[JobStatus(s)]} {s}" for s in order if outcomes.get(JobStatus(s))]
-        lines.append(f"Videos: {sum(outcomes.values())} ({', '.join(parts)})")
-    else:
-        lines.append("Videos: none")
-    return lines
-
-
 # A tier's stored fields, by the guild field an option parses to.
 _TIER_FIELDS = {
     "user_daily_micros": "daily_micros",
@@ -306,90 +289,3 @@ def parse_amount(text: str) -> int:
             f"`{text}` is not an amount. Use dollars like `2.50` (or `-2.50` to take back)."
         )
     return sign * usd_to_micros(float(match.group(1)))
-
-
-def _usd_limit(value: int | None) -> str:
-    return "unlimited" if value is None else format_usd(value)
-
-
-def budget_lines(view: BudgetOverview) -> list[str]:
-    """/budget show as short lines; a value this server chose is marked, the rest are the defaults."""
-    own = view.overrides or GuildLimits(0)
-    limits, w = view.limits, view.windows
-
-    def mark(field: str) -> str:
-        return " (set here)" if getattr(own, field) is not None else ""
-
-    budget = limits.guild_monthly_micros
-    if budget is None:
-        used = f"{format_usd(view.guild_spent_month_micros)} spent this month, no budget"
-    else:
-        share = 0 if budget == 0 else min(999, round(100 * view.guild_spent_month_micros / budget))
-        used = (
-            f"{format_usd(view.guild_spent_month_micros)} of {format_usd(budget)} used ({share}%), "
-            f"resets {discord_time(w.month_end)}"
-        )
-    cap, chosen = view.budget_cap_micros, own.guild_monthly_micros
-    if cap is not None and chosen is not None and (chosen == UNLIMITED or chosen > cap):
-        # Stored before the operator's cap: say why the budget is not what the server chose.
-        used += ", the most this bot's operator allows"
-    active = "unlimited" if limits.max_active_jobs is None else str(limits.max_active_jobs)
-    cooldown = f"{limits.cooldown_s:g} s" if limits.cooldown_s else "none"
-    log_channel = f"<#{own.log_channel_id}>" if own.log_channel_id else "not set"
-    return [
-        "**Server budget**",
-        f"Monthly budget: {used}{mark('guild_monthly_micros')}",
-        f"Per member, per day: {_usd_limit(limits.daily_micros)}{mark('user_daily_micros')}",
-        f"Per member, per month: {_usd_limit(limits.monthly_micros)}{mark('user_monthly_micros')}",
-        f"Videos in progress per member: {active}{mark('max_active_jobs')}",
-        f"Cooldown between videos: {cooldown}{mark('cooldown_s')}",
-        f"Members confirm a cost from: {_usd_limit(view.confirm_above_micros).replace('unlimited', 'never')}"
-        f"{mark('confirm_above_micros')}",
-        f"Alerts channel: {log_channel}",
-        *tier_lines(view.tiers),
-    ]
-
-
-def _tier_value_text(value: int | float | None, kind: str) -> str | None:
-    if value is None:
-        return None
-    if value == UNLIMITED:
-        return "unlimited"
-    if kind == "usd":
-        return format_usd(int(value))
-    return f"{value:g} s" if kind == "seconds" else str(int(value))
-
-
-def tier_lines(tiers: tuple[RoleTier, ...]) -> list[str]:
-    """One line per role tier: the limits it changes (the rest are the server's)."""
-    if not tiers:
-        return ["Role tiers: none (add one with /budget tier)"]
-    lines = ["**Role tiers** (a member gets the most generous of their roles)"]
-    for tier in tiers:
-        parts = [
-            f"{label} {text}"
-            for label, value, kind in (
-                ("per day", tier.daily_micros, "usd"),
-                ("per month", tier.monthly_micros, "usd"),
-                ("in progress", tier.max_active_jobs, "count"),
-                ("cooldown", tier.cooldown_s, "seconds"),
-            )
-            if (text := _tier_value_text(value, kind)) is not None
-        ]
-        lines.append(f"<@&{tier.role_id}>: {', '.join(parts) or 'same as the server'}")
-    return lines
-
-
-def budget_alert_text(alert: BudgetAlert) -> str:
-    """The alerts-channel post when the server's monthly spend reaches a threshold."""
-    resets = discord_time(alert.resets_at)
-    if alert.threshold >= 100:
-        return (
-            f"🛑 This server has reached its {format_usd(alert.budget_micros)} monthly budget "
-            f"({format_usd(alert.spent_micros)} spent; the next video would go over). New videos are refused "
-            f"until it resets {resets}. `/budget set budget:` raises it."
-        )
-    return (
-        f"⚠️ This server has used {alert.threshold}% of its {format_usd(alert.budget_micros)} monthly budget "
-        f"({format_usd(alert.spent_micros)}). It resets {resets}."
-    )

@@ -1,10 +1,15 @@
-"""Errors that carry a message meant for the member who ran the command."""
+"""Errors that carry a message, or the facts for one, meant for the member who ran the command."""
 
 from __future__ import annotations
 
+from core.models import QuotaRefusal
+
 
 class UserFacingError(Exception):
-    """An error whose `message` is shown to the member as it is: short, plain, says what to do."""
+    """An error whose `message` is shown to the member as it is: short, plain, says what to do.
+
+    A subclass that carries facts instead (amounts, times, channels) is worded by the front end
+    (cogs/_wording.py `error_text`); its `message` is then a plain summary, for logs."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -16,4 +21,25 @@ class InvalidMedia(UserFacingError):
 
 
 class QuotaExceeded(UserFacingError):
-    """The member's limits do not allow this job now."""
+    """The member's limits do not allow this job now: which limit, the numbers and when it frees up (the
+    refusal), and the clip's estimate (None when refused before the clip was read)."""
+
+    def __init__(self, refusal: QuotaRefusal, estimate: int | None) -> None:
+        super().__init__(f"Refused by the {refusal.reason.value} limit.")
+        self.refusal = refusal
+        self.estimate = estimate
+
+
+class ChannelNotAllowed(UserFacingError):
+    """/animate is not allowed in this channel; `allowed` are the channels where it is."""
+
+    def __init__(self, allowed: tuple[int, ...]) -> None:
+        super().__init__("/animate can't be used in this channel.")
+        self.allowed = allowed
+
+
+class OwnVideoReported(UserFacingError):
+    """A member tried to report their own video (they can delete it instead)."""
+
+    def __init__(self) -> None:
+        super().__init__("This is your own video: use Delete to remove it.")

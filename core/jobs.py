@@ -43,7 +43,6 @@ from core.quota import (
     crossed_thresholds,
     estimate_micros,
     limits_for_guild,
-    refusal_message,
     windows_at,
 )
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
@@ -526,7 +525,7 @@ class JobService:
                 await self._raise_budget_alerts(guild_id, refusal.usage, budget_reached=True)
             except Exception:
                 log.exception("guild=%s budget alert failed", guild_id)
-        return QuotaExceeded(refusal_message(refusal, estimate))
+        return QuotaExceeded(refusal, estimate)
 
     async def fetch_video(self, job: Job, max_bytes: int) -> bytes | None:
         """The finished video's bytes, or None when it is larger than max_bytes (post a link instead)."""

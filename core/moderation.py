@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from core.errors import UserFacingError
+from core.errors import ChannelNotAllowed, OwnVideoReported, UserFacingError
 from core.models import EVERY_GUILD, Ban, GuildSettings, Job, JobAction, Pruned, Report
 from core.settings import SafetyMode, Settings
 from storage.base import Store
@@ -29,13 +29,9 @@ def chosen_safety_mode(settings: Settings, guild: GuildSettings) -> SafetyMode:
 NOT_SERVED = "This bot only serves the servers its operator chose."
 
 
-def channel_refusal(settings: GuildSettings, channel_id: int) -> str | None:
-    """Why /animate may not run in this channel (None: it may)."""
-    allowed = settings.allowed_channels
-    if not allowed or channel_id in allowed:
-        return None
-    where = ", ".join(f"<#{c}>" for c in allowed[:10]) + (", …" if len(allowed) > 10 else "")
-    return f"/animate can't be used in this channel. Try {where}."
+def channel_allowed(settings: GuildSettings, channel_id: int) -> bool:
+    """Whether /animate may run in this channel (no allow-list: everywhere)."""
+    return not settings.allowed_channels or channel_id in settings.allowed_channels
 
 
 class ModerationService:
@@ -64,9 +60,8 @@ class ModerationService:
     @staticmethod
     def check_channel(guild: GuildSettings, channel_id: int) -> None:
         """Raise a member-facing error when /animate is not allowed in this channel."""
-        refusal = channel_refusal(guild, channel_id)
-        if refusal is not None:
-            raise UserFacingError(refusal)
+        if not channel_allowed(guild, channel_id):
+            raise ChannelNotAllowed(guild.allowed_channels)
 
     async def set_channel(
         self, guild_id: int, channel_id: int, allowed: bool, actor_id: int
@@ -160,7 +155,7 @@ class ModerationService:
         if job.removed_at is not None:
             raise UserFacingError("This video was already deleted.")
         if reporter_id == job.user_id:
-            raise UserFacingError("This is your own video: use **Delete** to remove it.")
+            raise OwnVideoReported()
         report = await self._store.create_report(job_id, reporter_id, self._clock())
         if report is None:
             earlier = [r for r in await self._store.reports_of_job(job_id) if r.reporter_id == reporter_id]
@@ -211,27 +206,6 @@ class ModerationService:
         now = self._clock()
         return await self._store.prune(now - days * 86_400, now)
 
-    def lines(self, settings: GuildSettings) -> list[str]:
-        """/settings show as short lines."""
-        mode = chosen_safety_mode(self._settings, settings)
-        own = " (set here)" if settings.safety_mode else ""
-        channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
-        log_channel = f"<#{settings.mod_log_channel_id}>" if settings.mod_log_channel_id else "not set"
-        flagged = (
-            "withheld everywhere"
-            if settings.withhold_flagged
-            else "spoilered in age-restricted channels, withheld elsewhere"
-        )
-        return [
-            "**Moderation settings**",
-            f"/animate allowed in: {channels}",
-            f"Safety check: {mode.value}{own}; at least `fast` outside age-restricted channels",
-            f"Flagged videos: {flagged}",
-            f"Consent statement before a member's first video: {_yes(settings.consent_required)}",
-            f"Results sent by DM when the channel can't be used: {_yes(settings.dms_allowed)}",
-            f"Moderation log: {log_channel}",
-        ]
-
-
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
+    def safety_mode(self, settings: GuildSettings) -> SafetyMode:
+        """The guild's chosen safety mode, or SAFETY_MODE when it chose none."""
+        return chosen_safety_mode(self._settings, settings)

@@ -1,4 +1,4 @@
-"""Limits, cost estimates, the UTC windows spend is counted in, and the words used when a limit says no.
+"""Limits, cost estimates and the UTC windows spend is counted in (the words are the cogs': cogs/_wording.py).
 
 Everything here is pure: storage gathers the numbers inside its write transaction and asks `check_limits`.
 """
@@ -17,7 +17,6 @@ from core.models import (
     RoleTier,
     Usage,
     Windows,
-    format_usd,
     round_up_to_cent,
     usd_to_micros,
 )
@@ -162,124 +161,6 @@ def check_limits(usage: Usage, estimate: int, now: float) -> QuotaRefusal | None
     if daily is not None and usage.spent_today_micros + estimate > daily:
         return QuotaRefusal(RefusalReason.DAILY, usage, w.day_end)
     return None
-
-
-def discord_time(epoch: float, style: str = "R") -> str:
-    """A Discord timestamp tag, shown in each reader's own time zone (`R` = relative)."""
-    return f"<t:{int(epoch)}:{style}>"
-
-
-def _money_refusal(what: str, limit: int, left: int, estimate: int | None, resets_at: float) -> str:
-    if estimate is None:  # refused before the files were read: nothing at all is left
-        return (
-            f"You have {format_usd(left)} left of your {format_usd(limit)} {what} limit. "
-            f"It resets {discord_time(resets_at)}."
-        )
-    return (
-        f"This clip would cost about {format_usd(estimate)}, but you have {format_usd(left)} left of your "
-        f"{format_usd(limit)} {what} limit. It resets {discord_time(resets_at)}. A shorter clip costs less."
-    )
-
-
-def refusal_message(refusal: QuotaRefusal, estimate: int | None) -> str:
-    """The member-facing sentence for a refused reservation: which limit, the numbers, when it frees up.
-    `estimate` is None for a refusal before the clip was read (the pre-check: no money left at all)."""
-    usage, limits, reason = refusal.usage, refusal.usage.limits, refusal.reason
-    if reason is RefusalReason.OPERATOR_DAILY:
-        # The operator's figure is theirs: members only learn that the bot is done for today.
-        assert refusal.frees_at is not None
-        return (
-            "The bot has reached its spending limit for today; "
-            f"try again after {discord_time(refusal.frees_at, 'f')} ({discord_time(refusal.frees_at)})."
-        )
-    if reason is RefusalReason.ACTIVE:
-        videos = "video" if usage.active_jobs == 1 else "videos"
-        return (
-            f"You already have {usage.active_jobs} {videos} in progress, the most you can have at once. "
-            "Try again when one is posted."
-        )
-    if reason is RefusalReason.COOLDOWN:
-        assert refusal.frees_at is not None
-        return (
-            "Please leave a little time between videos: "
-            f"you can start the next one {discord_time(refusal.frees_at)}."
-        )
-    if reason is RefusalReason.GUILD_BUDGET:
-        assert limits.guild_monthly_micros is not None
-        cost = "" if estimate is None else f", and this clip would cost about {format_usd(estimate)}"
-        return (
-            f"This server has used {format_usd(usage.guild_spent_month_micros)} of its "
-            f"{format_usd(limits.guild_monthly_micros)} monthly budget{cost}. "
-            f"The budget resets {discord_time(usage.windows.month_end)}."
-        )
-    if reason is RefusalReason.MONTHLY:
-        assert limits.monthly_micros is not None and usage.left_month_micros is not None
-        return _money_refusal(
-            "monthly", limits.monthly_micros, usage.left_month_micros, estimate, usage.windows.month_end
-        )
-    assert limits.daily_micros is not None and usage.left_today_micros is not None
-    return _money_refusal(
-        "daily", limits.daily_micros, usage.left_today_micros, estimate, usage.windows.day_end
-    )
-
-
-def near_limit_warning(usage: Usage) -> str | None:
-    """A one-line warning when the member is at 80 % or more of a money limit (after this job)."""
-    checks = (
-        ("daily limit", usage.limits.daily_micros, usage.spent_today_micros, usage.windows.day_end),
-        ("monthly limit", usage.limits.monthly_micros, usage.spent_month_micros, usage.windows.month_end),
-        (
-            "server's monthly budget",
-            usage.limits.guild_monthly_micros,
-            usage.guild_spent_month_micros,
-            usage.windows.month_end,
-        ),
-    )
-    for what, limit, spent, resets in checks:
-        if limit and spent >= WARN_AT * limit:
-            share = min(100, math.floor(100 * spent / limit))
-            return (
-                f"⚠️ That is {share}% of your {what} ({format_usd(spent)} of {format_usd(limit)}); "
-                f"it resets {discord_time(resets)}."
-                if what != "server's monthly budget"
-                else f"⚠️ This server has used {share}% of its monthly budget; "
-                f"it resets {discord_time(resets)}."
-            )
-    return None
-
-
-def _limit_line(label: str, spent: int, limit: int | None, left: int | None, resets: float) -> str:
-    if limit is None or left is None:
-        return f"{label}: {format_usd(spent)} spent (no limit)"
-    return (
-        f"{label}: {format_usd(spent)} of {format_usd(limit)}, {format_usd(left)} left "
-        f"(resets {discord_time(resets)})"
-    )
-
-
-def usage_lines(usage: Usage) -> list[str]:
-    """/usage as short lines: today, this month, the server's budget, jobs in progress."""
-    limits, w = usage.limits, usage.windows
-    lines = [
-        _limit_line(
-            "Today", usage.spent_today_micros, limits.daily_micros, usage.left_today_micros, w.day_end
-        ),
-        _limit_line(
-            "This month",
-            usage.spent_month_micros,
-            limits.monthly_micros,
-            usage.left_month_micros,
-            w.month_end,
-        ),
-    ]
-    if limits.guild_monthly_micros is not None and usage.guild_left_micros is not None:
-        lines.append(
-            f"Server budget this month: {format_usd(usage.guild_spent_month_micros)} of "
-            f"{format_usd(limits.guild_monthly_micros)} used"
-        )
-    most = "no limit" if limits.max_active_jobs is None else f"of {limits.max_active_jobs}"
-    lines.append(f"Videos in progress: {usage.active_jobs} {most}")
-    return lines
 
 
 ALERT_THRESHOLDS = (50, 80, 100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +74,48 @@ def test_nothing_imports_bot_at_runtime() -> None:
                     if "bot" in mods:
                         offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+# Discord's markup: a timestamp tag, a user or role mention, a channel mention, bold (`**` before a word:
+# `***` standing for a scrubbed secret is no markup).
+DISCORD_MARKUP = re.compile(r"<t:|<@|<#|\*\*(?=[^\s*])")
+
+
+def string_parts(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every string literal in a module with its line, docstrings aside (they are for readers of the code):
+    plain strings and the literal parts of f-strings. `**` as Python's power operator is code, not a
+    string, and is not looked at."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_core_says_no_discord_markup() -> None:
+    """core/ returns facts; the cogs word them for Discord (timestamps, mentions, bold)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path in python_files("core")
+        for line, text in string_parts(ast.parse(path.read_text(encoding="utf-8")))
+        if DISCORD_MARKUP.search(text)
+    ]
+    assert offenders == []
+
+
+def test_the_markup_check_sees_f_strings_and_not_code() -> None:
+    """An f-string's literal parts are checked (`f"<t:{x}:R>"` is caught); the power operator and a
+    docstring are not."""
+    source = (
+        'def f():\n    """10**8 bytes"""\n    return f"<t:{when}:R> **Bold** by <@{user}>", 2 ** 3, "***"'
+    )
+    found = [text for _, text in string_parts(ast.parse(source)) if DISCORD_MARKUP.search(text)]
+    assert found == ["<t:", ":R> **Bold** by <@"]

@@ -499,23 +499,6 @@ async def test_switches_reject_names_that_are_not_switches(moderation: Moderatio
     assert (settings.dms_allowed, settings.withhold_flagged, settings.consent_required) == (True, False, True)
 
 
-async def test_settings_lines_show_the_switches(moderation: ModerationService) -> None:
-    """/settings show reports consent and DMs as yes/no."""
-    lines = moderation.lines(GuildSettings(1, consent_required=False, dms_allowed=True))
-    assert "Consent statement before a member's first video: no" in lines
-    assert "Results sent by DM when the channel can't be used: yes" in lines
-
-
-async def test_the_flagged_line_does_not_repeat_itself_when_withholding_everywhere(
-    moderation: ModerationService,
-) -> None:
-    """With withhold_flagged on, the flagged-videos line says 'withheld' once."""
-    lines = moderation.lines(GuildSettings(1, withhold_flagged=True))
-    (flagged,) = [line for line in lines if line.startswith("Flagged videos:")]
-    assert flagged.startswith("Flagged videos: withheld everywhere")
-    assert flagged.count("withheld") == 1, flagged
-
-
 # -- retention ------------------------------------------------------------------------------------------
 
 

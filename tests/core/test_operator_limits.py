@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from core.errors import UserFacingError
 from core.jobs import BUSY, WorkSlots
-from core.models import UNLIMITED, GuildLimits, Limits, RefusalReason, Usage
-from core.quota import check_limits, limits_for_guild, refusal_message, windows_at
+from core.models import UNLIMITED, GuildLimits
+from core.quota import limits_for_guild
 from core.settings import Settings, describe_settings_error
 from tests.conftest import SettingsFactory
 from tests.core.test_settings import settings_from
@@ -53,17 +53,6 @@ def test_stored_budgets_above_the_cap_apply_as_the_cap(make_settings: SettingsFa
         for chosen in (None, 40_000_000, 150_000_000, UNLIMITED)
     ]
     assert budget == [80_000_000, 40_000_000, 100_000_000, 100_000_000]
-
-
-def test_the_operator_refusal_keeps_its_figure_to_itself() -> None:
-    """Refused by the operator's day ceiling, a member learns when to retry, not the operator's amount."""
-    limits = Limits(None, None, operator_daily_micros=50_000_000)
-    usage = Usage(0, 0, 0, 0, None, limits, windows_at(1_000.0), operator_spent_today_micros=49_950_000)
-    refusal = check_limits(usage, 100_000, 1_000.0)
-    assert refusal is not None and refusal.reason is RefusalReason.OPERATOR_DAILY
-    text = refusal_message(refusal, 100_000)
-    assert text.startswith("The bot has reached its spending limit for today") and "<t:86400:R>" in text
-    assert "$" not in text
 
 
 async def test_work_slots_bound_concurrency() -> None:
