@@ -103,6 +103,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.models import GuildSettingsPatch
+
 # Run as `python bench/ack_latency.py`: make the project's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -640,7 +642,9 @@ async def consent_not_asked(db_path: Path) -> None:
     (otherwise each of the 200 new members would be shown the statement instead of an accepted job)."""
     store = await SqliteStore.open(str(db_path))
     try:
-        await store.update_guild_settings(GUILD_ID, {"consent_required": 0}, 0, time.time())
+        await store.update_guild_settings(
+            GUILD_ID, GuildSettingsPatch(consent_required=False), 0, time.time()
+        )
     finally:
         await store.close()
 

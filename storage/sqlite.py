@@ -26,7 +26,9 @@ from core.models import (
     ConsentRequest,
     ConsentState,
     GuildLimits,
+    GuildLimitsPatch,
     GuildSettings,
+    GuildSettingsPatch,
     Job,
     JobAction,
     JobStatus,
@@ -46,7 +48,7 @@ from core.models import (
     Usage,
     Windows,
 )
-from storage.base import NewerDatabaseError
+from core.ports import NewerDatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,9 @@ _GUILD_SETTING_FIELDS = (
     "dms_allowed",
     "withhold_flagged",
 )
+# Patch field -> column: the only names an update puts into SQL.
+_GUILD_LIMIT_COLUMN = {name: name for name in _GUILD_LIMIT_FIELDS}
+_GUILD_SETTING_COLUMN = {name: name for name in _GUILD_SETTING_FIELDS}
 
 
 def _quote_from_row(row: Iterable[Any]) -> Quote:
@@ -702,14 +707,12 @@ class SqliteStore:
         return GuildLimits(*rows[0]) if rows else None
 
     async def update_guild_limits(
-        self, guild_id: int, changes: dict[str, int | float | None], actor_id: int, now: float
+        self, guild_id: int, patch: GuildLimitsPatch, actor_id: int, now: float
     ) -> GuildLimits:
         """Apply an admin's changes to a guild's limits and record who did it, in one transaction.
 
         A value of None resets that field to the default."""
-        unknown = set(changes) - set(_GUILD_LIMIT_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown guild limit fields: {sorted(unknown)}")
+        changes = patch.changes()
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO guild_limits (guild_id, updated_at, updated_by) VALUES (?, ?, ?) "
@@ -717,7 +720,8 @@ class SqliteStore:
                 (guild_id, now, actor_id),
             )
             if changes:
-                assignments = ", ".join(f"{name} = ?" for name in changes)
+                # Column names come from this module's table, never from the caller.
+                assignments = ", ".join(f"{_GUILD_LIMIT_COLUMN[name]} = ?" for name in changes)
                 await db.execute(
                     f"UPDATE guild_limits SET {assignments}, updated_at = ?, updated_by = ? "
                     "WHERE guild_id = ?",
@@ -947,12 +951,11 @@ class SqliteStore:
         )
 
     async def update_guild_settings(
-        self, guild_id: int, changes: dict[str, str | int | None], actor_id: int, now: float
+        self, guild_id: int, patch: GuildSettingsPatch, actor_id: int, now: float
     ) -> None:
         """Apply an admin's moderation-setting changes, recorded with who made them."""
-        unknown = set(changes) - set(_GUILD_SETTING_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown guild settings: {sorted(unknown)}")
+        # Switches are stored (and audited) as 0 or 1.
+        changes = {name: int(v) if isinstance(v, bool) else v for name, v in patch.changes().items()}
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO guild_settings (guild_id, updated_at, updated_by) VALUES (?, ?, ?) "
@@ -961,8 +964,8 @@ class SqliteStore:
             )
             for name, value in changes.items():
                 await db.execute(
-                    f"UPDATE guild_settings SET {name} = ?, updated_at = ?, updated_by = ? "
-                    "WHERE guild_id = ?",
+                    f"UPDATE guild_settings SET {_GUILD_SETTING_COLUMN[name]} = ?, updated_at = ?, "
+                    "updated_by = ? WHERE guild_id = ?",
                     (value, now, actor_id, guild_id),
                 )
             await self._audit(db, guild_id, actor_id, "settings.set", changes, now)

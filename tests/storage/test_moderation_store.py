@@ -16,6 +16,7 @@ from core.models import (
     ConsentRequest,
     ConsentState,
     GuildSettings,
+    GuildSettingsPatch,
     Job,
     JobAction,
     JobStatus,
@@ -114,9 +115,11 @@ async def test_guild_settings_default_to_consent_on_and_dms_and_withholding_off(
 
 async def test_switches_persist_and_every_change_is_audited(store: SqliteStore, tmp_path: Path) -> None:
     """Each change is stored (and read back by another connection) with an audit row naming who made it."""
-    await store.update_guild_settings(5, {"consent_required": 0}, actor_id=90, now=NOW)
-    await store.update_guild_settings(5, {"dms_allowed": 1}, actor_id=91, now=NOW + 1)
-    await store.update_guild_settings(5, {"withhold_flagged": 1, "safety_mode": "full"}, 92, NOW + 2)
+    await store.update_guild_settings(5, GuildSettingsPatch(consent_required=False), actor_id=90, now=NOW)
+    await store.update_guild_settings(5, GuildSettingsPatch(dms_allowed=True), actor_id=91, now=NOW + 1)
+    await store.update_guild_settings(
+        5, GuildSettingsPatch(withhold_flagged=True, safety_mode="full"), 92, NOW + 2
+    )
     other = await SqliteStore.open(str(db_path(tmp_path)))
     try:
         settings = await other.guild_settings(5)
@@ -137,20 +140,19 @@ async def test_switches_persist_and_every_change_is_audited(store: SqliteStore, 
 
 async def test_a_switch_set_back_to_none_returns_to_its_default(store: SqliteStore) -> None:
     """None in a switch column means the default: consent is required again."""
-    await store.update_guild_settings(5, {"consent_required": 0, "dms_allowed": 1}, 90, NOW)
-    await store.update_guild_settings(5, {"consent_required": None, "dms_allowed": None}, 90, NOW)
+    await store.update_guild_settings(
+        5, GuildSettingsPatch(consent_required=False, dms_allowed=True), 90, NOW
+    )
+    await store.update_guild_settings(5, GuildSettingsPatch(consent_required=None, dms_allowed=None), 90, NOW)
     settings = await store.guild_settings(5)
     assert (settings.consent_required, settings.dms_allowed) == (True, False)
 
 
-async def test_unknown_setting_names_are_rejected_and_nothing_is_written(
-    store: SqliteStore, tmp_path: Path
-) -> None:
-    """A column that is not a setting (e.g. updated_by) is refused before anything is written."""
-    with pytest.raises(ValueError, match="updated_by"):
-        await store.update_guild_settings(5, {"dms_allowed": 1, "updated_by": 3}, 90, NOW)
-    assert rows(tmp_path, "SELECT COUNT(*) FROM guild_settings") == [(0,)]
-    assert audit(tmp_path) == []
+async def test_an_empty_patch_changes_no_setting_but_is_recorded(store: SqliteStore, tmp_path: Path) -> None:
+    """A patch that sets nothing leaves the settings at their defaults (the admin's call is still audited)."""
+    await store.update_guild_settings(5, GuildSettingsPatch(), 90, NOW)
+    assert await store.guild_settings(5) == GuildSettings(5)
+    assert audit(tmp_path) == [(5, 90, "settings.set", None, NOW)]
 
 
 # -- consent --------------------------------------------------------------------------------------------
@@ -379,7 +381,8 @@ async def test_prune_forgets_old_records_but_keeps_jobs_and_the_ledger(
     old_report = await store.create_report(old_job.id, 8, OLD + 10)  # audit row 1 (old)
     new_report = await store.create_report(new_job.id, 8, RECENT + 10)  # audit row 2 (new)
     assert old_report is not None and new_report is not None
-    await store.update_guild_settings(1, {"dms_allowed": 1}, 90, OLD + 20)  # audit row 3 (old)
+    # audit row 3 (old)
+    await store.update_guild_settings(1, GuildSettingsPatch(dms_allowed=True), 90, OLD + 20)
     old_closed_quote = await store.create_quote(quote(OLD))
     await store.close_quote(old_closed_quote.id, QuoteState.CANCELLED, OLD + 1)
     old_open_quote = await store.create_quote(quote(OLD))
@@ -453,8 +456,8 @@ async def test_prune_works_through_more_rows_than_one_batch(
     old_jobs = [await posted_job(store, OLD + i) for i in range(5)]
     recent = await posted_job(store, RECENT)
     for i in range(5):
-        await store.update_guild_settings(1, {"dms_allowed": i % 2}, 90, OLD + i)
-    await store.update_guild_settings(1, {"dms_allowed": 1}, 90, RECENT)
+        await store.update_guild_settings(1, GuildSettingsPatch(dms_allowed=bool(i % 2)), 90, OLD + i)
+    await store.update_guild_settings(1, GuildSettingsPatch(dms_allowed=True), 90, RECENT)
     pruned = await store.prune(CUT, NOW)
     assert (pruned.audit_rows, pruned.job_hashes) == (5, 5)
     assert rows(tmp_path, "SELECT created_at FROM audit_log") == [(RECENT,)]
