@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import storage.sqlite
+import storage.sqlite.moderation
 from core.models import (
     Ban,
     ConsentRequest,
@@ -452,7 +452,7 @@ async def test_prune_works_through_more_rows_than_one_batch(
 ) -> None:
     """Pruning goes in batches (short write transactions): with a batch of 2, five old jobs' hashes and
     five old audit rows are all forgotten, and the recent ones are all kept."""
-    monkeypatch.setattr(storage.sqlite, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(storage.sqlite.moderation, "PRUNE_BATCH", 2)
     old_jobs = [await posted_job(store, OLD + i) for i in range(5)]
     recent = await posted_job(store, RECENT)
     for i in range(5):
