@@ -126,7 +126,7 @@ GUILD_LIMITS_INSERT = (
 OLD_SUM_SQL = (
     "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE guild_id = ? AND user_id = ? AND counts_at >= ?"
 )
-# The store's usage SELECT (storage/sqlite.py `_usage`), for the reference line.
+# The store's usage SELECT (storage/sqlite/statements.py `usage_in`), for the reference line.
 USAGE_SQL = (
     "SELECT "
     "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = ?2 "
