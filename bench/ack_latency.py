@@ -103,13 +103,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.models import GuildSettingsPatch
-
 # Run as `python bench/ack_latency.py`: make the project's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiohttp import web
 
+from core.models import GuildSettingsPatch
 from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.fakes.discord import (
