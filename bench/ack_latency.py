@@ -108,6 +108,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiohttp import web
 
+from core.models import GuildSettingsPatch
 from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.fakes.discord import (
@@ -640,7 +641,9 @@ async def consent_not_asked(db_path: Path) -> None:
     (otherwise each of the 200 new members would be shown the statement instead of an accepted job)."""
     store = await SqliteStore.open(str(db_path))
     try:
-        await store.update_guild_settings(GUILD_ID, {"consent_required": 0}, 0, time.time())
+        await store.update_guild_settings(
+            GUILD_ID, GuildSettingsPatch(consent_required=False), 0, time.time()
+        )
     finally:
         await store.close()
 

@@ -71,7 +71,8 @@ from core.models import Job, Limits, NewJob, QuotaRefusal
 from core.quota import check_limits, estimate_micros, windows_at
 from core.runware import RunwareClient
 from core.settings import Settings
-from storage.sqlite import _ACTIVE_SQL, SqliteStore
+from storage.sqlite import SqliteStore
+from storage.sqlite.rows import ACTIVE_SQL
 
 GOAL_RATIO = 0.80
 GOAL_USAGE_MS = 50.0
@@ -125,7 +126,7 @@ GUILD_LIMITS_INSERT = (
 OLD_SUM_SQL = (
     "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE guild_id = ? AND user_id = ? AND counts_at >= ?"
 )
-# The store's usage SELECT (storage/sqlite.py `_usage`), for the reference line.
+# The store's usage SELECT (storage/sqlite/statements.py `usage_in`), for the reference line.
 USAGE_SQL = (
     "SELECT "
     "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = ?2 "
@@ -135,7 +136,7 @@ USAGE_SQL = (
     "(SELECT amount_micros FROM spend_totals WHERE guild_id = ?1 AND user_id = 0 "
     "  AND period = 'month' AND period_start = ?4), "
     "(SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
-    f"  AND status IN ({_ACTIVE_SQL})), "
+    f"  AND status IN ({ACTIVE_SQL})), "
     "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ?1 AND user_id = ?2)"
 )
 

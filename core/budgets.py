@@ -18,6 +18,7 @@ from core.models import (
     UNLIMITED,
     BudgetAlert,
     GuildLimits,
+    GuildLimitsPatch,
     LedgerRow,
     Limits,
     RoleTier,
@@ -26,9 +27,9 @@ from core.models import (
     format_usd,
     usd_to_micros,
 )
+from core.ports import BudgetServiceStore
 from core.quota import confirm_threshold, guild_budget_cap, limits_for_guild, windows_at
 from core.settings import Settings
-from storage.base import Store
 
 # /budget set option -> (stored field, what it is called in messages, kind of value)
 _OPTIONS: dict[str, tuple[str, str, str]] = {
@@ -102,7 +103,9 @@ class BudgetOverview:
 class BudgetService:
     """Reading and changing a guild's limits; every change is recorded with who made it."""
 
-    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: BudgetServiceStore, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -130,9 +133,8 @@ class BudgetService:
                         f"This bot's operator allows a monthly budget of at most {format_usd(cap)} per "
                         f"server (GUILD_BUDGET_MAX_USD). Choose {format_usd(cap)} or less."
                     )
-        await self._store.update_guild_limits(
-            guild_id, {c.field: c.value for c in changes}, actor_id, self._clock()
-        )
+        fields: dict[str, Any] = {c.field: c.value for c in changes}
+        await self._store.update_guild_limits(guild_id, GuildLimitsPatch(**fields), actor_id, self._clock())
         return await self.overview(guild_id)
 
     async def set_tier(

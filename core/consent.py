@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from core.errors import UserFacingError
 from core.models import ConsentRequest, ConsentState, GuildSettings, Submission
-from storage.base import Store
+from core.ports import ConsentStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ConsentService:
     """Who has accepted which statement, and the /animate requests waiting for an answer."""
 
     def __init__(
-        self, store: Store, *, statement: Statement = STATEMENT, clock: Callable[[], float] = time.time
+        self, store: ConsentStore, *, statement: Statement = STATEMENT, clock: Callable[[], float] = time.time
     ) -> None:
         self._store = store
         self.statement = statement

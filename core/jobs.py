@@ -36,6 +36,7 @@ from core.models import (
     usd_to_micros,
 )
 from core.moderation import chosen_safety_mode, effective_safety_mode
+from core.ports import JobServiceStore, RunnerStore
 from core.quota import (
     apply_tiers,
     check_limits,
@@ -47,7 +48,6 @@ from core.quota import (
 )
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import SafetyMode, Settings
-from storage.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class JobService:
 
     def __init__(
         self,
-        store: Store,
+        store: JobServiceStore,
         runware: RunwareClient,
         settings: Settings,
         *,
@@ -568,7 +568,7 @@ class JobRunner:
 
     def __init__(
         self,
-        store: Store,
+        store: RunnerStore,
         runware: RunwareClient,
         settings: Settings,
         *,

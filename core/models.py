@@ -6,8 +6,9 @@ Money is integer micro-dollars (1 USD = 1_000_000) so sums never drift; times ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, fields
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 MICROS_PER_USD = 1_000_000
 MICROS_PER_CENT = 10_000
@@ -150,6 +151,33 @@ class GuildLimits:
         return None if value == UNLIMITED else int(value)
 
 
+class Unset(Enum):
+    """The type of UNSET."""
+
+    UNSET = "unset"
+
+
+# A patch field left at UNSET leaves the stored value as it is (None sets it back to the default).
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimitsPatch:
+    """An admin's changes to a guild's limits (the fields of GuildLimits but its id); UNSET: unchanged."""
+
+    user_daily_micros: int | Unset | None = UNSET
+    user_monthly_micros: int | Unset | None = UNSET
+    max_active_jobs: int | Unset | None = UNSET
+    cooldown_s: float | Unset | None = UNSET
+    guild_monthly_micros: int | Unset | None = UNSET
+    log_channel_id: int | Unset | None = UNSET
+    confirm_above_micros: int | Unset | None = UNSET
+
+    def changes(self) -> dict[str, int | float | None]:
+        """The fields this patch sets, by name, in field order."""
+        return _set_fields(self)
+
+
 @dataclass(frozen=True, slots=True)
 class RoleTier:
     """A role's own limits for its members. None: the guild's value; UNLIMITED: no limit."""
@@ -172,6 +200,25 @@ class GuildSettings:
     consent_required: bool = True
     dms_allowed: bool = False  # may a result be sent to its member by DM (moderators can't see DMs)
     withhold_flagged: bool = False  # withhold flagged videos in age-restricted channels too
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettingsPatch:
+    """An admin's changes to a guild's moderation settings (not its allow-list); UNSET: unchanged."""
+
+    safety_mode: str | Unset | None = UNSET
+    mod_log_channel_id: int | Unset | None = UNSET
+    consent_required: bool | Unset | None = UNSET
+    dms_allowed: bool | Unset | None = UNSET
+    withhold_flagged: bool | Unset | None = UNSET
+
+    def changes(self) -> dict[str, str | int | bool | None]:
+        """The fields this patch sets, by name, in field order."""
+        return _set_fields(self)
+
+
+def _set_fields(patch: GuildLimitsPatch | GuildSettingsPatch) -> dict[str, Any]:
+    return {f.name: value for f in fields(patch) if (value := getattr(patch, f.name)) is not UNSET}
 
 
 # The guild id of a ban that applies in every guild.

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 
 from core.errors import ChannelNotAllowed, OwnVideoReported, UserFacingError
-from core.models import EVERY_GUILD, Ban, GuildSettings, Job, JobAction, Pruned, Report
+from core.models import EVERY_GUILD, Ban, GuildSettings, GuildSettingsPatch, Job, JobAction, Pruned, Report
+from core.ports import ModerationServiceStore
 from core.settings import SafetyMode, Settings
-from storage.base import Store
 
 
 def effective_safety_mode(chosen: SafetyMode, channel_nsfw: bool) -> SafetyMode:
@@ -37,7 +37,9 @@ def channel_allowed(settings: GuildSettings, channel_id: int) -> bool:
 class ModerationService:
     """Reading and changing a guild's moderation settings; every change is recorded with who made it."""
 
-    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: ModerationServiceStore, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -73,21 +75,26 @@ class ModerationService:
     async def set_safety(self, guild_id: int, mode: SafetyMode | None, actor_id: int) -> GuildSettings:
         """Choose the guild's safety mode (None: back to SAFETY_MODE). Recorded."""
         value = mode.value if mode is not None else None
-        await self._store.update_guild_settings(guild_id, {"safety_mode": value}, actor_id, self._clock())
+        patch = GuildSettingsPatch(safety_mode=value)
+        await self._store.update_guild_settings(guild_id, patch, actor_id, self._clock())
         return await self._store.guild_settings(guild_id)
 
     async def set_switch(self, guild_id: int, name: str, value: bool, actor_id: int) -> GuildSettings:
         """Turn a yes/no guild setting on or off (consent_required, dms_allowed, withhold_flagged)."""
-        if name not in ("consent_required", "dms_allowed", "withhold_flagged"):
+        patches = {
+            "consent_required": GuildSettingsPatch(consent_required=value),
+            "dms_allowed": GuildSettingsPatch(dms_allowed=value),
+            "withhold_flagged": GuildSettingsPatch(withhold_flagged=value),
+        }
+        if name not in patches:
             raise ValueError(f"not a yes/no guild setting: {name}")
-        await self._store.update_guild_settings(guild_id, {name: int(value)}, actor_id, self._clock())
+        await self._store.update_guild_settings(guild_id, patches[name], actor_id, self._clock())
         return await self._store.guild_settings(guild_id)
 
     async def set_log_channel(self, guild_id: int, channel_id: int | None, actor_id: int) -> GuildSettings:
         """Choose the moderation log channel. Recorded."""
-        await self._store.update_guild_settings(
-            guild_id, {"mod_log_channel_id": channel_id}, actor_id, self._clock()
-        )
+        patch = GuildSettingsPatch(mod_log_channel_id=channel_id)
+        await self._store.update_guild_settings(guild_id, patch, actor_id, self._clock())
         return await self._store.guild_settings(guild_id)
 
     async def check_member(self, guild_id: int, user_id: int) -> None:

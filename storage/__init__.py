@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from storage.base import NewerDatabaseError, Store
+from core.ports import NewerDatabaseError, Store
 
 __all__ = ["NewerDatabaseError", "Store", "open_store", "sqlite_path_from_url"]
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from core.models import Job, Limits, NewJob, QuotaRefusal
+from core.ports import JobStore
 from core.quota import check_limits, windows_at
 from core.settings import Settings
 from storage.sqlite import SqliteStore
@@ -48,7 +49,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await opened.close()
 
 
-async def reserve(store: SqliteStore, new: NewJob, limits: Limits, now: float) -> Job | QuotaRefusal:
+async def reserve(store: JobStore, new: NewJob, limits: Limits, now: float) -> Job | QuotaRefusal:
     """create_job_with_reservation with the real limit rules, in the windows around `now`."""
     return await store.create_job_with_reservation(
         new, limits, now, windows_at(now), lambda usage: check_limits(usage, new.estimate_micros, now)

@@ -37,13 +37,29 @@ def test_core_and_storage_never_import_discord() -> None:
     assert offenders == []
 
 
-def test_storage_imports_only_core_models_from_core() -> None:
-    """storage/ depends on core.models alone."""
+def project_modules() -> set[str]:
+    """The top-level names of this project's own code (packages and modules at the root)."""
+    return {p.stem for p in ROOT.glob("*.py")} | {p.parent.name for p in ROOT.glob("*/__init__.py")}
+
+
+def test_core_never_imports_storage() -> None:
+    """core/ declares the storage it needs (core/ports.py) and never imports storage/."""
     offenders = {
-        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.startswith("core"))
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] == "storage")
+        for p in python_files("core")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_storage_imports_only_core_and_itself() -> None:
+    """storage/ implements the core's ports: of this project's code it imports core/ and storage/ only."""
+    own = project_modules() - {"core", "storage"}
+    assert {"bot", "cogs", "tests"} <= own
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] in own)
         for p in python_files("storage")
     }
-    assert {k: v for k, v in offenders.items() if set(v) - {"core.models"}} == {}
+    assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_cogs_never_touch_storage_or_http() -> None:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from bot import VideoBot
+from core.models import GuildSettingsPatch
 from core.runware import RunwareClient
 from core.settings import Settings
 from storage.sqlite import SqliteStore
@@ -205,7 +206,9 @@ async def app(
         store = await SqliteStore.open(str(db_path))
         if not consent_required:
             for guild_id in (GUILD_ID, BOOSTED_GUILD_ID):
-                await store.update_guild_settings(guild_id, {"consent_required": 0}, ADMIN_ID, 0.0)
+                await store.update_guild_settings(
+                    guild_id, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
+                )
         client = RunwareClient(
             http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
         )

@@ -14,6 +14,7 @@ import pytest
 from bot import VideoBot
 from core import consent
 from core.consent import STATEMENT, Statement
+from core.models import GuildLimitsPatch
 from tests import media_factory as media
 from tests.e2e.conftest import BOOLEAN, MANAGE_GUILD, App, button, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
@@ -234,7 +235,7 @@ async def test_a_statement_changed_while_it_was_read_is_shown_again(app: App) ->
 
 async def test_costly_video_after_accept_shows_its_quote_in_place(app: App) -> None:
     """With a cost quote due, Accept turns the statement into the quote; Confirm then starts the job."""
-    await app.store.update_guild_limits(GUILD_ID, {"confirm_above_micros": 500_000}, 7, 0.0)
+    await app.store.update_guild_limits(GUILD_ID, GuildLimitsPatch(confirm_above_micros=500_000), 7, 0.0)
     payload = await app.animate(audio=media.wav(8.0))
     statement = await app.reply_to(payload, "I accept")
     await app.click(statement, "I accept")

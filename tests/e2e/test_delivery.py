@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from core.models import GuildSettingsPatch
 from tests.e2e.conftest import ADMIN_ID, App
 from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID
 
 
 async def allow_dms(app: App) -> None:
-    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, ADMIN_ID, 0.0)
+    await app.store.update_guild_settings(GUILD_ID, GuildSettingsPatch(dms_allowed=True), ADMIN_ID, 0.0)
 
 
 async def test_without_permission_and_without_interaction_the_result_goes_by_dm(app: App) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 from bot import VideoBot
+from core.models import GuildLimitsPatch, GuildSettingsPatch
 from tests import media_factory as media
 from tests.e2e.conftest import ADMIN_ID, App
 from tests.fakes.discord import MIB, FakeMessage
@@ -88,7 +89,7 @@ async def test_a_post_made_before_a_crash_is_not_repeated_after_the_nonce_window
 async def test_a_reply_whose_answer_was_lost_is_not_sent_again_nor_by_dm(app: App) -> None:
     """The bot may not post in the channel, and Discord's answer to the command's reply carrying the video
     is lost: the reply is found in the channel and recorded; the video is not sent a second time by DM."""
-    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, ADMIN_ID, 0.0)
+    await app.store.update_guild_settings(GUILD_ID, GuildSettingsPatch(dms_allowed=True), ADMIN_ID, 0.0)
     app.runware.polls_to_finish = 4
     app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
     payload = await app.animate()
@@ -122,7 +123,9 @@ async def test_a_result_right_after_a_start_keeps_a_boosted_servers_file_limit(a
 async def test_a_flagged_log_entry_right_after_a_start_is_not_lost(app: App) -> None:
     """Right after a restart, before the gateway fills the cache, a withheld video's moderation log entry is
     posted (the log channel is fetched)."""
-    await app.store.update_guild_settings(GUILD_ID, {"mod_log_channel_id": NSFW_CHANNEL_ID}, ADMIN_ID, 0.0)
+    await app.store.update_guild_settings(
+        GUILD_ID, GuildSettingsPatch(mod_log_channel_id=NSFW_CHANNEL_ID), ADMIN_ID, 0.0
+    )
     app.runware.next_outcome(Outcome.success(nsfw=True))
     app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 503, times=1000)
     # An interaction from 20 minutes ago: no private reply, so the channel gets the neutral notice.
@@ -137,7 +140,10 @@ async def test_a_flagged_log_entry_right_after_a_start_is_not_lost(app: App) -> 
 async def test_a_budget_alert_whose_post_failed_is_posted_by_the_next_start(app: App) -> None:
     """The alerts channel refused the 50 % alert: the next start posts it, before the gateway is ready."""
     await app.store.update_guild_limits(
-        GUILD_ID, {"guild_monthly_micros": 1_000_000, "log_channel_id": NSFW_CHANNEL_ID}, ADMIN_ID, 0.0
+        GUILD_ID,
+        GuildLimitsPatch(guild_monthly_micros=1_000_000, log_channel_id=NSFW_CHANNEL_ID),
+        ADMIN_ID,
+        0.0,
     )
     app.discord.inject_status(f"POST /channels/{NSFW_CHANNEL_ID}/messages", 503, times=1)
     job = await app.animate(audio=media.wav(6.0))  # $0.60 of the $1.00 budget
@@ -166,7 +172,7 @@ async def unchecked_job(app: App, *, log_channel: int = CHANNEL_ID, **context: o
     """Start a job in the age-restricted channel of a server whose safety check is `none`; its taskUUID
     once submitted (it finishes when the test says so)."""
     await app.store.update_guild_settings(
-        GUILD_ID, {"safety_mode": "none", "mod_log_channel_id": log_channel}, ADMIN_ID, 0.0
+        GUILD_ID, GuildSettingsPatch(safety_mode="none", mod_log_channel_id=log_channel), ADMIN_ID, 0.0
     )
     app.runware.polls_to_finish = 10**9
     await app.animate(channel_id=NSFW_CHANNEL_ID, **context)
@@ -221,7 +227,7 @@ async def test_unchecked_video_is_not_sent_through_the_commands_reply_outside_ag
 async def test_unchecked_video_is_not_sent_by_dm(app: App) -> None:
     """The bot may not post in the (still age-restricted) channel and the command's reply is gone: a DM has
     no age restriction, so the member gets a notice there, not the video."""
-    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, ADMIN_ID, 0.0)
+    await app.store.update_guild_settings(GUILD_ID, GuildSettingsPatch(dms_allowed=True), ADMIN_ID, 0.0)
     app.discord.inject_status(f"POST /channels/{NSFW_CHANNEL_ID}/messages", 403, 50013, times=10)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
     task_uuid = await unchecked_job(app, created_at=old)
@@ -246,7 +252,7 @@ async def test_unchecked_video_is_posted_in_its_age_restricted_channel(app: App)
 async def test_flagged_video_is_not_sent_by_dm(app: App) -> None:
     """A video the safety check flagged may be shown (as a spoiler) only in an age-restricted channel; a DM
     has no age restriction, so the member gets a notice there, not the video."""
-    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, ADMIN_ID, 0.0)
+    await app.store.update_guild_settings(GUILD_ID, GuildSettingsPatch(dms_allowed=True), ADMIN_ID, 0.0)
     app.discord.inject_status(f"POST /channels/{NSFW_CHANNEL_ID}/messages", 403, 50013, times=10)
     app.runware.next_outcome(Outcome.success(nsfw=True))
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.jobs import MAX_CONCURRENT_HEAVY_WORK
-from core.models import UNLIMITED
+from core.models import UNLIMITED, GuildLimitsPatch
 from tests import media_factory as media
 from tests.e2e.conftest import ADMIN_ID, MANAGE_GUILD, App
 from tests.fakes.discord import DEFAULT_PERMISSIONS
@@ -87,7 +87,9 @@ async def test_budget_above_the_cap_is_refused(app: App) -> None:
 
 async def test_a_stored_budget_above_the_cap_applies_as_the_cap(app: App) -> None:
     """A budget saved before the cap (here unlimited) shows and counts as the cap in /budget and /usage."""
-    await app.store.update_guild_limits(GUILD_ID, {"guild_monthly_micros": UNLIMITED}, ADMIN_ID, 0.0)
+    await app.store.update_guild_limits(
+        GUILD_ID, GuildLimitsPatch(guild_monthly_micros=UNLIMITED), ADMIN_ID, 0.0
+    )
     shown = await admin(app, "show")
     assert "of $50.00 used (0%)" in shown and "the most this bot's operator allows" in shown
     payload = app.discord.make_slash_interaction("usage", user_id=MEMBER)

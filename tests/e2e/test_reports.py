@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 
 from bot import VideoBot
+from core.models import GuildSettingsPatch
 from tests.e2e.conftest import INTEGER, MANAGE_MESSAGES, App, button, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
 from tests.fakes.discord_fixtures import (
@@ -31,7 +32,9 @@ MODERATOR = DEFAULT_PERMISSIONS | MANAGE_MESSAGES
 async def with_log(app: App) -> App:
     """The app with a moderation log channel."""
     app.discord.add_text_channel(GUILD_ID, LOG_CHANNEL_ID, "mod-log")
-    await app.store.update_guild_settings(GUILD_ID, {"mod_log_channel_id": LOG_CHANNEL_ID}, 7, 0.0)
+    await app.store.update_guild_settings(
+        GUILD_ID, GuildSettingsPatch(mod_log_channel_id=LOG_CHANNEL_ID), 7, 0.0
+    )
     return app
 
 
@@ -349,7 +352,7 @@ async def test_report_buttons_of_a_report_not_in_the_log_do_nothing(with_log: Ap
 
 async def test_delete_on_a_result_sent_by_dm_works(app: App) -> None:
     """A result sent by DM (no server there) is deleted by its member's Delete in the DM."""
-    await app.store.update_guild_settings(GUILD_ID, {"dms_allowed": 1}, 7, 0.0)
+    await app.store.update_guild_settings(GUILD_ID, GuildSettingsPatch(dms_allowed=True), 7, 0.0)
     app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 403, 50013, times=10)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)  # the command's own reply can't be used
     await app.animate(created_at=old)

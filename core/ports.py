@@ -1,4 +1,9 @@
-"""The Store protocol: every use case the bot needs from its database, named for the use case."""
+"""The storage the core needs, declared by the core (ports) and implemented in `storage/`.
+
+One small protocol per use case, so that each backend can implement and test its parts one at a time;
+each service is typed against the parts it uses, and `Store` is all of them (what `open_store` returns).
+Implementations serialise their own write transactions.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from core.models import (
     ConsentRequest,
     ConsentState,
     GuildLimits,
+    GuildLimitsPatch,
     GuildSettings,
+    GuildSettingsPatch,
     Job,
     JobAction,
     LedgerRow,
@@ -32,8 +39,9 @@ class NewerDatabaseError(RuntimeError):
     """The database was migrated by a newer version of the bot; this version refuses to touch it."""
 
 
-class Store(Protocol):
-    """Durable state: jobs and the ledger. Implementations serialise their own write transactions."""
+class JobStore(Protocol):
+    """A job's life and its money: the reservation, the runner's steps, settle and refund, the watch
+    kept on an expired job, and the usage the limits are checked against."""
 
     async def create_job_with_reservation(
         self,
@@ -45,30 +53,6 @@ class Store(Protocol):
     ) -> Job | QuotaRefusal:
         """In one write transaction: gather the member's usage, let `decide` apply the limits, and if it
         allows, insert the job and its reservation. Concurrent calls can never overspend."""
-        ...
-
-    async def create_quote(self, quote: Quote) -> Quote:
-        """Store an open quote (its id is assigned here)."""
-        ...
-
-    async def get_quote(self, quote_id: int) -> Quote | None:
-        """One quote by id."""
-        ...
-
-    async def close_quote(self, quote_id: int, state: QuoteState, now: float) -> bool:
-        """Cancel or expire an open quote; False if it was no longer open."""
-        ...
-
-    async def confirm_quote(
-        self,
-        quote_id: int,
-        new: NewJob,
-        limits: Limits,
-        now: float,
-        windows: Windows,
-        decide: Callable[[Usage], QuotaRefusal | None],
-    ) -> Job | QuotaRefusal | QuoteState:
-        """In one transaction: reserve and queue the quoted job, or say why the quote is closed."""
         ...
 
     async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
@@ -129,18 +113,12 @@ class Store(Protocol):
         """Watched expired jobs due for a poll by `now`."""
         ...
 
-    async def mark_late_delivered(
-        self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
-    ) -> bool:
-        """Record a late video as posted (and where). True only for the call that recorded it."""
-        ...
-
-    async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:
-        """Give a finished job's cost back to its member (once); returns the amount credited."""
-        ...
-
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
+        ...
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
+        """A member's latest jobs in a guild, newest first."""
         ...
 
     async def due_jobs(self, now: float, horizon: float, limit: int) -> list[Job]:
@@ -155,6 +133,43 @@ class Store(Protocol):
         """Jobs still uploading that were created before `before` (their inputs died with a process)."""
         ...
 
+    async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
+        """The member's spend in the windows, the guild's month, active jobs, and the limits."""
+        ...
+
+
+class QuoteStore(Protocol):
+    """Costly jobs waiting for their member's Confirm."""
+
+    async def create_quote(self, quote: Quote) -> Quote:
+        """Store an open quote (its id is assigned here)."""
+        ...
+
+    async def get_quote(self, quote_id: int) -> Quote | None:
+        """One quote by id."""
+        ...
+
+    async def close_quote(self, quote_id: int, state: QuoteState, now: float) -> bool:
+        """Cancel or expire an open quote; False if it was no longer open."""
+        ...
+
+    async def confirm_quote(
+        self,
+        quote_id: int,
+        new: NewJob,
+        limits: Limits,
+        now: float,
+        windows: Windows,
+        decide: Callable[[Usage], QuotaRefusal | None],
+    ) -> Job | QuotaRefusal | QuoteState:
+        """In one transaction: reserve and queue the quoted job, or say why the quote is closed."""
+        ...
+
+
+class DeliveryStore(Protocol):
+    """Posting finished jobs exactly once: what is waiting, where it went, and credits for results
+    that could not be shown."""
+
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose result has not been posted yet."""
         ...
@@ -162,6 +177,12 @@ class Store(Protocol):
     async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
         """Record the result as posted (and where: channel id, message id). True only for the call that
         recorded it."""
+        ...
+
+    async def mark_late_delivered(
+        self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
+    ) -> bool:
+        """Record a late video as posted (and where). True only for the call that recorded it."""
         ...
 
     async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
@@ -172,22 +193,23 @@ class Store(Protocol):
         """Where the job's result was about to be posted, and since when: (channel id, first try)."""
         ...
 
-    async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
-        """The member's spend in the windows, the guild's month, active jobs, and the limits."""
+    async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:
+        """Give a finished job's cost back to its member (once); returns the amount credited."""
         ...
+
+
+class GuildConfigStore(Protocol):
+    """A guild's own choices: its limits, its role tiers, its moderation settings and allow-list.
+    Every change is recorded with who made it."""
 
     async def guild_limits(self, guild_id: int) -> GuildLimits | None:
         """A guild's own limit choices, or None if it has made none."""
         ...
 
     async def update_guild_limits(
-        self, guild_id: int, changes: dict[str, int | float | None], actor_id: int, now: float
+        self, guild_id: int, patch: GuildLimitsPatch, actor_id: int, now: float
     ) -> GuildLimits:
         """Apply an admin's changes to a guild's limits and record who did it, in one transaction."""
-        ...
-
-    async def guild_month_spend(self, guild_id: int, windows: Windows) -> int:
-        """What the whole guild has spent in the month of `windows`."""
         ...
 
     async def role_tiers(self, guild_id: int, role_ids: Iterable[int] | None = None) -> list[RoleTier]:
@@ -202,6 +224,31 @@ class Store(Protocol):
         """Remove a role's tier; False if it had none. Recorded with who did it."""
         ...
 
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A guild's moderation settings (defaults when it has chosen none)."""
+        ...
+
+    async def update_guild_settings(
+        self, guild_id: int, patch: GuildSettingsPatch, actor_id: int, now: float
+    ) -> None:
+        """Apply an admin's moderation-setting changes, recorded with who made them."""
+        ...
+
+    async def set_channel_allowed(
+        self, guild_id: int, channel_id: int, allowed: bool, actor_id: int, now: float
+    ) -> None:
+        """Add a channel to (or remove it from) the guild's /animate allow-list, recorded."""
+        ...
+
+
+class BudgetStore(Protocol):
+    """A guild's money seen by its admins: grants and resets on the ledger, spend reports, the ledger
+    export, and the budget alerts posted once each."""
+
+    async def guild_month_spend(self, guild_id: int, windows: Windows) -> int:
+        """What the whole guild has spent in the month of `windows`."""
+        ...
+
     async def grant(
         self, guild_id: int, user_id: int, amount_micros: int, reason: str, actor_id: int, now: float
     ) -> None:
@@ -212,10 +259,6 @@ class Store(Protocol):
         self, guild_id: int, user_id: int, period: str, windows: Windows, actor_id: int, now: float
     ) -> int:
         """Give back a member's spend in the current day or month; returns the amount credited."""
-        ...
-
-    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
-        """A member's latest jobs in a guild, newest first."""
         ...
 
     async def spend_report(self, guild_id: int, start: float, end: float, top: int = 5) -> SpendReport:
@@ -251,21 +294,10 @@ class Store(Protocol):
         """Record a budget alert as posted (`now`), or as not posted (None: the next retry pass takes it)."""
         ...
 
-    async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """A guild's moderation settings (defaults when it has chosen none)."""
-        ...
 
-    async def update_guild_settings(
-        self, guild_id: int, changes: dict[str, str | int | None], actor_id: int, now: float
-    ) -> None:
-        """Apply an admin's moderation-setting changes, recorded with who made them."""
-        ...
-
-    async def set_channel_allowed(
-        self, guild_id: int, channel_id: int, allowed: bool, actor_id: int, now: float
-    ) -> None:
-        """Add a channel to (or remove it from) the guild's /animate allow-list, recorded."""
-        ...
+class ModerationStore(Protocol):
+    """Bans, job lookups, reports and what moderators did about them (the audit trail), and pruning
+    old moderation records."""
 
     async def ban(self, ban: Ban, audit_guild_id: int, now: float, job_id: int | None = None) -> None:
         """Ban a member (replacing an earlier ban of the same scope), recorded with who did it (and the
@@ -296,25 +328,6 @@ class Store(Protocol):
         limit: int = 10,
     ) -> list[Job]:
         """A guild's jobs by member, by number or by the SHA-256 of their image, newest first."""
-        ...
-
-    async def consent_version(self, guild_id: int, user_id: int) -> int | None:
-        """The latest statement version the member accepted in this guild, or None."""
-        ...
-
-    async def create_consent_request(self, request: ConsentRequest) -> ConsentRequest:
-        """Store an /animate waiting for consent (its id is assigned here)."""
-        ...
-
-    async def get_consent_request(self, request_id: int) -> ConsentRequest | None:
-        """One consent request by id."""
-        ...
-
-    async def decide_consent_request(
-        self, request_id: int, state: ConsentState, now: float
-    ) -> ConsentRequest | ConsentState:
-        """Close an open, unexpired request (accepted: the member's consent is recorded). Returns the
-        request as it was, or the state it already had (EXPIRED if it just ran out)."""
         ...
 
     async def create_report(self, job_id: int, reporter_id: int, now: float) -> Report | None:
@@ -349,6 +362,33 @@ class Store(Protocol):
         """Forget moderation records older than `before` (never jobs or the ledger)."""
         ...
 
+
+class ConsentStore(Protocol):
+    """Who accepted which consent statement, and the /animate requests waiting for an answer."""
+
+    async def consent_version(self, guild_id: int, user_id: int) -> int | None:
+        """The latest statement version the member accepted in this guild, or None."""
+        ...
+
+    async def create_consent_request(self, request: ConsentRequest) -> ConsentRequest:
+        """Store an /animate waiting for consent (its id is assigned here)."""
+        ...
+
+    async def get_consent_request(self, request_id: int) -> ConsentRequest | None:
+        """One consent request by id."""
+        ...
+
+    async def decide_consent_request(
+        self, request_id: int, state: ConsentState, now: float
+    ) -> ConsentRequest | ConsentState:
+        """Close an open, unexpired request (accepted: the member's consent is recorded). Returns the
+        request as it was, or the state it already had (EXPIRED if it just ran out)."""
+        ...
+
+
+class StateStore(Protocol):
+    """Small values the bot keeps about itself (e.g. the hash of the synced commands)."""
+
     async def get_state(self, key: str) -> str | None:
         """A value the bot stored about itself, or None."""
         ...
@@ -357,6 +397,39 @@ class Store(Protocol):
         """Store a value about the bot itself (replacing the old one)."""
         ...
 
+
+class Store(
+    JobStore,
+    QuoteStore,
+    DeliveryStore,
+    GuildConfigStore,
+    BudgetStore,
+    ModerationStore,
+    ConsentStore,
+    StateStore,
+    Protocol,
+):
+    """Every part at once, on one database: what `open_store` yields and the bot hands to its services."""
+
     async def close(self) -> None:
         """Close the connection."""
         ...
+
+
+# What each service needs: the parts it calls, and no more.
+
+
+class JobServiceStore(JobStore, QuoteStore, DeliveryStore, GuildConfigStore, BudgetStore, Protocol):
+    """JobService: jobs, quotes and delivery, the guild's limits and settings, and budget alerts."""
+
+
+class RunnerStore(JobStore, DeliveryStore, Protocol):
+    """JobRunner: the runner's steps, and the finished jobs still to post after a restart."""
+
+
+class BudgetServiceStore(GuildConfigStore, BudgetStore, Protocol):
+    """BudgetService: the guild's limits and tiers, and its money."""
+
+
+class ModerationServiceStore(GuildConfigStore, ModerationStore, JobStore, Protocol):
+    """ModerationService: the guild's settings, bans and reports, and the jobs they are about."""
