@@ -52,11 +52,20 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         if key in self._posting:
             return
         self._posting.add(key)
-        posted = False
+        # Settled: posted, or given up for good (the channel is gone or hidden from the bot). Retrying
+        # that every minute would be refused every minute, and Discord counts repeated 403/404s against
+        # the bot (its invalid-request limit); only a transient failure (5xx, connection) is retried.
+        settled = False
         try:
             channel = await resolve_channel(self.bot, alert.log_channel_id)
             if channel is None:
-                log.warning("guild=%s alerts channel %s not found", alert.guild_id, alert.log_channel_id)
+                settled = True
+                log.warning(
+                    "guild=%s budget alert %s%% given up: alerts channel %s not found or hidden from the bot",
+                    alert.guild_id,
+                    alert.threshold,
+                    alert.log_channel_id,
+                )
                 return
             await channel.send(
                 budget_alert_text(alert),
@@ -64,12 +73,21 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
                 nonce=alert_nonce(alert),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
-            posted = True
+            settled = True
+        except (discord.NotFound, discord.Forbidden) as error:
+            settled = True
+            log.warning(
+                "guild=%s budget alert %s%% given up: alerts channel %s refused it: %r",
+                alert.guild_id,
+                alert.threshold,
+                alert.log_channel_id,
+                error,
+            )
         except discord.HTTPException as error:
             log.warning("guild=%s budget alert not posted, will retry: %r", alert.guild_id, error)
         finally:
             self._posting.discard(key)
-            await self.bot.budgets.alert_posted(alert, posted)
+            await self.bot.budgets.alert_posted(alert, settled)
 
     @app_commands.command(name="show")
     @app_commands.check(is_server_manager)

@@ -63,6 +63,8 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_RES
         """Answered privately: the channel sees only the video disappear."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with button_errors(interaction):
+            # A server the operator no longer serves keeps its old results: their buttons do nothing.
+            interaction.client.moderation.check_guild(interaction.guild_id)
             job = await interaction.client.moderation.posted_job(self.job_id)
             # A result sent by DM (the server allowed it) is pressed outside any server: there its own
             # channel and message are the proof.
@@ -99,6 +101,7 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REP
         bot = interaction.client
         await interaction.response.defer()  # the report message is updated below
         async with button_errors(interaction):
+            bot.moderation.check_guild(interaction.guild_id)  # as on a result, and every command
             if not interaction.permissions.manage_messages:
                 raise UserFacingError(NOT_A_MODERATOR)
             report, job = await bot.moderation.report_of(self.report_id)

@@ -252,6 +252,12 @@ class VideoCog(commands.Cog):
         try:
             # Each delivery may hold a whole video in memory: a backlog after an outage goes a few at a time.
             async with self._delivery_slots:
+                # The job offered may have been read before its late video arrived (or before it was
+                # posted): work from its row as it is now, never post a stale expiry notice after the video.
+                fresh = await self.bot.jobs.get_job(job.id)
+                if fresh is None or (fresh.delivered_at is not None and not fresh.late_video_waiting):
+                    return
+                job = fresh
                 await self._deliver(job)
         except (discord.HTTPException, RunwareError, OSError) as error:
             log.warning("job=%s task=%s delivery failed, will retry: %r", job.id, job.task_uuid, error)
@@ -523,8 +529,10 @@ def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
 
 def _private_after(job: Job, message: discord.Message) -> str:
     """The member's private reply for a post found from an earlier try (none when it showed no video)."""
-    if job.status is not JobStatus.SUCCEEDED:
+    if job.status is not JobStatus.SUCCEEDED and not job.late_video_waiting:
         return private_failure_text(job)
+    # A late video's post is found only when it showed the video or a withheld notice (never the expiry
+    # notice): the former "arrived late", the latter says nothing more.
     return private_ready_text(job) if shows_video(job, message) else ""
 
 

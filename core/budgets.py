@@ -199,14 +199,16 @@ class BudgetService:
             )
         return alerts
 
-    async def alert_posted(self, alert: BudgetAlert, posted: bool) -> None:
-        """Record how a budget alert's post went: posted, or not (then the next retry pass takes it)."""
+    async def alert_posted(self, alert: BudgetAlert, settled: bool) -> None:
+        """Record how a budget alert's post went: settled (posted, or given up for good because its channel
+        is gone or hidden: recorded as posted, like an alert whose guild has no alerts channel any more), or
+        not (then the next retry pass takes it)."""
         await self._store.settle_budget_alert(
             alert.guild_id,
             alert.month_start,
             alert.budget_micros,
             alert.threshold,
-            self._clock() if posted else None,
+            self._clock() if settled else None,
         )
 
     async def report(self, guild_id: int, period: str) -> tuple[str, SpendReport]:

@@ -165,6 +165,37 @@ async def test_a_budget_alert_whose_post_failed_is_posted_by_the_next_start(app:
     assert "50% of its $1.00 monthly budget ($0.60)" in alerts()[0]
 
 
+async def test_a_budget_alert_its_channel_refuses_is_given_up(app: App) -> None:
+    """The alerts channel answered 403 (hidden from the bot): the alert is given up for good, not posted
+    again by the retry pass of this process or the next start."""
+    await app.store.update_guild_limits(
+        GUILD_ID, {"guild_monthly_micros": 1_000_000, "log_channel_id": NSFW_CHANNEL_ID}, ADMIN_ID, 0.0
+    )
+    path = f"/channels/{NSFW_CHANNEL_ID}/messages"
+    app.discord.inject_status(f"POST {path}", 403, code=50001, times=1)
+    job = await app.animate(audio=media.wav(6.0))  # $0.60 of the $1.00 budget
+    await app.reply_to(job, "accepted")
+    await app.discord.wait_for(lambda: any(r.path == path and r.status == 403 for r in app.discord.requests))
+    await app.discord.wait_for(lambda: app.query("SELECT posted_at IS NOT NULL FROM budget_alerts") == [(1,)])
+    await app.bot.close()
+    async with started_before_ready(app):
+        await asyncio.sleep(1.0)  # the retry pass runs at start
+    assert [r.status for r in app.discord.requests if r.method == "POST" and r.path == path] == [403]
+
+
+async def test_a_budget_alert_whose_channel_is_gone_is_given_up(app: App) -> None:
+    """The alerts channel was deleted: the alert is given up for good (settled), not queued for the retry
+    pass every minute."""
+    gone = 300_000_000_000_000_099
+    await app.store.update_guild_limits(
+        GUILD_ID, {"guild_monthly_micros": 1_000_000, "log_channel_id": gone}, ADMIN_ID, 0.0
+    )
+    job = await app.animate(audio=media.wav(6.0))  # $0.60 of the $1.00 budget
+    await app.reply_to(job, "accepted")
+    await app.discord.wait_for(lambda: app.query("SELECT posted_at IS NOT NULL FROM budget_alerts") == [(1,)])
+    assert await app.bot.budgets.alerts_to_retry() == []
+
+
 # -- a video made without the safety check stays where that was allowed ---------------------------------
 
 

@@ -113,3 +113,68 @@ async def test_a_late_withheld_notice_posted_before_a_crash_is_not_repeated(app:
         await asyncio.sleep(0.3)
     notices = [m for m in app.channel_posts() if "couldn't be posted" in m.content]
     assert len(notices) == 1 and videos(app) == []
+
+
+async def late_video_posted_but_unanswered(app: App) -> dict[str, Any]:
+    """The expiry notice was refused, then the late video arrived and was posted but its answer lost; the
+    member's private acknowledgement is still live. Returns the /animate payload."""
+    path = f"/channels/{CHANNEL_ID}/messages"
+    app.runware.next_outcome(Outcome.success(cost_usd=0.27, polls_to_finish=10_000))
+    app.discord.inject_status(f"POST {path}", 503, times=1)
+    payload = await app.animate()
+    await app.reply_to(payload, "accepted")
+    await app.discord.wait_for(
+        lambda: any(r.path == path and r.status == 503 for r in app.discord.requests), 10
+    )
+    await asyncio.sleep(0.3)
+    app.discord.inject_lost_answer(f"POST {path}", 503)
+    ((task_uuid,),) = app.query("SELECT task_uuid FROM jobs WHERE id = 1")
+    app.runware.finish(task_uuid)
+    await app.post_in_channel("arrived late")
+    await app.discord.wait_for(
+        lambda: sum(r.path == path and r.status == 503 for r in app.discord.requests) == 2, 10
+    )
+    await asyncio.sleep(0.3)
+    assert app.query("SELECT delivered_at, late_delivered_at FROM jobs") == [(None, None)]
+    return payload
+
+
+async def test_a_late_post_found_on_the_next_try_is_told_privately_as_late(app: App) -> None:
+    """A late video posted but not recorded is found by the next try, and the member's private reply says it
+    arrived late (not the expiry notice's "if the video still arrives")."""
+    payload = await late_video_posted_but_unanswered(app)
+    job = await app.bot.jobs.get_job(1)
+    app.bot.dispatch("job_finished", job)  # as the runner offers it again
+    await app.discord.wait_for(
+        lambda: app.query("SELECT late_delivered_at IS NOT NULL FROM jobs") == [(1,)], 10
+    )
+    reply = await app.reply_to(payload, "arrived late")
+    assert "still arrives" not in reply.content
+    assert len([m for m in app.channel_posts() if "arrived late" in m.content]) == 1
+
+
+async def test_a_stale_offer_after_the_late_video_posts_no_expiry_notice(app: App) -> None:
+    """A job read before its late video arrived, offered after the video was posted (and the channel's
+    history can't be read), posts nothing: no expiry notice after the video, the video once."""
+    app.runware.next_outcome(Outcome.success(cost_usd=0.27, polls_to_finish=10_000))
+    app.discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 503, times=1)
+    await app.animate()
+    path = f"/channels/{CHANNEL_ID}/messages"
+    await app.discord.wait_for(
+        lambda: any(r.path == path and r.status == 503 for r in app.discord.requests), 10
+    )
+    stale = await app.bot.jobs.get_job(1)  # expired, its notice not posted, no video yet
+    assert stale is not None and stale.delivered_at is None and stale.result_url is None
+    ((task_uuid,),) = app.query("SELECT task_uuid FROM jobs WHERE id = 1")
+    app.runware.finish(task_uuid)
+    late = await app.post_in_channel("arrived late")
+    await app.discord.wait_for(
+        lambda: app.query("SELECT late_delivered_at IS NOT NULL FROM jobs") == [(1,)], 10
+    )
+    app.discord.inject_status(f"GET {path}", 403, code=50001, times=1000)  # no Read Message History
+    app.discord.nonce_ttl_s = 0.0
+    app.bot.dispatch("job_finished", stale)
+    await asyncio.sleep(1.0)
+    after = [m for m in app.channel_posts() if m.id > late.id]
+    assert after == []
+    assert len([m for m in app.channel_posts() if m.attachments]) == 1

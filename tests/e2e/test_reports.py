@@ -11,6 +11,7 @@ import pytest
 
 from bot import VideoBot
 from core.models import GuildSettingsPatch
+from core.moderation import NOT_SERVED
 from tests.e2e.conftest import INTEGER, MANAGE_MESSAGES, App, button, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, DEFAULT_USER_ID, FakeMessage
 from tests.fakes.discord_fixtures import (
@@ -363,3 +364,29 @@ async def test_delete_on_a_result_sent_by_dm_works(app: App) -> None:
     payload = await app.click(post, "Delete", user_id=DEFAULT_USER_ID, dm=True)
     await private_answer(app, payload, "Deleted the video of job #1")
     assert app.discord.message(post.id).deleted
+
+
+async def test_result_and_report_buttons_in_a_server_no_longer_served_do_nothing(with_log: App) -> None:
+    """After the operator drops a server from ALLOWED_GUILD_IDS, its results' Report and Delete and its
+    reports' buttons get the same private refusal as its commands, and nothing is written."""
+    app = with_log
+    post = await posted_result(app)
+    report = await reported(app, post)
+    await app.bot.close()
+    narrower = app.settings.model_copy(update={"allowed_guild_ids": [BOOSTED_GUILD_ID]})
+    bot = VideoBot(
+        settings=narrower, store=app.store, runware=app.client, guild_ready_timeout=GUILD_READY_TIMEOUT
+    )
+    async with running_bot(bot, app.discord):
+        presses = [
+            (post, "Report", MODERATOR_ID),
+            (post, "Delete", DEFAULT_USER_ID),
+            *((report, label, MODERATOR_ID) for label in ("Delete video", "Ban from bot", "Dismiss")),
+        ]
+        for message, label, user_id in presses:
+            payload = await app.click(message, label, user_id=user_id, permissions=MODERATOR)
+            await private_answer(app, payload, NOT_SERVED)
+    assert not app.discord.message(post.id).deleted
+    assert app.query("SELECT state FROM reports") == [("open",)]
+    assert app.query("SELECT COUNT(*) FROM bans") == [(0,)]
+    assert app.query("SELECT action FROM audit_log WHERE job_id = 1") == [("job.report",)]
