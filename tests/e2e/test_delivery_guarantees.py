@@ -169,7 +169,10 @@ async def test_a_budget_alert_its_channel_refuses_is_given_up(app: App) -> None:
     """The alerts channel answered 403 (hidden from the bot): the alert is given up for good, not posted
     again by the retry pass of this process or the next start."""
     await app.store.update_guild_limits(
-        GUILD_ID, {"guild_monthly_micros": 1_000_000, "log_channel_id": NSFW_CHANNEL_ID}, ADMIN_ID, 0.0
+        GUILD_ID,
+        GuildLimitsPatch(guild_monthly_micros=1_000_000, log_channel_id=NSFW_CHANNEL_ID),
+        ADMIN_ID,
+        0.0,
     )
     path = f"/channels/{NSFW_CHANNEL_ID}/messages"
     app.discord.inject_status(f"POST {path}", 403, code=50001, times=1)
@@ -188,7 +191,7 @@ async def test_a_budget_alert_whose_channel_is_gone_is_given_up(app: App) -> Non
     pass every minute."""
     gone = 300_000_000_000_000_099
     await app.store.update_guild_limits(
-        GUILD_ID, {"guild_monthly_micros": 1_000_000, "log_channel_id": gone}, ADMIN_ID, 0.0
+        GUILD_ID, GuildLimitsPatch(guild_monthly_micros=1_000_000, log_channel_id=gone), ADMIN_ID, 0.0
     )
     job = await app.animate(audio=media.wav(6.0))  # $0.60 of the $1.00 budget
     await app.reply_to(job, "accepted")
