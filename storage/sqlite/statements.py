@@ -29,20 +29,26 @@ async def usage_in(
             "(SELECT COUNT(*) FROM jobs WHERE guild_id = ?1 AND user_id = ?2 "
             f"  AND status IN ({ACTIVE_SQL})), "
             "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ?1 AND user_id = ?2), "
-            "(SELECT amount_micros FROM operator_totals WHERE day_start = ?3)",
+            "(SELECT amount_micros FROM operator_totals WHERE day_start = ?3), "
+            # Jobs refunded at their deadline whose late result Runware may still bill: held for the
+            # server and the operator (never the member) until the watch ends.
+            "(SELECT SUM(estimate_micros) FROM jobs INDEXED BY jobs_watched_by_guild "
+            "  WHERE late_until IS NOT NULL AND guild_id = ?1 AND created_at >= ?4), "
+            "(SELECT SUM(estimate_micros) FROM jobs INDEXED BY jobs_watched_by_time "
+            "  WHERE late_until IS NOT NULL AND created_at >= ?3)",
             (guild_id, user_id, windows.day_start, windows.month_start),
         )
     )
-    today, month, guild_month, active, last, operator_today = rows[0]
+    today, month, guild_month, active, last, operator_today, guild_held, operator_held = rows[0]
     return Usage(
         spent_today_micros=int(today or 0),
         spent_month_micros=int(month or 0),
-        guild_spent_month_micros=int(guild_month or 0),
+        guild_spent_month_micros=int(guild_month or 0) + int(guild_held or 0),
         active_jobs=int(active),
         last_job_at=float(last) if last is not None else None,
         limits=limits,
         windows=windows,
-        operator_spent_today_micros=int(operator_today or 0),
+        operator_spent_today_micros=int(operator_today or 0) + int(operator_held or 0),
     )
 
 

@@ -183,3 +183,37 @@ async def test_operator_ceiling_refuses_in_the_reservation(store: Store) -> None
     refused = await reserve(store, new_job(8, 400_000, guild_id=2), limits, NOW + 1)
     assert isinstance(refused, QuotaRefusal) and refused.reason is RefusalReason.OPERATOR_DAILY
     assert refused.frees_at == DAY_S
+
+
+async def test_a_job_watched_for_a_late_result_keeps_its_hold_on_the_server_and_operator(
+    store: Store,
+) -> None:
+    """Refunded at its deadline but still rendering at Runware: its estimate still counts against the
+    server's budget and the operator's day (not the member's), until its late result is booked."""
+    guild_cap = Limits(None, None, guild_monthly_micros=1_000_000)
+    late = await reserved(store, 7, 600_000, NOW)
+    await store.fail_job(late.id, "deadline", "late", NOW + 1, expired=True, watch=(NOW + 9_000, NOW + 15))
+    usage = await store.usage(1, 8, guild_cap, windows_at(NOW + 2))
+    assert (usage.spent_today_micros, usage.guild_spent_month_micros) == (0, 600_000)
+    assert (await store.usage(1, 7, guild_cap, windows_at(NOW + 2))).spent_today_micros == 0
+    refused = await reserve(store, new_job(user_id=8, estimate=600_000), guild_cap, NOW + 2)
+    assert isinstance(refused, QuotaRefusal) and refused.reason is RefusalReason.GUILD_BUDGET
+    operator_cap = Limits(None, None, operator_daily_micros=1_000_000)
+    refused = await reserve(store, new_job(user_id=8, estimate=600_000, guild_id=2), operator_cap, NOW + 2)
+    assert isinstance(refused, QuotaRefusal) and refused.reason is RefusalReason.OPERATOR_DAILY
+    # The late video arrives at its real cost: the hold gives way to the booked cost, never both.
+    assert await store.complete_late_job(late.id, "https://v/late.mp4", 500_000, False, NOW + 30) is not None
+    usage = await store.usage(1, 8, guild_cap, windows_at(NOW + 31))
+    assert (usage.guild_spent_month_micros, usage.operator_spent_today_micros) == (500_000, 500_000)
+    assert not isinstance(
+        await reserve(store, new_job(user_id=8, estimate=400_000), guild_cap, NOW + 31), QuotaRefusal
+    )
+
+
+async def test_a_watch_that_ends_without_a_video_frees_its_hold(store: Store) -> None:
+    """A late error (or the output's time to live passing) ends the watch and the hold with it."""
+    late = await reserved(store, 7, 600_000, NOW)
+    await store.fail_job(late.id, "deadline", "late", NOW + 1, expired=True, watch=(NOW + 9_000, NOW + 15))
+    await store.end_late_watch(late.id, NOW + 30)
+    usage = await store.usage(1, 8, Limits(None, None), windows_at(NOW + 31))
+    assert (usage.guild_spent_month_micros, usage.operator_spent_today_micros) == (0, 0)
