@@ -41,3 +41,12 @@ def test_env_example_shows_every_operator_setting() -> None:
         default = Settings.model_fields[name.lower()].default
         if value and default not in (None, []):
             assert str(default).removesuffix(".0") == value.removesuffix(".0"), name
+
+
+def test_every_path_in_where_things_live_exists() -> None:
+    """Each file or folder the README's layout table names is in the repository."""
+    table = README.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    paths = re.findall(r"^\| ((?:`[^`]+`(?:, )?)+) \|", table, flags=re.MULTILINE)
+    named = [p for cell in paths for p in re.findall(r"`([^`]+)`", cell)]
+    assert len(named) >= 15
+    assert [p for p in named if not (ROOT / p).exists()] == []
