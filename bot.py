@@ -43,6 +43,7 @@ log = logging.getLogger("ventriloquist")
 # Loaded in this order; a failed load stops start-up.
 EXTENSIONS = (
     "cogs.video",
+    "cogs.delivery",
     "cogs.reports",
     "cogs.usage",
     "cogs.budget",
