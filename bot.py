@@ -30,9 +30,10 @@ from pydantic import ValidationError
 from core.budgets import ALERT_RETRY_AFTER_S, BudgetService
 from core.consent import STATEMENT, ConsentService, Statement
 from core.errors import UserFacingError
-from core.jobs import JobRunner, JobService
+from core.jobs import JobService
 from core.models import Job
 from core.moderation import ModerationService
+from core.runner import JobRunner
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
 from storage import NewerDatabaseError, Store, open_store
@@ -42,6 +43,7 @@ log = logging.getLogger("ventriloquist")
 # Loaded in this order; a failed load stops start-up.
 EXTENSIONS = (
     "cogs.video",
+    "cogs.delivery",
     "cogs.reports",
     "cogs.usage",
     "cogs.budget",

@@ -55,8 +55,9 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core.runware.client
-from core.jobs import Accepted, AnimateRequest, JobRunner, JobService, poll_delay
+from core.jobs import Accepted, AnimateRequest, JobService
 from core.models import Job, JobStatus
+from core.runner import JobRunner, poll_delay
 from core.runware import RunwareClient
 from core.settings import Settings
 from storage.sqlite import SqliteStore

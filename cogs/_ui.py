@@ -79,6 +79,12 @@ async def resolve_channel(client: discord.Client, channel_id: int) -> discord.ab
     return channel if isinstance(channel, discord.abc.Messageable) else None
 
 
+def is_age_restricted(channel: object) -> bool:
+    """Whether a channel is age-restricted; a thread is when its parent channel is."""
+    is_nsfw = getattr(channel, "is_nsfw", None)  # text, voice, forum channels and threads have it
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
 def member_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
     """The ids of the member's roles (their tiers decide their limits); empty outside a guild."""
     roles = getattr(interaction.user, "roles", None) or []

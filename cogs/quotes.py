@@ -13,6 +13,7 @@ import discord
 
 from cogs._ui import ack_text, admit, button_errors, check_private_to
 from cogs._wording import discord_time
+from cogs.delivery import track_acknowledgement
 from core.models import Quote, Usage, format_usd
 
 if TYPE_CHECKING:
@@ -87,6 +88,4 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
         except discord.HTTPException as error:
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
-        video = bot.get_cog("VideoCog")
-        if video is not None:
-            video.track_acknowledgement(accepted.job.id, interaction, text)  # type: ignore[attr-defined]
+        track_acknowledgement(bot, accepted.job.id, interaction, text)

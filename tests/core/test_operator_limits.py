@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import UserFacingError
-from core.jobs import BUSY, WorkSlots
 from core.models import UNLIMITED, GuildLimits
 from core.quota import limits_for_guild
 from core.settings import Settings, describe_settings_error
+from core.work_slots import BUSY, WorkSlots
 from tests.conftest import SettingsFactory
 from tests.core.test_settings import settings_from
 

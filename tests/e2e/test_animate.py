@@ -140,7 +140,7 @@ async def test_flagged_video_after_the_token_expired_is_explained_in_the_channel
     app.runware.polls_to_finish = 4
     payload = await app.animate()
     await app.reply_to(payload, "accepted")
-    app.bot.get_cog("VideoCog")._acks.clear()  # as after a restart: this process holds no interaction
+    app.bot.get_cog("DeliveryCog")._acks.clear()  # as after a restart: this process holds no interaction
     post = await app.post_in_channel("couldn't be posted in this channel")
     assert post.attachments == [] and "/videos/" not in post.content and "not charged" in post.content
     await app.delivered(1)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.jobs import MAX_CONCURRENT_HEAVY_WORK
 from core.models import UNLIMITED, GuildLimitsPatch
+from core.work_slots import MAX_CONCURRENT_HEAVY_WORK
 from tests import media_factory as media
 from tests.e2e.conftest import ADMIN_ID, MANAGE_GUILD, App
 from tests.fakes.discord import DEFAULT_PERMISSIONS

@@ -1,0 +1,441 @@
+"""Delivery of finished jobs: post each result once in its channel (or, when the bot can't, through the
+command's reply or a DM), find a post an earlier try made, tell the moderators, and keep the member's private
+acknowledgement up to date (Runware's progress, then the outcome).
+
+The runner offers a finished job with `bot.dispatch("job_finished", job)` until it is recorded as delivered;
+what the job becomes in a given place is decided in core/delivery.py, and carried out here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import discord
+from discord.ext import commands
+
+from cogs._ui import (
+    failure_text,
+    flagged_log_text,
+    gone_text,
+    is_age_restricted,
+    link_text,
+    mention_only,
+    private_failure_text,
+    private_ready_text,
+    private_unchecked_text,
+    private_withheld_text,
+    progress_line,
+    resolve_channel,
+    result_text,
+    unchecked_log_text,
+    video_filename,
+    withheld_text,
+)
+from cogs.reports import result_view
+from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
+from core.models import GuildSettings, Job, JobStatus
+from core.runware import ErrorKind, RunwareError
+
+if TYPE_CHECKING:
+    from bot import VideoBot
+
+log = logging.getLogger(__name__)
+
+# Discord's per-file limit when nothing better is known (an unboosted guild).
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+# Deliveries at once (each may hold a video of up to 100 MiB in memory).
+MAX_CONCURRENT_DELIVERIES = 4
+# Edits of the acknowledgement while rendering: often enough to show life, rarely enough for rate limits.
+PROGRESS_EDIT_INTERVAL_S = 5.0
+# A delivery that starts again looks for the job's earlier post in the history of each channel it was about
+# to post in, from this long before that first try (the bot's clock and Discord's may differ a little) …
+POST_SEARCH_MARGIN_S = 120.0
+# … reading at most this many messages (two pages): the post follows its try within seconds.
+POST_SEARCH_LIMIT = 200
+
+
+@dataclass
+class Ack:
+    """A job's private acknowledgement, while this process holds its interaction."""
+
+    interaction: discord.Interaction[VideoBot]
+    text: str
+    last_edit: float = 0.0
+
+
+@dataclass
+class Rendered:
+    """What a finished job becomes: the public post, its file, and the member's private reply.
+
+    `quiet`: the channel need not see it (a withheld video); tell the member privately when possible."""
+
+    public: str
+    file: discord.File | None
+    private: str
+    quiet: bool = False
+    view: discord.ui.View | None = None  # Report and Delete, under a posted video
+
+
+def delivery_nonce(job: Job) -> str:
+    """The nonce of a job's result post: Discord drops a repeat of it, so a retried post cannot double."""
+    return f"vq-job-{job.id}-late" if job.late_video_waiting else f"vq-job-{job.id}"
+
+
+class DeliveryCog(commands.Cog):
+    """Posts finished jobs and updates their private acknowledgements."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        # Interactions of jobs accepted by this process, to update the private acknowledgement.
+        # Lost on restart by design: the interaction token only lives 15 minutes anyway.
+        self._acks: dict[int, Ack] = {}
+        self._delivering: set[int] = set()
+        self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+
+    def track_acknowledgement(
+        self, job_id: int, interaction: discord.Interaction[VideoBot], text: str
+    ) -> None:
+        """Remember a job's private acknowledgement, to show progress and the outcome in it."""
+        self._acks[job_id] = Ack(interaction, text)
+
+    @commands.Cog.listener()
+    async def on_job_progress(self, job_id: int, percent: int | None) -> None:
+        """Add Runware's progress to the member's private acknowledgement (which keeps what it said)."""
+        ack = self._live_ack(job_id)
+        if ack is None or percent is None:
+            return
+        now = time.monotonic()
+        if now - ack.last_edit < PROGRESS_EDIT_INTERVAL_S:
+            return
+        ack.last_edit = now
+        try:
+            await ack.interaction.edit_original_response(content=f"{ack.text}\n{progress_line(percent)}")
+        except (discord.HTTPException, RuntimeError) as error:
+            log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
+
+    @commands.Cog.listener()
+    async def on_job_finished(self, job: Job) -> None:
+        """Post a finished job's result once (the runner offers it again if posting fails), and a video
+        that arrived after the job expired once more."""
+        if job.id in self._delivering or (job.delivered_at is not None and not job.late_video_waiting):
+            return
+        self._delivering.add(job.id)
+        try:
+            # Each delivery may hold a whole video in memory: a backlog after an outage goes a few at a time.
+            async with self._delivery_slots:
+                # The job offered may have been read before its late video arrived (or before it was
+                # posted): work from its row as it is now, never post a stale expiry notice after the video.
+                fresh = await self.bot.jobs.get_job(job.id)
+                if fresh is None or (fresh.delivered_at is not None and not fresh.late_video_waiting):
+                    return
+                job = fresh
+                await self._deliver(job)
+        except (discord.HTTPException, RunwareError, OSError) as error:
+            log.warning("job=%s task=%s delivery failed, will retry: %r", job.id, job.task_uuid, error)
+        except Exception:
+            log.exception("job=%s task=%s delivery failed, will retry", job.id, job.task_uuid)
+        finally:
+            self._delivering.discard(job.id)
+
+    def _live_ack(self, job_id: int) -> Ack | None:
+        """The acknowledgement of a job accepted by this process, while its token still works."""
+        ack = self._acks.get(job_id)
+        return ack if ack is not None and not ack.interaction.is_expired() else None
+
+    async def _deliver(self, job: Job) -> None:
+        """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
+        guild = await self.bot.moderation.settings_of(job.guild_id)
+        if await self._finish_earlier_post(job):
+            return
+        channel = await self._job_channel(job)
+        if channel is not None:
+            rendered = await self._render(job, channel, guild)
+            if rendered.quiet and self._live_ack(job.id) is not None:
+                # Nothing for the channel to see: tell the member privately.
+                await self._finish(job, None, rendered.private)
+                return
+            try:
+                await self._finish(job, await self._send(job, channel, rendered), rendered.private)
+                return
+            except discord.Forbidden:
+                log.warning("job=%s task=%s may not post in %s", job.id, job.task_uuid, job.channel_id)
+        message, private = await self._post_elsewhere(job, guild, channel)
+        if message is None:
+            log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
+            if await self.bot.jobs.give_cost_back(job, NOT_POSTED):
+                private = f"Job #{job.id} could not be posted anywhere. You were not charged."
+        await self._finish(job, message, private)
+
+    async def _job_channel(self, job: Job) -> discord.abc.Messageable | None:
+        channel = await resolve_channel(self.bot, job.channel_id)
+        if channel is None:
+            log.warning("job=%s task=%s channel %s is gone", job.id, job.task_uuid, job.channel_id)
+        return channel
+
+    async def _finish_earlier_post(self, job: Job) -> bool:
+        """A delivery that starts again (the process died, or an answer was lost, before the post was
+        recorded): if an earlier try did post, record that post and post nothing. Discord drops a repeated
+        nonce for a few minutes only, and the command's reply has no nonce at all."""
+        attempts = await self.bot.jobs.post_attempts(job)
+        if not attempts:
+            return False  # a first delivery: one read, nothing to look for
+        message = await self._find_post(job, attempts)
+        if message is None:
+            return False
+        log.info(
+            "job=%s task=%s was posted before (message %s); not again", job.id, job.task_uuid, message.id
+        )
+        await self._finish(job, message, _private_after(job, message))
+        return True
+
+    async def _find_post(self, job: Job, attempts: list[tuple[int, float]]) -> discord.Message | None:
+        """The job's post in the channels it was about to be posted in, if it is there."""
+        me = self.bot.user
+        assert me is not None  # set at login, before the runner starts
+        for channel_id, started_at in attempts:
+            channel = await resolve_channel(self.bot, channel_id)
+            if channel is None:
+                continue
+            if job.late_video_waiting:
+                # The channel's attempt may be the expiry notice's, hours before the video arrived (a row per
+                # channel keeps its first try), and the search reads two pages only: look from the arrival,
+                # which set updated_at (nothing else changes an expired job before its late post).
+                started_at = max(started_at, job.updated_at)
+            since = dt.datetime.fromtimestamp(started_at - POST_SEARCH_MARGIN_S, dt.UTC)
+            after = discord.Object(discord.utils.time_snowflake(since))
+            try:
+                async for message in channel.history(after=after, limit=POST_SEARCH_LIMIT):
+                    if carries_job(message, job, me.id):
+                        return message
+            except discord.Forbidden:
+                # Without Read Message History the bot cannot look: a lost video is worse than a repeat.
+                log.warning("job=%s may not read the history of %s to look for its post", job.id, channel_id)
+        return None
+
+    async def _made_or_raise(self, job: Job, error: Exception) -> discord.Message:
+        """After a post whose answer was lost (it may have been made): the post if it is there; else the
+        error again, so the runner offers the job later (and that delivery looks first) rather than the
+        video also being sent elsewhere now."""
+        found = await self._find_post(job, await self.bot.jobs.post_attempts(job))
+        if found is None:
+            raise error
+        return found
+
+    async def _record_attempt(self, job: Job, channel: object) -> None:
+        """Written before a post, so that a delivery that starts again knows where to look for it."""
+        channel_id = getattr(channel, "id", None)
+        if isinstance(channel_id, int):
+            await self.bot.jobs.record_post_attempt(job, channel_id)
+
+    async def _send(self, job: Job, channel: discord.abc.Messageable, rendered: Rendered) -> discord.Message:
+        """Post a rendered result, falling back to a link if the file is refused as too big."""
+        await self._record_attempt(job, channel)
+        try:
+            return await channel.send(
+                rendered.public,
+                file=rendered.file or discord.utils.MISSING,
+                view=rendered.view or discord.utils.MISSING,
+                nonce=delivery_nonce(job),
+                allowed_mentions=mention_only(job.user_id),
+            )
+        except discord.HTTPException as error:
+            if error.status != 413 or rendered.file is None:
+                raise
+            # The limit dropped (boost lost) since we checked: post the link instead.
+            limit = _channel_upload_limit(channel, job)
+            return await channel.send(
+                link_text(job, limit, self.bot.jobs.link_expires_at(job)),
+                view=rendered.view or discord.utils.MISSING,
+                nonce=delivery_nonce(job),
+                allowed_mentions=mention_only(job.user_id),
+            )
+
+    async def _render(self, job: Job, channel: discord.abc.Messageable, guild: GuildSettings) -> Rendered:
+        """What to post for this job in this channel, and what the member's private reply becomes: the
+        core decides (core/delivery.py), this carries it out."""
+        decision = decide(job, Destination(age_restricted=is_age_restricted(channel)), guild)
+        if decision.give_back is not None:
+            await self.bot.jobs.give_cost_back(job, decision.give_back)
+        match decision.outcome:
+            case Outcome.FAILURE_NOTICE:
+                return Rendered(failure_text(job), None, private_failure_text(job))
+            case Outcome.REFUSED:
+                # The member reads why privately; the channel only that it failed.
+                return Rendered(withheld_text(job), None, private_failure_text(job), quiet=True)
+            case Outcome.WITHHELD_FLAGGED:
+                private = private_withheld_text(job, everywhere=guild.withhold_flagged)
+                return Rendered(withheld_text(job), None, private, quiet=True)
+            case Outcome.WITHHELD_UNCHECKED:
+                return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=True)
+        limit = _channel_upload_limit(channel, job)
+        try:
+            data = await self.bot.jobs.fetch_video(job, limit)
+        except RunwareError as error:
+            if error.kind is not ErrorKind.NOT_FOUND:
+                raise  # transient: the runner offers the job again
+            await self.bot.jobs.give_cost_back(job, VIDEO_GONE)
+            return Rendered(
+                gone_text(job),
+                None,
+                f"Job #{job.id}'s video expired before it could be posted. You were not charged.",
+            )
+        if data is None:
+            public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
+            return Rendered(public, None, private_ready_text(job), view=result_view(job.id))
+        file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=decision.spoiler)
+        return Rendered(result_text(job), file, private_ready_text(job), view=result_view(job.id))
+
+    async def _post_elsewhere(
+        self, job: Job, guild: GuildSettings, channel: discord.abc.Messageable | None
+    ) -> tuple[discord.Message | None, str]:
+        """The channel is gone or closed to the bot: answer through the command's interaction while it
+        lives (in this process), else in a DM if the guild allows DMs. (None, …) if neither works.
+        `channel`: the job's channel as it is now, when the bot can see it (its age restriction counts)."""
+        ack = self._live_ack(job.id)
+        if ack is not None and isinstance(ack.interaction.channel, discord.abc.Messageable):
+            # A discord.File is closed by a failed send: render a fresh one.
+            rendered = await self._render(job, channel or ack.interaction.channel, guild)
+            if not rendered.quiet:
+                # The reply appears in the command's channel, where a later try looks for it.
+                await self._record_attempt(job, ack.interaction.channel)
+            try:
+                message = await ack.interaction.followup.send(
+                    rendered.public,
+                    file=rendered.file or discord.utils.MISSING,
+                    view=rendered.view or discord.utils.MISSING,
+                    ephemeral=rendered.quiet,
+                    wait=True,
+                    allowed_mentions=mention_only(job.user_id),
+                )
+                return message, rendered.private
+            except discord.HTTPException as error:
+                log.warning("job=%s followup fallback failed: %r", job.id, error)
+                if error.status >= 500:
+                    return await self._made_or_raise(job, error), rendered.private
+            except Exception as error:  # no answer at all (connection lost, timeout)
+                log.warning("job=%s followup fallback unanswered: %r", job.id, error)
+                return await self._made_or_raise(job, error), rendered.private
+        if not guild.dms_allowed:
+            # Moderators can't see DMs: a server must opt in before its videos are sent there.
+            return None, ""
+        try:
+            user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+            dm = await user.create_dm()
+            rendered = await self._render(job, dm, guild)
+            return await self._send(job, dm, rendered), rendered.private
+        except discord.HTTPException as error:
+            log.warning("job=%s DM fallback failed: %r", job.id, error)
+            if error.status >= 500:
+                raise  # it may have been sent: the next try looks for it before sending again
+            return None, ""
+
+    async def _finish(self, job: Job, message: discord.Message | None, private: str) -> None:
+        posted_at = (message.channel.id, message.id) if message is not None else None
+        if job.late_video_waiting:
+            if not await self.bot.jobs.mark_late_delivered(job.id, posted_at):
+                return
+        elif not await self.bot.jobs.mark_delivered(job.id, posted_at):
+            return
+        note = moderator_note(job, shown=shows_video(job, message))
+        if note is ModeratorNote.FLAGGED:
+            await self._log_flagged(job, flagged_log_text(job, message))
+        elif note is ModeratorNote.UNCHECKED_WITHHELD:
+            await self._log_flagged(job, unchecked_log_text(job))
+        log.info(
+            "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
+        )
+        ack = self._live_ack(job.id)
+        self._acks.pop(job.id, None)
+        if ack is None or not private:
+            return
+        where = f"\n{message.jump_url}" if message is not None else ""
+        try:
+            await ack.interaction.edit_original_response(content=private + where)
+        except (discord.HTTPException, RuntimeError) as error:  # RuntimeError: closing down
+            # The private acknowledgement is a courtesy; the public post is what counts.
+            log.debug("job=%s could not update the acknowledgement: %r", job.id, error)
+
+    async def _log_flagged(self, job: Job, text: str) -> None:
+        """Tell the moderators about a flagged or withheld job: who, where, why, what happened to it. No
+        media."""
+        settings = await self.bot.moderation.settings_of(job.guild_id)
+        if settings.mod_log_channel_id is None:
+            return
+        try:
+            channel = await resolve_channel(self.bot, settings.mod_log_channel_id)
+            if channel is None:
+                log.warning("job=%s moderation log channel %s not found", job.id, settings.mod_log_channel_id)
+                return
+            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as error:
+            log.warning("job=%s moderation log post failed: %r", job.id, error)
+
+
+def shows_video(job: Job, message: discord.Message | None) -> bool:
+    """Whether a result post shows the video: attached, or linked."""
+    return message is not None and bool(message.attachments or (job.result_url or "\0") in message.content)
+
+
+def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
+    """Whether a message is this job's result post: the bot's, with the job's Report/Delete buttons, or
+    starting with the member's mention and naming the job (as every public post about a result does; the
+    moderation log's entries start otherwise)."""
+    if message.author.id != bot_id:
+        return False
+    buttons = {f"vq:result:report:{job.id}", f"vq:result:delete:{job.id}"}
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            if getattr(item, "custom_id", None) in buttons:
+                return True
+    if job.late_video_waiting:
+        # The job's expiry notice also names it: any other post about the job is the late one (the video,
+        # or the notice that it was withheld or expired before it could be posted).
+        about_job = f"<@{job.user_id}> job #{job.id} "
+        return message.content.startswith(about_job) and not message.content.startswith(
+            f"{about_job}took too long"
+        )
+    names_job = re.search(rf"\b[Jj]ob #{job.id}(?!\d)", message.content) is not None
+    return message.content.startswith(f"<@{job.user_id}>") and names_job
+
+
+def _private_after(job: Job, message: discord.Message) -> str:
+    """The member's private reply for a post found from an earlier try (none when it showed no video)."""
+    if job.status is not JobStatus.SUCCEEDED and not job.late_video_waiting:
+        return private_failure_text(job)
+    # A late video's post is found only when it showed the video or a withheld notice (never the expiry
+    # notice): the former "arrived late", the latter says nothing more.
+    return private_ready_text(job) if shows_video(job, message) else ""
+
+
+def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
+    """The largest file this channel accepts: the guild's boost limit, else what the interaction said."""
+    guild = getattr(channel, "guild", None)
+    if isinstance(guild, discord.Guild) and not guild.unavailable:
+        return guild.filesize_limit
+    # Not in the cache (right after a start, before GUILD_CREATE a fetched channel's guild is a stub that
+    # says 10 MiB): what the command's interaction reported, boosts included.
+    return job.upload_limit_bytes or DEFAULT_UPLOAD_LIMIT
+
+
+def track_acknowledgement(
+    bot: VideoBot, job_id: int, interaction: discord.Interaction[VideoBot], text: str
+) -> None:
+    """Hand a job's private acknowledgement (the command's reply, or the quote it replaced) to delivery,
+    which shows progress and the outcome in it."""
+    # Found by name, not isinstance: load_extension executes this module afresh, so the loaded cog's class
+    # is not the one the cogs that import this function see.
+    delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
+    if delivery is not None:
+        delivery.track_acknowledgement(job_id, interaction, text)
+
+
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(DeliveryCog(bot))

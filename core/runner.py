@@ -1,0 +1,395 @@
+"""JobRunner: the loop that advances durable jobs until they finish, and its timing rules.
+
+The database is the queue. A job and its reservation are committed before Runware hears of it, with a
+taskUUID the bot chose, so a crash at any point is recoverable: on start the runner resumes every unfinished
+job, and a submit that may or may not have reached Runware is settled with getResponse before any resubmit.
+Each pass submits queued jobs, polls the rest in batches, expires overdue ones (still watching a task Runware
+keeps rendering, for its late video), and offers finished jobs to delivery until they are posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from core.models import Job, JobStatus, usd_to_micros
+from core.ports import RunnerStore
+from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
+from core.settings import SafetyMode, Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# Runware may not know a task for a moment right after accepting it; not-found answers are tolerated for
+# this long after the submit before a processing job is declared lost.
+NOT_FOUND_GRACE_S = 60.0
+# An upload runs inside the command (a few requests with bounded retries): one still "uploading" after
+# this long belongs to a call that died, and its reservation is given back.
+UPLOAD_STALE_S = 600.0
+# A reported cost outside [0, this] is a wire error, not a price (a 30 s video costs a few dollars):
+# the job is settled at its estimate instead.
+MAX_PLAUSIBLE_COST_USD = 100.0
+# Submits and uploads in flight at once: Runware has shared queues, not a hard rate limit.
+MAX_CONCURRENT_SUBMITS = 4
+# Upper bound on jobs handled per runner pass; the rest wait for the next pass.
+MAX_JOBS_PER_PASS = 500
+# A finished job whose post failed is offered for delivery again after this long.
+REDELIVER_AFTER_S = 60.0
+# Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
+IDLE_SLEEP_S = 5.0
+
+
+def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> float:
+    """Seconds until the next poll of a job that has been polled `poll_count` times.
+
+    Starts at the initial delay and grows ×1.5 per poll up to the maximum interval (Runware's advice: an
+    initial wait for video, then exponential backoff)."""
+    base = max(1.0, min(initial_s, max_interval_s))
+    return float(min(max_interval_s, base * 1.5 ** max(0, poll_count)))
+
+
+def retry_delay(attempt: int, max_interval_s: float) -> float:
+    """Seconds before retrying a failed submit or poll request: 2 s, 4 s, 8 s … capped."""
+    return float(min(max_interval_s, 2.0 * 2 ** max(0, attempt)))
+
+
+def is_past_deadline(job: Job, now: float, deadline_s: float) -> bool:
+    """True when a job has run longer than JOB_DEADLINE_S since it was accepted."""
+    return now - job.created_at > deadline_s
+
+
+class JobRunner:
+    """One loop that submits queued jobs, polls running ones in batches, and finishes them."""
+
+    def __init__(
+        self,
+        store: RunnerStore,
+        runware: RunwareClient,
+        settings: Settings,
+        *,
+        on_finished: Callable[[Job], None],
+        on_progress: Callable[[int, int | None], None] = lambda job_id, percent: None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._store = store
+        self._runware = runware
+        self._settings = settings
+        self._on_finished = on_finished
+        self._on_progress = on_progress
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
+        # Submits run as their own tasks so that a slow one never holds up polling the others.
+        self._submits: dict[int, asyncio.Task[None]] = {}
+        self._offered: dict[int, float] = {}
+        self._started_at = clock()
+        self._recovered = False
+
+    async def submits_done(self) -> None:
+        """Wait until every submit in flight has finished (tests and benchmarks use it)."""
+        while self._submits:
+            await asyncio.gather(*self._submits.values(), return_exceptions=True)
+
+    def wake(self) -> None:
+        """Ask the loop to look for due work now (a new job was queued)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Resume unfinished work, then advance jobs until cancelled. No error stops the loop."""
+        try:
+            while True:
+                try:
+                    if not self._recovered:
+                        await self.recover()
+                        self._recovered = True
+                    await self.run_once()
+                    await self._sleep_until_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("job runner pass failed; retrying shortly")
+                    await asyncio.sleep(1.0)
+        finally:
+            for task in self._submits.values():
+                task.cancel()
+            await asyncio.gather(*self._submits.values(), return_exceptions=True)
+
+    async def recover(self) -> None:
+        """After a start: fail uploads cut off by the last process, and offer undelivered results again."""
+        await self._fail_stale_uploads(self._started_at)
+        await self._offer_undelivered(force=True)
+
+    async def run_once(self) -> None:
+        """One pass: submit queued jobs, poll the rest in batches, expire overdue ones."""
+        now = self._clock()
+        await self._fail_stale_uploads(now - UPLOAD_STALE_S)
+        horizon = now + self._settings.poll_max_interval_s / 2
+        jobs = await self._store.due_jobs(now, horizon, MAX_JOBS_PER_PASS)
+        polled: list[Job] = []
+        for job in jobs:
+            if job.id in self._submits:
+                continue  # its submit is still in flight
+            if job.status is JobStatus.QUEUED:
+                if is_past_deadline(job, now, self._settings.job_deadline_s):
+                    await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+                else:
+                    self._start_submit(job)
+            else:
+                polled.append(job)
+        # Expired jobs Runware still renders (and bills): asked about at the slow cadence.
+        polled += await self._store.late_jobs_due(now, MAX_JOBS_PER_PASS)
+        due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
+        if due_now:
+            # Jobs due within the horizon ride along with a due poll: one request instead of several, and
+            # their next polls stay in step. (A task in a batch that is sent anyway costs nothing extra.)
+            await self._poll(polled)
+        await self._offer_undelivered(force=False)
+
+    async def _fail_stale_uploads(self, before: float) -> None:
+        for job in await self._store.stale_uploads(before=before):
+            failed = await self._store.fail_job(
+                job.id, "uploadInterrupted", "The upload of your files was interrupted.", self._clock()
+            )
+            if failed is not None:
+                log.info("job=%s task=%s upload never finished; refunded", job.id, job.task_uuid)
+                self._offer(failed)
+
+    async def _sleep_until_due(self) -> None:
+        next_due = await self._store.next_due_at()
+        timeout = IDLE_SLEEP_S if next_due is None else min(IDLE_SLEEP_S, next_due - self._clock())
+        if timeout <= 0:
+            await asyncio.sleep(0)
+            return
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as
+        # the wake-up fires, and the runner then outlives bot.close() (seen as a hang at shutdown).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        self._wake.clear()
+
+    def _start_submit(self, job: Job) -> None:
+        task = asyncio.create_task(self._submit(job), name=f"submit-job-{job.id}")
+        self._submits[job.id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._submits.pop(job.id, None)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("job=%s submit crashed", job.id, exc_info=finished.exception())
+            self.wake()
+
+        task.add_done_callback(done)
+
+    async def _submit(self, job: Job) -> None:
+        """Send the task. Recorded as `submitting` first: a crash after this point is resolved by a poll."""
+        s = self._settings
+        assert job.image_ref is not None and job.audio_ref is not None
+        now = self._clock()
+        if not await self._store.mark_submitting(
+            job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s)
+        ):
+            # Finished (failed, refunded) since it was read: sending it would bill a job nobody pays for.
+            log.info("job=%s task=%s no longer waits for a submit; not sent", job.id, job.task_uuid)
+            return
+        request = VideoRequest(
+            task_uuid=job.task_uuid,
+            image_ref=job.image_ref,
+            audio_ref=job.audio_ref,
+            output_format=job.output_format,
+            output_quality=job.output_quality,
+            safety_mode=SafetyMode(job.safety_mode) if job.safety_mode else s.safety_mode,
+            ttl_s=s.output_ttl_s,
+        )
+        try:
+            async with self._submit_slots:
+                await self._runware.submit_video(request)
+        except RunwareError as error:
+            if error.retryable:
+                # Ambiguous: it may have arrived. The next pass asks getResponse before resubmitting.
+                log.warning(
+                    "job=%s task=%s submit unanswered (%s); will check",
+                    job.id,
+                    job.task_uuid,
+                    error.kind.value,
+                )
+                now = self._clock()
+                await self._store.schedule_polls(
+                    [(job.id, now + retry_delay(job.poll_count, s.poll_max_interval_s))], now
+                )
+                return
+            await self._fail(job, error.code or error.kind.value, error.user_message())
+            return
+        log.info("job=%s task=%s submitted", job.id, job.task_uuid)
+        now = self._clock()
+        if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s):
+            log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
+            return
+        self._on_progress(job.id, None)
+
+    async def _poll(self, jobs: list[Job]) -> None:
+        """Ask about every job in as few requests as the client can batch them."""
+        s = self._settings
+        try:
+            results = await self._runware.poll([j.task_uuid for j in jobs])
+        except RunwareError as error:
+            log.warning("poll of %s jobs failed (%s): %s", len(jobs), error.kind.value, error.message)
+            now = self._clock()
+            await self._store.schedule_polls(
+                [(j.id, now + retry_delay(j.poll_count, s.poll_max_interval_s)) for j in jobs], now
+            )
+            return
+        later: list[tuple[int, float]] = []
+        for job in jobs:
+            result = results.get(job.task_uuid, TaskResult(job.task_uuid, TaskState.UNKNOWN))
+            try:
+                next_in = await self._apply(job, result)
+            except Exception:
+                # One bad result must not hold up the rest of the batch.
+                log.exception("job=%s task=%s could not apply its poll result", job.id, job.task_uuid)
+                next_in = retry_delay(job.poll_count, s.poll_max_interval_s)
+            if next_in is not None:
+                later.append((job.id, self._clock() + next_in))
+        await self._store.schedule_polls(later, self._clock())
+
+    async def _apply(self, job: Job, result: TaskResult) -> float | None:
+        """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""
+        s = self._settings
+        now = self._clock()
+        missing = is_missing(result)
+        if job.status is JobStatus.EXPIRED:
+            return await self._apply_late(job, result, missing)
+        overdue = is_past_deadline(job, now, s.job_deadline_s)
+        if job.status is JobStatus.SUBMITTING:
+            if missing:
+                if overdue:
+                    await self._fail(job, "deadline", "It took too long, so it was cancelled.", expired=True)
+                    return None
+                # Runware never got it (or lost it): submitting again with the same taskUUID is safe,
+                # a duplicate comes back as conflictTaskUUID, which the client treats as accepted.
+                log.info("job=%s task=%s not known to Runware; resubmitting", job.id, job.task_uuid)
+                self._start_submit(job)
+                return None
+            log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
+            if not await self._store.mark_submitted(job.id, now, now):
+                return None  # closed meanwhile by another path
+        if result.state is TaskState.SUCCESS:
+            # Even past the deadline: a finished video is never thrown away.
+            await self._complete(job, result)
+            return None
+        if result.state is TaskState.ERROR and not missing:
+            # Final even when the error is retryable (taskFailed, a provider timeout): that task is over, and
+            # like Runware's SDK the bot does not resubmit under a new taskUUID behind the member's back.
+            # The hold is refunded; the member is told to try again.
+            error = result.error
+            code = error.code if error and error.code else "taskFailed"
+            message = error.user_message() if error else "The video service could not make this video."
+            await self._fail(job, code, message)
+            return None
+        if overdue:
+            # Runware has the task and keeps rendering (and billing) it: the member is refunded now, and
+            # the task is still asked about until its output would be gone.
+            watch = (output_expires_at(job, s.output_ttl_s), now + s.poll_max_interval_s)
+            await self._fail(
+                job, "deadline", "It took too long, so it was cancelled.", expired=True, watch=watch
+            )
+            return None
+        submitted_at = job.submitted_at or now
+        if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
+            await self._fail(job, "taskFailedOrNotFound", "The video service lost this job.")
+            return None
+        if result.state is TaskState.PROCESSING:
+            self._on_progress(job.id, result.progress)
+        return poll_delay(job.poll_count, s.poll_initial_delay_s, s.poll_max_interval_s)
+
+    async def _complete(self, job: Job, result: TaskResult) -> None:
+        if result.video_url is None:
+            await self._fail(job, "noOutput", "The video service finished without a video.")
+            return
+        cost = settled_cost(job, result.cost_usd)
+        done = await self._store.complete_job(job.id, result.video_url, cost, result.nsfw, self._clock())
+        if done is not None:
+            log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
+            self._offer(done)
+
+    async def _apply_late(self, job: Job, result: TaskResult, missing: bool) -> float | None:
+        """Act on a poll result of an expired job that Runware still has. A video is kept and its cost
+        booked to the server; an error or a lost task ends the watch (nothing billed); so does the end of
+        the output's time to live."""
+        now = self._clock()
+        if result.state is TaskState.SUCCESS and result.video_url is not None:
+            cost = settled_cost(job, result.cost_usd)
+            done = await self._store.complete_late_job(job.id, result.video_url, cost, result.nsfw, now)
+            if done is not None:
+                log.info("job=%s task=%s arrived late cost=%s (the server's)", job.id, job.task_uuid, cost)
+                self._offer(done)
+            return None
+        lost = missing and now - (job.submitted_at or job.created_at) >= NOT_FOUND_GRACE_S
+        ended = result.state in (TaskState.SUCCESS, TaskState.ERROR) and not missing
+        if ended or lost or job.late_until is None or now >= job.late_until:
+            if await self._store.end_late_watch(job.id, now):
+                log.info("job=%s task=%s no late video (%s)", job.id, job.task_uuid, result.state.value)
+            return None
+        return self._settings.poll_max_interval_s
+
+    async def _fail(
+        self,
+        job: Job,
+        code: str,
+        message: str,
+        *,
+        expired: bool = False,
+        watch: tuple[float, float] | None = None,
+    ) -> None:
+        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired, watch=watch)
+        if done is not None:
+            log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
+            self._offer(done)
+
+    def _offer(self, job: Job) -> None:
+        self._offered[job.id] = self._clock()
+        self._on_finished(job)
+
+    async def _offer_undelivered(self, *, force: bool) -> None:
+        """Hand finished, unposted jobs to delivery: all of them after a start, then any stuck ones."""
+        now = self._clock()
+        pending = await self._store.undelivered_jobs()
+        for job in pending:
+            offered = self._offered.get(job.id)
+            if force or offered is None or now - offered >= REDELIVER_AFTER_S:
+                self._offer(job)
+        # Forget delivered jobs so the map stays small.
+        if len(self._offered) > len(pending) + 1000:
+            waiting = {j.id for j in pending}
+            self._offered = {k: v for k, v in self._offered.items() if k in waiting}
+
+
+def output_expires_at(job: Job, ttl_s: float) -> float:
+    """When Runware deletes a job's output: its `ttl` counts from the task, and submitted_at is before it."""
+    return (job.submitted_at or job.created_at) + ttl_s
+
+
+def is_missing(result: TaskResult) -> bool:
+    """Runware does not know the task (not yet, or no longer)."""
+    return result.state is TaskState.UNKNOWN or (
+        result.state is TaskState.ERROR
+        and result.error is not None
+        and result.error.kind is ErrorKind.NOT_FOUND
+    )
+
+
+def settled_cost(job: Job, cost_usd: float | None) -> int:
+    """The amount to charge for a finished job: Runware's reported cost when it is a plausible price,
+    otherwise the estimate (logged: a NaN, negative or absurd number is a wire error, not a bill)."""
+    if cost_usd is not None and math.isfinite(cost_usd) and 0 <= cost_usd <= MAX_PLAUSIBLE_COST_USD:
+        return usd_to_micros(cost_usd)
+    log.warning(
+        "job=%s task=%s implausible or missing cost %r; settling at the estimate",
+        job.id,
+        job.task_uuid,
+        cost_usd,
+    )
+    return job.estimate_micros

@@ -1,0 +1,91 @@
+"""The jobs rig: a real SQLite store, a client on the fake Runware server, a JobService and a JobRunner."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from core.jobs import AnimateRequest, JobService
+from core.models import Job
+from core.runner import JobRunner
+from core.runware import RunwareClient
+from core.settings import Settings
+from storage.sqlite import SqliteStore
+from tests import media_factory as media
+from tests.conftest import SettingsFactory
+from tests.fakes.runware import FakeRunware
+
+
+@dataclass
+class Rig:
+    """A store, a client on the fake, a service and a runner whose finished jobs land in a queue."""
+
+    fake: FakeRunware
+    store: SqliteStore
+    client: RunwareClient
+    service: JobService
+    runner: JobRunner
+    finished: asyncio.Queue[Job]
+    db_path: Path
+    settings: Settings
+
+    def ledger(self) -> list[tuple[str, int]]:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute("SELECT kind, amount_micros FROM ledger ORDER BY id").fetchall()
+
+    def spent(self) -> int:
+        return sum(amount for _, amount in self.ledger())
+
+    async def next_finished(self, timeout: float = 10.0) -> Job:
+        return await asyncio.wait_for(self.finished.get(), timeout)
+
+
+@pytest.fixture
+async def rig(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with FakeRunware(polls_to_finish=2) as fake, aiohttp.ClientSession() as http:
+        settings = make_settings(
+            runware_api_url=fake.url,
+            runware_api_key=fake.api_key,
+            price_per_second_usd=0.10,
+            quota_user_daily_usd=1.0,
+            quota_user_max_active_jobs=3,
+        )
+        db_path = tmp_path / "jobs.db"
+        store = await SqliteStore.open(str(db_path))
+        client = RunwareClient(
+            http, api_url=fake.url, api_key=settings.runware_api_key, timeout_s=1.0, retry_base_s=0.01
+        )
+        finished: asyncio.Queue[Job] = asyncio.Queue()
+        runner = JobRunner(store, client, settings, on_finished=finished.put_nowait)
+        service = JobService(store, client, settings, wake_runner=runner.wake)
+        yield Rig(fake, store, client, service, runner, finished, db_path, settings)
+        await store.close()
+
+
+@pytest.fixture
+async def running(rig: Rig) -> AsyncIterator[Rig]:
+    """The rig with its runner loop going."""
+    task = asyncio.create_task(rig.runner.run())
+    yield rig
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition every 20 ms until it holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def request(seconds: float = 3.0, user_id: int = 42) -> AnimateRequest:
+    return AnimateRequest(
+        guild_id=1, channel_id=2, user_id=user_id, image=media.png(400, 500), audio=media.wav(seconds)
+    )
