@@ -86,7 +86,10 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("must look like sqlite:///data/bot.db or sqlite:////var/lib/bot/bot.db")
+            raise ValueError(
+                "must look like sqlite:///data/bot.db, sqlite:////var/lib/bot/bot.db "
+                "or postgresql://user@host:5432/dbname"
+            )
         return value
 
     @field_validator("log_level")

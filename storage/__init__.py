@@ -7,7 +7,10 @@ from contextlib import asynccontextmanager
 
 from core.ports import NewerDatabaseError, Store
 
-__all__ = ["NewerDatabaseError", "Store", "open_store", "sqlite_path_from_url"]
+__all__ = ["POSTGRES_SCHEMES", "NewerDatabaseError", "Store", "open_store", "sqlite_path_from_url"]
+
+# The URL schemes that select the PostgreSQL store (libpq's two spellings).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def sqlite_path_from_url(url: str) -> str:
@@ -27,9 +30,13 @@ async def open_store(url: str) -> AsyncIterator[Store]:
     if url.startswith("sqlite:///"):
         from storage.sqlite import SqliteStore
 
-        store = await SqliteStore.open(sqlite_path_from_url(url))
+        store: Store = await SqliteStore.open(sqlite_path_from_url(url))
+    elif url.startswith(POSTGRES_SCHEMES):
+        from storage.postgres import PostgresStore
+
+        store = await PostgresStore.open(url)
     else:
-        raise ValueError("only sqlite:/// URLs are supported by this version (PostgreSQL comes later)")
+        raise ValueError("the database URL must start with sqlite:///, postgresql:// or postgres://")
     try:
         yield store
     finally:

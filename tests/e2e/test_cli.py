@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runware import FakeRunware
+from tests.postgres import TEST_POSTGRES_URL, fresh_schema, query_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +65,18 @@ async def test_check_passes_against_working_services(tmp_path: Path) -> None:
     lines = [line for line in out.splitlines() if line.startswith(("OK", "FAIL"))]
     assert len(lines) == 4 and all(line.startswith("OK") for line in lines)
     assert (tmp_path / "check.db").exists()
+
+
+async def test_check_passes_against_postgresql(tmp_path: Path) -> None:
+    """With a postgresql:// DATABASE_URL, `bot.py check` migrates that database and reports it OK."""
+    with fresh_schema() as schema:
+        async with FakeDiscord() as discord, FakeRunware() as runware:
+            env = fake_env(discord, runware, tmp_path)
+            env["DATABASE_URL"] = f"{TEST_POSTGRES_URL}?search_path={schema}"
+            code, out = await run_bot(["check"], env, tmp_path)
+        assert code == 0, out
+        assert "OK   database (postgres" in out
+        assert query_schema(schema, "SELECT COUNT(*) FROM schema_version") == [(1,)]
 
 
 async def test_check_reports_each_failure_and_exits_non_zero(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from core.models import (
     Limits,
     QuotaRefusal,
@@ -94,3 +96,26 @@ async def test_an_unposted_budget_alert_is_claimed_again_once_due(store: Store) 
     await store.settle_budget_alert(1, month, 1_000_000, 50, NOW + 64)  # posted
     await store.settle_budget_alert(1, month, 1_000_000, 50, None)  # a late failure changes nothing
     assert await store.reclaim_unposted_budget_alerts(month, NOW + 999, NOW + 999) == []
+
+
+async def test_running_totals_fall_in_the_utc_day_and_month_of_each_row(store: Store, query: Query) -> None:
+    """Rows just before and at midnight, a month's end (a leap February's too) and a year's end count in
+    the UTC day and month that core.quota computes (each backend has its own trigger: they must agree)."""
+
+    def at(*args: int) -> float:
+        return dt.datetime(*args, tzinfo=dt.UTC).timestamp()
+
+    moments = [
+        at(2024, 2, 29, 23, 59, 59) + 0.999_999,
+        at(2024, 3, 1),
+        at(2023, 12, 31, 23, 59, 59) + 0.5,
+        at(2024, 1, 1),
+        at(2024, 1, 1) + 0.25,
+        at(2024, 6, 15, 12),
+    ]
+    for t in moments:
+        await reserved(store, 7, 100_000, t)
+        await store.grant(1, 7, -1_000, "gift", actor_id=9, now=t)
+    assert stored_totals(query) == totals_from_ledger(query)
+    months = {s for (_, user, period, s) in stored_totals(query) if period == "month" and user == 0}
+    assert months == {at(2024, 2, 1), at(2024, 3, 1), at(2023, 12, 1), at(2024, 1, 1), at(2024, 6, 1)}

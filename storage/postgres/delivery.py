@@ -1,0 +1,100 @@
+"""Delivery on PostgreSQL: which results wait to be posted, where they went, credits for unshown ones."""
+
+from __future__ import annotations
+
+from core.models import Job, JobStatus, LedgerKind
+from storage.postgres.connection import PostgresConnection, rowcount
+from storage.postgres.rows import JOB_COLUMNS, job_from_row
+from storage.postgres.statements import job_in, lock_guild
+
+
+class PostgresDelivery(PostgresConnection):
+    """DeliveryStore on PostgreSQL."""
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose result has not been posted yet, and expired jobs whose late video has not."""
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE delivered_at IS NULL "
+            "AND status IN ('succeeded', 'failed', 'expired') "
+            f"UNION ALL SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'expired' AND result_url IS NOT NULL "
+            "AND late_delivered_at IS NULL AND delivered_at IS NOT NULL ORDER BY finished_at"
+        )
+        return [job_from_row(r) for r in rows]
+
+    async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
+        """Record the result as posted (and where: channel id, message id). True only for the call that
+        recorded it."""
+        channel_id, message_id = posted_at or (None, None)
+        async with self._write() as db:
+            status = await db.execute(
+                "UPDATE jobs SET delivered_at = $1, updated_at = $1, result_channel_id = $2, "
+                "result_message_id = $3 WHERE id = $4 AND delivered_at IS NULL",
+                now,
+                channel_id,
+                message_id,
+                job_id,
+            )
+            return rowcount(status) == 1
+
+    async def mark_late_delivered(
+        self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
+    ) -> bool:
+        """Record a late video as posted (and where: its message replaces the expiry notice as the job's
+        result). True only for the call that recorded it."""
+        channel_id, message_id = posted_at or (None, None)
+        async with self._write() as db:
+            status = await db.execute(
+                # A late video that came before its expiry notice was posted stands for the notice too.
+                "UPDATE jobs SET late_delivered_at = $1, delivered_at = COALESCE(delivered_at, $1), "
+                "updated_at = $1, result_channel_id = COALESCE($2, result_channel_id), "
+                "result_message_id = COALESCE($3, result_message_id) WHERE id = $4 AND status = 'expired' "
+                "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
+                now,
+                channel_id,
+                message_id,
+                job_id,
+            )
+            return rowcount(status) == 1
+
+    async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
+        """Record that the job's result is about to be posted in a channel (the first try's time is kept)."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO post_attempts (job_id, channel_id, started_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                job_id,
+                channel_id,
+                now,
+            )
+
+    async def post_attempts(self, job_id: int) -> list[tuple[int, float]]:
+        """Where the job's result was about to be posted, and since when: (channel id, first try)."""
+        rows = await self._fetch(
+            "SELECT channel_id, started_at FROM post_attempts WHERE job_id = $1 "
+            "ORDER BY started_at, channel_id",
+            job_id,
+        )
+        return [(int(r["channel_id"]), float(r["started_at"])) for r in rows]
+
+    async def credit_job_cost(self, job_id: int, reason: str, now: float) -> int:
+        """Give a finished job's cost back to its member (once); returns the amount credited (0 if the
+        job had no cost or was credited before)."""
+        async with self._write() as db:
+            job = await job_in(db, job_id, for_update=True)
+            cost = job.cost_micros or 0
+            if job.status is not JobStatus.SUCCEEDED or cost <= 0:
+                return 0
+            await lock_guild(db, job.guild_id)
+            status = await db.execute(
+                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_micros, counts_at, created_at, "
+                "reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                job.guild_id,
+                job.user_id,
+                job_id,
+                LedgerKind.GRANT.value,
+                -cost,
+                job.created_at,
+                now,
+                reason,
+            )
+            return cost if rowcount(status) == 1 else 0

@@ -1,0 +1,24 @@
+"""The bot's own small values on PostgreSQL (app_state)."""
+
+from __future__ import annotations
+
+from storage.postgres.connection import PostgresConnection
+
+
+class PostgresState(PostgresConnection):
+    """StateStore on PostgreSQL."""
+
+    async def get_state(self, key: str) -> str | None:
+        """A value the bot stored about itself, or None."""
+        rows = await self._fetch("SELECT value FROM app_state WHERE key = $1", key)
+        return str(rows[0]["value"]) if rows else None
+
+    async def set_state(self, key: str, value: str) -> None:
+        """Store a value about the bot itself (replacing the old one)."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO app_state (key, value) VALUES ($1, $2) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                key,
+                value,
+            )
