@@ -363,3 +363,20 @@ def test_printed_urls_and_dollars() -> None:
     assert dollars(1_234_560_000) == "$1,234.56"
     assert dollars(-2_500_000) == "-$2.50"
     assert dollars(333_333) == "$0.333333"
+
+
+async def test_migrate_db_needs_its_target(tmp_path: Path) -> None:
+    """`migrate-db` without `--to` is a usage error (exit 2) that names the option, and copies nothing."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
+        "migrate-db",
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "DISCORD_TOKEN": "t" * 30, "RUNWARE_API_KEY": "k" * 30},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert "migrate-db needs --to" in out.decode()
+    assert not (tmp_path / "data").exists()
