@@ -3,6 +3,8 @@
 python bot.py          start the bot (foreground, logs to stderr, stops on SIGTERM or Ctrl-C)
 python bot.py check    check settings, database, Runware and Discord; one line each; exit 1 on failure
 python bot.py sync     publish the slash commands globally (needed once per install and upgrade)
+python bot.py migrate-db --to postgresql://…
+                       copy the SQLite database of DATABASE_URL into an empty PostgreSQL database
 """
 
 from __future__ import annotations
@@ -385,19 +387,24 @@ async def run_checks(settings: Settings) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the verb, load settings once, run it. Returns the process exit code."""
     parser = argparse.ArgumentParser(prog="bot.py", description="Ventriloquist Discord bot")
-    parser.add_argument("verb", nargs="?", default="run", choices=("run", "check", "sync"))
+    parser.add_argument("verb", nargs="?", default="run", choices=("run", "check", "sync", "migrate-db"))
+    parser.add_argument("--to", metavar="URL", help="migrate-db: the empty PostgreSQL database to copy into")
     args = parser.parse_args(argv)
+    if (args.verb == "migrate-db") != (args.to is not None):
+        parser.error("migrate-db needs --to postgresql://…, and --to goes with migrate-db only")
     settings = load_settings()
     if settings is None:
         return 2
     secrets = [settings.discord_token.get_secret_value(), settings.runware_api_key.get_secret_value()]
     # `check` prints its own one-line verdicts; routine INFO lines would only bury them.
-    quiet = args.verb == "check" and settings.log_level != "DEBUG"
+    quiet = args.verb in ("check", "migrate-db") and settings.log_level != "DEBUG"
     setup_logging("ERROR" if quiet else settings.log_level, secrets)
     if args.verb == "check":
         return 0 if asyncio.run(run_checks(settings)) else 1
     if args.verb == "sync":
         return asyncio.run(_sync_globally(settings))
+    if args.verb == "migrate-db":
+        return asyncio.run(_migrate_db(settings.database_url, args.to))
     tune_garbage_collector()
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -412,6 +419,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+async def _migrate_db(source_url: str, target_url: str) -> int:
+    """`python bot.py migrate-db --to URL`: the work is in storage/migrate.py; this prints its verdict."""
+    from storage.migrate import MigrationError, migrate_sqlite_to_postgres
+
+    try:
+        summary = await migrate_sqlite_to_postgres(source_url, target_url)
+    except MigrationError as error:
+        print(f"migrate-db: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
     return 0
 
 
