@@ -14,6 +14,8 @@ from storage.postgres.statements import append_ledger, job_in, lock_guild, lock_
 # its WHERE, which PostgreSQL evaluates again on the row's newest version after waiting for a concurrent
 # claim; a step that reads first locks the row FOR UPDATE before checking.
 RELEASE = "lease_owner = NULL, lease_expires_at = NULL"
+# A late video is a new result to post: offered afresh, even while its expiry notice is being offered.
+OFFER_AFRESH = "delivery_owner = NULL, delivery_expires_at = NULL"
 RUNNING_SQL = "'queued', 'submitting', 'processing'"
 CLAIM_SCOPE = f"status IN ({RUNNING_SQL}) OR late_until IS NOT NULL"
 # Due by now ($2), or (a processing job) by the horizon ($3).
@@ -294,7 +296,7 @@ class PostgresJobs(PostgresConnection):
             await lock_guild(db, job.guild_id)
             await db.execute(
                 "UPDATE jobs SET result_url = $1, cost_micros = $2, nsfw = $3, late_until = NULL, "
-                f"next_poll_at = NULL, updated_at = $4, {RELEASE} WHERE id = $5",
+                f"next_poll_at = NULL, updated_at = $4, {RELEASE}, {OFFER_AFRESH} WHERE id = $5",
                 result_url,
                 cost_micros,
                 nsfw,

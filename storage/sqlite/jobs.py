@@ -19,6 +19,8 @@ from storage.sqlite.statements import append_ledger, job_in, usage_in
 HELD = " AND (? IS NULL OR lease_owner = ?)"
 # A terminal step lets go of the job (its delivery has a lease of its own).
 RELEASE = "lease_owner = NULL, lease_expires_at = NULL"
+# A late video is a new result to post: offered afresh, even while its expiry notice is being offered.
+OFFER_AFRESH = "delivery_owner = NULL, delivery_expires_at = NULL"
 # What the runner advances: jobs past their upload and not finished, and expired jobs still watched.
 RUNNING_SQL = "'queued', 'submitting', 'processing'"
 CLAIM_SCOPE = f"status IN ({RUNNING_SQL}) OR late_until IS NOT NULL"
@@ -300,7 +302,7 @@ class SqliteJobs(SqliteConnection):
                 return None
             await db.execute(
                 "UPDATE jobs SET result_url = ?, cost_micros = ?, nsfw = ?, late_until = NULL, "
-                f"next_poll_at = NULL, updated_at = ?, {RELEASE} WHERE id = ?",
+                f"next_poll_at = NULL, updated_at = ?, {RELEASE}, {OFFER_AFRESH} WHERE id = ?",
                 (result_url, cost_micros, int(nsfw), now, job_id),
             )
             for kind, amount, reason in (
