@@ -165,6 +165,15 @@ class JobStore(Protocol):
         job, where a job another process holds counts as due when its lease runs out. None if none."""
         ...
 
+    async def lease_owners(self) -> list[str]:
+        """The owners holding a lease on an unfinished or watched job, or offering an unposted result."""
+        ...
+
+    async def expire_leases(self, owners: list[str], now: float) -> int:
+        """End now the job and delivery leases of `owners` (processes known to be dead), so their jobs and
+        results are claimed at once; returns how many jobs were touched."""
+        ...
+
     async def claim_stale_uploads(
         self, owner: str, now: float, before: float, lease_until: float
     ) -> list[Job]:

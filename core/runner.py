@@ -80,6 +80,26 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def died_here(owner: str, me: str) -> bool:
+    """True when `owner` names a process of this host that is gone: this process's own pid under another
+    name (a restart, as in a container where the pid is always the same), or a pid no process has. Its
+    leases need not run out before others take its work. Another host's processes are never judged."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or owner == me:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, but not ours to signal
+    return False
+
+
 def lease_seconds(settings: Settings) -> float:
     """How long a job lease lasts (LEASE_POLL_INTERVALS × POLL_MAX_INTERVAL_S)."""
     return LEASE_POLL_INTERVALS * settings.poll_max_interval_s
@@ -169,7 +189,12 @@ class JobRunner:
 
     async def recover(self) -> None:
         """After a start: fail the uploads of processes that died (their leases ran out; another live
-        process's uploads are left alone), and offer the results nobody is posting."""
+        process's uploads are left alone), and offer the results nobody is posting. The leases of a
+        process of this host that is gone (this one's previous run) end at once rather than by expiry."""
+        gone = [o for o in await self._store.lease_owners() if died_here(o, self.owner)]
+        if gone:
+            ended = await self._store.expire_leases(gone, self._clock())
+            log.info("leases of %s ended (their processes are gone): %s jobs", gone, ended)
         await self._fail_stale_uploads(self._clock())
         await self._offer_undelivered()
 

@@ -387,6 +387,33 @@ class PostgresJobs(PostgresConnection):
         value = rows[0][0] if rows else None
         return float(value) if value is not None else None
 
+    async def lease_owners(self) -> list[str]:
+        """The owners holding a lease on an unfinished or watched job, or offering an unposted result."""
+        rows = await self._fetch(
+            "SELECT lease_owner FROM jobs WHERE lease_owner IS NOT NULL UNION "
+            "SELECT delivery_owner FROM jobs WHERE delivery_owner IS NOT NULL"
+        )
+        return sorted(str(r[0]) for r in rows)
+
+    async def expire_leases(self, owners: list[str], now: float) -> int:
+        """End now the job and delivery leases of `owners`; returns how many jobs were touched."""
+        if not owners:
+            return 0
+        async with self._write() as db:
+            jobs = await db.execute(
+                "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = ANY($1::TEXT[]) "
+                "AND lease_expires_at > $2",
+                owners,
+                now,
+            )
+            offers = await db.execute(
+                "UPDATE jobs SET delivery_expires_at = $2 WHERE delivery_owner = ANY($1::TEXT[]) "
+                "AND delivery_expires_at > $2",
+                owners,
+                now,
+            )
+            return rowcount(jobs) + rowcount(offers)
+
     async def claim_stale_uploads(
         self, owner: str, now: float, before: float, lease_until: float
     ) -> list[Job]:

@@ -408,3 +408,45 @@ async def test_a_late_video_before_its_expiry_notice_stands_for_the_notice(rig: 
     assert late.late_video_waiting and late.delivered_at is None
     assert await rig.service.mark_late_delivered(job.id, (2, 99)) is True
     assert await rig.store.undelivered_jobs() == []
+
+
+def test_only_a_gone_process_of_this_host_is_judged_dead() -> None:
+    """This pid under another name (a restart) and a pid nobody has are gone; a live pid, another host's
+    process, and this runner itself are not."""
+    import os
+    import socket
+
+    from core.runner import died_here
+
+    me = f"{socket.gethostname()}:{os.getpid()}:aaaa"
+    assert died_here(f"{socket.gethostname()}:{os.getpid()}:bbbb", me)
+    assert died_here(f"{socket.gethostname()}:{2**22 + 7}:cccc", me)  # above Linux's pid_max
+    assert not died_here(me, me)
+    assert not died_here(f"{socket.gethostname()}:1:dddd", me)  # init is alive
+    assert not died_here(f"another-host:{os.getpid()}:eeee", me)
+
+
+async def test_recover_takes_over_a_restarted_processs_work_at_once(rig: Rig) -> None:
+    """After a restart (same host and pid, a new name), the previous run's upload is failed and its
+    unposted result offered at once, without waiting for their leases to run out."""
+    import os
+    import socket
+    from dataclasses import replace
+
+    from core.models import Lease, Limits, NewJob
+
+    previous = f"{socket.gethostname()}:{os.getpid()}:0000"
+    now = time.time()
+    new = NewJob("u-restart", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False)
+    upload = await reserve(rig.store, replace(new, lease=Lease(previous, now + 3_600)), Limits(10**9, 9), now)
+    assert isinstance(upload, Job)
+    other = "elsewhere:1:ffff"  # another host's live upload: left alone
+    theirs = await reserve(
+        rig.store, replace(new, task_uuid="u-other", lease=Lease(other, now + 3_600)), Limits(10**9, 9), now
+    )
+    assert isinstance(theirs, Job)
+    await rig.runner.recover()
+    done = await rig.next_finished()
+    assert done.id == upload.id and done.status is JobStatus.FAILED
+    current = await rig.store.get_job(theirs.id)
+    assert current is not None and current.status is JobStatus.UPLOADING

@@ -183,3 +183,19 @@ async def test_deliveries_are_claimed_once_until_their_lease_runs_out(backend: B
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_gone_processs_leases_end_at_once(store: Store) -> None:
+    """expire_leases ends the named owners' job and delivery leases (and no one else's), so their jobs
+    and results are claimed at once; lease_owners lists who holds what."""
+    gone, live, finished = await queued_jobs(store, 3)
+    await store.claim_due_jobs("gone", NOW, NOW, 1, NOW + LEASE)
+    await store.claim_due_jobs("live", NOW, NOW, 1, NOW + LEASE)
+    await store.fail_job(finished.id, "x", "y", NOW)
+    await store.claim_delivery(finished.id, "gone", NOW, NOW + 60)
+    assert await store.lease_owners() == ["gone", "live"]
+    assert await store.expire_leases(["gone"], NOW + 1) == 2
+    assert [j.id for j in await store.claim_due_jobs("new", NOW + 1, NOW + 1, 10, NOW + 99)] == [gone.id]
+    assert [j.id for j in await store.claim_deliveries("new", NOW + 1, NOW + 61, 10)] == [finished.id]
+    current = await store.get_job(live.id)
+    assert current is not None and current.lease_owner == "live"
