@@ -8,8 +8,9 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -41,7 +42,7 @@ class Pair:
     settings: Settings
     refs: tuple[str, str]
 
-    def query(self, sql: str) -> list[tuple[object, ...]]:
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
         return query_schema(self.schema, sql)
 
     def statuses(self) -> Counter[str]:
@@ -70,7 +71,7 @@ async def pair(make_settings: SettingsFactory) -> AsyncIterator[Pair]:
                             store,
                             client,
                             settings,
-                            on_finished=lambda job, owner=owner: offers.append((owner, job.id)),
+                            on_finished=offer_to(offers, owner),
                             owner=owner,
                             lease_s=LEASE_S,
                         )
@@ -83,6 +84,11 @@ async def pair(make_settings: SettingsFactory) -> AsyncIterator[Pair]:
             finally:
                 for store in stores:
                     await store.close()
+
+
+def offer_to(offers: list[tuple[str, int]], owner: str) -> Callable[[Job], None]:
+    """A runner's on_finished: note which runner offered which job."""
+    return lambda job: offers.append((owner, job.id))
 
 
 async def queue_jobs(pair: Pair, n: int) -> list[Job]:
@@ -148,8 +154,8 @@ async def test_a_stopped_runners_jobs_are_finished_by_the_other_after_its_leases
     try:
         await wait_until(lambda: pair.statuses() == Counter({"processing": JOBS}), timeout=60)
         await stop(task_a)
-        held_by_a = dict(
-            pair.query("SELECT id, lease_expires_at FROM jobs WHERE lease_owner = 'a'")  # type: ignore[arg-type]
+        held_by_a: dict[int, float] = dict(
+            pair.query("SELECT id, lease_expires_at FROM jobs WHERE lease_owner = 'a'")
         )
         assert held_by_a, "runner a held none of the jobs"
         for job in jobs:
@@ -159,8 +165,8 @@ async def test_a_stopped_runners_jobs_are_finished_by_the_other_after_its_leases
     finally:
         await stop(task_a)
         await stop(task_b)
-    finished = dict(pair.query("SELECT id, finished_at FROM jobs"))
+    finished: dict[int, float] = dict(pair.query("SELECT id, finished_at FROM jobs"))
     for job_id, lease_expires_at in held_by_a.items():
-        assert finished[job_id] >= lease_expires_at  # type: ignore[operator]
+        assert finished[job_id] >= lease_expires_at
     assert {owner for owner, job_id in pair.offers if job_id in held_by_a} == {"b"}
     assert_once_each(pair, jobs)
