@@ -175,6 +175,7 @@ class VideoBot(commands.Bot):
             runware,
             settings,
             wake_runner=self.runner.wake,
+            hold_upload=self.runner.lease,
             on_budget_alert=lambda alert: self.dispatch("budget_alert", alert),
         )
         self.budgets = BudgetService(store, settings)

@@ -158,7 +158,7 @@ async def run_workload(
             client = RunwareClient.from_settings(http, settings)
             finished: asyncio.Queue[Job] = asyncio.Queue()
             runner = JobRunner(store, client, settings, on_finished=finished.put_nowait)
-            service = JobService(store, client, settings, wake_runner=runner.wake)
+            service = JobService(store, client, settings, wake_runner=runner.wake, hold_upload=runner.lease)
             runner_task = asyncio.create_task(runner.run())
             done: dict[int, Job] = {}
             in_flight = peak = 0

@@ -20,6 +20,7 @@ from core.models import (
     BudgetAlert,
     GuildLimits,
     Job,
+    Lease,
     Limits,
     NewJob,
     QuotaRefusal,
@@ -130,8 +131,12 @@ class JobService:
         wake_runner: Callable[[], None] = lambda: None,
         on_budget_alert: Callable[[BudgetAlert], None] = lambda alert: None,
         heavy_work: WorkSlots | None = None,
+        hold_upload: Callable[[float], Lease] | None = None,
     ) -> None:
+        """`hold_upload(now)`: the lease a job gets while its command uploads the inputs (the runner's
+        owner, renewed by its runner), so that no other process takes the upload for a dead one's."""
         self._on_budget_alert = on_budget_alert
+        self._hold_upload = hold_upload
         # Shared by the downloads (the cogs hold it) and the decodes in `accept`.
         self.heavy_work = heavy_work or WorkSlots()
         self._store = store
@@ -240,6 +245,7 @@ class JobService:
             safety_mode=audit.safety_mode,
             image_sha256=audit.image_sha256,
             audio_sha256=audit.audio_sha256,
+            lease=self._hold_upload(now) if self._hold_upload else None,
         )
         created = await self._store.create_job_with_reservation(
             new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
@@ -261,9 +267,12 @@ class JobService:
                     job.id, "uploadInterrupted", "The upload was interrupted.", self._clock()
                 )
             raise
-        queued = await self._store.mark_job_queued(job.id, image_ref, audio_ref, self._clock())
+        queued = await self._store.mark_job_queued(
+            job.id, image_ref, audio_ref, self._clock(), owner=new.lease.owner if new.lease else None
+        )
         if queued is None:
-            # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep): never submit it.
+            # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep, or taken over
+            # by another process when this one's leases ran out): never submit it.
             log.warning("job=%s task=%s was closed during its upload", job.id, job.task_uuid)
             raise UserFacingError(f"Job #{job.id} was cancelled during its upload. You were not charged.")
         return await self._started(queued, limits)

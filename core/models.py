@@ -83,6 +83,14 @@ class Job:
     # video that arrives is posted once more, as a late result, at `late_delivered_at`.
     late_until: float | None = None
     late_delivered_at: float | None = None
+    # The process advancing the job (or uploading its inputs) and until when; None when nobody holds it
+    # (a finished job, or one waiting to be claimed). See Lease.
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    # The process offering the finished job's result for posting, and until when it may before another
+    # process offers it again.
+    delivery_owner: str | None = None
+    delivery_expires_at: float | None = None
 
     @property
     def late_video_waiting(self) -> bool:
@@ -111,6 +119,17 @@ class NewJob:
     safety_mode: str | None = None
     image_sha256: str | None = None
     audio_sha256: str | None = None
+    # The process whose command uploads the inputs holds the new job (None: nobody, e.g. no runner).
+    lease: Lease | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A process's hold on a job: `owner` names the process, and the hold ends at `expires_at` unless
+    renewed. Only the holder advances the job; once the hold has run out another process may claim it."""
+
+    owner: str
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)

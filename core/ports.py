@@ -41,7 +41,11 @@ class NewerDatabaseError(RuntimeError):
 
 class JobStore(Protocol):
     """A job's life and its money: the reservation, the runner's steps, settle and refund, the watch
-    kept on an expired job, and the usage the limits are checked against."""
+    kept on an expired job, and the usage the limits are checked against.
+
+    Several processes may share the jobs: a runner claims due jobs with a lease (`claim_due_jobs`) and
+    passes its `owner` to every step it takes, and a step by an owner that no longer holds the job (its
+    lease ran out and another process claimed it) changes nothing. A terminal step releases the lease."""
 
     async def create_job_with_reservation(
         self,
@@ -55,30 +59,46 @@ class JobStore(Protocol):
         allows, insert the job and its reservation. Concurrent calls can never overspend."""
         ...
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+    async def mark_job_queued(
+        self, job_id: int, image_ref: str, audio_ref: str, now: float, *, owner: str | None = None
+    ) -> Job | None:
         """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
-        uploading (failed and refunded meanwhile)."""
+        uploading (failed and refunded meanwhile), or, with `owner`, no longer held by it."""
         ...
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+    async def mark_submitting(
+        self, job_id: int, now: float, retry_at: float, *, owner: str | None = None
+    ) -> bool:
         """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
-        no longer queued or submitting: it must not be sent."""
+        no longer queued or submitting, or not held by `owner`: it must not be sent."""
         ...
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+    async def mark_submitted(
+        self, job_id: int, now: float, next_poll_at: float, *, owner: str | None = None
+    ) -> bool:
         """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
-        longer queued or submitting."""
+        longer queued or submitting, or not held by `owner`."""
         ...
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+    async def schedule_polls(
+        self, updates: list[tuple[int, float]], now: float, *, owner: str | None = None
+    ) -> int:
         """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
-        Returns how many were changed (a job finished meanwhile is left alone)."""
+        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
         ...
 
     async def complete_job(
-        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+        self,
+        job_id: int,
+        result_url: str,
+        cost_micros: int,
+        nsfw: bool,
+        now: float,
+        *,
+        owner: str | None = None,
     ) -> Job | None:
-        """Mark success and settle: release the estimate, charge the real cost. None if already final."""
+        """Mark success and settle: release the estimate, charge the real cost. None if already final, or
+        not held by `owner`."""
         ...
 
     async def fail_job(
@@ -91,26 +111,31 @@ class JobStore(Protocol):
         expired: bool = False,
         member_told: bool = False,
         watch: tuple[float, float] | None = None,
+        owner: str | None = None,
     ) -> Job | None:
-        """Mark failure (or expiry) and refund the reservation. None if the job was already final.
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final, or not
+        held by `owner`.
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
         `watch` (until, next poll): an expired task Runware still has is asked about until then."""
         ...
 
     async def complete_late_job(
-        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+        self,
+        job_id: int,
+        result_url: str,
+        cost_micros: int,
+        nsfw: bool,
+        now: float,
+        *,
+        owner: str | None = None,
     ) -> Job | None:
         """A watched expired job's video arrived: keep it and book its cost to the server, not the member.
-        None if the job was not being watched."""
+        None if the job was not being watched, or not held by `owner`."""
         ...
 
-    async def end_late_watch(self, job_id: int, now: float) -> bool:
-        """Stop asking about an expired job; False if it was not being watched."""
-        ...
-
-    async def late_jobs_due(self, now: float, limit: int) -> list[Job]:
-        """Watched expired jobs due for a poll by `now`."""
+    async def end_late_watch(self, job_id: int, now: float, *, owner: str | None = None) -> bool:
+        """Stop asking about an expired job; False if it was not being watched, or not held by `owner`."""
         ...
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -121,16 +146,41 @@ class JobStore(Protocol):
         """A member's latest jobs in a guild, newest first."""
         ...
 
-    async def due_jobs(self, now: float, horizon: float, limit: int) -> list[Job]:
-        """Unfinished jobs due by `now`, plus processing jobs due by `horizon` (to batch their polls)."""
+    async def claim_due_jobs(
+        self, owner: str, now: float, horizon: float, limit: int, lease_until: float
+    ) -> list[Job]:
+        """Claim, atomically, the jobs due by `now` (submitted, polled, or watched for a late video), plus
+        processing jobs due by `horizon` (to batch their polls), that nobody holds, `owner` holds, or whose
+        lease ran out: each is leased to `owner` until `lease_until`. Two concurrent claimers never take
+        the same job. Earliest due first."""
         ...
 
-    async def next_due_at(self) -> float | None:
-        """When the earliest unfinished job is next due, or None if there is none."""
+    async def renew_leases(self, owner: str, lease_until: float) -> int:
+        """Extend every lease `owner` holds on an unfinished or watched job (uploads included) to
+        `lease_until`; returns how many."""
         ...
 
-    async def stale_uploads(self, before: float) -> list[Job]:
-        """Jobs still uploading that were created before `before` (their inputs died with a process)."""
+    async def next_due_at(self, owner: str, now: float) -> float | None:
+        """When `owner` may next have a job to advance: the earliest due time of an unfinished or watched
+        job, where a job another process holds counts as due when its lease runs out. None if none."""
+        ...
+
+    async def lease_owners(self) -> list[str]:
+        """The owners holding a lease on an unfinished or watched job, or offering an unposted result."""
+        ...
+
+    async def expire_leases(self, owners: list[str], now: float) -> int:
+        """End now the job and delivery leases of `owners` (processes known to be dead), so their jobs and
+        results are claimed at once; returns how many jobs were touched."""
+        ...
+
+    async def claim_stale_uploads(
+        self, owner: str, now: float, before: float, lease_until: float
+    ) -> list[Job]:
+        """Claim the uploads that will never finish, leased to `owner` until `lease_until` (to fail them):
+        uploading jobs whose holder's lease ran out (the process died), and those created before `before`
+        that `owner` holds or nobody holds (an upload that hung). Another live process's uploads are left
+        alone."""
         ...
 
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
@@ -172,6 +222,17 @@ class DeliveryStore(Protocol):
 
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose result has not been posted yet."""
+        ...
+
+    async def claim_deliveries(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        """Claim, atomically, finished jobs whose result has not been posted and that no process is
+        offering (never offered, or its delivery lease ran out): each is leased to `owner` until
+        `lease_until`. Two concurrent claimers never take the same job."""
+        ...
+
+    async def claim_delivery(self, job_id: int, owner: str, now: float, lease_until: float) -> Job | None:
+        """Claim one finished job's delivery as claim_deliveries would; the job, or None if it is posted
+        already or another process is offering it."""
         ...
 
     async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:

@@ -5,6 +5,12 @@ taskUUID the bot chose, so a crash at any point is recoverable: on start the run
 job, and a submit that may or may not have reached Runware is settled with getResponse before any resubmit.
 Each pass submits queued jobs, polls the rest in batches, expires overdue ones (still watching a task Runware
 keeps rendering, for its late video), and offers finished jobs to delivery until they are posted.
+
+Several processes may run a runner on one database. Each claims the due jobs it will advance with a lease
+(its owner name and an expiry), renews the leases it holds while it lives, and passes its owner to every
+step, so a step of a process that lost a job to another changes nothing. A dead process's leases run out
+and the others claim its jobs (and fail its uploads). Finished jobs are offered for posting under a
+delivery lease of their own, so two processes do not post the same result at once.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 
-from core.models import Job, JobStatus, usd_to_micros
+from core.models import Job, JobStatus, Lease, usd_to_micros
 from core.ports import RunnerStore
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import SafetyMode, Settings
@@ -38,8 +47,15 @@ MAX_PLAUSIBLE_COST_USD = 100.0
 MAX_CONCURRENT_SUBMITS = 4
 # Upper bound on jobs handled per runner pass; the rest wait for the next pass.
 MAX_JOBS_PER_PASS = 500
-# A finished job whose post failed is offered for delivery again after this long.
+# A finished job whose post failed is offered for delivery again after this long (by any process): the
+# length of a delivery lease.
 REDELIVER_AFTER_S = 60.0
+# A job lease lasts this many POLL_MAX_INTERVAL_S (45 s by default). A live process renews its leases every
+# lease/3 whatever its passes are doing, so it keeps them through two missed renewals (a slow database, a
+# busy event loop); a dead process's jobs wait for at most one lease before another process claims them,
+# which is a couple of polls at the slowest cadence: late enough not to steal from the living, soon enough
+# that a member barely notices. Losing a lease is never unsafe (the steps check it), only wasteful.
+LEASE_POLL_INTERVALS = 3
 # Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
 IDLE_SLEEP_S = 5.0
 
@@ -56,6 +72,37 @@ def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> floa
 def retry_delay(attempt: int, max_interval_s: float) -> float:
     """Seconds before retrying a failed submit or poll request: 2 s, 4 s, 8 s … capped."""
     return float(min(max_interval_s, 2.0 * 2 ** max(0, attempt)))
+
+
+def default_owner() -> str:
+    """This process's name on its leases: host, process id and a random part (a restarted process with the
+    same pid, as in a container, is a new owner; its predecessor's leases simply run out)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def died_here(owner: str, me: str) -> bool:
+    """True when `owner` names a process of this host that is gone: this process's own pid under another
+    name (a restart, as in a container where the pid is always the same), or a pid no process has. Its
+    leases need not run out before others take its work. Another host's processes are never judged."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or owner == me:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, but not ours to signal
+    return False
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a job lease lasts (LEASE_POLL_INTERVALS × POLL_MAX_INTERVAL_S)."""
+    return LEASE_POLL_INTERVALS * settings.poll_max_interval_s
 
 
 def is_past_deadline(job: Job, now: float, deadline_s: float) -> bool:
@@ -75,7 +122,13 @@ class JobRunner:
         on_finished: Callable[[Job], None],
         on_progress: Callable[[int, int | None], None] = lambda job_id, percent: None,
         clock: Clock = time.time,
+        owner: str | None = None,
+        lease_s: float | None = None,
     ) -> None:
+        """`owner`: this process's name on its leases (default_owner()); `lease_s`: how long they last
+        (lease_seconds(settings))."""
+        self.owner = owner or default_owner()
+        self.lease_s = lease_s if lease_s is not None else lease_seconds(settings)
         self._store = store
         self._runware = runware
         self._settings = settings
@@ -86,9 +139,11 @@ class JobRunner:
         self._submit_slots = asyncio.Semaphore(MAX_CONCURRENT_SUBMITS)
         # Submits run as their own tasks so that a slow one never holds up polling the others.
         self._submits: dict[int, asyncio.Task[None]] = {}
-        self._offered: dict[int, float] = {}
-        self._started_at = clock()
         self._recovered = False
+
+    def lease(self, now: float) -> Lease:
+        """A lease held by this runner from `now` (given to the jobs its process's commands upload)."""
+        return Lease(self.owner, now + self.lease_s)
 
     async def submits_done(self) -> None:
         """Wait until every submit in flight has finished (tests and benchmarks use it)."""
@@ -100,7 +155,9 @@ class JobRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        """Resume unfinished work, then advance jobs until cancelled. No error stops the loop."""
+        """Resume unfinished work, then advance jobs until cancelled. No error stops the loop. The leases
+        this process holds are renewed on their own timer meanwhile."""
+        heartbeat = asyncio.create_task(self._keep_leases(), name="job-leases")
         try:
             while True:
                 try:
@@ -115,21 +172,41 @@ class JobRunner:
                     log.exception("job runner pass failed; retrying shortly")
                     await asyncio.sleep(1.0)
         finally:
+            heartbeat.cancel()
             for task in self._submits.values():
                 task.cancel()
-            await asyncio.gather(*self._submits.values(), return_exceptions=True)
+            await asyncio.gather(heartbeat, *self._submits.values(), return_exceptions=True)
+
+    async def _keep_leases(self) -> None:
+        """Renew every lease this process holds, every third of a lease, until cancelled. On its own timer
+        so that a pass held up by a slow Runware request (retries included) never lets them run out."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self._store.renew_leases(self.owner, self._clock() + self.lease_s)
+            except Exception:
+                log.exception("renewing the job leases failed; retrying")
 
     async def recover(self) -> None:
-        """After a start: fail uploads cut off by the last process, and offer undelivered results again."""
-        await self._fail_stale_uploads(self._started_at)
-        await self._offer_undelivered(force=True)
+        """After a start: fail the uploads of processes that died (their leases ran out; another live
+        process's uploads are left alone), and offer the results nobody is posting. The leases of a
+        process of this host that is gone (this one's previous run) end at once rather than by expiry."""
+        gone = [o for o in await self._store.lease_owners() if died_here(o, self.owner)]
+        if gone:
+            ended = await self._store.expire_leases(gone, self._clock())
+            log.info("leases of %s ended (their processes are gone): %s jobs", gone, ended)
+        await self._fail_stale_uploads(self._clock())
+        await self._offer_undelivered()
 
     async def run_once(self) -> None:
-        """One pass: submit queued jobs, poll the rest in batches, expire overdue ones."""
+        """One pass: claim the due jobs, submit queued ones, poll the rest in batches, expire overdue ones."""
         now = self._clock()
-        await self._fail_stale_uploads(now - UPLOAD_STALE_S)
+        await self._fail_stale_uploads(now)
         horizon = now + self._settings.poll_max_interval_s / 2
-        jobs = await self._store.due_jobs(now, horizon, MAX_JOBS_PER_PASS)
+        # Jobs held by another live process are not claimed: each process polls only what it holds.
+        jobs = await self._store.claim_due_jobs(
+            self.owner, now, horizon, MAX_JOBS_PER_PASS, now + self.lease_s
+        )
         polled: list[Job] = []
         for job in jobs:
             if job.id in self._submits:
@@ -140,27 +217,36 @@ class JobRunner:
                 else:
                     self._start_submit(job)
             else:
+                # Processing and submitting jobs, and expired ones Runware still renders (and bills), which
+                # are asked about at the slow cadence.
                 polled.append(job)
-        # Expired jobs Runware still renders (and bills): asked about at the slow cadence.
-        polled += await self._store.late_jobs_due(now, MAX_JOBS_PER_PASS)
         due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
         if due_now:
             # Jobs due within the horizon ride along with a due poll: one request instead of several, and
             # their next polls stay in step. (A task in a batch that is sent anyway costs nothing extra.)
             await self._poll(polled)
-        await self._offer_undelivered(force=False)
+        await self._offer_undelivered()
 
-    async def _fail_stale_uploads(self, before: float) -> None:
-        for job in await self._store.stale_uploads(before=before):
+    async def _fail_stale_uploads(self, now: float) -> None:
+        """Fail the uploads that will never finish: a dead process's (its lease ran out), and this
+        process's own (or nobody's) still uploading after UPLOAD_STALE_S."""
+        stale = await self._store.claim_stale_uploads(
+            self.owner, now, now - UPLOAD_STALE_S, now + self.lease_s
+        )
+        for job in stale:
             failed = await self._store.fail_job(
-                job.id, "uploadInterrupted", "The upload of your files was interrupted.", self._clock()
+                job.id,
+                "uploadInterrupted",
+                "The upload of your files was interrupted.",
+                self._clock(),
+                owner=self.owner,
             )
             if failed is not None:
                 log.info("job=%s task=%s upload never finished; refunded", job.id, job.task_uuid)
-                self._offer(failed)
+                await self._offer(failed)
 
     async def _sleep_until_due(self) -> None:
-        next_due = await self._store.next_due_at()
+        next_due = await self._store.next_due_at(self.owner, self._clock())
         timeout = IDLE_SLEEP_S if next_due is None else min(IDLE_SLEEP_S, next_due - self._clock())
         if timeout <= 0:
             await asyncio.sleep(0)
@@ -190,9 +276,10 @@ class JobRunner:
         assert job.image_ref is not None and job.audio_ref is not None
         now = self._clock()
         if not await self._store.mark_submitting(
-            job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s)
+            job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s), owner=self.owner
         ):
-            # Finished (failed, refunded) since it was read: sending it would bill a job nobody pays for.
+            # Finished (failed, refunded) since it was read, or claimed by another process after this one's
+            # lease ran out: sending it would bill a job nobody pays for, or send it twice.
             log.info("job=%s task=%s no longer waits for a submit; not sent", job.id, job.task_uuid)
             return
         request = VideoRequest(
@@ -218,14 +305,16 @@ class JobRunner:
                 )
                 now = self._clock()
                 await self._store.schedule_polls(
-                    [(job.id, now + retry_delay(job.poll_count, s.poll_max_interval_s))], now
+                    [(job.id, now + retry_delay(job.poll_count, s.poll_max_interval_s))],
+                    now,
+                    owner=self.owner,
                 )
                 return
             await self._fail(job, error.code or error.kind.value, error.user_message())
             return
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         now = self._clock()
-        if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s):
+        if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s, owner=self.owner):
             log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
             return
         self._on_progress(job.id, None)
@@ -239,7 +328,9 @@ class JobRunner:
             log.warning("poll of %s jobs failed (%s): %s", len(jobs), error.kind.value, error.message)
             now = self._clock()
             await self._store.schedule_polls(
-                [(j.id, now + retry_delay(j.poll_count, s.poll_max_interval_s)) for j in jobs], now
+                [(j.id, now + retry_delay(j.poll_count, s.poll_max_interval_s)) for j in jobs],
+                now,
+                owner=self.owner,
             )
             return
         later: list[tuple[int, float]] = []
@@ -253,7 +344,7 @@ class JobRunner:
                 next_in = retry_delay(job.poll_count, s.poll_max_interval_s)
             if next_in is not None:
                 later.append((job.id, self._clock() + next_in))
-        await self._store.schedule_polls(later, self._clock())
+        await self._store.schedule_polls(later, self._clock(), owner=self.owner)
 
     async def _apply(self, job: Job, result: TaskResult) -> float | None:
         """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""
@@ -274,8 +365,8 @@ class JobRunner:
                 self._start_submit(job)
                 return None
             log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
-            if not await self._store.mark_submitted(job.id, now, now):
-                return None  # closed meanwhile by another path
+            if not await self._store.mark_submitted(job.id, now, now, owner=self.owner):
+                return None  # closed meanwhile by another path, or taken by another process
         if result.state is TaskState.SUCCESS:
             # Even past the deadline: a finished video is never thrown away.
             await self._complete(job, result)
@@ -310,10 +401,12 @@ class JobRunner:
             await self._fail(job, "noOutput", "The video service finished without a video.")
             return
         cost = settled_cost(job, result.cost_usd)
-        done = await self._store.complete_job(job.id, result.video_url, cost, result.nsfw, self._clock())
+        done = await self._store.complete_job(
+            job.id, result.video_url, cost, result.nsfw, self._clock(), owner=self.owner
+        )
         if done is not None:
             log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
-            self._offer(done)
+            await self._offer(done)
 
     async def _apply_late(self, job: Job, result: TaskResult, missing: bool) -> float | None:
         """Act on a poll result of an expired job that Runware still has. A video is kept and its cost
@@ -322,15 +415,17 @@ class JobRunner:
         now = self._clock()
         if result.state is TaskState.SUCCESS and result.video_url is not None:
             cost = settled_cost(job, result.cost_usd)
-            done = await self._store.complete_late_job(job.id, result.video_url, cost, result.nsfw, now)
+            done = await self._store.complete_late_job(
+                job.id, result.video_url, cost, result.nsfw, now, owner=self.owner
+            )
             if done is not None:
                 log.info("job=%s task=%s arrived late cost=%s (the server's)", job.id, job.task_uuid, cost)
-                self._offer(done)
+                await self._offer(done)
             return None
         lost = missing and now - (job.submitted_at or job.created_at) >= NOT_FOUND_GRACE_S
         ended = result.state in (TaskState.SUCCESS, TaskState.ERROR) and not missing
         if ended or lost or job.late_until is None or now >= job.late_until:
-            if await self._store.end_late_watch(job.id, now):
+            if await self._store.end_late_watch(job.id, now, owner=self.owner):
                 log.info("job=%s task=%s no late video (%s)", job.id, job.task_uuid, result.state.value)
             return None
         return self._settings.poll_max_interval_s
@@ -344,27 +439,28 @@ class JobRunner:
         expired: bool = False,
         watch: tuple[float, float] | None = None,
     ) -> None:
-        done = await self._store.fail_job(job.id, code, message, self._clock(), expired=expired, watch=watch)
+        done = await self._store.fail_job(
+            job.id, code, message, self._clock(), expired=expired, watch=watch, owner=self.owner
+        )
         if done is not None:
             log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
-            self._offer(done)
+            await self._offer(done)
 
-    def _offer(self, job: Job) -> None:
-        self._offered[job.id] = self._clock()
-        self._on_finished(job)
-
-    async def _offer_undelivered(self, *, force: bool) -> None:
-        """Hand finished, unposted jobs to delivery: all of them after a start, then any stuck ones."""
+    async def _offer(self, job: Job) -> None:
+        """Hand a job this runner just finished to delivery, unless another process is offering it."""
         now = self._clock()
-        pending = await self._store.undelivered_jobs()
-        for job in pending:
-            offered = self._offered.get(job.id)
-            if force or offered is None or now - offered >= REDELIVER_AFTER_S:
-                self._offer(job)
-        # Forget delivered jobs so the map stays small.
-        if len(self._offered) > len(pending) + 1000:
-            waiting = {j.id for j in pending}
-            self._offered = {k: v for k, v in self._offered.items() if k in waiting}
+        claimed = await self._store.claim_delivery(job.id, self.owner, now, now + REDELIVER_AFTER_S)
+        if claimed is not None:
+            self._on_finished(claimed)
+
+    async def _offer_undelivered(self) -> None:
+        """Hand finished, unposted jobs that no process is offering to delivery: all of them after a
+        start, then any whose post has not been recorded within REDELIVER_AFTER_S (in any process)."""
+        now = self._clock()
+        for job in await self._store.claim_deliveries(
+            self.owner, now, now + REDELIVER_AFTER_S, MAX_JOBS_PER_PASS
+        ):
+            self._on_finished(job)
 
 
 def output_expires_at(job: Job, ttl_s: float) -> float:

@@ -7,6 +7,17 @@ from storage.postgres.connection import PostgresConnection, rowcount
 from storage.postgres.rows import JOB_COLUMNS, job_from_row
 from storage.postgres.statements import job_in, lock_guild
 
+# The same rules as storage/sqlite/delivery.py. A result waiting to be posted: a finished job's, or a late
+# video after its expiry notice.
+UNDELIVERED = (
+    "((delivered_at IS NULL AND status IN ('succeeded', 'failed', 'expired')) "
+    "OR (status = 'expired' AND result_url IS NOT NULL AND late_delivered_at IS NULL))"
+)
+# No process is offering it: never offered, or the offer's lease ran out by now ($2).
+OFFERABLE = "(delivery_expires_at IS NULL OR delivery_expires_at <= $2)"
+# A posted result lets go of its delivery lease (a late video that follows is offered afresh).
+LET_GO = "delivery_owner = NULL, delivery_expires_at = NULL"
+
 
 class PostgresDelivery(PostgresConnection):
     """DeliveryStore on PostgreSQL."""
@@ -21,6 +32,37 @@ class PostgresDelivery(PostgresConnection):
         )
         return [job_from_row(r) for r in rows]
 
+    async def claim_deliveries(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        """Claim finished jobs whose result has not been posted and that no process is offering (never
+        offered, or its delivery lease ran out), leased to `owner` until `lease_until`. `FOR UPDATE SKIP
+        LOCKED`, so two claimers never take the same job. Oldest first."""
+        async with self._write() as db:
+            rows = await db.fetch(
+                f"WITH taken AS (SELECT id FROM jobs WHERE {UNDELIVERED} AND {OFFERABLE} "
+                "ORDER BY finished_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                "UPDATE jobs SET delivery_owner = $1, delivery_expires_at = $3 "
+                f"WHERE id IN (SELECT id FROM taken) RETURNING {JOB_COLUMNS}",
+                owner,
+                now,
+                lease_until,
+                limit,
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.finished_at or 0.0, j.id))
+
+    async def claim_delivery(self, job_id: int, owner: str, now: float, lease_until: float) -> Job | None:
+        """Claim one finished job's delivery; the job, or None if it is posted already or another process
+        (or this one) is offering it."""
+        async with self._write() as db:
+            row = await db.fetchrow(
+                "UPDATE jobs SET delivery_owner = $1, delivery_expires_at = $3 "
+                f"WHERE id = $4 AND {UNDELIVERED} AND {OFFERABLE} RETURNING {JOB_COLUMNS}",
+                owner,
+                now,
+                lease_until,
+                job_id,
+            )
+        return job_from_row(row) if row is not None else None
+
     async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
         """Record the result as posted (and where: channel id, message id). True only for the call that
         recorded it."""
@@ -28,7 +70,7 @@ class PostgresDelivery(PostgresConnection):
         async with self._write() as db:
             status = await db.execute(
                 "UPDATE jobs SET delivered_at = $1, updated_at = $1, result_channel_id = $2, "
-                "result_message_id = $3 WHERE id = $4 AND delivered_at IS NULL",
+                f"result_message_id = $3, {LET_GO} WHERE id = $4 AND delivered_at IS NULL",
                 now,
                 channel_id,
                 message_id,
@@ -46,7 +88,7 @@ class PostgresDelivery(PostgresConnection):
             status = await db.execute(
                 # A late video that came before its expiry notice was posted stands for the notice too.
                 "UPDATE jobs SET late_delivered_at = $1, delivered_at = COALESCE(delivered_at, $1), "
-                "updated_at = $1, result_channel_id = COALESCE($2, result_channel_id), "
+                f"updated_at = $1, {LET_GO}, result_channel_id = COALESCE($2, result_channel_id), "
                 "result_message_id = COALESCE($3, result_message_id) WHERE id = $4 AND status = 'expired' "
                 "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
                 now,

@@ -9,6 +9,34 @@ from storage.postgres.connection import Db, PostgresConnection, rowcount
 from storage.postgres.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
 from storage.postgres.statements import append_ledger, job_in, lock_guild, lock_operator_day, usage_in
 
+# Leases: the same rules as storage/sqlite/jobs.py (a runner step names its owner and changes nothing once
+# another process has claimed the job; a terminal step lets go). A plain UPDATE checks `lease_owner` in
+# its WHERE, which PostgreSQL evaluates again on the row's newest version after waiting for a concurrent
+# claim; a step that reads first locks the row FOR UPDATE before checking.
+RELEASE = "lease_owner = NULL, lease_expires_at = NULL"
+# A late video is a new result to post: offered afresh, even while its expiry notice is being offered.
+OFFER_AFRESH = "delivery_owner = NULL, delivery_expires_at = NULL"
+RUNNING_SQL = "'queued', 'submitting', 'processing'"
+CLAIM_SCOPE = f"status IN ({RUNNING_SQL}) OR late_until IS NOT NULL"
+# Due by now ($2), or (a processing job) by the horizon ($3).
+DUE = (
+    f"((status IN ({RUNNING_SQL}) "
+    "AND (next_poll_at <= $2 OR (status = 'processing' AND next_poll_at <= $3))) "
+    "OR (late_until IS NOT NULL AND next_poll_at <= $2))"
+)
+# Nobody holds it, the claimer ($1) holds it, or its lease ran out by now ($2).
+CLAIMABLE = "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $2)"
+
+
+def held(n: int) -> str:
+    """`AND` the job is held by the owner in parameter $n (any holder when that parameter is NULL)."""
+    return f" AND (${n}::TEXT IS NULL OR lease_owner = ${n})"
+
+
+def holds(job: Job, owner: str | None) -> bool:
+    """True when no owner is asked about, or `owner` holds the job."""
+    return owner is None or job.lease_owner == owner
+
 
 async def reserve(
     db: Db,
@@ -36,8 +64,8 @@ async def reserve(
         "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
         "estimate_micros, output_format, output_quality, created_at, updated_at, "
         "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at, safety_mode, "
-        "image_sha256, audio_sha256) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
+        "image_sha256, audio_sha256, lease_owner, lease_expires_at) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) "
         f"RETURNING {JOB_COLUMNS}",
         new.task_uuid,
         new.guild_id,
@@ -58,6 +86,8 @@ async def reserve(
         new.safety_mode,
         new.image_sha256,
         new.audio_sha256,
+        new.lease.owner if new.lease else None,
+        new.lease.expires_at if new.lease else None,
     )
     assert row is not None
     job = job_from_row(row)
@@ -84,57 +114,68 @@ class PostgresJobs(PostgresConnection):
         async with self._write() as db:
             return await reserve(db, new, limits, now, windows, decide)
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+    async def mark_job_queued(
+        self, job_id: int, image_ref: str, audio_ref: str, now: float, *, owner: str | None = None
+    ) -> Job | None:
         """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
-        uploading (failed and refunded meanwhile)."""
+        uploading (failed and refunded meanwhile), or, with `owner`, no longer held by it."""
         async with self._write() as db:
             row = await db.fetchrow(
                 "UPDATE jobs SET status = $1, image_ref = $2, audio_ref = $3, next_poll_at = $4, "
-                f"updated_at = $4 WHERE id = $5 AND status = $6 RETURNING {JOB_COLUMNS}",
+                f"updated_at = $4 WHERE id = $5 AND status = $6{held(7)} RETURNING {JOB_COLUMNS}",
                 JobStatus.QUEUED.value,
                 image_ref,
                 audio_ref,
                 now,
                 job_id,
                 JobStatus.UPLOADING.value,
+                owner,
             )
             return job_from_row(row) if row is not None else None
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+    async def mark_submitting(
+        self, job_id: int, now: float, retry_at: float, *, owner: str | None = None
+    ) -> bool:
         """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
-        no longer queued or submitting: it must not be sent."""
+        no longer queued or submitting, or not held by `owner`: it must not be sent."""
         async with self._write() as db:
             status = await db.execute(
                 "UPDATE jobs SET status = $1, next_poll_at = $2, updated_at = $3 "
-                "WHERE id = $4 AND status IN ($5, $6)",
+                f"WHERE id = $4 AND status IN ($5, $6){held(7)}",
                 JobStatus.SUBMITTING.value,
                 retry_at,
                 now,
                 job_id,
                 JobStatus.QUEUED.value,
                 JobStatus.SUBMITTING.value,
+                owner,
             )
             return rowcount(status) == 1
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+    async def mark_submitted(
+        self, job_id: int, now: float, next_poll_at: float, *, owner: str | None = None
+    ) -> bool:
         """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
-        longer queued or submitting."""
+        longer queued or submitting, or not held by `owner`."""
         async with self._write() as db:
             status = await db.execute(
                 "UPDATE jobs SET status = $1, submitted_at = COALESCE(submitted_at, $2), next_poll_at = $3, "
-                "updated_at = $2 WHERE id = $4 AND status IN ($5, $6)",
+                f"updated_at = $2 WHERE id = $4 AND status IN ($5, $6){held(7)}",
                 JobStatus.PROCESSING.value,
                 now,
                 next_poll_at,
                 job_id,
                 JobStatus.QUEUED.value,
                 JobStatus.SUBMITTING.value,
+                owner,
             )
             return rowcount(status) == 1
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+    async def schedule_polls(
+        self, updates: list[tuple[int, float]], now: float, *, owner: str | None = None
+    ) -> int:
         """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
-        Returns how many were changed (a job finished meanwhile is left alone)."""
+        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
         if not updates:
             return 0
         async with self._write() as db:
@@ -142,25 +183,35 @@ class PostgresJobs(PostgresConnection):
             status = await db.execute(
                 "UPDATE jobs SET next_poll_at = u.next_poll_at, poll_count = poll_count + 1, updated_at = $3 "
                 "FROM unnest($1::BIGINT[], $2::DOUBLE PRECISION[]) AS u (id, next_poll_at) "
-                f"WHERE jobs.id = u.id AND (jobs.status IN ({ACTIVE_SQL}) OR jobs.late_until IS NOT NULL)",
+                f"WHERE jobs.id = u.id AND (jobs.status IN ({ACTIVE_SQL}) OR jobs.late_until IS NOT NULL)"
+                f"{held(4)}",
                 [job_id for job_id, _ in updates],
                 [next_poll_at for _, next_poll_at in updates],
                 now,
+                owner,
             )
             return rowcount(status)
 
     async def complete_job(
-        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+        self,
+        job_id: int,
+        result_url: str,
+        cost_micros: int,
+        nsfw: bool,
+        now: float,
+        *,
+        owner: str | None = None,
     ) -> Job | None:
-        """Mark success and settle: release the estimate, charge the real cost. None if already final."""
+        """Mark success and settle: release the estimate, charge the real cost. None if already final, or
+        not held by `owner` (the row is locked, so no claim can come between the check and the change)."""
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
-            if job.status not in ACTIVE:
+            if job.status not in ACTIVE or not holds(job, owner):
                 return None
             await lock_guild(db, job.guild_id)
             await db.execute(
                 "UPDATE jobs SET status = $1, result_url = $2, cost_micros = $3, nsfw = $4, "
-                "finished_at = $5, next_poll_at = NULL, updated_at = $5 WHERE id = $6",
+                f"finished_at = $5, next_poll_at = NULL, updated_at = $5, {RELEASE} WHERE id = $6",
                 JobStatus.SUCCEEDED.value,
                 result_url,
                 cost_micros,
@@ -185,8 +236,10 @@ class PostgresJobs(PostgresConnection):
         expired: bool = False,
         member_told: bool = False,
         watch: tuple[float, float] | None = None,
+        owner: str | None = None,
     ) -> Job | None:
-        """Mark failure (or expiry) and refund the reservation. None if the job was already final.
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final, or not
+        held by `owner`.
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
         `watch` (until, next poll): an expired task Runware still has is asked about until then."""
@@ -194,13 +247,13 @@ class PostgresJobs(PostgresConnection):
         late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
-            if job.status not in ACTIVE:
+            if job.status not in ACTIVE or not holds(job, owner):
                 return None
             await lock_guild(db, job.guild_id)
             await db.execute(
                 "UPDATE jobs SET status = $1, error_code = $2, error_message = $3, cost_micros = 0, "
-                "finished_at = $4, next_poll_at = $5, updated_at = $4, delivered_at = $6, late_until = $7 "
-                "WHERE id = $8",
+                "finished_at = $4, next_poll_at = $5, updated_at = $4, delivered_at = $6, late_until = $7, "
+                f"{RELEASE} WHERE id = $8",
                 status.value,
                 code,
                 message,
@@ -223,19 +276,27 @@ class PostgresJobs(PostgresConnection):
             return await job_in(db, job_id)
 
     async def complete_late_job(
-        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+        self,
+        job_id: int,
+        result_url: str,
+        cost_micros: int,
+        nsfw: bool,
+        now: float,
+        *,
+        owner: str | None = None,
     ) -> Job | None:
         """A watched expired job's video arrived: keep it, and book what Runware bills to the server only
         (a settle of the cost, which the server's total counts, and a grant of it back to the member, who
-        was refunded at the deadline). None if the job was not being watched (done before)."""
+        was refunded at the deadline). None if the job was not being watched (done before), or not held
+        by `owner`."""
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
-            if job.status is not JobStatus.EXPIRED or job.late_until is None:
+            if job.status is not JobStatus.EXPIRED or job.late_until is None or not holds(job, owner):
                 return None
             await lock_guild(db, job.guild_id)
             await db.execute(
                 "UPDATE jobs SET result_url = $1, cost_micros = $2, nsfw = $3, late_until = NULL, "
-                "next_poll_at = NULL, updated_at = $4 WHERE id = $5",
+                f"next_poll_at = NULL, updated_at = $4, {RELEASE}, {OFFER_AFRESH} WHERE id = $5",
                 result_url,
                 cost_micros,
                 nsfw,
@@ -251,27 +312,18 @@ class PostgresJobs(PostgresConnection):
                 )
             return await job_in(db, job_id)
 
-    async def end_late_watch(self, job_id: int, now: float) -> bool:
+    async def end_late_watch(self, job_id: int, now: float, *, owner: str | None = None) -> bool:
         """Stop asking about an expired job (its task ended without a video, or its time to live ran out).
-        False if it was not being watched."""
+        False if it was not being watched, or not held by `owner`."""
         async with self._write() as db:
             status = await db.execute(
-                "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = $1 "
-                "WHERE id = $2 AND late_until IS NOT NULL",
+                f"UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = $1, {RELEASE} "
+                f"WHERE id = $2 AND late_until IS NOT NULL{held(3)}",
                 now,
                 job_id,
+                owner,
             )
             return rowcount(status) == 1
-
-    async def late_jobs_due(self, now: float, limit: int) -> list[Job]:
-        """Watched expired jobs due for a poll by `now`."""
-        rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE late_until IS NOT NULL AND next_poll_at <= $1 "
-            "ORDER BY next_poll_at LIMIT $2",
-            now,
-            limit,
-        )
-        return [job_from_row(r) for r in rows]
 
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
@@ -289,36 +341,97 @@ class PostgresJobs(PostgresConnection):
         )
         return [job_from_row(r) for r in rows]
 
-    async def due_jobs(self, now: float, horizon: float, limit: int) -> list[Job]:
-        """Unfinished jobs due by `now`, plus processing jobs due by `horizon` (to batch their polls)."""
-        rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ({ACTIVE_SQL}) AND status <> $1 "
-            "AND (next_poll_at <= $2 OR (status = $3 AND next_poll_at <= $4)) ORDER BY next_poll_at LIMIT $5",
-            JobStatus.UPLOADING.value,
-            now,
-            JobStatus.PROCESSING.value,
-            horizon,
-            limit,
-        )
-        return [job_from_row(r) for r in rows]
+    async def claim_due_jobs(
+        self, owner: str, now: float, horizon: float, limit: int, lease_until: float
+    ) -> list[Job]:
+        """Claim the jobs due by `now` (submitted, polled, or watched for a late video), plus processing
+        jobs due by `horizon`, that nobody holds, `owner` holds, or whose lease ran out: each is leased to
+        `owner` until `lease_until`. `FOR UPDATE SKIP LOCKED`: a row another claimer is taking is passed
+        over, and a row it took meanwhile is checked again on its new version (then held by the other, it
+        is left out), so two claimers never take the same job. Earliest due first."""
+        async with self._write() as db:
+            rows = await db.fetch(
+                f"WITH taken AS (SELECT id FROM jobs WHERE {DUE} AND {CLAIMABLE} "
+                "ORDER BY next_poll_at LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                "UPDATE jobs SET lease_owner = $1, lease_expires_at = $5 "
+                f"WHERE id IN (SELECT id FROM taken) RETURNING {JOB_COLUMNS}",
+                owner,
+                now,
+                horizon,
+                limit,
+                lease_until,
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_poll_at or 0.0, j.id))
 
-    async def next_due_at(self) -> float | None:
-        """When the earliest unfinished job is next due, or None if there is none."""
+    async def renew_leases(self, owner: str, lease_until: float) -> int:
+        """Extend every lease `owner` holds on an unfinished or watched job to `lease_until`."""
+        async with self._write() as db:
+            status = await db.execute(
+                "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 "
+                f"AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL)",
+                owner,
+                lease_until,
+            )
+            return rowcount(status)
+
+    async def next_due_at(self, owner: str, now: float) -> float | None:
+        """When `owner` may next have a job to advance (a job another process holds counts as due when
+        its lease runs out), or None if there is none."""
         rows = await self._fetch(
-            "SELECT MIN(due) FROM ("
-            f"SELECT MIN(next_poll_at) AS due FROM jobs WHERE status IN ({ACTIVE_SQL}) AND status <> $1 "
-            "UNION ALL SELECT MIN(next_poll_at) FROM jobs WHERE late_until IS NOT NULL) AS dues",
-            JobStatus.UPLOADING.value,
+            f"SELECT MIN(CASE WHEN {CLAIMABLE} THEN next_poll_at "
+            "ELSE GREATEST(next_poll_at, lease_expires_at) END) FROM jobs "
+            f"WHERE next_poll_at IS NOT NULL AND ({CLAIM_SCOPE})",
+            owner,
+            now,
         )
         value = rows[0][0] if rows else None
         return float(value) if value is not None else None
 
-    async def stale_uploads(self, before: float) -> list[Job]:
-        """Jobs still uploading that were created before `before` (their inputs died with a process)."""
+    async def lease_owners(self) -> list[str]:
+        """The owners holding a lease on an unfinished or watched job, or offering an unposted result."""
         rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'uploading' AND created_at < $1", before
+            "SELECT lease_owner FROM jobs WHERE lease_owner IS NOT NULL UNION "
+            "SELECT delivery_owner FROM jobs WHERE delivery_owner IS NOT NULL"
         )
-        return [job_from_row(r) for r in rows]
+        return sorted(str(r[0]) for r in rows)
+
+    async def expire_leases(self, owners: list[str], now: float) -> int:
+        """End now the job and delivery leases of `owners`; returns how many jobs were touched."""
+        if not owners:
+            return 0
+        async with self._write() as db:
+            jobs = await db.execute(
+                "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = ANY($1::TEXT[]) "
+                "AND lease_expires_at > $2",
+                owners,
+                now,
+            )
+            offers = await db.execute(
+                "UPDATE jobs SET delivery_expires_at = $2 WHERE delivery_owner = ANY($1::TEXT[]) "
+                "AND delivery_expires_at > $2",
+                owners,
+                now,
+            )
+            return rowcount(jobs) + rowcount(offers)
+
+    async def claim_stale_uploads(
+        self, owner: str, now: float, before: float, lease_until: float
+    ) -> list[Job]:
+        """Claim the uploads that will never finish (their holder's lease ran out, or, held by `owner` or
+        by nobody, created before `before`), leased to `owner` until `lease_until`."""
+        async with self._write() as db:
+            rows = await db.fetch(
+                "WITH taken AS (SELECT id FROM jobs WHERE status = 'uploading' AND ("
+                "(lease_owner IS NOT NULL AND lease_expires_at <= $2) "
+                "OR ((lease_owner IS NULL OR lease_owner = $1) AND created_at < $3)) FOR UPDATE SKIP LOCKED) "
+                "UPDATE jobs SET lease_owner = $1, lease_expires_at = $4 "
+                f"WHERE id IN (SELECT id FROM taken) RETURNING {JOB_COLUMNS}",
+                owner,
+                now,
+                before,
+                lease_until,
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: j.id)
 
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
         """The member's spend in the windows, the guild's month, active jobs, and the limits."""

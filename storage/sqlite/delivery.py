@@ -7,6 +7,16 @@ from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import JOB_COLUMNS, job_from_row
 from storage.sqlite.statements import job_in
 
+# A result waiting to be posted: a finished job's, or a late video after its expiry notice.
+UNDELIVERED = (
+    "((delivered_at IS NULL AND status IN ('succeeded', 'failed', 'expired')) "
+    "OR (status = 'expired' AND result_url IS NOT NULL AND late_delivered_at IS NULL))"
+)
+# No process is offering it: never offered, or the offer's lease ran out. Parameter: now.
+OFFERABLE = "(delivery_expires_at IS NULL OR delivery_expires_at <= ?)"
+# A posted result lets go of its delivery lease (a late video that follows is offered afresh).
+LET_GO = "delivery_owner = NULL, delivery_expires_at = NULL"
+
 
 class SqliteDelivery(SqliteConnection):
     """DeliveryStore on SQLite."""
@@ -21,6 +31,30 @@ class SqliteDelivery(SqliteConnection):
         )
         return [job_from_row(r) for r in rows]
 
+    async def claim_deliveries(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        """Claim finished jobs whose result has not been posted and that no process is offering (never
+        offered, or its delivery lease ran out), leased to `owner` until `lease_until`: one statement in
+        BEGIN IMMEDIATE, so two claimers never take the same job. Oldest first."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ? WHERE id IN ("
+                f"SELECT id FROM jobs WHERE {UNDELIVERED} AND {OFFERABLE} ORDER BY finished_at, id LIMIT ?) "
+                f"RETURNING {JOB_COLUMNS}",
+                (owner, lease_until, now, limit),
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.finished_at or 0.0, j.id))
+
+    async def claim_delivery(self, job_id: int, owner: str, now: float, lease_until: float) -> Job | None:
+        """Claim one finished job's delivery; the job, or None if it is posted already or another process
+        (or this one) is offering it."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ? "
+                f"WHERE id = ? AND {UNDELIVERED} AND {OFFERABLE} RETURNING {JOB_COLUMNS}",
+                (owner, lease_until, job_id, now),
+            )
+        return job_from_row(next(iter(rows))) if rows else None
+
     async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
         """Record the result as posted (and where: channel id, message id). True only for the call that
         recorded it."""
@@ -28,7 +62,7 @@ class SqliteDelivery(SqliteConnection):
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET delivered_at = ?, updated_at = ?, result_channel_id = ?, "
-                "result_message_id = ? WHERE id = ? AND delivered_at IS NULL",
+                f"result_message_id = ?, {LET_GO} WHERE id = ? AND delivered_at IS NULL",
                 (now, now, channel_id, message_id, job_id),
             )
             return cursor.rowcount == 1
@@ -42,7 +76,7 @@ class SqliteDelivery(SqliteConnection):
             cursor = await db.execute(
                 # A late video that came before its expiry notice was posted stands for the notice too.
                 "UPDATE jobs SET late_delivered_at = ?, delivered_at = COALESCE(delivered_at, ?), "
-                "updated_at = ?, result_channel_id = COALESCE(?, result_channel_id), "
+                f"updated_at = ?, {LET_GO}, result_channel_id = COALESCE(?, result_channel_id), "
                 "result_message_id = COALESCE(?, result_message_id) WHERE id = ? AND status = 'expired' "
                 "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
                 (now, now, now, *(posted_at or (None, None)), job_id),

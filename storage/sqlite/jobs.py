@@ -11,6 +11,33 @@ from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
 from storage.sqlite.statements import append_ledger, job_in, usage_in
 
+# Leases. A runner step passes its `owner`; with None (the service's own steps) the lease is not checked.
+# Why a check in the statement rather than a fencing token: the owner is already one per process and a
+# claim replaces it in the same write that takes the job, so "the row still names me" is exactly "nobody
+# took it from me"; a step of a process whose lease ran out but that nobody claimed yet may still finish
+# its job, which is safe. Used as `… WHERE … {HELD}` with (owner, owner) as its last two parameters.
+HELD = " AND (? IS NULL OR lease_owner = ?)"
+# A terminal step lets go of the job (its delivery has a lease of its own).
+RELEASE = "lease_owner = NULL, lease_expires_at = NULL"
+# A late video is a new result to post: offered afresh, even while its expiry notice is being offered.
+OFFER_AFRESH = "delivery_owner = NULL, delivery_expires_at = NULL"
+# What the runner advances: jobs past their upload and not finished, and expired jobs still watched.
+RUNNING_SQL = "'queued', 'submitting', 'processing'"
+CLAIM_SCOPE = f"status IN ({RUNNING_SQL}) OR late_until IS NOT NULL"
+# Due: by `now`, or (a processing job) by `horizon` to ride along in a batched poll. Parameters: now,
+# horizon, now.
+DUE = (
+    f"((status IN ({RUNNING_SQL}) AND (next_poll_at <= ? OR (status = 'processing' AND next_poll_at <= ?))) "
+    "OR (late_until IS NOT NULL AND next_poll_at <= ?))"
+)
+# Free to take: nobody holds it, the claimer holds it, or its lease ran out. Parameters: owner, now.
+CLAIMABLE = "(lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= ?)"
+
+
+def holds(job: Job, owner: str | None) -> bool:
+    """True when no owner is asked about, or `owner` holds the job."""
+    return owner is None or job.lease_owner == owner
+
 
 async def reserve(
     db: aiosqlite.Connection,
@@ -35,7 +62,8 @@ async def reserve(
         "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
         "estimate_micros, output_format, output_quality, created_at, updated_at, "
         "upload_limit_bytes, channel_nsfw, image_ref, audio_ref, next_poll_at, safety_mode, "
-        "image_sha256, audio_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "image_sha256, audio_sha256, lease_owner, lease_expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         f"RETURNING {JOB_COLUMNS}",
         (
             new.task_uuid,
@@ -57,6 +85,8 @@ async def reserve(
             new.safety_mode,
             new.image_sha256,
             new.audio_sha256,
+            new.lease.owner if new.lease else None,
+            new.lease.expires_at if new.lease else None,
         ),
     )
     job = job_from_row(next(iter(rows)))
@@ -82,24 +112,38 @@ class SqliteJobs(SqliteConnection):
         async with self._write() as db:
             return await reserve(db, new, limits, now, windows, decide)
 
-    async def mark_job_queued(self, job_id: int, image_ref: str, audio_ref: str, now: float) -> Job | None:
+    async def mark_job_queued(
+        self, job_id: int, image_ref: str, audio_ref: str, now: float, *, owner: str | None = None
+    ) -> Job | None:
         """Record the uploaded inputs; the job is ready for the runner to submit. None if it was no longer
-        uploading (failed and refunded meanwhile)."""
+        uploading (failed and refunded meanwhile), or, with `owner`, no longer held by it."""
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET status = ?, image_ref = ?, audio_ref = ?, next_poll_at = ?, updated_at = ? "
-                "WHERE id = ? AND status = ?",
-                (JobStatus.QUEUED.value, image_ref, audio_ref, now, now, job_id, JobStatus.UPLOADING.value),
+                f"WHERE id = ? AND status = ?{HELD}",
+                (
+                    JobStatus.QUEUED.value,
+                    image_ref,
+                    audio_ref,
+                    now,
+                    now,
+                    job_id,
+                    JobStatus.UPLOADING.value,
+                    owner,
+                    owner,
+                ),
             )
             return await job_in(db, job_id) if cursor.rowcount == 1 else None
 
-    async def mark_submitting(self, job_id: int, now: float, retry_at: float) -> bool:
+    async def mark_submitting(
+        self, job_id: int, now: float, retry_at: float, *, owner: str | None = None
+    ) -> bool:
         """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
-        no longer queued or submitting: it must not be sent."""
+        no longer queued or submitting, or not held by `owner`: it must not be sent."""
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET status = ?, next_poll_at = ?, updated_at = ? "
-                "WHERE id = ? AND status IN (?, ?)",
+                f"WHERE id = ? AND status IN (?, ?){HELD}",
                 (
                     JobStatus.SUBMITTING.value,
                     retry_at,
@@ -107,17 +151,21 @@ class SqliteJobs(SqliteConnection):
                     job_id,
                     JobStatus.QUEUED.value,
                     JobStatus.SUBMITTING.value,
+                    owner,
+                    owner,
                 ),
             )
             return cursor.rowcount == 1
 
-    async def mark_submitted(self, job_id: int, now: float, next_poll_at: float) -> bool:
+    async def mark_submitted(
+        self, job_id: int, now: float, next_poll_at: float, *, owner: str | None = None
+    ) -> bool:
         """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
-        longer queued or submitting."""
+        longer queued or submitting, or not held by `owner`."""
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET status = ?, submitted_at = COALESCE(submitted_at, ?), next_poll_at = ?, "
-                "updated_at = ? WHERE id = ? AND status IN (?, ?)",
+                f"updated_at = ? WHERE id = ? AND status IN (?, ?){HELD}",
                 (
                     JobStatus.PROCESSING.value,
                     now,
@@ -126,34 +174,46 @@ class SqliteJobs(SqliteConnection):
                     job_id,
                     JobStatus.QUEUED.value,
                     JobStatus.SUBMITTING.value,
+                    owner,
+                    owner,
                 ),
             )
             return cursor.rowcount == 1
 
-    async def schedule_polls(self, updates: list[tuple[int, float]], now: float) -> int:
+    async def schedule_polls(
+        self, updates: list[tuple[int, float]], now: float, *, owner: str | None = None
+    ) -> int:
         """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
-        Returns how many were changed (a job finished meanwhile is left alone)."""
+        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
         if not updates:
             return 0
         async with self._write() as db:
             cursor = await db.executemany(
                 f"UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + 1, updated_at = ? "
-                f"WHERE id = ? AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL)",
-                [(next_poll_at, now, job_id) for job_id, next_poll_at in updates],
+                f"WHERE id = ? AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL){HELD}",
+                [(next_poll_at, now, job_id, owner, owner) for job_id, next_poll_at in updates],
             )
             return cursor.rowcount
 
     async def complete_job(
-        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+        self,
+        job_id: int,
+        result_url: str,
+        cost_micros: int,
+        nsfw: bool,
+        now: float,
+        *,
+        owner: str | None = None,
     ) -> Job | None:
-        """Mark success and settle: release the estimate, charge the real cost. None if already final."""
+        """Mark success and settle: release the estimate, charge the real cost. None if already final, or
+        not held by `owner`."""
         async with self._write() as db:
             job = await job_in(db, job_id)
-            if job.status not in ACTIVE:
+            if job.status not in ACTIVE or not holds(job, owner):
                 return None
             await db.execute(
                 "UPDATE jobs SET status = ?, result_url = ?, cost_micros = ?, nsfw = ?, finished_at = ?, "
-                "next_poll_at = NULL, updated_at = ? WHERE id = ?",
+                f"next_poll_at = NULL, updated_at = ?, {RELEASE} WHERE id = ?",
                 (JobStatus.SUCCEEDED.value, result_url, cost_micros, int(nsfw), now, now, job_id),
             )
             await append_ledger(
@@ -181,8 +241,10 @@ class SqliteJobs(SqliteConnection):
         expired: bool = False,
         member_told: bool = False,
         watch: tuple[float, float] | None = None,
+        owner: str | None = None,
     ) -> Job | None:
-        """Mark failure (or expiry) and refund the reservation. None if the job was already final.
+        """Mark failure (or expiry) and refund the reservation. None if the job was already final, or not
+        held by `owner`.
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
         `watch` (until, next poll): an expired task Runware still has is asked about until then."""
@@ -190,12 +252,12 @@ class SqliteJobs(SqliteConnection):
         late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
             job = await job_in(db, job_id)
-            if job.status not in ACTIVE:
+            if job.status not in ACTIVE or not holds(job, owner):
                 return None
             await db.execute(
                 "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, cost_micros = 0, "
-                "finished_at = ?, next_poll_at = ?, updated_at = ?, delivered_at = ?, late_until = ? "
-                "WHERE id = ?",
+                "finished_at = ?, next_poll_at = ?, updated_at = ?, delivered_at = ?, late_until = ?, "
+                f"{RELEASE} WHERE id = ?",
                 (
                     status.value,
                     code,
@@ -221,18 +283,26 @@ class SqliteJobs(SqliteConnection):
             return await job_in(db, job_id)
 
     async def complete_late_job(
-        self, job_id: int, result_url: str, cost_micros: int, nsfw: bool, now: float
+        self,
+        job_id: int,
+        result_url: str,
+        cost_micros: int,
+        nsfw: bool,
+        now: float,
+        *,
+        owner: str | None = None,
     ) -> Job | None:
         """A watched expired job's video arrived: keep it, and book what Runware bills to the server only
         (a settle of the cost, which the server's total counts, and a grant of it back to the member, who
-        was refunded at the deadline). None if the job was not being watched (done before)."""
+        was refunded at the deadline). None if the job was not being watched (done before), or not held
+        by `owner`."""
         async with self._write() as db:
             job = await job_in(db, job_id)
-            if job.status is not JobStatus.EXPIRED or job.late_until is None:
+            if job.status is not JobStatus.EXPIRED or job.late_until is None or not holds(job, owner):
                 return None
             await db.execute(
                 "UPDATE jobs SET result_url = ?, cost_micros = ?, nsfw = ?, late_until = NULL, "
-                "next_poll_at = NULL, updated_at = ? WHERE id = ?",
+                f"next_poll_at = NULL, updated_at = ?, {RELEASE}, {OFFER_AFRESH} WHERE id = ?",
                 (result_url, cost_micros, int(nsfw), now, job_id),
             )
             for kind, amount, reason in (
@@ -244,25 +314,16 @@ class SqliteJobs(SqliteConnection):
                 )
             return await job_in(db, job_id)
 
-    async def end_late_watch(self, job_id: int, now: float) -> bool:
+    async def end_late_watch(self, job_id: int, now: float, *, owner: str | None = None) -> bool:
         """Stop asking about an expired job (its task ended without a video, or its time to live ran out).
-        False if it was not being watched."""
+        False if it was not being watched, or not held by `owner`."""
         async with self._write() as db:
             cursor = await db.execute(
-                "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = ? "
-                "WHERE id = ? AND late_until IS NOT NULL",
-                (now, job_id),
+                f"UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = ?, {RELEASE} "
+                f"WHERE id = ? AND late_until IS NOT NULL{HELD}",
+                (now, job_id, owner, owner),
             )
             return cursor.rowcount == 1
-
-    async def late_jobs_due(self, now: float, limit: int) -> list[Job]:
-        """Watched expired jobs due for a poll by `now`."""
-        rows = await self._fetchall(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE late_until IS NOT NULL AND next_poll_at <= ? "
-            "ORDER BY next_poll_at LIMIT ?",
-            (now, limit),
-        )
-        return [job_from_row(r) for r in rows]
 
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
@@ -278,32 +339,84 @@ class SqliteJobs(SqliteConnection):
         )
         return [job_from_row(r) for r in rows]
 
-    async def due_jobs(self, now: float, horizon: float, limit: int) -> list[Job]:
-        """Unfinished jobs due by `now`, plus processing jobs due by `horizon` (to batch their polls)."""
-        rows = await self._fetchall(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ({ACTIVE_SQL}) AND status != ? "
-            "AND (next_poll_at <= ? OR (status = ? AND next_poll_at <= ?)) ORDER BY next_poll_at LIMIT ?",
-            (JobStatus.UPLOADING.value, now, JobStatus.PROCESSING.value, horizon, limit),
-        )
-        return [job_from_row(r) for r in rows]
+    async def claim_due_jobs(
+        self, owner: str, now: float, horizon: float, limit: int, lease_until: float
+    ) -> list[Job]:
+        """Claim the jobs due by `now` (submitted, polled, or watched for a late video), plus processing
+        jobs due by `horizon`, that nobody holds, `owner` holds, or whose lease ran out: each is leased to
+        `owner` until `lease_until`. One statement inside BEGIN IMMEDIATE: SQLite has one writer, so two
+        claimers never take the same job. Earliest due first."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
+                f"SELECT id FROM jobs WHERE {DUE} AND {CLAIMABLE} ORDER BY next_poll_at LIMIT ?) "
+                f"RETURNING {JOB_COLUMNS}",
+                (owner, lease_until, now, horizon, now, owner, now, limit),
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_poll_at or 0.0, j.id))
 
-    async def next_due_at(self) -> float | None:
-        """When the earliest unfinished job is next due, or None if there is none."""
+    async def renew_leases(self, owner: str, lease_until: float) -> int:
+        """Extend every lease `owner` holds on an unfinished or watched job to `lease_until`."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? "
+                f"AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL)",
+                (lease_until, owner),
+            )
+            return cursor.rowcount
+
+    async def next_due_at(self, owner: str, now: float) -> float | None:
+        """When `owner` may next have a job to advance (a job another process holds counts as due when
+        its lease runs out), or None if there is none."""
         rows = await self._fetchall(
-            "SELECT MIN(due) FROM ("
-            f"SELECT MIN(next_poll_at) AS due FROM jobs WHERE status IN ({ACTIVE_SQL}) AND status != ? "
-            "UNION ALL SELECT MIN(next_poll_at) FROM jobs WHERE late_until IS NOT NULL)",
-            (JobStatus.UPLOADING.value,),
+            f"SELECT MIN(CASE WHEN {CLAIMABLE} THEN next_poll_at "
+            "ELSE MAX(next_poll_at, lease_expires_at) END) FROM jobs "
+            f"WHERE next_poll_at IS NOT NULL AND ({CLAIM_SCOPE})",
+            (owner, now),
         )
         value = rows[0][0] if rows else None
         return float(value) if value is not None else None
 
-    async def stale_uploads(self, before: float) -> list[Job]:
-        """Jobs still uploading that were created before `before` (their inputs died with a process)."""
+    async def lease_owners(self) -> list[str]:
+        """The owners holding a lease on an unfinished or watched job, or offering an unposted result."""
         rows = await self._fetchall(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'uploading' AND created_at < ?", (before,)
+            "SELECT lease_owner FROM jobs WHERE lease_owner IS NOT NULL UNION "
+            "SELECT delivery_owner FROM jobs WHERE delivery_owner IS NOT NULL"
         )
-        return [job_from_row(r) for r in rows]
+        return sorted(str(r[0]) for r in rows)
+
+    async def expire_leases(self, owners: list[str], now: float) -> int:
+        """End now the job and delivery leases of `owners`; returns how many jobs were touched."""
+        if not owners:
+            return 0
+        marks = ", ".join("?" for _ in owners)
+        async with self._write() as db:
+            jobs = await db.execute(
+                f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner IN ({marks}) "
+                "AND lease_expires_at > ?",
+                (now, *owners, now),
+            )
+            offers = await db.execute(
+                f"UPDATE jobs SET delivery_expires_at = ? WHERE delivery_owner IN ({marks}) "
+                "AND delivery_expires_at > ?",
+                (now, *owners, now),
+            )
+            return jobs.rowcount + offers.rowcount
+
+    async def claim_stale_uploads(
+        self, owner: str, now: float, before: float, lease_until: float
+    ) -> list[Job]:
+        """Claim the uploads that will never finish (their holder's lease ran out, or, held by `owner` or
+        by nobody, created before `before`), leased to `owner` until `lease_until`."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE status = 'uploading' AND ("
+                "(lease_owner IS NOT NULL AND lease_expires_at <= ?) "
+                "OR ((lease_owner IS NULL OR lease_owner = ?) AND created_at < ?)) "
+                f"RETURNING {JOB_COLUMNS}",
+                (owner, lease_until, now, owner, before),
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: j.id)
 
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
         """The member's spend in the windows, the guild's month, active jobs, and the limits."""

@@ -63,7 +63,7 @@ async def rig(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterator[R
         )
         finished: asyncio.Queue[Job] = asyncio.Queue()
         runner = JobRunner(store, client, settings, on_finished=finished.put_nowait)
-        service = JobService(store, client, settings, wake_runner=runner.wake)
+        service = JobService(store, client, settings, wake_runner=runner.wake, hold_upload=runner.lease)
         yield Rig(fake, store, client, service, runner, finished, db_path, settings)
         await store.close()
 

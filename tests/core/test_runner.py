@@ -128,7 +128,6 @@ async def test_interrupted_upload_is_refunded_on_start(rig: Rig) -> None:
         rig.store, NewJob("u-1", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False), Limits(10**9, 9), 0.0
     )
     assert isinstance(created, Job)
-    rig.runner._started_at = 1.0
     await rig.runner.recover()
     done = await rig.next_finished()
     assert done.status is JobStatus.FAILED and rig.spent() == 0
@@ -184,11 +183,11 @@ class FlakyStore(SqliteStore):
 
     failures = 0
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, owner: str, now: float) -> float | None:
         if self.failures > 0:
             self.failures -= 1
             raise sqlite3.OperationalError("database is locked")
-        return await super().next_due_at()
+        return await super().next_due_at(owner, now)
 
 
 async def test_runner_survives_a_database_error(rig: Rig, tmp_path: Path) -> None:
@@ -197,7 +196,7 @@ async def test_runner_survives_a_database_error(rig: Rig, tmp_path: Path) -> Non
     flaky.failures = 1
     finished: asyncio.Queue[Job] = asyncio.Queue()
     runner = JobRunner(flaky, rig.client, rig.settings, on_finished=finished.put_nowait)
-    service = JobService(flaky, rig.client, rig.settings, wake_runner=runner.wake)
+    service = JobService(flaky, rig.client, rig.settings, wake_runner=runner.wake, hold_upload=runner.lease)
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.sleep(0.1)
@@ -290,9 +289,10 @@ async def test_cancel_arriving_with_a_wake_up_still_stops_the_runner(rig: Rig) -
 
 
 async def test_a_job_refunded_before_its_submit_is_never_sent(rig: Rig) -> None:
-    """A job failed (refunded) between due_jobs and its submit is never sent to Runware; one refund."""
+    """A job failed (refunded) between its claim and its submit is never sent to Runware; one refund."""
     job = (await rig.service.accept(request())).job
-    (due,) = await rig.store.due_jobs(time.time(), time.time(), 10)
+    now = time.time()
+    (due,) = await rig.store.claim_due_jobs(rig.runner.owner, now, now, 10, now + 60)
     await rig.store.fail_job(job.id, "uploadInterrupted", "Interrupted.", time.time())
     await rig.runner._submit(due)
     assert rig.fake.tasks_of_type("videoInference") == []
@@ -408,3 +408,45 @@ async def test_a_late_video_before_its_expiry_notice_stands_for_the_notice(rig: 
     assert late.late_video_waiting and late.delivered_at is None
     assert await rig.service.mark_late_delivered(job.id, (2, 99)) is True
     assert await rig.store.undelivered_jobs() == []
+
+
+def test_only_a_gone_process_of_this_host_is_judged_dead() -> None:
+    """This pid under another name (a restart) and a pid nobody has are gone; a live pid, another host's
+    process, and this runner itself are not."""
+    import os
+    import socket
+
+    from core.runner import died_here
+
+    me = f"{socket.gethostname()}:{os.getpid()}:aaaa"
+    assert died_here(f"{socket.gethostname()}:{os.getpid()}:bbbb", me)
+    assert died_here(f"{socket.gethostname()}:{2**22 + 7}:cccc", me)  # above Linux's pid_max
+    assert not died_here(me, me)
+    assert not died_here(f"{socket.gethostname()}:1:dddd", me)  # init is alive
+    assert not died_here(f"another-host:{os.getpid()}:eeee", me)
+
+
+async def test_recover_takes_over_a_restarted_processs_work_at_once(rig: Rig) -> None:
+    """After a restart (same host and pid, a new name), the previous run's upload is failed and its
+    unposted result offered at once, without waiting for their leases to run out."""
+    import os
+    import socket
+    from dataclasses import replace
+
+    from core.models import Lease, Limits, NewJob
+
+    previous = f"{socket.gethostname()}:{os.getpid()}:0000"
+    now = time.time()
+    new = NewJob("u-restart", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False)
+    upload = await reserve(rig.store, replace(new, lease=Lease(previous, now + 3_600)), Limits(10**9, 9), now)
+    assert isinstance(upload, Job)
+    other = "elsewhere:1:ffff"  # another host's live upload: left alone
+    theirs = await reserve(
+        rig.store, replace(new, task_uuid="u-other", lease=Lease(other, now + 3_600)), Limits(10**9, 9), now
+    )
+    assert isinstance(theirs, Job)
+    await rig.runner.recover()
+    done = await rig.next_finished()
+    assert done.id == upload.id and done.status is JobStatus.FAILED
+    current = await rig.store.get_job(theirs.id)
+    assert current is not None and current.status is JobStatus.UPLOADING

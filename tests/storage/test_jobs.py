@@ -110,7 +110,7 @@ async def test_fail_refunds_once(store: Store) -> None:
     assert (await store.usage(1, 7, limits, windows_at(NOW))).spent_today_micros == 0
 
 
-async def test_due_jobs_batches_processing_jobs_within_the_horizon(store: Store) -> None:
+async def test_claim_batches_processing_jobs_within_the_horizon(store: Store) -> None:
     """Processing jobs due soon are polled with the due ones; queued jobs only when due."""
     limits = Limits(10_000_000, 10)
     ids = []
@@ -122,9 +122,9 @@ async def test_due_jobs_batches_processing_jobs_within_the_horizon(store: Store)
     await store.mark_submitted(ids[0], NOW, NOW)
     await store.mark_submitted(ids[1], NOW, NOW + 3)
     await store.schedule_polls([(ids[2], NOW + 3)], NOW)  # still queued, due later
-    due = await store.due_jobs(NOW, NOW + 5, 100)
+    due = await store.claim_due_jobs("me", NOW, NOW + 5, 100, NOW + 60)
     assert [j.id for j in due] == [ids[0], ids[1]]
-    assert await store.next_due_at() == NOW
+    assert await store.next_due_at("me", NOW) == NOW
 
 
 async def test_state_changes_report_whether_they_changed_the_job(store: Store) -> None:
