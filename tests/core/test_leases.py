@@ -149,10 +149,13 @@ async def test_a_stopped_runners_jobs_are_finished_by_the_other_after_its_leases
     claims and finishes them, without submitting any again."""
     pair.fake.polls_to_finish = 10_000  # everything stays rendering until the test says otherwise
     jobs = await queue_jobs(pair, JOBS)
+    # a starts alone and takes the jobs (b starting too could claim them all first on a busy machine).
     task_a = asyncio.create_task(pair.runners[0].run())
-    task_b = asyncio.create_task(pair.runners[1].run())
+    task_b: asyncio.Task[None] | None = None
     try:
         await wait_until(lambda: pair.statuses() == Counter({"processing": JOBS}), timeout=60)
+        task_b = asyncio.create_task(pair.runners[1].run())
+        await asyncio.sleep(0.2)  # b is running while a still holds its leases
         await stop(task_a)
         held_by_a: dict[int, float] = dict(
             pair.query("SELECT id, lease_expires_at FROM jobs WHERE lease_owner = 'a'")
@@ -164,7 +167,8 @@ async def test_a_stopped_runners_jobs_are_finished_by_the_other_after_its_leases
         await asyncio.sleep(0.5)
     finally:
         await stop(task_a)
-        await stop(task_b)
+        if task_b is not None:
+            await stop(task_b)
     finished: dict[int, float] = dict(pair.query("SELECT id, finished_at FROM jobs"))
     for job_id, lease_expires_at in held_by_a.items():
         assert finished[job_id] >= lease_expires_at
