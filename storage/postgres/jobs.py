@@ -417,12 +417,13 @@ class PostgresJobs(PostgresConnection):
     async def claim_stale_uploads(
         self, owner: str, now: float, before: float, lease_until: float
     ) -> list[Job]:
-        """Claim the uploads that will never finish (their holder's lease ran out, or, held by `owner` or
-        by nobody, created before `before`), leased to `owner` until `lease_until`."""
+        """Claim the uploads that will never finish (another holder's lease ran out, or, held by `owner` or
+        by nobody, created before `before`), leased to `owner` until `lease_until`. A process's own upload
+        is live in its command whatever its lease says (a renewal may be late), so only its age counts."""
         async with self._write() as db:
             rows = await db.fetch(
                 "WITH taken AS (SELECT id FROM jobs WHERE status = 'uploading' AND ("
-                "(lease_owner IS NOT NULL AND lease_expires_at <= $2) "
+                "(lease_owner IS NOT NULL AND lease_owner != $1 AND lease_expires_at <= $2) "
                 "OR ((lease_owner IS NULL OR lease_owner = $1) AND created_at < $3)) FOR UPDATE SKIP LOCKED) "
                 "UPDATE jobs SET lease_owner = $1, lease_expires_at = $4 "
                 f"WHERE id IN (SELECT id FROM taken) RETURNING {JOB_COLUMNS}",

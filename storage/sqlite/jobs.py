@@ -406,15 +406,16 @@ class SqliteJobs(SqliteConnection):
     async def claim_stale_uploads(
         self, owner: str, now: float, before: float, lease_until: float
     ) -> list[Job]:
-        """Claim the uploads that will never finish (their holder's lease ran out, or, held by `owner` or
-        by nobody, created before `before`), leased to `owner` until `lease_until`."""
+        """Claim the uploads that will never finish (another holder's lease ran out, or, held by `owner` or
+        by nobody, created before `before`), leased to `owner` until `lease_until`. A process's own upload
+        is live in its command whatever its lease says (a renewal may be late), so only its age counts."""
         async with self._write() as db:
             rows = await db.execute_fetchall(
                 "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE status = 'uploading' AND ("
-                "(lease_owner IS NOT NULL AND lease_expires_at <= ?) "
+                "(lease_owner IS NOT NULL AND lease_owner != ? AND lease_expires_at <= ?) "
                 "OR ((lease_owner IS NULL OR lease_owner = ?) AND created_at < ?)) "
                 f"RETURNING {JOB_COLUMNS}",
-                (owner, lease_until, now, owner, before),
+                (owner, lease_until, owner, now, owner, before),
             )
         return sorted((job_from_row(r) for r in rows), key=lambda j: j.id)
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from core.work_slots import BUSY
 from tests import media_factory as media
 from tests.e2e.conftest import App
 from tests.fakes.discord import DEFAULT_PERMISSIONS
@@ -134,7 +135,12 @@ async def test_500_concurrent_jobs_never_exceed_the_guild_budget(app: App) -> No
     await app.discord.wait_for(lambda: answered() == 500, timeout=120)
     accepted = [m for m in app.discord.messages if m.interaction_id in ids and "accepted" in m.content]
     refused = [m for m in app.discord.messages if m.interaction_id in ids and "would cost about" in m.content]
-    assert len(accepted) == 16 and len(refused) == 484
+    # On a loaded machine a few may wait past the download slots' limit and be asked to try again instead.
+    busy = [m for m in app.discord.messages if m.interaction_id in ids and m.content == BUSY]
+    others = {m.content for m in app.discord.messages if m.interaction_id in ids} - {
+        m.content for m in accepted + refused + busy
+    }
+    assert len(accepted) == 16 and len(refused) + len(busy) == 484 and len(busy) < 50, others
     (total,) = app.query("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger")[0]
     assert total == 16 * 300_000 <= 5_000_000
 

@@ -199,3 +199,13 @@ async def test_a_gone_processs_leases_end_at_once(store: Store) -> None:
     assert [j.id for j in await store.claim_deliveries("new", NOW + 1, NOW + 61, 10)] == [finished.id]
     current = await store.get_job(live.id)
     assert current is not None and current.lease_owner == "live"
+
+
+async def test_a_process_never_fails_its_own_upload_for_a_lapsed_lease(store: Store) -> None:
+    """Its own upload whose lease lapsed (a renewal late on a busy machine) is still live in its command:
+    only another process judges it by the lease; the process itself waits for the stale age."""
+    job = await reserve(store, held(new_job(), Lease("me", NOW + LEASE)), Limits(None, None), NOW)
+    assert isinstance(job, Job)
+    later = NOW + LEASE + 1
+    assert await store.claim_stale_uploads("me", later, later - 600, later + LEASE) == []
+    assert await store.mark_job_queued(job.id, "i", "a", later, owner="me") is not None
