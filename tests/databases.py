@@ -78,17 +78,24 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.url = f"sqlite:///{path}"
+        self._reader: sqlite3.Connection | None = None
 
     async def open(self) -> Store:
         return await SqliteStore.open(str(self.path))
 
     def query(self, sql: str, *params: Any) -> list[Row]:
-        with sqlite3.connect(self.path) as db:
-            return plain_rows(db.execute(sql, params).fetchall())
+        if self._reader is None:  # one connection for the test, in autocommit mode
+            self._reader = sqlite3.connect(self.path, isolation_level=None)
+        return plain_rows(self._reader.execute(sql, params).fetchall())
 
     def dump(self) -> bytes:
         wal = self.path.with_name(self.path.name + "-wal")
         return self.path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = None
 
 
 class _Loop:
@@ -170,7 +177,10 @@ def fresh_database(backend: str, tmp_path: Path, name: str = "test.db") -> Itera
     database: Database
     if backend == "sqlite":
         database = SqliteDatabase(tmp_path / name)
-        yield database
+        try:
+            yield database
+        finally:
+            database.close()
     elif backend == "postgres":
         with fresh_schema() as schema:
             database = PostgresDatabase(schema)
