@@ -1,18 +1,19 @@
-"""Shared fixtures: settings without the environment, and a store on a real SQLite file."""
+"""Shared fixtures: settings without the environment, and a fresh database (and a store on it) of each
+backend: every test that takes `database` or `store` runs once on SQLite and once on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.models import Job, Limits, NewJob, QuotaRefusal
-from core.ports import JobStore
+from core.ports import JobStore, Store
 from core.quota import check_limits, windows_at
 from core.settings import Settings
-from storage.sqlite import SqliteStore
+from tests.databases import BACKENDS, Database, fresh_database
 from tests.fakes.discord_fixtures import fixture_fake_discord  # noqa: F401  (the `fake_discord` fixture)
 
 SettingsFactory = Callable[..., Settings]
@@ -39,10 +40,18 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
     return build
 
 
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh database of each backend: a new SQLite file, or a new PostgreSQL schema dropped after the
+    test (skipped when PostgreSQL does not answer, failed instead under CI=true)."""
+    with fresh_database(request.param, tmp_path) as opened:
+        yield opened
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """A migrated store on a fresh SQLite file."""
-    opened = await SqliteStore.open(str(tmp_path / "store.db"))
+async def store(database: Database) -> AsyncIterator[Store]:
+    """A migrated store on the test's fresh database."""
+    opened = await database.open()
     try:
         yield opened
     finally:

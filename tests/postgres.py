@@ -86,7 +86,7 @@ def fresh_schema() -> Iterator[str]:
         run_sync(_execute(f"DROP SCHEMA {name} CASCADE"))
 
 
-def _numbered(sql: str) -> str:
+def numbered(sql: str) -> str:
     """`?` placeholders (the tests' SQLite spelling) as PostgreSQL's `$1, $2, …`."""
     counter = iter(range(1, 1000))
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
@@ -98,7 +98,7 @@ def query_schema(schema: str, sql: str, params: tuple[Any, ...] = ()) -> list[tu
     async def fetch() -> list[tuple[Any, ...]]:
         conn = await asyncpg.connect(TEST_POSTGRES_URL, server_settings={"search_path": schema})
         try:
-            return [tuple(row.values()) for row in await conn.fetch(_numbered(sql), *params)]
+            return [tuple(row.values()) for row in await conn.fetch(numbered(sql), *params)]
         finally:
             await conn.close()
 

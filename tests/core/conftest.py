@@ -1,24 +1,23 @@
-"""The jobs rig: a real SQLite store, a client on the fake Runware server, a JobService and a JobRunner."""
+"""The jobs rig: a real store (each backend), a client on the fake Runware, a JobService and a JobRunner."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from core.jobs import AnimateRequest, JobService
 from core.models import Job
+from core.ports import Store
 from core.runner import JobRunner
 from core.runware import RunwareClient
 from core.settings import Settings
-from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
+from tests.databases import Database
 from tests.fakes.runware import FakeRunware
 
 
@@ -27,17 +26,19 @@ class Rig:
     """A store, a client on the fake, a service and a runner whose finished jobs land in a queue."""
 
     fake: FakeRunware
-    store: SqliteStore
+    store: Store
     client: RunwareClient
     service: JobService
     runner: JobRunner
     finished: asyncio.Queue[Job]
-    db_path: Path
+    database: Database
     settings: Settings
 
     def ledger(self) -> list[tuple[str, int]]:
-        with sqlite3.connect(self.db_path) as db:
-            return db.execute("SELECT kind, amount_micros FROM ledger ORDER BY id").fetchall()
+        return [
+            (str(kind), int(amount))
+            for kind, amount in self.database.query("SELECT kind, amount_micros FROM ledger ORDER BY id")
+        ]
 
     def spent(self) -> int:
         return sum(amount for _, amount in self.ledger())
@@ -47,7 +48,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(make_settings: SettingsFactory, database: Database) -> AsyncIterator[Rig]:
     async with FakeRunware(polls_to_finish=2) as fake, aiohttp.ClientSession() as http:
         settings = make_settings(
             runware_api_url=fake.url,
@@ -56,15 +57,14 @@ async def rig(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterator[R
             quota_user_daily_usd=1.0,
             quota_user_max_active_jobs=3,
         )
-        db_path = tmp_path / "jobs.db"
-        store = await SqliteStore.open(str(db_path))
+        store = await database.open()
         client = RunwareClient(
             http, api_url=fake.url, api_key=settings.runware_api_key, timeout_s=1.0, retry_base_s=0.01
         )
         finished: asyncio.Queue[Job] = asyncio.Queue()
         runner = JobRunner(store, client, settings, on_finished=finished.put_nowait)
         service = JobService(store, client, settings, wake_runner=runner.wake, hold_upload=runner.lease)
-        yield Rig(fake, store, client, service, runner, finished, db_path, settings)
+        yield Rig(fake, store, client, service, runner, finished, database, settings)
         await store.close()
 
 

@@ -1,11 +1,10 @@
-"""ConsentService and ModerationService (consent, reports, deletion, retention) on a real SQLite store."""
+"""ConsentService and ModerationService (consent, reports, deletion, retention) on a real store of each
+backend."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,9 @@ from core.models import (
     Submission,
 )
 from core.moderation import ModerationService
-from storage.sqlite import SqliteStore
+from core.ports import Store
 from tests.conftest import SettingsFactory, reserve
+from tests.databases import Database
 
 DAY = 86_400.0
 START = 200 * DAY
@@ -55,13 +55,12 @@ ALREADY_ACCEPTED = (
 )
 
 
-def db_rows(tmp_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the store's file directly, as another process would."""
-    with sqlite3.connect(tmp_path / "store.db") as db:
-        return list(db.execute(sql, params).fetchall())
+def db_rows(database: Database, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the store's tables directly, as another process would."""
+    return database.query(sql, *params)
 
 
-async def posted_job(store: SqliteStore, now: float, user_id: int = 7, guild_id: int = 1) -> Job:
+async def posted_job(store: Store, now: float, user_id: int = 7, guild_id: int = 1) -> Job:
     """A finished job of `user_id` in `guild_id`, created at `now`."""
     new = NewJob(
         str(uuid.uuid4()), guild_id, 10, user_id, 1.0, 100_000, "MP4", 85, None, False,
@@ -81,26 +80,24 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def consent(store: SqliteStore, clock: Clock) -> ConsentService:
+def consent(store: Store, clock: Clock) -> ConsentService:
     return ConsentService(store, statement=Statement(2, "Be kind."), clock=clock)
 
 
 @pytest.fixture
-def moderation(store: SqliteStore, make_settings: SettingsFactory, clock: Clock) -> ModerationService:
+def moderation(store: Store, make_settings: SettingsFactory, clock: Clock) -> ModerationService:
     return ModerationService(store, make_settings(bot_owner_ids=[1000]), clock=clock)
 
 
 # -- consent --------------------------------------------------------------------------------------------
 
 
-async def test_a_new_member_needs_to_accept(consent: ConsentService, store: SqliteStore) -> None:
+async def test_a_new_member_needs_to_accept(consent: ConsentService, store: Store) -> None:
     """No consent recorded: the statement is needed."""
     assert await consent.needed(await store.guild_settings(1), 7) is True
 
 
-async def test_after_accepting_consent_is_no_longer_needed(
-    consent: ConsentService, store: SqliteStore
-) -> None:
+async def test_after_accepting_consent_is_no_longer_needed(consent: ConsentService, store: Store) -> None:
     """Accept hands back the very submission and its files and records the current version; then nothing
     is asked."""
     request = await consent.ask(submission(), FILES)
@@ -114,7 +111,7 @@ async def test_after_accepting_consent_is_no_longer_needed(
 
 
 async def test_accept_after_a_restart_records_consent_but_has_no_files(
-    consent: ConsentService, store: SqliteStore, clock: Clock
+    consent: ConsentService, store: Store, clock: Clock
 ) -> None:
     """Files live only in the memory of the service that asked: another instance (as after a restart)
     hands back the submission without files, and still records the consent so the member is not asked
@@ -135,7 +132,7 @@ async def test_each_request_hands_back_its_own_files(consent: ConsentService) ->
     assert await consent.accept(mine.id, 7) == (submission(), FILES)
 
 
-async def test_a_new_statement_version_asks_again(consent: ConsentService, store: SqliteStore) -> None:
+async def test_a_new_statement_version_asks_again(consent: ConsentService, store: Store) -> None:
     """A member who accepted version 2 is asked again once the statement is at version 3."""
     await consent.accept((await consent.ask(submission(), FILES)).id, 7)
     newer = ConsentService(store, statement=Statement(3, "Be kinder."))
@@ -148,7 +145,7 @@ async def test_a_new_statement_version_asks_again(consent: ConsentService, store
 
 
 async def test_accepting_a_request_asked_under_an_older_statement_is_refused(
-    consent: ConsentService, store: SqliteStore, clock: Clock, tmp_path: Path
+    consent: ConsentService, store: Store, clock: Clock, database: Database
 ) -> None:
     """Asked under version 2, accepted once the service is at version 3: the member is told the statement
     changed, the request closes as expired, and no consent is recorded."""
@@ -160,18 +157,18 @@ async def test_accepting_a_request_asked_under_an_older_statement_is_refused(
     assert "Nothing was sent or charged" in info.value.message
     stored = await store.get_consent_request(request.id)
     assert stored is not None and stored.state is ConsentState.EXPIRED
-    assert db_rows(tmp_path, "SELECT decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+    assert db_rows(database, "SELECT decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
         (clock.now,)
     ]
     assert await store.consent_version(1, 7) is None
-    assert db_rows(tmp_path, "SELECT COUNT(*) FROM audit_log WHERE action = 'consent.accept'") == [(0,)]
+    assert db_rows(database, "SELECT COUNT(*) FROM audit_log WHERE action = 'consent.accept'") == [(0,)]
     assert await newer.needed(await store.guild_settings(1), 7) is True
     with pytest.raises(UserFacingError, match="expired"):  # a second click finds it closed
         await newer.accept(request.id, 7)
 
 
 async def test_an_older_statement_accepted_late_never_lowers_the_consent(
-    consent: ConsentService, store: SqliteStore
+    consent: ConsentService, store: Store
 ) -> None:
     """Two instances at once (version 2 and version 3): the member accepts 3, then 2's own request. Their
     stored consent stays at 3, and the version-3 service does not ask again."""
@@ -195,7 +192,7 @@ async def test_no_consent_is_needed_where_the_guild_turned_it_off(
     assert await consent.needed(guild, 7) is True
 
 
-async def test_only_the_member_who_asked_can_accept(consent: ConsentService, store: SqliteStore) -> None:
+async def test_only_the_member_who_asked_can_accept(consent: ConsentService, store: Store) -> None:
     """Someone else's Accept (or Not now) is refused and leaves the request open with its files held for
     its member."""
     request = await consent.ask(submission(), FILES)
@@ -212,7 +209,7 @@ async def test_only_the_member_who_asked_can_accept(consent: ConsentService, sto
 
 
 async def test_accept_after_the_ttl_is_refused_as_expired(
-    consent: ConsentService, store: SqliteStore, clock: Clock
+    consent: ConsentService, store: Store, clock: Clock
 ) -> None:
     """Past CONSENT_REQUEST_TTL_S, Accept says the request expired and records nothing."""
     request = await consent.ask(submission(), FILES)
@@ -226,7 +223,7 @@ async def test_accept_after_the_ttl_is_refused_as_expired(
 
 
 async def test_decline_closes_the_request_and_a_later_accept_is_refused(
-    consent: ConsentService, store: SqliteStore
+    consent: ConsentService, store: Store
 ) -> None:
     """After Decline, Accept says the member chose not to go ahead; no consent is recorded."""
     request = await consent.ask(submission(), FILES)
@@ -247,7 +244,7 @@ async def test_accepting_twice_says_it_already_went_ahead(consent: ConsentServic
     assert info.value.message == ALREADY_ACCEPTED
 
 
-async def test_expire_closes_an_open_request(consent: ConsentService, store: SqliteStore) -> None:
+async def test_expire_closes_an_open_request(consent: ConsentService, store: Store) -> None:
     """expire() is True for an open request and closes it; it is False for an accepted one."""
     request = await consent.ask(submission(), FILES)
     assert await consent.expire(request.id) is True
@@ -281,33 +278,33 @@ def small_cap(monkeypatch: pytest.MonkeyPatch) -> int:
     return cap
 
 
-def consent_requests(tmp_path: Path) -> int:
-    return int(db_rows(tmp_path, "SELECT COUNT(*) FROM consent_requests")[0][0])
+def consent_requests(database: Database) -> int:
+    return int(db_rows(database, "SELECT COUNT(*) FROM consent_requests")[0][0])
 
 
 async def test_ask_refuses_when_the_held_files_would_pass_the_cap(
-    consent: ConsentService, small_cap: int, tmp_path: Path
+    consent: ConsentService, small_cap: int, database: Database
 ) -> None:
     """Up to MAX_HELD_BYTES exactly is held; one byte more is refused, and nothing is stored for it."""
     await consent.ask(submission(), FILES)
     await consent.ask(submission(user_id=8), FILES)  # exactly at the cap
     with pytest.raises(UserFacingError, match="try again in a few minutes"):
         await consent.ask(submission(user_id=9), HeldFiles(b"", b"x"))
-    assert consent_requests(tmp_path) == 2
+    assert consent_requests(database) == 2
 
 
 async def test_files_bigger_than_the_cap_alone_are_refused(
-    consent: ConsentService, small_cap: int, tmp_path: Path
+    consent: ConsentService, small_cap: int, database: Database
 ) -> None:
     """Nothing held yet, but one /animate's files pass the cap on their own: refused."""
     with pytest.raises(UserFacingError, match="try again"):
         await consent.ask(submission(), HeldFiles(b"x" * small_cap, b"y"))
-    assert consent_requests(tmp_path) == 0
+    assert consent_requests(database) == 0
 
 
 @pytest.mark.parametrize("answer", ["accept", "decline", "expire", "late accept", "older statement"])
 async def test_answering_a_request_frees_its_room(
-    consent: ConsentService, store: SqliteStore, clock: Clock, small_cap: int, answer: str
+    consent: ConsentService, store: Store, clock: Clock, small_cap: int, answer: str
 ) -> None:
     """Once a request is answered (accepted, declined, expired, accepted too late or under an older
     statement) its files are dropped, and another member can be asked again."""
@@ -345,7 +342,7 @@ async def test_a_refused_answer_keeps_the_files(consent: ConsentService, small_c
 
 
 async def test_concurrent_asks_never_hold_more_than_the_cap(
-    consent: ConsentService, small_cap: int, tmp_path: Path
+    consent: ConsentService, small_cap: int, database: Database
 ) -> None:
     """Three members asked at the same moment, room for two: one is refused, whatever the timing."""
     results = await asyncio.gather(
@@ -353,12 +350,12 @@ async def test_concurrent_asks_never_hold_more_than_the_cap(
     )
     refused = [r for r in results if isinstance(r, UserFacingError)]
     assert len(refused) == 1
-    assert consent_requests(tmp_path) == 2
+    assert consent_requests(database) == 2
 
 
 async def test_expire_drops_the_files_of_a_request_prune_already_closed(
     consent: ConsentService,
-    store: SqliteStore,
+    store: Store,
     clock: Clock,
     small_cap: int,
     make_settings: SettingsFactory,
@@ -377,7 +374,7 @@ async def test_expire_drops_the_files_of_a_request_prune_already_closed(
 
 
 async def test_a_member_reports_someone_elses_video(
-    moderation: ModerationService, store: SqliteStore, clock: Clock
+    moderation: ModerationService, store: Store, clock: Clock
 ) -> None:
     """The report is stored at the clock's time and recorded on the job."""
     job = await posted_job(store, START - 100)
@@ -390,7 +387,7 @@ async def test_a_member_reports_someone_elses_video(
     assert await moderation.reports_of(job.id) == [report]
 
 
-async def test_reporting_your_own_video_is_refused(moderation: ModerationService, store: SqliteStore) -> None:
+async def test_reporting_your_own_video_is_refused(moderation: ModerationService, store: Store) -> None:
     """The maker is pointed at Delete instead; nothing is stored."""
     job = await posted_job(store, START - 100)
     with pytest.raises(UserFacingError, match="your own video"):
@@ -399,7 +396,7 @@ async def test_reporting_your_own_video_is_refused(moderation: ModerationService
 
 
 async def test_a_second_report_by_the_same_member_is_refused_once_it_reached_the_log(
-    moderation: ModerationService, store: SqliteStore, tmp_path: Path
+    moderation: ModerationService, store: Store, database: Database
 ) -> None:
     """Once per member: after their report was posted to the moderation log, the second says the
     moderators already have it, and nothing more is recorded."""
@@ -409,11 +406,11 @@ async def test_a_second_report_by_the_same_member_is_refused_once_it_reached_the
     with pytest.raises(UserFacingError, match="already reported"):
         await moderation.report(job.id, 8)
     assert [(r.id, r.log_message_id) for r in await store.reports_of_job(job.id)] == [(report.id, 555)]
-    assert db_rows(tmp_path, "SELECT COUNT(*) FROM audit_log WHERE action = 'job.report'") == [(1,)]
+    assert db_rows(database, "SELECT COUNT(*) FROM audit_log WHERE action = 'job.report'") == [(1,)]
 
 
 async def test_a_report_that_never_reached_the_log_is_handed_back_to_post(
-    moderation: ModerationService, store: SqliteStore, clock: Clock, tmp_path: Path
+    moderation: ModerationService, store: Store, clock: Clock, database: Database
 ) -> None:
     """No log message was recorded for the first report (no channel then, or the post failed): reporting
     again returns that same report, so the caller can post it; no second report or audit row."""
@@ -424,14 +421,14 @@ async def test_a_report_that_never_reached_the_log_is_handed_back_to_post(
     assert found.id == job.id
     assert again == first and again.created_at == START
     assert await store.reports_of_job(job.id) == [first]
-    assert db_rows(tmp_path, "SELECT COUNT(*) FROM audit_log WHERE action = 'job.report'") == [(1,)]
+    assert db_rows(database, "SELECT COUNT(*) FROM audit_log WHERE action = 'job.report'") == [(1,)]
     await moderation.set_report_message(again, 444, 555)  # posted this time
     with pytest.raises(UserFacingError, match="already reported"):
         await moderation.report(job.id, 8)
 
 
 async def test_reporting_a_removed_or_unknown_video_is_refused(
-    moderation: ModerationService, store: SqliteStore
+    moderation: ModerationService, store: Store
 ) -> None:
     """A deleted result cannot be reported; nor can a job number the bot never had."""
     job = await posted_job(store, START - 100)
@@ -445,7 +442,7 @@ async def test_reporting_a_removed_or_unknown_video_is_refused(
     assert await store.reports_of_job(job.id) == []
 
 
-async def test_who_may_delete_a_result(moderation: ModerationService, store: SqliteStore) -> None:
+async def test_who_may_delete_a_result(moderation: ModerationService, store: Store) -> None:
     """Its member and moderators may; another member may not."""
     job = await posted_job(store, START - 100)
     moderation.may_delete(job, 7, moderator=False)
@@ -455,7 +452,7 @@ async def test_who_may_delete_a_result(moderation: ModerationService, store: Sql
 
 
 async def test_removal_is_recorded_once_and_closes_the_reports(
-    moderation: ModerationService, store: SqliteStore, clock: Clock
+    moderation: ModerationService, store: Store, clock: Clock
 ) -> None:
     """The first removal wins; the open report is closed as deleted by the moderator."""
     job = await posted_job(store, START - 100)
@@ -468,9 +465,7 @@ async def test_removal_is_recorded_once_and_closes_the_reports(
     assert await moderation.dismiss(report.id, 50) is False
 
 
-async def test_dismiss_once_and_the_trail_of_actions(
-    moderation: ModerationService, store: SqliteStore
-) -> None:
+async def test_dismiss_once_and_the_trail_of_actions(moderation: ModerationService, store: Store) -> None:
     """Dismiss is True once; report, dismiss and a ban for the job show up in the job's actions."""
     job = await posted_job(store, START - 100)
     _, report = await moderation.report(job.id, 8)
@@ -502,25 +497,24 @@ async def test_switches_reject_names_that_are_not_switches(moderation: Moderatio
 # -- retention ------------------------------------------------------------------------------------------
 
 
-def audit_times(tmp_path: Path) -> list[float]:
-    with sqlite3.connect(tmp_path / "store.db") as db:
-        return [t for (t,) in db.execute("SELECT created_at FROM audit_log ORDER BY id")]
+def audit_times(database: Database) -> list[float]:
+    return [t for (t,) in database.query("SELECT created_at FROM audit_log ORDER BY id")]
 
 
 async def test_prune_does_nothing_when_records_are_kept_forever(
-    store: SqliteStore, make_settings: SettingsFactory, tmp_path: Path
+    store: Store, make_settings: SettingsFactory, database: Database
 ) -> None:
     """AUDIT_RETENTION_DAYS=forever: prune() returns None and every row stays."""
     job = await posted_job(store, 1.0)
     await store.create_report(job.id, 8, 2.0)
     service = ModerationService(store, make_settings(audit_retention_days="forever"), clock=Clock())
     assert await service.prune() is None
-    assert audit_times(tmp_path) == [2.0]
+    assert audit_times(database) == [2.0]
     assert len(await store.reports_of_job(job.id)) == 1
 
 
 async def test_prune_forgets_what_is_older_than_the_retention(
-    store: SqliteStore, make_settings: SettingsFactory, tmp_path: Path
+    store: Store, make_settings: SettingsFactory, database: Database
 ) -> None:
     """With 30 days, rows 31 days old go and rows 29 days old stay."""
     clock = Clock(START)
@@ -530,7 +524,7 @@ async def test_prune_forgets_what_is_older_than_the_retention(
     await store.create_report(new.id, 8, START - 29 * DAY)
     service = ModerationService(store, make_settings(audit_retention_days=30), clock=clock)
     assert await service.prune() == Pruned(audit_rows=1, reports=1, job_hashes=1, requests=0)
-    assert audit_times(tmp_path) == [START - 29 * DAY]
+    assert audit_times(database) == [START - 29 * DAY]
     assert [r.job_id for r in await store.reports_of_job(new.id)] == [new.id]
     kept_old, kept_new = await store.get_job(old.id), await store.get_job(new.id)
     assert kept_old is not None and kept_old.image_sha256 is None
@@ -538,7 +532,7 @@ async def test_prune_forgets_what_is_older_than_the_retention(
 
 
 async def test_prune_expires_consent_requests_left_unanswered(
-    store: SqliteStore, make_settings: SettingsFactory, clock: Clock, tmp_path: Path
+    store: Store, make_settings: SettingsFactory, clock: Clock, database: Database
 ) -> None:
     """The retention pass closes requests whose time ran out, at its own time (and keeps them until they
     are old); a late Accept then says it expired and records no consent."""
@@ -550,7 +544,7 @@ async def test_prune_expires_consent_requests_left_unanswered(
     stored = await store.get_consent_request(request.id)
     assert isinstance(stored, ConsentRequest) and stored.state is ConsentState.EXPIRED
     assert stored.submission == submission()
-    assert db_rows(tmp_path, "SELECT decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
+    assert db_rows(database, "SELECT decided_at FROM consent_requests WHERE id = ?", (request.id,)) == [
         (clock.now,)
     ]
     with pytest.raises(UserFacingError, match="expired"):

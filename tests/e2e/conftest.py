@@ -1,11 +1,10 @@
-"""The whole bot, in-process: real VideoBot and discord.py against the fake Discord and fake Runware."""
+"""The whole bot, in-process: real VideoBot and discord.py against the fake Discord and fake Runware, on
+each backend (the `database` fixture: a new SQLite file or a new PostgreSQL schema per test)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,11 +12,12 @@ import pytest
 
 from bot import VideoBot
 from core.models import GuildSettingsPatch
+from core.ports import Store
 from core.runware import RunwareClient
 from core.settings import Settings
-from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
+from tests.databases import Database
 from tests.fakes.discord import DEFAULT_PERMISSIONS, FakeDiscord, FakeMessage, user_payload
 from tests.fakes.discord_fixtures import (
     BOOSTED_GUILD_ID,
@@ -61,9 +61,9 @@ class App:
     discord: FakeDiscord
     runware: FakeRunware
     bot: VideoBot
-    db_path: Path
+    database: Database
     settings: Settings
-    store: SqliteStore
+    store: Store
     client: RunwareClient
 
     async def animate(
@@ -158,8 +158,9 @@ class App:
         return [m for m in self.discord.messages_in(channel_id) if m.via == "channel"]
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db_path) as db:
-            return db.execute(sql, params).fetchall()
+        """Run one statement on the bot's database, as another process would, on either backend: `?`
+        placeholders; booleans come back as 0/1 and whole numbers as ints (see tests/databases.py)."""
+        return self.database.query(sql, *params)
 
     async def delivered(self, job_id: int = 1, timeout: float = 10.0) -> None:
         """Wait until the job's result is recorded as posted."""
@@ -173,13 +174,14 @@ class App:
 
 
 @pytest.fixture
-def app_settings(make_settings: SettingsFactory, tmp_path: Path) -> dict[str, Any]:
-    """Overrides for the app's settings; tests may change them before using `app`."""
+def app_settings(database: Database) -> dict[str, Any]:
+    """Overrides for the app's settings; tests may change them before using `app`. The database is the
+    test's own, of the backend the test runs on."""
     return {
         "price_per_second_usd": 0.10,
         "quota_user_daily_usd": 1.0,
         "quota_user_max_active_jobs": 2,
-        "database_url": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "database_url": database.url,
         "dev_guild_id": GUILD_ID,
         "confirm_above_usd": None,  # quotes have tests of their own
     }
@@ -198,12 +200,12 @@ async def app(
     make_settings: SettingsFactory,
     app_settings: dict[str, Any],
     consent_required: bool,
-    tmp_path: Path,
+    database: Database,
 ) -> AsyncIterator[App]:
     async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
         settings = make_settings(runware_api_url=runware.url, runware_api_key=runware.api_key, **app_settings)
-        db_path = Path(settings.database_url.removeprefix("sqlite:///"))
-        store = await SqliteStore.open(str(db_path))
+        assert settings.database_url == database.url
+        store = await database.open()
         if not consent_required:
             for guild_id in (GUILD_ID, BOOSTED_GUILD_ID):
                 await store.update_guild_settings(
@@ -217,6 +219,6 @@ async def app(
         )
         try:
             async with running_bot(bot, fake_discord):
-                yield App(fake_discord, runware, bot, db_path, settings, store, client)
+                yield App(fake_discord, runware, bot, database, settings, store, client)
         finally:
             await store.close()

@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from tests.databases import Database
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runware import FakeRunware
-from tests.postgres import TEST_POSTGRES_URL, fresh_schema, query_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,44 +45,36 @@ async def test_bad_value_names_the_variable(tmp_path: Path) -> None:
     assert code != 0 and "JOB_DEADLINE_S is invalid" in out and "Traceback" not in out
 
 
-def fake_env(discord: FakeDiscord, runware: FakeRunware, tmp_path: Path) -> dict[str, str]:
+def fake_env(discord: FakeDiscord, runware: FakeRunware, database: Database) -> dict[str, str]:
     return {
         "DISCORD_TOKEN": discord.token,
         "RUNWARE_API_KEY": runware.api_key,
         "RUNWARE_API_URL": runware.url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'check.db'}",
+        "DATABASE_URL": database.url,
         "DISCORD_API_BASE": discord.api_base,
         "DISCORD_GATEWAY_URL": discord.gateway_url,
         "RUNWARE_REQUEST_TIMEOUT_S": "2",
     }
 
 
-async def test_check_passes_against_working_services(tmp_path: Path) -> None:
-    """`bot.py check` prints one OK line per check and exits 0."""
+async def test_check_passes_against_working_services(tmp_path: Path, database: Database) -> None:
+    """`bot.py check` prints one OK line per check, migrates the database DATABASE_URL names (a SQLite
+    file, or the test's PostgreSQL schema through `?search_path=`) and exits 0."""
     async with FakeDiscord() as discord, FakeRunware() as runware:
-        code, out = await run_bot(["check"], fake_env(discord, runware, tmp_path), tmp_path)
+        env = fake_env(discord, runware, database)
+        code, out = await run_bot(["check"], env, tmp_path)
     assert code == 0, out
     lines = [line for line in out.splitlines() if line.startswith(("OK", "FAIL"))]
     assert len(lines) == 4 and all(line.startswith("OK") for line in lines)
-    assert (tmp_path / "check.db").exists()
+    assert f"OK   database ({database.url.split('://')[0]})" in out
+    assert database.query("SELECT COUNT(*) FROM schema_version") == [(1,)]
+    assert database.query("SELECT COUNT(*) FROM jobs") == [(0,)]
 
 
-async def test_check_passes_against_postgresql(tmp_path: Path) -> None:
-    """With a postgresql:// DATABASE_URL, `bot.py check` migrates that database and reports it OK."""
-    with fresh_schema() as schema:
-        async with FakeDiscord() as discord, FakeRunware() as runware:
-            env = fake_env(discord, runware, tmp_path)
-            env["DATABASE_URL"] = f"{TEST_POSTGRES_URL}?search_path={schema}"
-            code, out = await run_bot(["check"], env, tmp_path)
-        assert code == 0, out
-        assert "OK   database (postgres" in out
-        assert query_schema(schema, "SELECT COUNT(*) FROM schema_version") == [(1,)]
-
-
-async def test_check_reports_each_failure_and_exits_non_zero(tmp_path: Path) -> None:
+async def test_check_reports_each_failure_and_exits_non_zero(tmp_path: Path, database: Database) -> None:
     """A wrong Runware key and a wrong Discord token each get a FAIL line with the reason."""
     async with FakeDiscord() as discord, FakeRunware() as runware:
-        env = fake_env(discord, runware, tmp_path)
+        env = fake_env(discord, runware, database)
         env["RUNWARE_API_KEY"] = "wrong-key-0123456789"
         env["DISCORD_TOKEN"] = "wrong-token-0123456789"
         code, out = await run_bot(["check"], env, tmp_path)
@@ -92,14 +84,11 @@ async def test_check_reports_each_failure_and_exits_non_zero(tmp_path: Path) -> 
     assert "wrong-key-0123456789" not in out and "wrong-token-0123456789" not in out
 
 
-async def test_check_refuses_a_database_from_a_newer_bot(tmp_path: Path) -> None:
+async def test_check_refuses_a_database_from_a_newer_bot(tmp_path: Path, database: Database) -> None:
     """A database at a newer schema version fails the database check."""
-    import sqlite3
-
     async with FakeDiscord() as discord, FakeRunware() as runware:
-        env = fake_env(discord, runware, tmp_path)
+        env = fake_env(discord, runware, database)
         assert (await run_bot(["check"], env, tmp_path))[0] == 0
-        with sqlite3.connect(tmp_path / "check.db") as db:
-            db.execute("UPDATE schema_version SET version = 99")
+        database.query("UPDATE schema_version SET version = 99")
         code, out = await run_bot(["check"], env, tmp_path)
     assert code == 1 and "FAIL database" in out and "99" in out

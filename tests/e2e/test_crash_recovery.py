@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import media_factory as media
+from tests.databases import Database
 from tests.e2e.conftest import ATTACHMENT, button
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.discord_fixtures import CHANNEL_ID
@@ -30,14 +30,16 @@ VIDEO = make_mp4(30_000)
 class BotProcess:
     """`python bot.py` in its own process, pointed at the fakes, logging to a file."""
 
-    def __init__(self, tmp_path: Path, discord: FakeDiscord, runware: FakeRunware) -> None:
+    def __init__(
+        self, tmp_path: Path, database: Database, discord: FakeDiscord, runware: FakeRunware
+    ) -> None:
         self.log_path = tmp_path / "bot.log"
         self.env = {
             "PATH": os.environ.get("PATH", ""),
             "DISCORD_TOKEN": discord.token,
             "RUNWARE_API_KEY": runware.api_key,
             "RUNWARE_API_URL": runware.url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'crash.db'}",
+            "DATABASE_URL": database.url,
             "DISCORD_API_BASE": discord.api_base,
             "DISCORD_GATEWAY_URL": discord.gateway_url,
             "POLL_INITIAL_DELAY_S": "0.1",
@@ -73,8 +75,10 @@ class BotProcess:
 
 
 @contextmanager
-def bot_process(tmp_path: Path, discord: FakeDiscord, runware: FakeRunware) -> Iterator[BotProcess]:
-    process = BotProcess(tmp_path, discord, runware)
+def bot_process(
+    tmp_path: Path, database: Database, discord: FakeDiscord, runware: FakeRunware
+) -> Iterator[BotProcess]:
+    process = BotProcess(tmp_path, database, discord, runware)
     try:
         yield process
     finally:
@@ -123,17 +127,12 @@ async def send_animate(discord: FakeDiscord) -> dict[str, object]:
     return payload
 
 
-def db_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(tmp_path / "crash.db") as db:
-        return db.execute(sql).fetchall()
-
-
 def result_posts(discord: FakeDiscord) -> list[FakeMessage]:
     return [m for m in discord.messages_in(CHANNEL_ID) if m.via == "channel" and "ready" in m.content]
 
 
 async def finish_after_restart(
-    tmp_path: Path, discord: FakeDiscord, runware: FakeRunware, process: BotProcess, task_uuid: str
+    database: Database, discord: FakeDiscord, runware: FakeRunware, process: BotProcess, task_uuid: str
 ) -> None:
     """Restart on the same database, let the task finish, and check the once-only guarantees."""
     runware.finish(task_uuid)
@@ -141,14 +140,14 @@ async def finish_after_restart(
     await connected(discord, process, len(discord.identify_payloads))
     post = await discord.wait_for_message(lambda m: m in result_posts(discord), timeout=30)
     await discord.wait_for(
-        lambda: db_rows(tmp_path, "SELECT delivered_at IS NOT NULL FROM jobs") == [(1,)], timeout=10
+        lambda: database.query("SELECT delivered_at IS NOT NULL FROM jobs") == [(1,)], timeout=10
     )
     await asyncio.sleep(1.0)  # time for a duplicate to show up, if there were one
     assert process.stop() == 0, process.log()
     assert [a.data for a in post.attachments] == [VIDEO]
     assert len(result_posts(discord)) == 1
     assert runware.submission_counts[task_uuid] == 1
-    assert db_rows(tmp_path, "SELECT kind, amount_micros FROM ledger ORDER BY id") == [
+    assert database.query("SELECT kind, amount_micros FROM ledger ORDER BY id") == [
         ("reserve", 300_000),
         ("release", -300_000),
         ("settle", 420_000),
@@ -157,11 +156,11 @@ async def finish_after_restart(
 
 
 @pytest.mark.timeout(120)
-async def test_killed_while_processing_resumes_and_delivers_once(tmp_path: Path) -> None:
+async def test_killed_while_processing_resumes_and_delivers_once(tmp_path: Path, database: Database) -> None:
     """SIGKILL while Runware renders: the restarted bot polls the same task and posts it once."""
     async with fakes() as (discord, runware):
         runware.default_outcome = Outcome.success(cost_usd=0.42, video=VIDEO)
-        with bot_process(tmp_path, discord, runware) as process:
+        with bot_process(tmp_path, database, discord, runware) as process:
             process.start()
             await connected(discord, process, 0)
             await send_animate(discord)
@@ -169,45 +168,49 @@ async def test_killed_while_processing_resumes_and_delivers_once(tmp_path: Path)
             (task_uuid,) = runware.submitted
             await discord.wait_for(lambda: runware.polls_of(task_uuid) >= 1, timeout=10)
             process.kill()
-            await finish_after_restart(tmp_path, discord, runware, process, task_uuid)
+            await finish_after_restart(database, discord, runware, process, task_uuid)
 
 
 @pytest.mark.timeout(120)
-async def test_killed_during_an_unanswered_submit_checks_before_resubmitting(tmp_path: Path) -> None:
+async def test_killed_during_an_unanswered_submit_checks_before_resubmitting(
+    tmp_path: Path, database: Database
+) -> None:
     """SIGKILL while Runware holds the submit's answer: on restart the task is found, not sent again."""
     async with fakes() as (discord, runware):
         runware.default_outcome = Outcome.success(cost_usd=0.42, video=VIDEO)
         runware.inject_hang(60, task_type="videoInference", process=True)
-        with bot_process(tmp_path, discord, runware) as process:
+        with bot_process(tmp_path, database, discord, runware) as process:
             process.start()
             await connected(discord, process, 0)
             await send_animate(discord)
             await discord.wait_for(lambda: len(runware.submitted) == 1, timeout=20)
             await asyncio.sleep(0.3)  # the bot is now waiting on the held answer
-            assert db_rows(tmp_path, "SELECT status FROM jobs") == [("submitting",)]
+            assert database.query("SELECT status FROM jobs") == [("submitting",)]
             (task_uuid,) = runware.submitted
             process.kill()
             runware.clear_faults()
-            await finish_after_restart(tmp_path, discord, runware, process, task_uuid)
+            await finish_after_restart(database, discord, runware, process, task_uuid)
 
 
 @pytest.mark.timeout(120)
-async def test_killed_before_the_result_could_be_posted_posts_it_once(tmp_path: Path) -> None:
+async def test_killed_before_the_result_could_be_posted_posts_it_once(
+    tmp_path: Path, database: Database
+) -> None:
     """SIGKILL while Discord refuses the post: the restarted bot posts the finished video once."""
     async with fakes() as (discord, runware):
         runware.default_outcome = Outcome.success(cost_usd=0.42, video=VIDEO)
         runware.polls_to_finish = 1
         discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 503, 0, times=10**6)
-        with bot_process(tmp_path, discord, runware) as process:
+        with bot_process(tmp_path, database, discord, runware) as process:
             process.start()
             await connected(discord, process, 0)
             await send_animate(discord)
             await discord.wait_for(
-                lambda: db_rows(tmp_path, "SELECT status FROM jobs") == [("succeeded",)], timeout=20
+                lambda: database.query("SELECT status FROM jobs") == [("succeeded",)], timeout=20
             )
             await asyncio.sleep(0.3)
             process.kill()
-            assert db_rows(tmp_path, "SELECT delivered_at FROM jobs") == [(None,)]
+            assert database.query("SELECT delivered_at FROM jobs") == [(None,)]
             discord._faults.clear()
             (task_uuid,) = runware.submitted
-            await finish_after_restart(tmp_path, discord, runware, process, task_uuid)
+            await finish_after_restart(database, discord, runware, process, task_uuid)

@@ -1,4 +1,4 @@
-"""Stateful property tests of the ledger and the limits, on a real SQLite file.
+"""Stateful property tests of the ledger and the limits, on a real SQLite file and a real PostgreSQL schema.
 
 A Hypothesis state machine reserves, moves along, completes, fails, expires and credits jobs for a few
 members of two guilds, at times that only move forward (and are steered onto UTC day and month
@@ -17,10 +17,12 @@ import tempfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Coroutine
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -44,8 +46,11 @@ from core.models import (
     Usage,
     Windows,
 )
+from core.ports import Store
 from core.quota import check_limits, windows_at
 from storage.sqlite import SqliteStore
+from tests.databases import Database, fresh_database
+from tests.postgres import require_postgres
 
 T = TypeVar("T")
 
@@ -142,15 +147,23 @@ class ModelJob:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    """Jobs and money against a fresh SQLite store, checked after every step against a Python model."""
+    """Jobs and money against a fresh store (a SQLite file; PostgresLedgerMachine: a PostgreSQL schema),
+    checked after every step against a Python model."""
+
+    backend = "sqlite"
 
     def __init__(self) -> None:
         super().__init__()
         self.folder = Path(tempfile.mkdtemp(prefix="ledger-stateful-"))
-        self.path = self.folder / "store.db"
+        self.exit = ExitStack()
         self.loop = asyncio.new_event_loop()
-        self.store: SqliteStore = self.loop.run_until_complete(SqliteStore.open(str(self.path)))
-        self.reader = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self.database: Database = self.exit.enter_context(fresh_database(self.backend, self.folder))
+            self.store: Store = self.loop.run_until_complete(self.database.open())
+        except BaseException:
+            self.exit.close()
+            self.loop.close()
+            raise
         self.now = 0.0
         self.limits: dict[int, Limits] = {g: Limits(daily_micros=None, max_active_jobs=None) for g in GUILDS}
         self.jobs: dict[int, ModelJob] = {}
@@ -158,10 +171,10 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            self.reader.close()
             self.loop.run_until_complete(self.store.close())
         finally:
             self.loop.close()
+            self.exit.close()
             shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -204,9 +217,9 @@ class LedgerMachine(RuleBasedStateMachine):
         return Usage(today, month, guild_month, active, last, limits, windows, operator_today)
 
     def ledger(self) -> list[tuple[int, int, int, str, int, float]]:
-        return self.reader.execute(
+        return self.database.query(
             "SELECT job_id, guild_id, user_id, kind, amount_micros, counts_at FROM ledger ORDER BY id"
-        ).fetchall()
+        )
 
     def job_row(self, job_id: int) -> Job:
         job = self.run(self.store.get_job(job_id))
@@ -386,8 +399,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 else "UPDATE ledger SET amount_micros = 0 WHERE job_id = ?"
             )
             try:
-                self.reader.execute(sql, (job.id,))
-            except sqlite3.IntegrityError as exc:
+                self.database.query(sql, job.id)
+            except (sqlite3.IntegrityError, asyncpg.RaiseError) as exc:
                 assert "append-only" in str(exc)
             else:
                 raise AssertionError("the ledger accepted a change")
@@ -411,10 +424,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def jobs_match_model(self) -> None:
         """The jobs table holds exactly the accepted jobs, in the statuses and costs of the model."""
-        rows = self.reader.execute(
+        rows = self.database.query(
             "SELECT id, guild_id, user_id, status, estimate_micros, cost_micros, "
             "created_at, delivered_at FROM jobs"
-        ).fetchall()
+        )
         assert {r[0] for r in rows} == set(self.jobs)
         for job_id, guild_id, user_id, status, estimate, cost, created_at, delivered_at in rows:
             job = self.jobs[job_id]
@@ -494,7 +507,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 expected[(guild_id, who, "month", month_start)] += amount
         actual = {
             (g, u, p, s): a
-            for g, u, p, s, a in self.reader.execute(
+            for g, u, p, s, a in self.database.query(
                 "SELECT guild_id, user_id, period, period_start, amount_micros FROM spend_totals"
             )
         }
@@ -507,7 +520,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for _, _, _, kind, amount, counts_at in self.ledger():
             if kind != "grant":
                 expected[true_windows(counts_at)[0]] += amount
-        actual = dict(self.reader.execute("SELECT day_start, amount_micros FROM operator_totals"))
+        actual = dict(self.database.query("SELECT day_start, amount_micros FROM operator_totals"))
         assert actual == dict(expected)
 
     @invariant()
@@ -523,6 +536,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert guild_month == self.model_usage(guild_id, 0, limits, windows).guild_spent_month_micros
 
 
+POSTGRES_EXAMPLES = 60
 SETTINGS = settings(
     max_examples=200,
     stateful_step_count=50,
@@ -534,6 +548,20 @@ SETTINGS = settings(
 def test_ledger_and_limits_stay_consistent() -> None:
     """Random reservations, settlements, refunds and credits keep the ledger, totals and limits exact."""
     run_state_machine_as_test(LedgerMachine, settings=SETTINGS)
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    backend = "postgres"
+
+
+# Fewer histories than on SQLite: each one is a new schema and every step's checks are round trips.
+POSTGRES_SETTINGS = settings(SETTINGS, max_examples=POSTGRES_EXAMPLES)
+
+
+def test_ledger_and_limits_stay_consistent_on_postgresql() -> None:
+    """The same random histories against the PostgreSQL store (its triggers, functions and totals)."""
+    require_postgres()
+    run_state_machine_as_test(PostgresLedgerMachine, settings=POSTGRES_SETTINGS)
 
 
 def _new_job(estimate: int) -> NewJob:
