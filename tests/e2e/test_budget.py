@@ -395,7 +395,9 @@ async def test_budget_alerts_are_posted_once_per_threshold(app: App) -> None:
     def alerts() -> list[str]:
         return [m.content for m in app.discord.messages_in(LOG_CHANNEL_ID) if "monthly budget" in m.content]
 
-    # $0.30 three times (30 %, 60 %, 90 %), then a refused $0.30 (the budget is reached) and another.
+    # $0.30 three times (30 %, 60 %, 90 %), then a refused $0.30 (the budget is reached) and another. The
+    # jobs keep rendering: one settled at Runware's cost meanwhile would change the figures.
+    app.runware.polls_to_finish = 10**6
     for i in range(5):
         job = await app.animate(audio=media.wav(3.0), user_id=MEMBER_ID + i)
         await app.reply_to(job, "")
