@@ -263,17 +263,19 @@ class DeliveryCog(commands.Cog):
         decision = decide(job, Destination(age_restricted=is_age_restricted(channel)), guild)
         if decision.give_back is not None:
             await self.bot.jobs.give_cost_back(job, decision.give_back)
+        # Whether the channel need see it is the core's answer too (decision.quiet), never decided here.
+        quiet = decision.quiet
         match decision.outcome:
             case Outcome.FAILURE_NOTICE:
-                return Rendered(failure_text(job), None, private_failure_text(job))
+                return Rendered(failure_text(job), None, private_failure_text(job), quiet=quiet)
             case Outcome.REFUSED:
                 # The member reads why privately; the channel only that it failed.
-                return Rendered(withheld_text(job), None, private_failure_text(job), quiet=True)
+                return Rendered(withheld_text(job), None, private_failure_text(job), quiet=quiet)
             case Outcome.WITHHELD_FLAGGED:
                 private = private_withheld_text(job, everywhere=guild.withhold_flagged)
-                return Rendered(withheld_text(job), None, private, quiet=True)
+                return Rendered(withheld_text(job), None, private, quiet=quiet)
             case Outcome.WITHHELD_UNCHECKED:
-                return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=True)
+                return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=quiet)
         limit = _channel_upload_limit(channel, job)
         try:
             data = await self.bot.jobs.fetch_video(job, limit)

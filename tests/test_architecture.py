@@ -135,3 +135,18 @@ def test_the_markup_check_sees_f_strings_and_not_code() -> None:
     )
     found = [text for _, text in string_parts(ast.parse(source)) if DISCORD_MARKUP.search(text)]
     assert found == ["<t:", ":R> **Bold** by <@"]
+
+
+def test_the_fakes_mixins_are_not_shadowed() -> None:
+    """A fake split into a server class and route mixins defines each method once: a copy left in the
+    server class would silently win over the mixin's (and a fix made in the mixin would change nothing)."""
+    from tests.fakes.discord import FakeDiscord
+
+    shadowed = [
+        f"{base.__name__}.{name}"
+        for base in FakeDiscord.__mro__[1:]
+        if base.__module__.startswith("tests.fakes.")
+        for name, value in vars(base).items()
+        if callable(value) and not name.startswith("__") and name in vars(FakeDiscord)
+    ]
+    assert shadowed == []

@@ -50,3 +50,21 @@ def test_every_path_in_where_things_live_exists() -> None:
     named = [p for cell in paths for p in re.findall(r"`([^`]+)`", cell)]
     assert len(named) >= 15
     assert [p for p in named if not (ROOT / p).exists()] == []
+
+
+def test_where_things_live_names_every_code_folder() -> None:
+    """Every folder of code or migrations under core/, storage/ and cogs/ is in the layout table: itself,
+    something inside it, or a folder it lies in."""
+    table = README.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    cells = re.findall(r"^\| ((?:`[^`]+`(?:, )?)+) \|", table, flags=re.MULTILINE)
+    named = [p.rstrip("/") for cell in cells for p in re.findall(r"`([^`]+)`", cell)]
+    folders = [
+        d.relative_to(ROOT).as_posix()
+        for top in ("core", "storage", "cogs")
+        for d in (ROOT / top).rglob("*")
+        if d.is_dir() and d.name != "__pycache__" and (any(d.glob("*.py")) or any(d.glob("*.sql")))
+    ]
+    missing = [
+        d for d in folders if not any(p == d or p.startswith(d + "/") or d.startswith(p + "/") for p in named)
+    ]
+    assert missing == []

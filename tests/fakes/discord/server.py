@@ -10,10 +10,9 @@ import datetime as dt
 import json
 import logging
 import secrets
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Unpack
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import BodyPartReader, web
 
@@ -43,8 +42,6 @@ from tests.fakes.discord.protocol import (
 from tests.fakes.discord.records import (
     FakeInteraction,
     FakeMessage,
-    InteractionContext,
-    InteractionEvent,
     RequestRecord,
     _CdnEntry,
     _Fault,
@@ -345,185 +342,6 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
                 fault.remaining -= 1
                 return fault
         return None
-
-    # ------------------------------------------------------------------ interactions
-
-    def make_slash_interaction(
-        self,
-        name: str,
-        options: Sequence[tuple[str, int, Any]] = (),
-        *,
-        attachments: dict[str, Json] | None = None,
-        subcommand: str | None = None,
-        subcommand_group: str | None = None,
-        command_guild_id: int | None = None,
-        resolved: Json | None = None,
-        **context: Unpack[InteractionContext],
-    ) -> Json:
-        """Build and register an APPLICATION_COMMAND interaction (type 2); send it with ``send_interaction``.
-
-        ``options`` are (name, type, value); an ATTACHMENT (11) value may be the payload from
-        ``add_attachment`` (resolved automatically) or its id with the payload in ``attachments``.
-        ``command_guild_id`` marks a guild-registered command. ``context``: see ``InteractionContext``.
-        """
-        resolved_data: Json = dict(resolved or {})
-        resolved_attachments: dict[str, Json] = dict(resolved_data.get("attachments", {}))
-        resolved_attachments.update(attachments or {})
-        built: list[Json] = []
-        for opt_name, opt_type, value in options:
-            if isinstance(value, dict):
-                resolved_attachments[str(value["id"])] = value
-                value = str(value["id"])
-            built.append({"name": opt_name, "type": int(opt_type), "value": value})
-        if subcommand is not None:
-            built = [{"name": subcommand, "type": 1, "options": built}]
-        if subcommand_group is not None:
-            built = [{"name": subcommand_group, "type": 2, "options": built}]
-        if resolved_attachments:
-            resolved_data["attachments"] = resolved_attachments
-        cmd = next((c for c in self._commands.get(command_guild_id, []) if c["name"] == name), None)
-        data: Json = {
-            "id": cmd["id"] if cmd else str(self.new_id()),
-            "name": name,
-            "type": 1,
-            "options": built,
-            "resolved": resolved_data,
-        }
-        if command_guild_id is not None:
-            data["guild_id"] = str(command_guild_id)
-        return self._make_interaction(2, data, context)
-
-    def make_component_interaction(
-        self,
-        custom_id: str,
-        message_id: int,
-        *,
-        component_type: int = 2,
-        values: Sequence[str] | None = None,
-        **context: Unpack[InteractionContext],
-    ) -> Json:
-        """Build and register a MESSAGE_COMPONENT interaction (type 3, a button by default) on ``message_id``.
-
-        The message payload is the fake's record of that message when it has one (its channel wins).
-        """
-        data: Json = {"custom_id": custom_id, "component_type": component_type}
-        if values is not None:
-            data["values"] = list(values)
-        known = self._messages_by_id.get(message_id)
-        if known is not None:
-            context["channel_id"] = known.channel_id
-            if known.guild_id is not None:
-                context["guild_id"] = known.guild_id
-        payload = self._make_interaction(3, data, context)
-        inter = self._interactions[int(payload["id"])]
-        inter.component_message_id = inter.original_message_id = message_id
-        if known is None:
-            known = FakeMessage(message_id, inter.channel_id, inter.guild_id, self.bot_user_id, via="channel")
-        payload["message"] = self._message_payload(known)
-        return payload
-
-    def _make_interaction(self, kind: int, data: Json, context: InteractionContext) -> Json:
-        user_id = context.get("user_id", DEFAULT_USER_ID)
-        user = user_payload(user_id, context.get("username", "tester"))
-        permissions = context.get("permissions", DEFAULT_PERMISSIONS)
-        created_at = context.get("created_at")
-        interaction_id = self.new_id(created_at)
-        token = f"fake-interaction-{interaction_id}-{secrets.token_urlsafe(24)}"
-        payload: Json = {
-            "id": str(interaction_id),
-            "application_id": str(self.application_id),
-            "type": kind,
-            "token": token,
-            "version": 1,
-            "data": data,
-            "app_permissions": str(context.get("app_permissions", DEFAULT_PERMISSIONS)),
-            "locale": context.get("locale", "en-US"),
-            "entitlements": [],
-        }
-        guild_id = context.get("guild_id")
-        channel_id = context.get("channel_id")
-        if context.get("dm", False):
-            guild_id = None
-            channel_id = channel_id if channel_id is not None else self.new_id()
-            channel: Json = {"id": str(channel_id), "type": 1, "recipients": [user], "flags": 0}
-            self._channels[channel_id] = (None, channel)
-            payload.update(user=user, context=1, authorizing_integration_owners={"1": str(user_id)})
-        else:
-            if guild_id is None:
-                if not self._guilds:
-                    raise ValueError("no guild configured: call add_guild() or pass dm=True")
-                guild_id = next(iter(self._guilds))
-            guild = self._guilds[guild_id]
-            if channel_id is None:
-                if not guild.channels:
-                    raise ValueError(f"guild {guild_id} has no channel: add one or pass channel_id")
-                channel_id = int(guild.channels[0]["id"])
-            known = self._channels.get(channel_id)
-            channel = dict(known[1]) if known else text_channel(channel_id, "unknown")
-            channel.update(guild_id=str(guild_id), permissions=str(permissions))
-            if context.get("channel_nsfw") is not None:
-                channel["nsfw"] = context.get("channel_nsfw")
-            member = {
-                "user": user,
-                "roles": [str(r) for r in context.get("roles", ())],
-                "flags": 0,
-                "permissions": str(permissions),
-                "joined_at": _iso(_utcnow()),
-                "deaf": False,
-                "mute": False,
-                "nick": None,
-                "avatar": None,
-                "pending": False,
-                "premium_since": None,
-            }
-            payload.update(
-                guild_id=str(guild_id),
-                guild={"id": str(guild_id), "locale": "en-US", "features": guild.features},
-                guild_locale="en-US",
-                member=member,
-                context=0,
-                authorizing_integration_owners={"0": str(guild_id)},
-            )
-        payload["channel_id"] = str(channel_id)
-        payload["channel"] = channel
-        limit = context.get("attachment_size_limit") or self.guild_filesize_limit(guild_id)
-        payload["attachment_size_limit"] = limit
-        # The token lives 15 minutes from the interaction's creation (its snowflake time).
-        age = (_utcnow() - created_at).total_seconds() if created_at is not None else 0.0
-        now = time.monotonic()
-        inter = FakeInteraction(
-            id=interaction_id,
-            token=token,
-            type=kind,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            attachment_size_limit=limit,
-            payload=payload,
-            delivered_at=now,
-            token_expires_at=now - age + self.token_ttl_s,
-        )
-        self._interactions[interaction_id] = inter
-        self._interactions_by_token[token] = inter
-        return payload
-
-    async def send_interaction(self, payload: Json) -> None:
-        """Deliver INTERACTION_CREATE through the gateway; the 3 s callback window starts now."""
-        self._interactions[int(payload["id"])].delivered_at = time.monotonic()
-        if await self.dispatch("INTERACTION_CREATE", payload) == 0:
-            raise RuntimeError("no gateway session is connected and ready")
-
-    def expire_interaction_token(self, token: str) -> None:
-        """Make the webhook routes of this interaction token answer 401 (code 50027) from now on."""
-        self._interactions_by_token[token].token_revoked = True
-
-    def interaction(self, interaction_id: int | str) -> FakeInteraction:
-        """The fake's state for an interaction it built."""
-        return self._interactions[int(interaction_id)]
-
-    def interaction_responses(self, interaction_id: int | str) -> list[InteractionEvent]:
-        """The callback, edits of @original, followups, ... of an interaction, in order."""
-        return list(self._interactions[int(interaction_id)].events)
 
     # ------------------------------------------------------------------ message accessors
 
