@@ -190,6 +190,8 @@ async def test_lookup_by_job_shows_its_moderation_trail(with_log: App) -> None:
     report = await reported(app, post)
     await app.click(report, "Delete video", user_id=MODERATOR_ID, permissions=MODERATOR)
     await app.discord.wait_for(lambda: app.discord.message(post.id).deleted)
+    # The message goes first, then the record of it: wait for both before looking the job up.
+    await app.discord.wait_for(lambda: app.query("SELECT removed_at IS NOT NULL FROM jobs") == [(1,)])
     text = await app.command(
         "moderation", "lookup", ("job", INTEGER, 1), user_id=MODERATOR_ID, permissions=MODERATOR
     )
