@@ -340,18 +340,18 @@ async def test_columns_added_later_are_copied_and_a_missing_one_refused(tmp_path
     along without code changes; a column only the source has refuses the copy, leaving the target empty."""
     db, _ = await populated(tmp_path)
     with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE jobs ADD COLUMN lease_owner TEXT")
-        conn.execute("UPDATE jobs SET lease_owner = 'runner-' || id WHERE id % 2 = 0")
-        expected = sorted(conn.execute("SELECT id, lease_owner FROM jobs"))
+        conn.execute("ALTER TABLE jobs ADD COLUMN operator_note TEXT")
+        conn.execute("UPDATE jobs SET operator_note = 'runner-' || id WHERE id % 2 = 0")
+        expected = sorted(conn.execute("SELECT id, operator_note FROM jobs"))
     with fresh_schema() as schema:
         code, out = await run_migrate(db, schema_url(schema), tmp_path)
         assert code == 1
-        assert "has no column lease_owner" in out
+        assert "has no column operator_note" in out
         assert query_schema(schema, "SELECT COUNT(*) FROM jobs") == [(0,)]
-        query_schema(schema, "ALTER TABLE jobs ADD COLUMN lease_owner TEXT")
+        query_schema(schema, "ALTER TABLE jobs ADD COLUMN operator_note TEXT")
         code, out = await run_migrate(db, schema_url(schema), tmp_path)
         assert code == 0, out
-        assert sorted(query_schema(schema, "SELECT id, lease_owner FROM jobs")) == expected
+        assert sorted(query_schema(schema, "SELECT id, operator_note FROM jobs")) == expected
 
 
 def test_printed_urls_and_dollars() -> None:
