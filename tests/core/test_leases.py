@@ -150,6 +150,14 @@ async def test_a_stopped_runners_jobs_are_finished_by_the_other_after_its_leases
     pair.fake.polls_to_finish = 10_000  # everything stays rendering until the test says otherwise
     jobs = await queue_jobs(pair, JOBS)
     task_a = asyncio.create_task(pair.runners[0].run())
+    # b starts once a holds jobs: under load, b started at once could claim them all before a's first pass.
+    try:
+        await wait_until(
+            lambda: pair.query("SELECT COUNT(*) FROM jobs WHERE lease_owner = 'a'")[0][0] > 0, timeout=60
+        )
+    except BaseException:
+        await stop(task_a)
+        raise
     task_b = asyncio.create_task(pair.runners[1].run())
     try:
         await wait_until(lambda: pair.statuses() == Counter({"processing": JOBS}), timeout=60)
