@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,8 +55,15 @@ EXTENSIONS = (
 )
 _COMMANDS_HASH_KEY = "synced_commands_hash"
 RUNNER_STOP_TIMEOUT_S = 10.0
-# How often AUDIT_RETENTION_DAYS is applied.
+# How often AUDIT_RETENTION_DAYS is applied (by one process of several: the one that claims the duty).
 PRUNE_INTERVAL_S = 24 * 3600.0
+# How often each process asks whether the pruning is due (a process that pruned may be gone since).
+PRUNE_CHECK_S = 3600.0
+# Duties: work that one process of several does for all (StateStore.claim_duty).
+DUTY_SYNC = "sync-commands"
+DUTY_PRUNE = "prune-moderation-records"
+# How long a sync claim holds when its process dies mid-sync (it is released when the sync ends).
+SYNC_CLAIM_S = 300.0
 
 
 class SecretsFilter(logging.Filter):
@@ -182,6 +190,7 @@ class VideoBot(commands.Bot):
         self.moderation = ModerationService(store, settings)
         self.consent = ConsentService(store, statement=statement)
         self._run_jobs = run_jobs
+        self.prune_check_s = PRUNE_CHECK_S
         self._runner_task: asyncio.Task[None] | None = None
         self._pruner_task: asyncio.Task[None] | None = None
         self._alerts_task: asyncio.Task[None] | None = None
@@ -200,15 +209,18 @@ class VideoBot(commands.Bot):
         self._alerts_task = asyncio.create_task(self._retry_budget_alerts(), name="budget-alerts")
 
     async def _prune_daily(self) -> None:
-        """Apply AUDIT_RETENTION_DAYS at start and then once a day."""
+        """Apply AUDIT_RETENTION_DAYS once a day, counted from the last pruning of any process: each process
+        asks at start and then every PRUNE_CHECK_S, and the one that claims the day's duty prunes."""
         while True:
             try:
-                pruned = await self.moderation.prune()
-                if pruned is not None:
-                    log.info("pruned moderation records older than the retention period: %s", pruned)
+                now = time.time()
+                if await self.store.claim_duty(DUTY_PRUNE, self.runner.owner, now, now + PRUNE_INTERVAL_S):
+                    pruned = await self.moderation.prune()
+                    if pruned is not None:
+                        log.info("pruned moderation records older than the retention period: %s", pruned)
             except Exception:
                 log.exception("pruning old moderation records failed; will try again tomorrow")
-            await asyncio.sleep(PRUNE_INTERVAL_S)
+            await asyncio.sleep(self.prune_check_s)
 
     async def _retry_budget_alerts(self) -> None:
         """Post again the budget alerts whose post failed: at start (before the gateway is ready, so the
@@ -255,7 +267,9 @@ class VideoBot(commands.Bot):
     async def sync_commands_if_changed(self, *, force_global: bool = False) -> None:
         """Publish slash commands only when they changed (Discord allows 200 creates a day per guild).
 
-        With DEV_GUILD_ID, commands go to that guild (instant); otherwise globally."""
+        With DEV_GUILD_ID, commands go to that guild (instant); otherwise globally. Of several processes
+        starting at once, the one that claims the duty syncs; the others leave it to it (`force_global`,
+        the operator's `bot.py sync`, always syncs)."""
         guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
         if guild is not None and not force_global:
             self.tree.copy_global_to(guild=guild)
@@ -265,9 +279,26 @@ class VideoBot(commands.Bot):
         digest = hashlib.sha256(
             json.dumps([payload, guild.id if guild else None], sort_keys=True).encode()
         ).hexdigest()
-        if not force_global and await self.store.get_state(_COMMANDS_HASH_KEY) == digest:
+        if force_global:
+            await self._sync_commands(guild, digest)
+            return
+        if await self.store.get_state(_COMMANDS_HASH_KEY) == digest:
             log.info("slash commands unchanged; not syncing")
             return
+        owner, now = self.runner.owner, time.time()
+        if not await self.store.claim_duty(DUTY_SYNC, owner, now, now + SYNC_CLAIM_S):
+            log.info("another process is syncing the slash commands; not syncing here")
+            return
+        try:
+            # Checked again under the claim: another process may have synced them since.
+            if await self.store.get_state(_COMMANDS_HASH_KEY) == digest:
+                log.info("slash commands unchanged; not syncing")
+                return
+            await self._sync_commands(guild, digest)
+        finally:
+            await self.store.release_duty(DUTY_SYNC, owner)
+
+    async def _sync_commands(self, guild: discord.Object | None, digest: str) -> None:
         synced = await self.tree.sync(guild=guild)
         await self.store.set_state(_COMMANDS_HASH_KEY, digest)
         log.info("synced %s slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
@@ -289,6 +320,27 @@ class VideoBot(commands.Bot):
                 log.error("the job runner did not stop within %s s; leaving it", RUNNER_STOP_TIMEOUT_S)
             self._runner_task = None
         await super().close()
+
+
+class ShardedVideoBot(VideoBot, commands.AutoShardedBot):
+    """VideoBot on one gateway connection per shard: the shards of SHARD_IDS (all when it is empty) of
+    SHARD_COUNT. Discord sends a guild's events and interactions to shard (guild_id >> 22) % SHARD_COUNT,
+    so this process serves the guilds of its shards."""
+
+
+def make_bot(*, settings: Settings, store: Store, runware: RunwareClient, **options: Any) -> VideoBot:
+    """The bot for these settings: one connection (discord.py's default) without SHARD_COUNT, else the
+    shards this process serves."""
+    if settings.shard_count is None:
+        return VideoBot(settings=settings, store=store, runware=runware, **options)
+    return ShardedVideoBot(
+        settings=settings,
+        store=store,
+        runware=runware,
+        shard_count=settings.shard_count,
+        shard_ids=settings.shard_ids or None,
+        **options,
+    )
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -323,7 +375,7 @@ async def run_bot(settings: Settings) -> None:
     point_discord_at(settings)
     async with open_store(settings.database_url) as store, aiohttp.ClientSession() as http:
         runware = RunwareClient.from_settings(http, settings)
-        async with VideoBot(settings=settings, store=store, runware=runware) as bot:
+        async with make_bot(settings=settings, store=store, runware=runware) as bot:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -458,6 +458,16 @@ class StateStore(Protocol):
         """Store a value about the bot itself (replacing the old one)."""
         ...
 
+    async def claim_duty(self, name: str, owner: str, now: float, until: float) -> bool:
+        """Claim the duty `name` (work one process does for all) for `owner` until `until`. True when it
+        had no claim or its claim ended by `now`; False while another claim (`owner`'s own included)
+        holds."""
+        ...
+
+    async def release_duty(self, name: str, owner: str) -> None:
+        """End `owner`'s claim of the duty `name` now (nothing when another process holds it)."""
+        ...
+
 
 class Store(
     JobStore,

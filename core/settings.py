@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # and jobs themselves are kept. "forever" (or empty) keeps everything.
     audit_retention_days: Annotated[int, Field(ge=1)] | None = 365
 
+    # Several processes (issue 11): how many shards the bot has in all, and which of them this process
+    # serves (comma-separated; empty: all of them). Neither set: one process, one connection.
+    shard_count: Annotated[int, Field(ge=1)] | None = None
+    shard_ids: Annotated[list[int], NoDecode] = []
+
     # Not in the original list; added because the defaults cannot suit every deployment.
     output_ttl_s: Annotated[int, Field(ge=60)] = 86400
     runware_request_timeout_s: Annotated[float, Field(gt=0)] = 30.0
@@ -138,12 +143,38 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("bot_owner_ids", "allowed_guild_ids", mode="before")
+    @field_validator("bot_owner_ids", "allowed_guild_ids", "shard_ids", mode="before")
     @classmethod
     def _comma_separated_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _empty_count_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_within_the_count(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        if not value:
+            return value
+        if "shard_count" not in info.data:
+            return value  # SHARD_COUNT itself is invalid; its own message says why
+        count = info.data["shard_count"]
+        if count is None:
+            raise ValueError(
+                "needs SHARD_COUNT, the number of shards of all processes together (e.g. SHARD_COUNT=2)"
+            )
+        outside = [i for i in value if not 0 <= i < count]
+        if outside:
+            raise ValueError(
+                f"has {', '.join(map(str, outside))}: shard ids go from 0 to SHARD_COUNT - 1 ({count - 1})"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("names a shard twice")
+        return sorted(value)
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod

@@ -22,3 +22,23 @@ class PostgresState(PostgresConnection):
                 key,
                 value,
             )
+
+    async def claim_duty(self, name: str, owner: str, now: float, until: float) -> bool:
+        """Claim a duty when it has no claim or its claim ended (the upsert locks the row: one claimer
+        wins, the other sees its claim)."""
+        async with self._write() as db:
+            row = await db.fetchrow(
+                "INSERT INTO duties (name, owner, until) VALUES ($1, $2, $3) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+                "WHERE duties.until <= $4 RETURNING name",
+                name,
+                owner,
+                until,
+                now,
+            )
+            return row is not None
+
+    async def release_duty(self, name: str, owner: str) -> None:
+        """End `owner`'s claim of a duty."""
+        async with self._write() as db:
+            await db.execute("DELETE FROM duties WHERE name = $1 AND owner = $2", name, owner)

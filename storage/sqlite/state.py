@@ -21,3 +21,19 @@ class SqliteState(SqliteConnection):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    async def claim_duty(self, name: str, owner: str, now: float, until: float) -> bool:
+        """Claim a duty when it has no claim or its claim ended (BEGIN IMMEDIATE: one claimer at a time)."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO duties (name, owner, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+                "WHERE duties.until <= ?",
+                (name, owner, until, now),
+            )
+            return cursor.rowcount == 1
+
+    async def release_duty(self, name: str, owner: str) -> None:
+        """End `owner`'s claim of a duty."""
+        async with self._write() as db:
+            await db.execute("DELETE FROM duties WHERE name = ? AND owner = ?", (name, owner))

@@ -80,3 +80,21 @@ def test_bot_owner_ids_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> N
     assert "BOT_OWNER_IDS is invalid" in error_text(
         monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20, BOT_OWNER_IDS="12,abc"
     )
+
+
+def test_shards_are_optional_and_checked_against_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SHARD_COUNT and SHARD_IDS: unset, no sharding; SHARD_IDS comma-separated, sorted; it needs
+    SHARD_COUNT and each id below it, and the messages say so."""
+    secrets = {"DISCORD_TOKEN": "t" * 20, "RUNWARE_API_KEY": "k" * 20}
+    unset = settings_from(monkeypatch, **secrets)
+    assert (unset.shard_count, unset.shard_ids) == (None, [])
+    both = settings_from(monkeypatch, **secrets, SHARD_COUNT="4", SHARD_IDS="3, 1")
+    assert (both.shard_count, both.shard_ids) == (4, [1, 3])
+    assert settings_from(monkeypatch, **secrets, SHARD_COUNT="2", SHARD_IDS="").shard_ids == []
+    text = error_text(monkeypatch, **secrets, SHARD_IDS="1")
+    assert "SHARD_IDS is invalid" in text and "needs SHARD_COUNT" in text
+    text = error_text(monkeypatch, **secrets, SHARD_COUNT="2", SHARD_IDS="0,2")
+    assert "SHARD_IDS is invalid" in text and "has 2" in text and "from 0 to SHARD_COUNT - 1 (1)" in text
+    assert "names a shard twice" in error_text(monkeypatch, **secrets, SHARD_COUNT="2", SHARD_IDS="1,1")
+    assert "SHARD_COUNT is invalid" in error_text(monkeypatch, **secrets, SHARD_COUNT="0")
+    assert "SHARD_IDS is invalid" in error_text(monkeypatch, **secrets, SHARD_COUNT="2", SHARD_IDS="a")

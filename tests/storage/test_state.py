@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from core.ports import Store
+from tests.storage.conftest import Backend
 
 
 async def test_a_value_is_none_until_set_and_a_new_value_replaces_it(store: Store) -> None:
@@ -12,3 +15,27 @@ async def test_a_value_is_none_until_set_and_a_new_value_replaces_it(store: Stor
     await store.set_state("commands", "def")
     await store.set_state("other", "x")
     assert (await store.get_state("commands"), await store.get_state("other")) == ("def", "x")
+
+
+async def test_a_duty_is_claimed_by_one_process_until_its_claim_ends(backend: Backend) -> None:
+    """Of four processes claiming a duty at once, one wins; nobody (the winner included) claims it again
+    before its claim ends; afterwards one may; a release lets another claim at once; duties are apart."""
+    stores = [await backend.open() for _ in range(4)]
+    try:
+        won = await asyncio.gather(
+            *(s.claim_duty("prune", f"p{i}", 1000.0, 1000.0 + 86_400) for i, s in enumerate(stores))
+        )
+        assert sorted(won) == [False, False, False, True]
+        winner = won.index(True)
+        assert backend.query("SELECT owner, until FROM duties") == [(f"p{winner}", 87_400.0)]
+        assert not await stores[winner].claim_duty("prune", f"p{winner}", 87_399.0, 200_000.0)
+        assert not await stores[0].claim_duty("prune", "p0", 87_399.0, 200_000.0)
+        assert await stores[1].claim_duty("sync", "p1", 1000.0, 1060.0)
+        assert await stores[2].claim_duty("prune", "p2", 87_400.0, 200_000.0)
+        await stores[3].release_duty("sync", "p3")  # not its claim: nothing happens
+        assert not await stores[0].claim_duty("sync", "p0", 1001.0, 1061.0)
+        await stores[1].release_duty("sync", "p1")
+        assert await stores[0].claim_duty("sync", "p0", 1001.0, 1061.0)
+    finally:
+        for s in stores:
+            await s.close()

@@ -1,5 +1,6 @@
 """The fake's gateway: HELLO, IDENTIFY (READY and GUILD_CREATE, or held back), RESUME, heartbeats and
-dispatches."""
+dispatches. A session IDENTIFYing with ``shard: [id, count]`` gets the guilds and events of that shard
+only, as Discord routes them: (guild_id >> 22) % count."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ from tests.fakes.discord.records import _Session
 log = logging.getLogger(__name__)
 
 
+def shard_of(guild_id: int | str | None, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to: (guild_id >> 22) % shard_count; DMs go to shard 0."""
+    return 0 if guild_id is None else (int(guild_id) >> 22) % shard_count
+
+
+def shard_serves(shard: tuple[int, int], guild_id: int | str | None) -> bool:
+    """Whether a session of ``shard`` ([id, count]) gets the events of ``guild_id``."""
+    return shard_of(guild_id, shard[1]) == shard[0]
+
+
 class GatewayMixin:
     """FakeDiscord's gateway websocket and the events it dispatches.
 
@@ -43,13 +54,15 @@ class GatewayMixin:
         return sum(1 for s in self._sessions.values() if s.ws is not None and not s.ws.closed)
 
     async def dispatch(self, event: str, data: Json) -> int:
-        """Send a DISPATCH to every identified session; return how many had an open socket.
+        """Send a DISPATCH to every identified session of the event's shard (data's ``guild_id``; none: a
+        DM, shard 0); return how many had an open socket.
 
         Sessions whose socket dropped buffer it for a RESUME.
         """
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
         delivered = 0
         for session in list(self._sessions.values()):
-            if await self._send_dispatch(session, event, data):
+            if shard_serves(session.shard, guild_id) and await self._send_dispatch(session, event, data):
                 delivered += 1
         return delivered
 
@@ -113,13 +126,17 @@ class GatewayMixin:
         if d.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return None
-        session = _Session(session_id=uuid.uuid4().hex, ws=ws)
+        shard = d.get("shard") or [0, 1]
+        if not (isinstance(shard, list) and len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return None
+        session = _Session(session_id=uuid.uuid4().hex, ws=ws, shard=(int(shard[0]), int(shard[1])))
         self._sessions[session.session_id] = session
         if self.hold_ready:
             self._held_sessions.append(session)
             await self._notify()
             return session
-        await self._send_ready(session, d)
+        await self._send_ready(session)
         return session
 
     async def release_ready(self) -> None:
@@ -127,16 +144,17 @@ class GatewayMixin:
         self.hold_ready = False
         held, self._held_sessions = self._held_sessions, []
         for session in held:
-            await self._send_ready(session, {})
+            await self._send_ready(session)
 
-    async def _send_ready(self, session: _Session, d: Json) -> None:
+    async def _send_ready(self, session: _Session) -> None:
+        guilds = [gid for gid in self._guilds if shard_serves(session.shard, gid)]
         ready = {
             "v": 10,
             "user": self.bot_user(),
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self._guilds],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in guilds],
             "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url,
-            "shard": d.get("shard", [0, 1]),
+            "shard": list(session.shard),
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -144,7 +162,7 @@ class GatewayMixin:
             "presences": [],
         }
         await self._send_dispatch(session, "READY", ready)
-        for guild_id in self._guilds:
+        for guild_id in guilds:
             await self._send_dispatch(session, "GUILD_CREATE", self.guild_payload(guild_id))
         self._ready.set()
         await self._notify()

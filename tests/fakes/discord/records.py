@@ -179,6 +179,8 @@ class _CdnEntry:
 @dataclass
 class _Session:
     session_id: str
+    # The IDENTIFY's [shard id, shard count]: the session gets the events of the guilds of that shard.
+    shard: tuple[int, int] = (0, 1)
     seq: int = 0
     buffer: list[Json] = field(default_factory=list)
     ws: web.WebSocketResponse | None = None
