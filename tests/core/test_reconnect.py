@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -22,7 +23,7 @@ from tests.conftest import SettingsFactory
 from tests.core.conftest import wait_until
 from tests.core.test_leases import Pair, assert_once_each, offer_to, queue_jobs, stop
 from tests.fakes.runware import FakeRunware
-from tests.postgres import TEST_POSTGRES_URL, fresh_schema
+from tests.postgres import TEST_POSTGRES_URL, fresh_schema, run_sync
 
 JOBS = 48
 LEASE_S = 1.0
@@ -113,3 +114,29 @@ async def test_runners_survive_every_connection_dropped_twice(
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     summary = [f"{r.name}: {r.getMessage()}: {r.exc_info[1]!r}" for r in tracebacks if r.exc_info]
     assert summary == [], "\n".join(summary)
+
+
+async def test_a_step_on_a_connection_dropped_while_idle_is_begun_again(
+    make_settings: SettingsFactory,
+) -> None:
+    """The pool's idle connection is terminated and the step comes before the event loop has read its
+    end: the BEGIN fails, nothing ran, so the store begins again on a new connection and the write and
+    the read succeed (no error for the member)."""
+    with fresh_schema() as schema:
+        store = await PostgresStore.open(
+            TEST_POSTGRES_URL,
+            server_settings={"search_path": schema, "application_name": app_name(schema)},
+            min_size=1,
+            max_size=1,
+        )
+        try:
+            for step in ("write", "read"):
+                # Blocks this loop while another thread ends the session and its socket closes.
+                assert run_sync(drop_connections(schema)) == 1
+                time.sleep(0.2)
+                if step == "write":
+                    await store.set_state("k", "v")
+                else:
+                    assert await store.get_state("k") == "v"
+        finally:
+            await store.close()
