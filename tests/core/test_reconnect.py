@@ -15,11 +15,13 @@ import aiohttp
 import asyncpg
 import pytest
 
+from core.models import Job, Limits, NewJob
+from core.ports import StoreUnavailable
 from core.runner import JobRunner
 from core.runware import RunwareClient
 from storage.postgres import PostgresStore
 from tests import media_factory as media
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, reserve
 from tests.core.conftest import wait_until
 from tests.core.test_leases import Pair, assert_once_each, offer_to, queue_jobs, stop
 from tests.fakes.runware import FakeRunware
@@ -133,10 +135,40 @@ async def test_a_step_on_a_connection_dropped_while_idle_is_begun_again(
             for step in ("write", "read"):
                 # Blocks this loop while another thread ends the session and its socket closes.
                 assert run_sync(drop_connections(schema)) == 1
-                time.sleep(0.2)
+                time.sleep(0.2)  # noqa: ASYNC251 - the loop must not run meanwhile
                 if step == "write":
                     await store.set_state("k", "v")
                 else:
                     assert await store.get_state("k") == "v"
         finally:
             await store.close()
+
+
+async def test_reservations_caught_by_the_drop_commit_whole_or_not_at_all(pair: Pair) -> None:
+    """40 reservations at once on both pools while every session is terminated twice: each either returns
+    its job, or raises StoreUnavailable; a job exists with exactly one reservation, or neither does (a
+    failure before COMMIT leaves nothing; only a lost COMMIT may have kept both)."""
+    outcomes: list[int | StoreUnavailable] = []
+
+    async def one(i: int) -> None:
+        store = pair.stores[i % 2]
+        new = NewJob(f"reserve-{i}", 1, 2, 5000 + i, 1.0, 10_000, "MP4", 85, None, False)
+        try:
+            job = await reserve(store, new, Limits(None, None), time.time())
+            assert isinstance(job, Job)
+            outcomes.append(job.id)
+        except StoreUnavailable as error:
+            outcomes.append(error)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(40)]
+    killed = [await drop_connections(pair.schema)]
+    await asyncio.sleep(0.05)
+    killed.append(await drop_connections(pair.schema))
+    await asyncio.gather(*tasks)
+    assert all(n > 0 for n in killed), killed
+    done = {o for o in outcomes if isinstance(o, int)}
+    ambiguous = sum(1 for o in outcomes if isinstance(o, StoreUnavailable) and o.ambiguous)
+    reserves = Counter(job_id for (job_id,) in pair.query("SELECT job_id FROM ledger WHERE kind = 'reserve'"))
+    jobs = {job_id for (job_id,) in pair.query("SELECT id FROM jobs")}
+    assert set(reserves) == jobs and set(reserves.values()) <= {1}
+    assert done <= jobs and len(jobs) <= len(done) + ambiguous
