@@ -39,6 +39,17 @@ class NewerDatabaseError(RuntimeError):
     """The database was migrated by a newer version of the bot; this version refuses to touch it."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached, or dropped the connection in the middle of a step (a restart, a
+    failover, an operator ending sessions). The step did not happen, unless `ambiguous`: then the
+    connection was lost after its COMMIT was sent, and it may have. Either way trying the step again later
+    is safe: every step checks the job's state first, and the pool opens new connections by itself."""
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
 class JobStore(Protocol):
     """A job's life and its money: the reservation, the runner's steps, settle and refund, the watch
     kept on an expired job, and the usage the limits are checked against.

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 from core.models import Job, JobStatus, Lease, usd_to_micros
-from core.ports import RunnerStore
+from core.ports import RunnerStore, StoreUnavailable
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import SafetyMode, Settings
 
@@ -168,6 +168,11 @@ class JobRunner:
                     await self._sleep_until_due()
                 except asyncio.CancelledError:
                     raise
+                except StoreUnavailable as error:
+                    # The database dropped the connection (or cannot be reached): one line, no traceback;
+                    # the pool reconnects and the next pass reads every job's state afresh.
+                    log.warning("job runner pass stopped, the database is unavailable (%s); retrying", error)
+                    await asyncio.sleep(1.0)
                 except Exception:
                     log.exception("job runner pass failed; retrying shortly")
                     await asyncio.sleep(1.0)
@@ -184,6 +189,8 @@ class JobRunner:
             await asyncio.sleep(self.lease_s / 3)
             try:
                 await self._store.renew_leases(self.owner, self._clock() + self.lease_s)
+            except StoreUnavailable as error:
+                log.warning("renewing the job leases failed, the database is unavailable (%s)", error)
             except Exception:
                 log.exception("renewing the job leases failed; retrying")
 
@@ -264,8 +271,14 @@ class JobRunner:
 
         def done(finished: asyncio.Task[None]) -> None:
             self._submits.pop(job.id, None)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("job=%s submit crashed", job.id, exc_info=finished.exception())
+            error = None if finished.cancelled() else finished.exception()
+            if isinstance(error, StoreUnavailable):
+                # Its state is whatever the database kept: still queued (submitted by a later pass), or
+                # submitting, which a later pass settles with getResponse before any resubmit (same
+                # taskUUID), whether or not Runware got it.
+                log.warning("job=%s task=%s submit step interrupted (%s)", job.id, job.task_uuid, error)
+            elif error is not None:
+                log.error("job=%s submit crashed", job.id, exc_info=error)
             self.wake()
 
         task.add_done_callback(done)
@@ -338,6 +351,10 @@ class JobRunner:
             result = results.get(job.task_uuid, TaskResult(job.task_uuid, TaskState.UNKNOWN))
             try:
                 next_in = await self._apply(job, result)
+            except StoreUnavailable as error:
+                # Not applied, or (a lost COMMIT) applied: the job's next poll finds out which.
+                log.warning("job=%s task=%s poll result not recorded (%s)", job.id, job.task_uuid, error)
+                next_in = retry_delay(job.poll_count, s.poll_max_interval_s)
             except Exception:
                 # One bad result must not hold up the rest of the batch.
                 log.exception("job=%s task=%s could not apply its poll result", job.id, job.task_uuid)

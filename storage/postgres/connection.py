@@ -3,10 +3,20 @@
 Several bot processes may share one database, so nothing here relies on being the only client: each write
 is one PostgreSQL transaction (READ COMMITTED), rows a step checks then changes are locked (`FOR UPDATE`),
 and the money checks are serialised per guild with transaction-scoped advisory locks (statements.py).
+
+The database may drop the connections (a restart, a failover, an operator ending sessions). The pool opens
+new ones by itself; a step caught by the drop raises StoreUnavailable (core/ports.py), and is retried here
+only where that is certainly safe: a transaction whose BEGIN failed (nothing ran), and a plain read. A
+transaction that fails after a statement ran is rolled back by the server and reported; one whose COMMIT
+was sent and got no answer is reported as ambiguous and never repeated here (the caller's next pass reads
+the state again). A connection that breaks only while it is handed back, after its COMMIT succeeded, does
+not undo the step: the pool drops it, and the step's result stands.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -15,8 +25,9 @@ from typing import Any, Self, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
 
-from core.ports import NewerDatabaseError
+from core.ports import NewerDatabaseError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,31 @@ Db: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 LOCK_MIGRATIONS = 0x5651_0001
 LOCK_GUILD = 0x5651_0002
 LOCK_OPERATOR_DAY = 0x5651_0003
+
+# A transaction whose BEGIN fails on a dropped connection is tried on another connection of the pool, up
+# to this many times in all (a drop leaves every idle connection of the pool dead at once, and the pool
+# notices each only when it is next used or the event loop reads its end).
+BEGIN_ATTEMPTS = 3
+# A read on a dropped connection is asked again this many times in all (a read changes nothing).
+READ_ATTEMPTS = 2
+# What asyncpg raises when the server ended the session or cannot be reached. An InterfaceError counts
+# only when its connection is closed (otherwise it is a misuse, a bug to see); InternalClientError is what
+# a connection whose session was ended while idle raises on its next use, before the pool notices.
+SERVER_GONE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+
+def connection_lost(error: BaseException, conn: Db | None = None) -> bool:
+    """True when `error` says the connection to the database is gone (not that a statement was wrong)."""
+    if isinstance(error, (asyncpg.ConnectionDoesNotExistError, *SERVER_GONE)):
+        return True
+    return isinstance(error, asyncpg.InterfaceError) and conn is not None and conn.is_closed()
 
 
 def load_migrations() -> list[tuple[int, str, str]]:
@@ -93,13 +129,101 @@ class PostgresConnection:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Db]:
         """One transaction on a connection of the pool: committed when the block ends, rolled back when
-        it raises (or is cancelled; asyncpg then resets or drops the connection before reusing it)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        it raises (or is cancelled; asyncpg then resets or drops the connection before reusing it).
+
+        A dropped connection raises StoreUnavailable: before any statement ran, the transaction is begun
+        again on another connection (BEGIN_ATTEMPTS); during the block, nothing was committed; during the
+        COMMIT, it is `ambiguous`."""
+        conn, tx = await self._begin()
+        try:
+            try:
+                yield conn
+            except BaseException as error:
+                # A rollback on a dropped connection fails: the server rolled back when the session ended.
+                with contextlib.suppress(Exception):
+                    await tx.rollback()
+                if isinstance(error, Exception) and connection_lost(error, conn):
+                    raise StoreUnavailable(f"the database dropped the connection: {error}") from error
+                raise
+            try:
+                await tx.commit()
+            except Exception as error:
+                if connection_lost(error, conn):
+                    raise StoreUnavailable(
+                        f"the database dropped the connection during COMMIT: {error}", ambiguous=True
+                    ) from error
+                raise
+        finally:
+            await self._release(conn)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Db]:
+        """A connection of the pool for reads; a dropped connection raises StoreUnavailable."""
+        conn = await self._acquire()
+        try:
             yield conn
+        except Exception as error:
+            if connection_lost(error, conn):
+                raise StoreUnavailable(f"the database dropped the connection: {error}") from error
+            raise
+        finally:
+            await self._release(conn)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Run one read on its own (its own implicit transaction)."""
-        return list(await self._pool.fetch(sql, *args))
+        """Run one read on its own (its own implicit transaction); asked again once on a dropped
+        connection."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            conn = await self._acquire()
+            try:
+                return list(await conn.fetch(sql, *args))
+            except Exception as error:
+                if not connection_lost(error, conn):
+                    raise
+                if attempt == READ_ATTEMPTS:
+                    raise StoreUnavailable(f"the database dropped the connection: {error}") from error
+                log.info("a database connection was gone (%s); reading again on another", error)
+            finally:
+                await self._release(conn)
+            await asyncio.sleep(0)  # lets the pool see the other connections the drop closed
+        raise AssertionError("unreachable")
+
+    async def _begin(self) -> tuple[Db, Transaction]:
+        """A connection of the pool with a transaction begun on it; begun again on another connection
+        when the server had dropped the first (no statement of the step has run: safe)."""
+        for attempt in range(1, BEGIN_ATTEMPTS + 1):
+            conn = await self._acquire()
+            tx = conn.transaction()
+            try:
+                await tx.start()
+            except Exception as error:
+                await self._release(conn)
+                if not connection_lost(error, conn):
+                    raise
+                if attempt == BEGIN_ATTEMPTS:
+                    raise StoreUnavailable(f"the database dropped the connection: {error}") from error
+                log.info("a database connection was gone (%s); beginning again on another", error)
+                await asyncio.sleep(0)  # lets the pool see the other connections the drop closed
+                continue
+            return conn, tx
+        raise AssertionError("unreachable")
+
+    async def _acquire(self) -> Db:
+        """A connection of the pool (a new one when the pool's was closed); StoreUnavailable when the
+        database cannot be reached."""
+        try:
+            return await self._pool.acquire()
+        except Exception as error:
+            if connection_lost(error):
+                raise StoreUnavailable(f"the database cannot be reached: {error}") from error
+            raise
+
+    async def _release(self, conn: Db) -> None:
+        """Hand a connection back. One the server dropped fails its reset here, after the step is over:
+        the pool closes it (and opens another when needed); the step's outcome stands."""
+        try:
+            await self._pool.release(conn)
+        except Exception as error:
+            log.info("a dropped database connection was discarded (%s)", error)
 
     async def schema_version(self) -> int:
         """The version the database (the first schema of the search path) is at (0 for a new one)."""

@@ -26,6 +26,8 @@ DUE = (
 )
 # Nobody holds it, the claimer ($1) holds it, or its lease ran out by now ($2).
 CLAIMABLE = "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $2)"
+# Lock the rows of the ids in {ids} in id order (before a multi-row update changes them).
+LOCK_IN_ORDER = "SELECT id FROM jobs WHERE id = ANY({ids}) ORDER BY id FOR UPDATE"
 
 
 def held(n: int) -> str:
@@ -179,12 +181,15 @@ class PostgresJobs(PostgresConnection):
         if not updates:
             return 0
         async with self._write() as db:
-            # One statement for the batch (asyncpg's executemany reports no row counts).
+            # One statement for the batch (asyncpg's executemany reports no row counts). Its rows are
+            # locked in id order first, as renew_leases locks them: two multi-row updates of one owner's
+            # jobs (a pass and the lease timer run at once) then never wait on each other in a circle.
             status = await db.execute(
+                f"WITH locked AS ({LOCK_IN_ORDER.format(ids='$1::BIGINT[]')}) "
                 "UPDATE jobs SET next_poll_at = u.next_poll_at, poll_count = poll_count + 1, updated_at = $3 "
                 "FROM unnest($1::BIGINT[], $2::DOUBLE PRECISION[]) AS u (id, next_poll_at) "
-                f"WHERE jobs.id = u.id AND (jobs.status IN ({ACTIVE_SQL}) OR jobs.late_until IS NOT NULL)"
-                f"{held(4)}",
+                f"WHERE jobs.id = u.id AND jobs.id IN (SELECT id FROM locked) "
+                f"AND (jobs.status IN ({ACTIVE_SQL}) OR jobs.late_until IS NOT NULL){held(4)}",
                 [job_id for job_id, _ in updates],
                 [next_poll_at for _, next_poll_at in updates],
                 now,
@@ -366,9 +371,11 @@ class PostgresJobs(PostgresConnection):
     async def renew_leases(self, owner: str, lease_until: float) -> int:
         """Extend every lease `owner` holds on an unfinished or watched job to `lease_until`."""
         async with self._write() as db:
+            # Rows locked in id order (see schedule_polls).
             status = await db.execute(
-                "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 "
-                f"AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL)",
+                "WITH locked AS (SELECT id FROM jobs WHERE lease_owner = $1 ORDER BY id FOR UPDATE) "
+                "UPDATE jobs SET lease_expires_at = $2 WHERE id IN (SELECT id FROM locked) "
+                f"AND lease_owner = $1 AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL)",
                 owner,
                 lease_until,
             )
@@ -436,5 +443,5 @@ class PostgresJobs(PostgresConnection):
 
     async def usage(self, guild_id: int, user_id: int, limits: Limits, windows: Windows) -> Usage:
         """The member's spend in the windows, the guild's month, active jobs, and the limits."""
-        async with self._pool.acquire() as db:
+        async with self._read() as db:
             return await usage_in(db, guild_id, user_id, limits, windows)
