@@ -195,9 +195,11 @@ class PostgresConnection:
             tx = conn.transaction()
             try:
                 await tx.start()
-            except Exception as error:
+            except BaseException as error:
+                # Cancelled too: the BEGIN may have reached the server, and a connection kept out of the
+                # pool in its transaction would make close() wait forever. The pool's reset rolls it back.
                 await self._release(conn)
-                if not connection_lost(error, conn):
+                if not isinstance(error, Exception) or not connection_lost(error, conn):
                     raise
                 if attempt == BEGIN_ATTEMPTS:
                     raise StoreUnavailable(f"the database dropped the connection: {error}") from error
@@ -221,7 +223,8 @@ class PostgresConnection:
         """Hand a connection back. One the server dropped fails its reset here, after the step is over:
         the pool closes it (and opens another when needed); the step's outcome stands."""
         try:
-            await self._pool.release(conn)
+            # Shielded: a caller cancelled meanwhile must not keep the connection out of the pool.
+            await asyncio.shield(self._pool.release(conn))
         except Exception as error:
             log.info("a dropped database connection was discarded (%s)", error)
 

@@ -232,3 +232,26 @@ async def test_settles_grants_and_resets_from_several_processes_keep_the_totals_
     await asyncio.gather(*steps)
     assert_totals_exact(pg.query)
     assert pg.query("SELECT COUNT(*) FROM jobs WHERE status IN ('succeeded', 'failed')") == [(30,)]
+
+
+async def test_a_cancelled_write_never_leaves_a_connection_out_of_the_pool(pg: Backend) -> None:
+    """Cancelling a write at any point (its BEGIN included) hands its connection back: the next writes
+    work and the store closes at once (a connection kept in its transaction made close() wait forever)."""
+    store = await pg.open()
+    try:
+        for steps in range(30):
+            task = asyncio.create_task(store.set_state("k", f"v{steps}"))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await store.set_state("after", "yes")
+        assert await store.get_state("after") == "yes"
+    finally:
+        async with asyncio.timeout(10):
+            await store.close()
+    idle_in_transaction = pg.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+        "AND application_name = current_setting('application_name') AND pid <> pg_backend_pid()"
+    )
+    assert idle_in_transaction == [(0,)]
