@@ -171,6 +171,7 @@ async def populate(store: Store) -> dict[str, int]:
     await store.set_channel_allowed(1, 10, True, 90, NOW)
     await store.set_channel_allowed(1, 11, True, 90, NOW)
     await store.set_state("synced_commands_hash", "f00d")
+    assert await store.claim_duty("prune", "host:1:abc", NOW, NOW + 86_400)
 
     # Old moderation records pruned: SQLite's AUTOINCREMENT mark stays above the ids left.
     await store.set_role_tier(2, RoleTier(33, daily_micros=1), 93, LONG_AGO)
