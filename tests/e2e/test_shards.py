@@ -94,7 +94,9 @@ async def test_each_process_serves_its_shards_and_one_syncs_and_prunes(
             [SHARD1_GUILD_ID],
         ]
         assert len(fake.command_syncs) == 1
-        assert caplog.text.count("another process is syncing the slash commands") == 1
+        # The other process either found the claim held, or (if it came a moment later) the sync done.
+        waited = caplog.text.count("another process is syncing the slash commands")
+        assert waited + caplog.text.count("slash commands unchanged; not syncing") == 1
         await fake.wait_for(lambda: caplog.text.count("pruned moderation records") >= 1)
         await asyncio.sleep(0.2)  # the other process's pruner has run its start pass by now
         assert caplog.text.count("pruned moderation records") == 1
