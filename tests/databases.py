@@ -85,7 +85,9 @@ class SqliteDatabase(Database):
 
     def query(self, sql: str, *params: Any) -> list[Row]:
         if self._reader is None:  # one connection for the test, in autocommit mode
-            self._reader = sqlite3.connect(self.path, isolation_level=None)
+            # Any thread: a test may write from a worker thread (asyncio.to_thread) so that the bot's own
+            # transaction, which needs the event loop to commit, is not blocked behind it.
+            self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         return plain_rows(self._reader.execute(sql, params).fetchall())
 
     def dump(self) -> bytes:
