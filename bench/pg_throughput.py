@@ -197,20 +197,48 @@ class RecordingConnection:
         return record
 
 
+class _Acquired:
+    """What a stand-in pool's acquire() returns: awaited (then release()) or used with `async with`, as
+    asyncpg's own; `wrap` turns the pool's connection into the stand-in's."""
+
+    def __init__(self, pool: asyncpg.Pool, wrap: Any, held: dict[int, Any]) -> None:
+        self._pool, self._wrap, self._held = pool, wrap, held
+        self._conn: Any = None
+
+    async def _get(self) -> Any:
+        raw = await self._pool.acquire()
+        self._conn = self._wrap(raw)
+        self._held[id(self._conn)] = raw
+        return self._conn
+
+    def __await__(self) -> Any:
+        return self._get().__await__()
+
+    async def __aenter__(self) -> Any:
+        return await self._get()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._pool.release(self._held.pop(id(self._conn)))
+
+
 class RecordingPool:
     """Stands in for the store's pool while it makes one call: hands out recording connections."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self.acquired = 0
+        self._held: dict[int, Any] = {}
         self.calls: list[Call] = []
         self.transactions: list[dict[str, Any]] = []
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[RecordingConnection]:
+    def acquire(self) -> _Acquired:
         self.acquired += 1
-        async with self._pool.acquire() as conn:
-            yield RecordingConnection(conn, self.calls, self.transactions)
+        return _Acquired(
+            self._pool, lambda conn: RecordingConnection(conn, self.calls, self.transactions), self._held
+        )
+
+    async def release(self, conn: Any) -> None:
+        await self._pool.release(self._held.pop(id(conn)))
 
     def __getattr__(self, name: str) -> Any:
         raise SystemExit(
@@ -402,18 +430,23 @@ class TracingPool:
         self._pool = pool
         self.sent: list[tuple[str, tuple[Any, ...]]] = []
         self._traced: list[Any] = []
+        self._held: dict[int, Any] = {}
 
     def _log(self, query: Any) -> None:
         self.sent.append((query.query, tuple(query.args or ())))
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[Any]:
-        async with self._pool.acquire() as conn:
-            raw = conn._con
-            if raw not in self._traced:
-                raw.add_query_logger(self._log)
-                self._traced.append(raw)
-            yield conn
+    def _trace(self, conn: Any) -> Any:
+        raw = conn._con
+        if raw not in self._traced:
+            raw.add_query_logger(self._log)
+            self._traced.append(raw)
+        return conn
+
+    def acquire(self) -> _Acquired:
+        return _Acquired(self._pool, self._trace, self._held)
+
+    async def release(self, conn: Any) -> None:
+        await self._pool.release(self._held.pop(id(conn)))
 
     async def settle(self) -> list[tuple[str, tuple[Any, ...]]]:
         for _ in range(5):  # the logger is called soon after each statement, not during it
