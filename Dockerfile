@@ -9,6 +9,7 @@ COPY bot.py ./
 COPY core ./core
 COPY storage ./storage
 COPY cogs ./cogs
+COPY web ./web
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /app bot && mkdir /data && chown bot /data

@@ -40,6 +40,7 @@ from core.runner import JobRunner
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
 from storage import NewerDatabaseError, Store, open_store
+from web.server import HttpServer, HttpServerError
 
 log = logging.getLogger("ventriloquist")
 
@@ -194,6 +195,12 @@ class VideoBot(commands.Bot):
         self._runner_task: asyncio.Task[None] | None = None
         self._pruner_task: asyncio.Task[None] | None = None
         self._alerts_task: asyncio.Task[None] | None = None
+        # The HTTP server (HTTP_PORT; off when unset). Its routes are added here, in the assembly: the app
+        # is frozen once it starts, and run_bot starts it before logging in to Discord (a taken port
+        # stops start-up at once, and /healthz answers while the gateway connects).
+        self.web: HttpServer | None = None
+        if run_jobs and settings.http_port is not None:
+            self.web = HttpServer(settings.http_host, settings.http_port)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -202,6 +209,8 @@ class VideoBot(commands.Bot):
         gc.freeze()
         if not self._run_jobs:
             return
+        if self.web is not None:
+            await self.web.start()  # already listening when run_bot started it; in-process rigs start it here
         await self.sync_commands_if_changed()
         self._runner_task = asyncio.create_task(self.runner.run(), name="job-runner")
         self._runner_task.add_done_callback(self._runner_stopped)
@@ -304,6 +313,8 @@ class VideoBot(commands.Bot):
         log.info("synced %s slash commands %s", len(synced), f"to guild {guild.id}" if guild else "globally")
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
         if self._pruner_task is not None:
             self._pruner_task.cancel()
             await asyncio.wait({self._pruner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
@@ -376,6 +387,8 @@ async def run_bot(settings: Settings) -> None:
     async with open_store(settings.database_url) as store, aiohttp.ClientSession() as http:
         runware = RunwareClient.from_settings(http, settings)
         async with make_bot(settings=settings, store=store, runware=runware) as bot:
+            if bot.web is not None:
+                await bot.web.start()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -467,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Discord rejected DISCORD_TOKEN. Copy the token again from the Bot page of your application."
         )
         return 1
-    except NewerDatabaseError as error:
+    except (NewerDatabaseError, HttpServerError) as error:
         log.error("%s", error)
         return 1
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
     shard_count: Annotated[int, Field(ge=1)] | None = None
     shard_ids: Annotated[list[int], NoDecode] = []
 
+    # The HTTP server (issue 12): off without HTTP_PORT (0 picks a free port, for test rigs); bound to
+    # loopback unless the operator says otherwise. PUBLIC_URL is where Runware reaches it from outside.
+    http_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    http_host: str = "127.0.0.1"
+    public_url: str | None = None
+
     # Not in the original list; added because the defaults cannot suit every deployment.
     output_ttl_s: Annotated[int, Field(ge=60)] = 86400
     runware_request_timeout_s: Annotated[float, Field(gt=0)] = 30.0
@@ -86,6 +93,24 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("http_port", "public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ValueError(
+                "must be the base URL at which Runware reaches this bot's HTTP server, "
+                "like https://bot.example.org (no query or fragment)"
+            )
+        return url.geturl().rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -72,10 +72,20 @@ def test_cogs_never_touch_storage_or_http() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_web_serves_through_the_core() -> None:
+    """web/ (the HTTP edge) reaches the database and Discord only through what bot.py hands it."""
+    banned = ("storage", "cogs", "discord", "aiosqlite", "sqlite3", "asyncpg")
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] in banned)
+        for p in python_files("web")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
 def test_nothing_imports_bot_at_runtime() -> None:
     """bot.py is the entry point: modules refer to it only under TYPE_CHECKING."""
     offenders = []
-    for folder in ("core", "storage", "cogs"):
+    for folder in ("core", "storage", "cogs", "web"):
         for path in python_files(folder):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             guarded = {

@@ -58,6 +58,10 @@ def test_bad_value_names_the_variable_without_echoing_it(monkeypatch: pytest.Mon
         ("RUNWARE_API_URL", "ftp://x"),
         ("LOG_LEVEL", "LOUD"),
         ("DEV_GUILD_ID", "abc"),
+        ("HTTP_PORT", "70000"),
+        ("PUBLIC_URL", "bot.example.org"),
+        ("PUBLIC_URL", "ftp://bot.example.org"),
+        ("PUBLIC_URL", "https://bot.example.org/?key=1"),
     ],
 )
 def test_invalid_values_stop_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -98,3 +102,22 @@ def test_shards_are_optional_and_checked_against_the_count(monkeypatch: pytest.M
     assert "names a shard twice" in error_text(monkeypatch, **secrets, SHARD_COUNT="2", SHARD_IDS="1,1")
     assert "SHARD_COUNT is invalid" in error_text(monkeypatch, **secrets, SHARD_COUNT="0")
     assert "SHARD_IDS is invalid" in error_text(monkeypatch, **secrets, SHARD_COUNT="2", SHARD_IDS="a")
+
+
+def test_the_http_server_is_off_by_default_and_public_url_is_a_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HTTP_PORT: no server; HTTP_HOST defaults to loopback; PUBLIC_URL loses a trailing slash (the
+    webhook path is appended to it) and an empty one is unset."""
+    s = settings_from(monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20)
+    assert (s.http_port, s.http_host, s.public_url) == (None, "127.0.0.1", None)
+    s = settings_from(
+        monkeypatch,
+        DISCORD_TOKEN="t" * 20,
+        RUNWARE_API_KEY="k" * 20,
+        HTTP_PORT="8080",
+        PUBLIC_URL="https://bot.example.org/ventriloquist/",
+    )
+    assert (s.http_port, s.public_url) == (8080, "https://bot.example.org/ventriloquist")
+    s = settings_from(
+        monkeypatch, DISCORD_TOKEN="t" * 20, RUNWARE_API_KEY="k" * 20, HTTP_PORT="", PUBLIC_URL=""
+    )
+    assert (s.http_port, s.public_url) == (None, None)
