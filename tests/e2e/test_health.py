@@ -5,14 +5,24 @@ the job runner), and the numbers after a job, with no ids in any label."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.databases import Database
 from tests.e2e.conftest import App
+from tests.e2e.test_cli import ROOT, fake_env
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_fixtures import GUILD_ID, populate_default_guilds
+from tests.fakes.runware import FakeRunware
 from web.metrics import ERROR_KINDS, JOB_STATUSES, REQUEST_TASKS, WEBHOOK_OUTCOMES
 
 HEALTHY = {"status": "ok", "database": "ok", "gateway": "ok", "runner": "ok"}
@@ -175,3 +185,78 @@ async def test_each_bot_has_its_own_registry(app: App) -> None:
     await app.delivered(1)
     assert app.bot.metrics is not None and app.bot.metrics is not other
     assert samples((await other.render(None)).decode())[("ventriloquist_submissions_total", ())] == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def healthcheck(env: dict[str, str]) -> tuple[int, str]:
+    """`python -m web.healthcheck` (the image's HEALTHCHECK) with exactly this environment."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "web.healthcheck",
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_bot_py_serves_healthz_before_and_after_ready(tmp_path: Path, database: Database) -> None:
+    """`python bot.py` as shipped, with HTTP_PORT: /healthz answers while the gateway connects (503, the
+    gateway failing; the image's HEALTHCHECK exits 1), then 200 once READY came (HEALTHCHECK exits 0);
+    /metrics answers; SIGTERM stops it cleanly."""
+    async with FakeDiscord() as discord, FakeRunware() as runware:
+        populate_default_guilds(discord)
+        discord.hold_ready = True
+        port = free_port()
+        env = {**fake_env(discord, runware, database), "HTTP_PORT": str(port), "DEV_GUILD_ID": str(GUILD_ID)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "bot.py"),
+            cwd=tmp_path,
+            env={"PATH": os.environ.get("PATH", ""), **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def healthz() -> tuple[int, dict[str, str]] | None:
+                    try:
+                        async with http.get(url + "/healthz") as response:
+                            return response.status, await response.json()
+                    except aiohttp.ClientConnectionError:
+                        return None  # not listening yet
+
+                async with asyncio.timeout(30):
+                    while (answer := await healthz()) is None:
+                        await asyncio.sleep(0.1)
+                status, report = answer
+                assert status == 503 and report["gateway"] == "failing" and report["status"] == "failing"
+                assert report["database"] == "ok"
+                code, out = await healthcheck({"HTTP_PORT": str(port)})
+                assert code == 1 and out.startswith("503"), out
+                await discord.release_ready()
+                async with asyncio.timeout(30):
+                    while (answer := await healthz()) is None or answer[0] != 200:
+                        await asyncio.sleep(0.1)
+                assert answer == (200, HEALTHY)
+                code, out = await healthcheck({"HTTP_PORT": str(port), "HTTP_HOST": "0.0.0.0"})
+                assert code == 0 and out.startswith("200"), out
+                async with http.get(url + "/metrics") as response:
+                    assert response.status == 200
+                    assert "ventriloquist_submissions_total 0.0" in await response.text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        assert "Traceback" not in err.decode()
