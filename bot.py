@@ -372,14 +372,31 @@ class ShardedVideoBot(VideoBot, commands.AutoShardedBot):
     SHARD_COUNT. Discord sends a guild's events and interactions to shard (guild_id >> 22) % SHARD_COUNT,
     so this process serves the guilds of its shards."""
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # Shards of this process without a live session: from their disconnect until their next READY or
+        # RESUMED (discord.py's shard events). A shard's new socket is open before its READY, so the
+        # socket alone would call a shard that is still identifying connected.
+        self._shards_down: set[int] = set()
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shards_down.add(shard_id)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self._shards_down.discard(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._shards_down.discard(shard_id)
+
     def gateway_connected(self) -> bool:
-        """/healthz: READY on every shard, and every shard of this process connected."""
+        """/healthz: READY received, and every shard of this process connected with a session."""
         wanted = len(self.shard_ids) if self.shard_ids is not None else self.shard_count
         shards = self.shards.values()
         return (
             self.is_ready()
             and not self.is_closed()
             and len(shards) == wanted
+            and not self._shards_down
             and all(not shard.is_closed() for shard in shards)
         )
 

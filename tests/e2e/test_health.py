@@ -17,11 +17,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import ShardedVideoBot, make_bot
+from core.runware import RunwareClient
+from tests.conftest import SettingsFactory
 from tests.databases import Database
 from tests.e2e.conftest import App
 from tests.e2e.test_cli import ROOT, fake_env
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_fixtures import GUILD_ID, populate_default_guilds
+from tests.fakes.discord_fixtures import GUILD_ID, GUILD_READY_TIMEOUT, populate_default_guilds, running_bot
 from tests.fakes.runware import FakeRunware
 from web.metrics import ERROR_KINDS, JOB_STATUSES, REQUEST_TASKS, WEBHOOK_OUTCOMES
 
@@ -99,17 +102,37 @@ async def test_healthz_is_503_when_the_runner_is_dead(app: App) -> None:
     assert (status, report) == (503, {**HEALTHY, "status": "failing", "runner": "failing"})
 
 
-async def test_healthz_is_503_while_the_gateway_is_down(app: App) -> None:
+async def test_healthz_is_503_while_the_gateway_is_down(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway drops and the session cannot be resumed; the new session's READY is held back: 503
     naming the gateway while it lasts, 200 once READY comes."""
     await until_health(app, 200)
+    await drop_the_gateway(app, monkeypatch)
+
+
+async def drop_the_gateway(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop every gateway socket, refuse the RESUME and hold back the new session's READY: /healthz is 503
+    (the gateway) until READY is released, then 200."""
+
+    async def identify_now(shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py's default hook sleeps 5 s before every IDENTIFY but the first."""
+
+    monkeypatch.setattr(app.bot, "before_identify_hook", identify_now)
     app.discord.allow_resume = False
     app.discord.hold_ready = True
     await app.discord.disconnect_gateway()
     report = await until_health(app, 503)
     assert report == {**HEALTHY, "status": "failing", "gateway": "failing"}
+    # Still so once the new sockets are open and wait for READY (not only while they reconnect).
+    sockets = app.bot.shard_count or 1
+    await app.discord.wait_for(lambda: len(app.discord.identify_payloads) == 2 * sockets)
+    await app.discord.wait_for(lambda: app.discord.connected_sessions == sockets)
+    await asyncio.sleep(0.2)
+    assert await health(app) == (503, report)
+    # on_ready runs once the new session's guilds are in: waited for, so that the bot closes after it.
+    ready = asyncio.create_task(app.bot.wait_for("ready", timeout=15))
     await app.discord.release_ready()
     assert await until_health(app, 200) == HEALTHY
+    await ready
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -260,3 +283,35 @@ async def test_bot_py_serves_healthz_before_and_after_ready(tmp_path: Path, data
             _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, err.decode()
         assert "Traceback" not in err.decode()
+
+
+async def test_a_sharded_bot_is_healthy_only_with_every_shard_connected(
+    fake_discord: FakeDiscord,
+    make_settings: SettingsFactory,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SHARD_COUNT=2, both shards in this process: 200 once both are READY; when the gateway drops and
+    the sessions cannot be resumed (their new READY held back), 503 naming the gateway; 200 again after."""
+    async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
+        settings = make_settings(
+            runware_api_url=runware.url,
+            runware_api_key=runware.api_key,
+            database_url=database.url,
+            shard_count=2,
+            http_port=0,
+        )
+        store = await database.open()
+        client = RunwareClient(http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0)
+        bot = make_bot(
+            settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT
+        )
+        assert isinstance(bot, ShardedVideoBot)
+        try:
+            async with running_bot(bot, fake_discord):
+                app = App(fake_discord, runware, bot, database, settings, store, client)
+                assert await until_health(app, 200) == HEALTHY
+                assert len(bot.shards) == 2
+                await drop_the_gateway(app, monkeypatch)
+        finally:
+            await store.close()
