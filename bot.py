@@ -17,11 +17,13 @@ import hashlib
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
@@ -36,10 +38,13 @@ from core.errors import UserFacingError
 from core.jobs import JobService
 from core.models import Job
 from core.moderation import ModerationService
+from core.observe import NULL_OBSERVER, Observer
 from core.runner import JobRunner
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
 from storage import NewerDatabaseError, Store, open_store
+from web.health import HealthChecks, add_health_route
+from web.metrics import Metrics, add_metrics_route
 from web.server import HttpServer, HttpServerError
 
 log = logging.getLogger("ventriloquist")
@@ -176,8 +181,26 @@ class VideoBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
+        # The HTTP server (HTTP_PORT; off when unset), with /healthz and /metrics. Its routes are added
+        # here, in the assembly: the app is frozen once it starts, and run_bot starts it before logging in
+        # to Discord (a taken port stops start-up at once, and /healthz answers while the gateway connects).
+        self.web: HttpServer | None = None
+        self.metrics: Metrics | None = None
+        self.observer: Observer = NULL_OBSERVER
+        if run_jobs and settings.http_port is not None:
+            self.web = HttpServer(settings.http_host, settings.http_port)
+            self.metrics = self.observer = Metrics()
+            runware.observer = self.metrics
+            checks = HealthChecks(store.ping, gateway=self.gateway_connected, runner=self.runner_alive)
+            add_health_route(self.web.app, checks)
+            add_metrics_route(self.web.app, self.metrics, store.count_jobs_by_status)
         self.runner = JobRunner(
-            store, runware, settings, on_finished=self._job_finished, on_progress=self._job_progress
+            store,
+            runware,
+            settings,
+            on_finished=self._job_finished,
+            on_progress=self._job_progress,
+            observer=self.observer,
         )
         self.jobs = JobService(
             store,
@@ -195,12 +218,6 @@ class VideoBot(commands.Bot):
         self._runner_task: asyncio.Task[None] | None = None
         self._pruner_task: asyncio.Task[None] | None = None
         self._alerts_task: asyncio.Task[None] | None = None
-        # The HTTP server (HTTP_PORT; off when unset). Its routes are added here, in the assembly: the app
-        # is frozen once it starts, and run_bot starts it before logging in to Discord (a taken port
-        # stops start-up at once, and /healthz answers while the gateway connects).
-        self.web: HttpServer | None = None
-        if run_jobs and settings.http_port is not None:
-            self.web = HttpServer(settings.http_host, settings.http_port)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -262,6 +279,23 @@ class VideoBot(commands.Bot):
                 guild.id,
                 guild.name,
             )
+
+    def gateway_connected(self) -> bool:
+        """/healthz: READY was received, the bot is not closing, and its gateway socket is open with a
+        session (between a drop and the next READY or RESUMED it is not)."""
+        ws = self.ws
+        return (
+            self.is_ready()
+            and not self.is_closed()
+            and ws is not None
+            and ws.open
+            and ws.session_id is not None
+        )
+
+    def runner_alive(self) -> bool:
+        """/healthz: the job runner's task is running and its loop came round lately (JobRunner.is_alive)."""
+        task = self._runner_task
+        return task is not None and not task.done() and self.runner.is_alive(time.time())
 
     def _runner_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -337,6 +371,34 @@ class ShardedVideoBot(VideoBot, commands.AutoShardedBot):
     """VideoBot on one gateway connection per shard: the shards of SHARD_IDS (all when it is empty) of
     SHARD_COUNT. Discord sends a guild's events and interactions to shard (guild_id >> 22) % SHARD_COUNT,
     so this process serves the guilds of its shards."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # Shards of this process without a live session: from their disconnect until their next READY or
+        # RESUMED (discord.py's shard events). A shard's new socket is open before its READY, so the
+        # socket alone would call a shard that is still identifying connected.
+        self._shards_down: set[int] = set()
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shards_down.add(shard_id)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self._shards_down.discard(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._shards_down.discard(shard_id)
+
+    def gateway_connected(self) -> bool:
+        """/healthz: READY received, and every shard of this process connected with a session."""
+        wanted = len(self.shard_ids) if self.shard_ids is not None else self.shard_count
+        shards = self.shards.values()
+        return (
+            self.is_ready()
+            and not self.is_closed()
+            and len(shards) == wanted
+            and not self._shards_down
+            and all(not shard.is_closed() for shard in shards)
+        )
 
 
 def make_bot(*, settings: Settings, store: Store, runware: RunwareClient, **options: Any) -> VideoBot:
@@ -437,6 +499,8 @@ async def run_checks(settings: Settings) -> bool:
             else:
                 reason = f"{error.kind.value}: {error.message}"
             report("Runware API key", reason)
+    report(*http_server_check(settings))
+    report(*public_url_check(settings))
     client = discord.http.HTTPClient(asyncio.get_running_loop())
     try:
         user = await client.static_login(settings.discord_token.get_secret_value())
@@ -448,6 +512,38 @@ async def run_checks(settings: Settings) -> bool:
     finally:
         await client.close()
     return ok
+
+
+def http_server_check(settings: Settings) -> tuple[str, str | None]:
+    """`check`: the HTTP server's address is free to listen on (a bind test), or the server is off."""
+    host, port = settings.http_host, settings.http_port
+    if port is None:
+        return "HTTP server off (HTTP_PORT unset)", None
+    if port == 0:
+        return f"HTTP server ({host}, a free port chosen at start)", None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As aiohttp binds: an address a stopped process left in TIME_WAIT is free to take.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        advice = "choose another HTTP_PORT or HTTP_HOST"
+        return "HTTP server", f"cannot listen on {host}:{port} ({reason}); {advice}"
+    return f"HTTP server ({host}:{port} is free)", None
+
+
+def public_url_check(settings: Settings) -> tuple[str, str | None]:
+    """`check`: PUBLIC_URL (well-formed once the settings loaded) needs the server it points at."""
+    if settings.public_url is None:
+        return "PUBLIC_URL unset (no webhooks: results are polled)", None
+    if settings.http_port is None:
+        return "PUBLIC_URL", "set, but HTTP_PORT is not: no server would receive what is sent to it"
+    url = urlsplit(settings.public_url)
+    shown = f"{url.scheme}://{url.hostname}" + (f":{url.port}" if url.port else "")  # no user:password
+    return f"PUBLIC_URL ({shown})", None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

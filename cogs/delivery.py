@@ -138,8 +138,10 @@ class DeliveryCog(commands.Cog):
                 job = fresh
                 await self._deliver(job)
         except (discord.HTTPException, RunwareError, OSError) as error:
+            self.bot.observer.delivery_failed()
             log.warning("job=%s task=%s delivery failed, will retry: %r", job.id, job.task_uuid, error)
         except Exception:
+            self.bot.observer.delivery_failed()
             log.exception("job=%s task=%s delivery failed, will retry", job.id, job.task_uuid)
         finally:
             self._delivering.discard(job.id)
@@ -345,6 +347,7 @@ class DeliveryCog(commands.Cog):
                 return
         elif not await self.bot.jobs.mark_delivered(job.id, posted_at):
             return
+        self.bot.observer.delivered()
         note = moderator_note(job, shown=shows_video(job, message))
         if note is ModeratorNote.FLAGGED:
             await self._log_flagged(job, flagged_log_text(job, message))

@@ -63,6 +63,8 @@ class VideoCog(commands.Cog):
         # Acknowledge first: Discord gives 3 s, downloads and uploads take longer. Private, so that
         # rejections and costs are only seen by the member; the video itself is posted publicly.
         await interaction.response.defer(ephemeral=True, thinking=True)
+        # From the interaction's creation (its snowflake, Discord's clock) to here: what the member waited.
+        self.bot.observer.acknowledged(time.time() - interaction.created_at.timestamp())
         channel = interaction.channel
         submission = Submission(
             guild_id=interaction.guild_id or 0,

@@ -480,6 +480,19 @@ class StateStore(Protocol):
         ...
 
 
+class HealthStore(Protocol):
+    """What the health check and the metrics read: cheap questions answered at request time."""
+
+    async def ping(self) -> None:
+        """Ask the database one trivial question about the bot's own tables; raises when it cannot answer
+        (StoreUnavailable, or the driver's error when the tables are gone)."""
+        ...
+
+    async def count_jobs_by_status(self) -> dict[str, int]:
+        """How many jobs are in each status, in one grouped COUNT (statuses without jobs are absent)."""
+        ...
+
+
 class Store(
     JobStore,
     QuoteStore,
@@ -489,6 +502,7 @@ class Store(
     ModerationStore,
     ConsentStore,
     StateStore,
+    HealthStore,
     Protocol,
 ):
     """Every part at once, on one database: what `open_store` yields and the bot hands to its services."""

@@ -25,7 +25,8 @@ import socket
 import time
 from collections.abc import Callable
 
-from core.models import Job, JobStatus, Lease, usd_to_micros
+from core.models import MICROS_PER_USD, Job, JobStatus, Lease, usd_to_micros
+from core.observe import NULL_OBSERVER, Observer
 from core.ports import RunnerStore, StoreUnavailable
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import SafetyMode, Settings
@@ -58,6 +59,10 @@ REDELIVER_AFTER_S = 60.0
 LEASE_POLL_INTERVALS = 3
 # Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
 IDLE_SLEEP_S = 5.0
+# A runner whose loop has not come round for this many leases is stuck (health check): a pass may wait on
+# a poll request and its retries (4 × RUNWARE_REQUEST_TIMEOUT_S, 2 minutes by default) but not longer
+# than a few leases (3 min by default), when its jobs go to other processes anyway.
+STALLED_AFTER_LEASES = 4
 
 
 def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> float:
@@ -124,11 +129,16 @@ class JobRunner:
         clock: Clock = time.time,
         owner: str | None = None,
         lease_s: float | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         """`owner`: this process's name on its leases (default_owner()); `lease_s`: how long they last
-        (lease_seconds(settings))."""
+        (lease_seconds(settings)); `observer`: told of submissions, finished jobs and settled costs."""
         self.owner = owner or default_owner()
         self.lease_s = lease_s if lease_s is not None else lease_seconds(settings)
+        self.observer = observer
+        # When the loop last came round (started, or ended a pass, or woke from its sleep): the health
+        # check's sign of life. None until run() starts.
+        self.last_pass_at: float | None = None
         self._store = store
         self._runware = runware
         self._settings = settings
@@ -154,12 +164,19 @@ class JobRunner:
         """Ask the loop to look for due work now (a new job was queued)."""
         self._wake.set()
 
+    def is_alive(self, now: float) -> bool:
+        """True when the loop has come round within STALLED_AFTER_LEASES leases of `now` (whether its
+        passes succeed is another matter: a database that is down is reported on its own)."""
+        stalled_after = STALLED_AFTER_LEASES * self.lease_s
+        return self.last_pass_at is not None and now - self.last_pass_at <= stalled_after
+
     async def run(self) -> None:
         """Resume unfinished work, then advance jobs until cancelled. No error stops the loop. The leases
         this process holds are renewed on their own timer meanwhile."""
         heartbeat = asyncio.create_task(self._keep_leases(), name="job-leases")
         try:
             while True:
+                self.last_pass_at = self._clock()
                 try:
                     if not self._recovered:
                         await self.recover()
@@ -250,6 +267,7 @@ class JobRunner:
             )
             if failed is not None:
                 log.info("job=%s task=%s upload never finished; refunded", job.id, job.task_uuid)
+                self._ended(failed)
                 await self._offer(failed)
 
     async def _sleep_until_due(self) -> None:
@@ -326,6 +344,7 @@ class JobRunner:
             await self._fail(job, error.code or error.kind.value, error.user_message())
             return
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
+        self.observer.submitted()
         now = self._clock()
         if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s, owner=self.owner):
             log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
@@ -335,6 +354,7 @@ class JobRunner:
     async def _poll(self, jobs: list[Job]) -> None:
         """Ask about every job in as few requests as the client can batch them."""
         s = self._settings
+        self.observer.polled(len(jobs))
         try:
             results = await self._runware.poll([j.task_uuid for j in jobs])
         except RunwareError as error:
@@ -382,6 +402,7 @@ class JobRunner:
                 self._start_submit(job)
                 return None
             log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
+            self.observer.submitted()
             if not await self._store.mark_submitted(job.id, now, now, owner=self.owner):
                 return None  # closed meanwhile by another path, or taken by another process
         if result.state is TaskState.SUCCESS:
@@ -423,6 +444,8 @@ class JobRunner:
         )
         if done is not None:
             log.info("job=%s task=%s succeeded cost=%s nsfw=%s", job.id, job.task_uuid, cost, result.nsfw)
+            self.observer.settled(cost / MICROS_PER_USD)
+            self._ended(done)
             await self._offer(done)
 
     async def _apply_late(self, job: Job, result: TaskResult, missing: bool) -> float | None:
@@ -437,6 +460,7 @@ class JobRunner:
             )
             if done is not None:
                 log.info("job=%s task=%s arrived late cost=%s (the server's)", job.id, job.task_uuid, cost)
+                self.observer.settled(cost / MICROS_PER_USD)
                 await self._offer(done)
             return None
         lost = missing and now - (job.submitted_at or job.created_at) >= NOT_FOUND_GRACE_S
@@ -461,7 +485,12 @@ class JobRunner:
         )
         if done is not None:
             log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
+            self._ended(done)
             await self._offer(done)
+
+    def _ended(self, job: Job) -> None:
+        """Tell the observer that a job this runner advanced reached its final status."""
+        self.observer.job_finished(job.status.value)
 
     async def _offer(self, job: Job) -> None:
         """Hand a job this runner just finished to delivery, unless another process is offering it."""

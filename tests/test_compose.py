@@ -1,9 +1,11 @@
-"""docker-compose.yml (Docker does not run here, so its shape is checked): the bot built from the
-Dockerfile, PostgreSQL 15 on a named volume with a pg_isready health check, the bot waiting for it to be
-healthy and pointed at it, secrets from .env, and the commented second process of a two-shard setup."""
+"""docker-compose.yml and the Dockerfile (Docker does not run here, so their shape is checked): the bot built
+from the Dockerfile, PostgreSQL 15 on a named volume with a pg_isready health check, the bot waiting for it
+to be healthy and pointed at it, secrets from .env, the bot's own health check on /healthz, and the
+commented second process of a two-shard setup."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -50,9 +52,34 @@ def test_the_commented_second_process_serves_shard_one() -> None:
     second, bot = doc["services"]["bot-shard-1"], doc["services"]["bot"]
     assert second["environment"] == {
         "DATABASE_URL": bot["environment"]["DATABASE_URL"],
+        "HTTP_PORT": bot["environment"]["HTTP_PORT"],
         "SHARD_COUNT": "2",
         "SHARD_IDS": "1",
     }
     assert {k: v for k, v in second.items() if k != "environment"} == {
         k: v for k, v in bot.items() if k != "environment"
     }
+
+
+HEALTHCHECK = ["CMD", "python", "-m", "web.healthcheck"]
+
+
+def test_the_bot_is_health_checked_on_its_http_server() -> None:
+    """The bot service asks /healthz with the stdlib check (the module the image copies), and turns the
+    HTTP server on even when .env leaves HTTP_PORT empty (compose's `:-` default)."""
+    bot = compose()["services"]["bot"]
+    assert bot["healthcheck"]["test"] == HEALTHCHECK
+    assert (ROOT / "web" / "healthcheck.py").exists()
+    assert bot["environment"]["HTTP_PORT"] == "${HTTP_PORT:-8080}"
+    settings = Settings(_env_file=None, discord_token="t", runware_api_key="k", http_port="8080")  # type: ignore[call-arg]
+    assert settings.http_port == 8080 and settings.http_host == "127.0.0.1"
+
+
+def test_the_image_runs_the_same_health_check_on_loopback() -> None:
+    """The Dockerfile's HEALTHCHECK runs the same command, with the server on in the image (port 8080, on
+    the container's loopback) and the web/ package copied in."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    check = re.search(r"^HEALTHCHECK .*?CMD (\[.*?\])$", dockerfile, flags=re.MULTILINE | re.DOTALL)
+    assert check is not None and json.loads(check.group(1)) == HEALTHCHECK[1:]
+    assert re.search(r"^ENV HTTP_PORT=8080 HTTP_HOST=127\.0\.0\.1$", dockerfile, flags=re.MULTILINE)
+    assert "COPY web ./web" in dockerfile

@@ -11,6 +11,7 @@ import asyncio
 import io
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ import aiohttp
 from pydantic import SecretStr
 from yarl import URL
 
+from core.observe import NULL_OBSERVER, Observer
 from core.runware.errors import ErrorKind, RunwareError, classify_error
 from core.runware.tasks import TaskResult, TaskState, VideoRequest
 from core.runware.wire import (
@@ -47,6 +49,8 @@ _MEDIA_RESOLVE_TRIES = 5
 _MAX_BACKOFF_S = 30.0
 _MAX_MESSAGE_CHARS = 300
 _DOWNLOAD_CHUNK = 64 * 1024
+# The task types the request metrics name; any other is "other" (labels stay few).
+_OBSERVED_TASK_TYPES = frozenset({"videoInference", "getResponse", "mediaStorage"})
 
 
 class _Transient(Exception):
@@ -82,6 +86,8 @@ class RunwareClient:
         self._retry_base_s = retry_base_s
         self.requests_sent = 0
         """HTTP POSTs sent to the API URL, retries and probes included."""
+        self.observer: Observer = NULL_OBSERVER
+        """Told of each request's duration and of each error (bot.py sets the metrics here)."""
 
     @classmethod
     def from_settings(cls, http: aiohttp.ClientSession, settings: Settings) -> RunwareClient:
@@ -379,9 +385,25 @@ class RunwareClient:
         raise error
 
     async def _send(self, tasks: list[dict[str, Any]]) -> Reply:
-        """POST one task array once. Raise _Transient for retryable failures, RunwareError for 401/402/403."""
-        self.requests_sent += 1
+        """POST one task array once. Raise _Transient for retryable failures, RunwareError for 401/402/403.
+        The observer hears how long it took and of every error it met."""
         task_type = str(tasks[0].get("taskType")) if tasks else "?"
+        started = time.monotonic()
+        try:
+            return await self._send_once(tasks, task_type)
+        except _Transient as failure:
+            self.observer.runware_error(failure.error.kind.value)
+            raise
+        except RunwareError as error:
+            self.observer.runware_error(error.kind.value)
+            raise
+        finally:
+            shown = task_type if task_type in _OBSERVED_TASK_TYPES else "other"
+            self.observer.runware_request(shown, time.monotonic() - started)
+
+    async def _send_once(self, tasks: list[dict[str, Any]], task_type: str) -> Reply:
+        """_send's work: the POST, and the reply read and sorted."""
+        self.requests_sent += 1
         headers = {
             "Authorization": f"Bearer {self._api_key.get_secret_value()}",
             "Content-Type": "application/json",
@@ -430,6 +452,10 @@ class RunwareClient:
                 item_task,
                 self._scrub(wire.message or ""),
             )
+        if not transient and status not in (401, 402, 403):
+            # Errors raised below are observed by _send; these (in an answered reply) are observed here.
+            for wire in [*reply.errors, *(e for e, _ in nested)]:
+                self.observer.runware_error(classify_error(wire.code, status).value)
         if transient or status in (401, 402, 403):
             first = (
                 reply.errors[0] if reply.errors else WireError(message=f"{task_type} answered HTTP {status}")

@@ -1,4 +1,5 @@
-"""The bot's own small values on PostgreSQL (app_state)."""
+"""The bot's own small values on PostgreSQL (app_state), and the cheap reads of the health check and
+metrics."""
 
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ class PostgresState(PostgresConnection):
         """End `owner`'s claim of a duty."""
         async with self._write() as db:
             await db.execute("DELETE FROM duties WHERE name = $1 AND owner = $2", name, owner)
+
+    async def ping(self) -> None:
+        """One read of the schema version: the server answers and the bot's tables are there."""
+        await self._fetch("SELECT version FROM schema_version")
+
+    async def count_jobs_by_status(self) -> dict[str, int]:
+        """Jobs per status, in one grouped COUNT."""
+        rows = await self._fetch("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        return {str(row["status"]): int(row["n"]) for row in rows}

@@ -1,4 +1,4 @@
-"""The bot's own small values on SQLite (app_state)."""
+"""The bot's own small values on SQLite (app_state), and the health check's and metrics' cheap reads."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ class SqliteState(SqliteConnection):
         """End `owner`'s claim of a duty."""
         async with self._write() as db:
             await db.execute("DELETE FROM duties WHERE name = ? AND owner = ?", (name, owner))
+
+    async def ping(self) -> None:
+        """One read of the schema version: the file is open and the bot's tables are there."""
+        await self._fetchall("SELECT version FROM schema_version")
+
+    async def count_jobs_by_status(self) -> dict[str, int]:
+        """Jobs per status, in one grouped COUNT (it reads the jobs_member_status index, not the table)."""
+        rows = await self._fetchall("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        return {str(status): int(count) for status, count in rows}

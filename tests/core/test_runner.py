@@ -11,7 +11,14 @@ import pytest
 
 from core.jobs import JobService
 from core.models import Job, JobStatus
-from core.runner import JobRunner, is_past_deadline, poll_delay, retry_delay
+from core.runner import (
+    IDLE_SLEEP_S,
+    STALLED_AFTER_LEASES,
+    JobRunner,
+    is_past_deadline,
+    poll_delay,
+    retry_delay,
+)
 from storage.sqlite import SqliteStore
 from tests.conftest import SettingsFactory, reserve
 from tests.core.conftest import Rig, request, wait_until
@@ -452,3 +459,26 @@ async def test_recover_takes_over_a_restarted_processs_work_at_once(rig: Rig) ->
     assert done.id == upload.id and done.status is JobStatus.FAILED
     current = await rig.store.get_job(theirs.id)
     assert current is not None and current.status is JobStatus.UPLOADING
+
+
+async def test_the_runner_is_alive_while_its_loop_comes_round(rig: Rig) -> None:
+    """The health check's sign of life: not alive before its loop starts; alive while its last round is
+    within STALLED_AFTER_LEASES leases; stuck (not alive) past that."""
+    now = [1_000_000.0]
+    runner = JobRunner(
+        rig.store, rig.client, rig.settings, on_finished=lambda job: None, clock=lambda: now[0]
+    )
+    assert not runner.is_alive(now[0])
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_until(lambda: runner.last_pass_at == now[0])
+        limit = STALLED_AFTER_LEASES * runner.lease_s
+        assert runner.is_alive(now[0]) and runner.is_alive(now[0] + limit - 0.01)
+        assert not runner.is_alive(now[0] + limit + 0.01)
+        now[0] += 60.0  # the loop's next round (woken here; it sleeps at most IDLE_SLEEP_S) dates itself anew
+        runner.wake()
+        await wait_until(lambda: runner.last_pass_at == now[0], timeout=IDLE_SLEEP_S + 5)
+        assert runner.is_alive(now[0] + limit - 0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

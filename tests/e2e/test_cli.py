@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -65,8 +66,9 @@ async def test_check_passes_against_working_services(tmp_path: Path, database: D
         code, out = await run_bot(["check"], env, tmp_path)
     assert code == 0, out
     lines = [line for line in out.splitlines() if line.startswith(("OK", "FAIL"))]
-    assert len(lines) == 4 and all(line.startswith("OK") for line in lines)
+    assert len(lines) == 6 and all(line.startswith("OK") for line in lines)
     assert f"OK   database ({database.url.split('://')[0]})" in out
+    assert "OK   HTTP server off (HTTP_PORT unset)" in out and "OK   PUBLIC_URL unset" in out
     assert database.query("SELECT COUNT(*) FROM schema_version") == [(1,)]
     assert database.query("SELECT COUNT(*) FROM jobs") == [(0,)]
 
@@ -92,3 +94,29 @@ async def test_check_refuses_a_database_from_a_newer_bot(tmp_path: Path, databas
         database.query("UPDATE schema_version SET version = 99")
         code, out = await run_bot(["check"], env, tmp_path)
     assert code == 1 and "FAIL database" in out and "99" in out
+
+
+async def test_check_reports_the_http_server_settings(tmp_path: Path, database: Database) -> None:
+    """`check` tries to bind HTTP_HOST:HTTP_PORT (a taken port fails, a free one passes), and refuses a
+    PUBLIC_URL without a server to receive what is sent to it; PUBLIC_URL's user and password are never
+    printed."""
+    async with FakeDiscord() as discord, FakeRunware() as runware:
+        env = fake_env(discord, runware, database)
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            code, out = await run_bot(["check"], {**env, "HTTP_PORT": str(port)}, tmp_path)
+        assert code == 1
+        assert f"FAIL HTTP server: cannot listen on 127.0.0.1:{port}" in out and "HTTP_PORT" in out
+        code, out = await run_bot(["check"], {**env, "HTTP_PORT": str(port)}, tmp_path)  # now free
+        assert code == 0, out
+        assert f"OK   HTTP server (127.0.0.1:{port} is free)" in out
+        public = {**env, "PUBLIC_URL": "https://hook:s3cr3t-pass@bot.example.org/vq"}
+        code, out = await run_bot(["check"], public, tmp_path)
+        assert code == 1
+        assert "FAIL PUBLIC_URL: set, but HTTP_PORT is not" in out
+        code, out = await run_bot(["check"], {**public, "HTTP_PORT": "0"}, tmp_path)
+        assert code == 0, out
+        assert "OK   PUBLIC_URL (https://bot.example.org)" in out and "s3cr3t-pass" not in out
+        assert "OK   HTTP server (127.0.0.1, a free port chosen at start)" in out

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from core.ports import Store
+from tests.storage.builders import NOW, reserved
 from tests.storage.conftest import Backend
 
 
@@ -39,3 +42,29 @@ async def test_a_duty_is_claimed_by_one_process_until_its_claim_ends(backend: Ba
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_jobs_are_counted_by_status_in_one_query(store: Store) -> None:
+    """count_jobs_by_status: every status that has jobs, with its count (the /metrics gauge)."""
+    assert await store.count_jobs_by_status() == {}
+    jobs = [await reserved(store, user_id, 100_000, NOW) for user_id in (1, 2, 3)]
+    await store.mark_job_queued(jobs[1].id, "img", "aud", NOW)
+    await store.fail_job(jobs[2].id, "x", "failed", NOW)
+    assert await store.count_jobs_by_status() == {"uploading": 1, "queued": 1, "failed": 1}
+
+
+async def test_ping_answers_while_the_tables_are_there(backend: Backend) -> None:
+    """ping() succeeds on a migrated database and raises once the bot's tables are gone, or once the
+    store is closed (the /healthz database check)."""
+    store = await backend.open()
+    try:
+        await store.ping()
+        backend.query("ALTER TABLE schema_version RENAME TO schema_version_away")
+        with pytest.raises(Exception):  # noqa: B017  (the driver's own error: sqlite3's or asyncpg's)
+            await store.ping()
+        backend.query("ALTER TABLE schema_version_away RENAME TO schema_version")
+        await store.ping()
+    finally:
+        await store.close()
+    with pytest.raises(Exception):  # noqa: B017
+        await store.ping()
