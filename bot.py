@@ -39,7 +39,9 @@ from core.moderation import ModerationService
 from core.runner import JobRunner
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
+from core.webhooks import WebhookReceiver
 from storage import NewerDatabaseError, Store, open_store
+from web.runware_webhook import add_runware_webhook
 from web.server import HttpServer, HttpServerError
 
 log = logging.getLogger("ventriloquist")
@@ -176,8 +178,15 @@ class VideoBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
+        # Webhooks need both: a server to receive them and the address Runware reaches it at.
+        webhooks_on = run_jobs and settings.http_port is not None and settings.public_url is not None
         self.runner = JobRunner(
-            store, runware, settings, on_finished=self._job_finished, on_progress=self._job_progress
+            store,
+            runware,
+            settings,
+            on_finished=self._job_finished,
+            on_progress=self._job_progress,
+            public_url=settings.public_url if webhooks_on else None,
         )
         self.jobs = JobService(
             store,
@@ -199,8 +208,13 @@ class VideoBot(commands.Bot):
         # is frozen once it starts, and run_bot starts it before logging in to Discord (a taken port
         # stops start-up at once, and /healthz answers while the gateway connects).
         self.web: HttpServer | None = None
+        self.webhooks: WebhookReceiver | None = None
         if run_jobs and settings.http_port is not None:
             self.web = HttpServer(settings.http_host, settings.http_port)
+            if webhooks_on:
+                self.webhooks = WebhookReceiver(store, runware.read_webhook, wake=self._webhook_result_kept)
+                # `record` is where the metrics' webhook counter plugs in.
+                add_runware_webhook(self.web.app, self.webhooks)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -266,6 +280,12 @@ class VideoBot(commands.Bot):
     def _runner_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.critical("the job runner stopped", exc_info=task.exception())
+
+    def _webhook_result_kept(self, job_id: int) -> None:
+        """A webhook result was kept for a job: have its runner apply it now. This process's runner is
+        woken here; when another process holds the job, its runner finds the job due at its next pass
+        (at most IDLE_SLEEP_S later). A cross-process wake (PostgreSQL LISTEN/NOTIFY) plugs in here."""
+        self.runner.wake()
 
     def _job_finished(self, job: Job) -> None:
         self.dispatch("job_finished", job)
