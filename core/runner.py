@@ -63,11 +63,11 @@ REDELIVER_AFTER_S = 60.0
 # that a member barely notices. Losing a lease is never unsafe (the steps check it), only wasteful.
 LEASE_POLL_INTERVALS = 3
 # With webhooks on, polls are only the safety net: the first comes after this many POLL_MAX_INTERVAL_S
-# (60 s by default, or POLL_INITIAL_DELAY_S if longer) and the next ones as far apart. A video whose
-# webhook works is then never polled when it takes less than that, and one whose webhook never comes
-# still finishes, at most about that much later than polling alone would have seen it. Four, not more:
-# the deadline and a lost task are also noticed at a poll.
-WEBHOOK_POLL_FACTOR = 4
+# (150 s by default, or POLL_INITIAL_DELAY_S if longer) and the next ones as far apart. Longer than a
+# typical OmniHuman-1 video (1-2 minutes), so a video whose webhook works is never polled; a video whose
+# webhook never comes still finishes, at most that much later than polling alone would have seen it (and
+# the deadline, also noticed at a poll, by as much).
+WEBHOOK_POLL_FACTOR = 10
 # Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
 IDLE_SLEEP_S = 5.0
 
