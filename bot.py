@@ -42,9 +42,11 @@ from core.observe import NULL_OBSERVER, Observer
 from core.runner import JobRunner
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
+from core.webhooks import WebhookReceiver
 from storage import NewerDatabaseError, Store, open_store
 from web.health import HealthChecks, add_health_route
 from web.metrics import Metrics, add_metrics_route
+from web.runware_webhook import add_runware_webhook
 from web.server import HttpServer, HttpServerError
 
 log = logging.getLogger("ventriloquist")
@@ -187,6 +189,7 @@ class VideoBot(commands.Bot):
         self.web: HttpServer | None = None
         self.metrics: Metrics | None = None
         self.observer: Observer = NULL_OBSERVER
+        self.webhooks: WebhookReceiver | None = None
         if run_jobs and settings.http_port is not None:
             self.web = HttpServer(settings.http_host, settings.http_port)
             self.metrics = self.observer = Metrics()
@@ -194,6 +197,8 @@ class VideoBot(commands.Bot):
             checks = HealthChecks(store.ping, gateway=self.gateway_connected, runner=self.runner_alive)
             add_health_route(self.web.app, checks)
             add_metrics_route(self.web.app, self.metrics, store.count_jobs_by_status)
+        # Webhooks need both: a server to receive them and the address Runware reaches it at.
+        webhooks_on = run_jobs and settings.http_port is not None and settings.public_url is not None
         self.runner = JobRunner(
             store,
             runware,
@@ -201,6 +206,7 @@ class VideoBot(commands.Bot):
             on_finished=self._job_finished,
             on_progress=self._job_progress,
             observer=self.observer,
+            public_url=settings.public_url if webhooks_on else None,
         )
         self.jobs = JobService(
             store,
@@ -218,6 +224,9 @@ class VideoBot(commands.Bot):
         self._runner_task: asyncio.Task[None] | None = None
         self._pruner_task: asyncio.Task[None] | None = None
         self._alerts_task: asyncio.Task[None] | None = None
+        if self.web is not None and self.metrics is not None and webhooks_on:
+            self.webhooks = WebhookReceiver(store, runware.read_webhook, wake=self._webhook_result_kept)
+            add_runware_webhook(self.web.app, self.webhooks, record=self.metrics.webhook_call)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -300,6 +309,12 @@ class VideoBot(commands.Bot):
     def _runner_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.critical("the job runner stopped", exc_info=task.exception())
+
+    def _webhook_result_kept(self, job_id: int) -> None:
+        """A webhook result was kept for a job: have its runner apply it now. This process's runner is
+        woken here; when another process holds the job, its runner finds the job due at its next pass
+        (at most IDLE_SLEEP_S later). A cross-process wake (PostgreSQL LISTEN/NOTIFY) plugs in here."""
+        self.runner.wake()
 
     def _job_finished(self, job: Job) -> None:
         self.dispatch("job_finished", job)

@@ -133,6 +133,15 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """What a webhook call for one job is checked against: the job's taskUUID and the SHA-256 (hex) of
+    each token its submits carried (only hashes are stored)."""
+
+    task_uuid: str
+    token_hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What one member may spend and run in one guild, and the guild's shared budget. None: unlimited."""
 

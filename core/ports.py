@@ -31,6 +31,7 @@ from core.models import (
     RoleTier,
     SpendReport,
     Usage,
+    WebhookTarget,
     Windows,
 )
 
@@ -78,17 +79,25 @@ class JobStore(Protocol):
         ...
 
     async def mark_submitting(
-        self, job_id: int, now: float, retry_at: float, *, owner: str | None = None
+        self,
+        job_id: int,
+        now: float,
+        retry_at: float,
+        *,
+        owner: str | None = None,
+        webhook_token_hash: str | None = None,
     ) -> bool:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
-        no longer queued or submitting, or not held by `owner`: it must not be sent."""
+        """Record that a submit is about to be sent (ambiguous until mark_submitted), and in the same
+        transaction the SHA-256 of the webhook token it will carry, if any. False if the job is no longer
+        queued or submitting, or not held by `owner`: it must not be sent (and no token is stored)."""
         ...
 
     async def mark_submitted(
         self, job_id: int, now: float, next_poll_at: float, *, owner: str | None = None
     ) -> bool:
-        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
-        longer queued or submitting, or not held by `owner`."""
+        """Record that Runware accepted the task; polling starts at next_poll_at, or now when a webhook
+        result is already waiting for the job. False if the job was no longer queued or submitting, or
+        not held by `owner`."""
         ...
 
     async def schedule_polls(
@@ -458,6 +467,28 @@ class ConsentStore(Protocol):
         ...
 
 
+class WebhookStore(Protocol):
+    """Runware's webhook: the tokens a job's submits carried (hashed), and the final results Runware
+    POSTed, kept until the runner holding the job applies them as it would a poll's answer."""
+
+    async def webhook_target(self, job_id: int) -> WebhookTarget | None:
+        """The job's taskUUID and its tokens' hashes; None when there is no such job. Reads only."""
+        ...
+
+    async def record_webhook_result(
+        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+    ) -> bool:
+        """Keep a final result for a job still waiting for one (submitting, processing, or expired and
+        watched) and make a processing or watched job due now, in one transaction. False, with nothing
+        written, for a repeat: a result already kept for this job or this video, or a job already
+        finished (by a poll)."""
+        ...
+
+    async def webhook_results(self, job_ids: list[int]) -> dict[int, str]:
+        """The kept results of those jobs that have one, by job id."""
+        ...
+
+
 class StateStore(Protocol):
     """Small values the bot keeps about itself (e.g. the hash of the synced commands)."""
 
@@ -503,6 +534,7 @@ class Store(
     ConsentStore,
     StateStore,
     HealthStore,
+    WebhookStore,
     Protocol,
 ):
     """Every part at once, on one database: what `open_store` yields and the bot hands to its services."""
@@ -519,8 +551,9 @@ class JobServiceStore(JobStore, QuoteStore, DeliveryStore, GuildConfigStore, Bud
     """JobService: jobs, quotes and delivery, the guild's limits and settings, and budget alerts."""
 
 
-class RunnerStore(JobStore, DeliveryStore, Protocol):
-    """JobRunner: the runner's steps, and the finished jobs still to post after a restart."""
+class RunnerStore(JobStore, DeliveryStore, WebhookStore, Protocol):
+    """JobRunner: the runner's steps, the finished jobs still to post after a restart, and the results
+    Runware's webhook brought."""
 
 
 class BudgetServiceStore(GuildConfigStore, BudgetStore, Protocol):

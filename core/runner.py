@@ -11,6 +11,11 @@ Several processes may run a runner on one database. Each claims the due jobs it 
 step, so a step of a process that lost a job to another changes nothing. A dead process's leases run out
 and the others claim its jobs (and fail its uploads). Finished jobs are offered for posting under a
 delivery lease of their own, so two processes do not post the same result at once.
+
+With webhooks on (PUBLIC_URL), each submit carries a URL with a fresh token (its hash stored first), and a
+result Runware POSTs is kept in the database by the webhook's handler (core/webhooks.py), in whichever
+process it lands, and the job made due: the runner holding the job applies it as it would a poll's answer,
+without asking Runware. Polls then run at a slow cadence, as the safety net for a webhook that never comes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from core.observe import NULL_OBSERVER, Observer
 from core.ports import RunnerStore, StoreUnavailable
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
 from core.settings import SafetyMode, Settings
+from core.webhooks import decode_result, new_token, token_hash, webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,12 @@ REDELIVER_AFTER_S = 60.0
 # which is a couple of polls at the slowest cadence: late enough not to steal from the living, soon enough
 # that a member barely notices. Losing a lease is never unsafe (the steps check it), only wasteful.
 LEASE_POLL_INTERVALS = 3
+# With webhooks on, polls are only the safety net: the first comes after this many POLL_MAX_INTERVAL_S
+# (150 s by default, or POLL_INITIAL_DELAY_S if longer) and the next ones as far apart. Longer than a
+# typical OmniHuman-1 video (1-2 minutes), so a video whose webhook works is never polled; a video whose
+# webhook never comes still finishes, at most that much later than polling alone would have seen it (and
+# the deadline, also noticed at a poll, by as much).
+WEBHOOK_POLL_FACTOR = 10
 # Longest the runner sleeps when nothing is due, so a clock jump or a missed wake-up costs little.
 IDLE_SLEEP_S = 5.0
 # A runner whose loop has not come round for this many leases is stuck (health check): a pass may wait on
@@ -130,9 +142,12 @@ class JobRunner:
         owner: str | None = None,
         lease_s: float | None = None,
         observer: Observer = NULL_OBSERVER,
+        public_url: str | None = None,
     ) -> None:
         """`owner`: this process's name on its leases (default_owner()); `lease_s`: how long they last
-        (lease_seconds(settings)); `observer`: told of submissions, finished jobs and settled costs."""
+        (lease_seconds(settings)); `observer`: told of submissions, finished jobs and settled costs;
+        `public_url`: where Runware reaches this bot's webhook (PUBLIC_URL, with the HTTP server on): each
+        submit then carries a webhook URL, and polls slow down."""
         self.owner = owner or default_owner()
         self.lease_s = lease_s if lease_s is not None else lease_seconds(settings)
         self.observer = observer
@@ -150,6 +165,13 @@ class JobRunner:
         # Submits run as their own tasks so that a slow one never holds up polling the others.
         self._submits: dict[int, asyncio.Task[None]] = {}
         self._recovered = False
+        self._public_url = public_url
+        factor = WEBHOOK_POLL_FACTOR if public_url else 1
+        self.poll_max_s = settings.poll_max_interval_s * factor
+        self.poll_initial_s = max(settings.poll_initial_delay_s, self.poll_max_s if public_url else 0.0)
+        # The webhook token of each job whose submit is not settled yet, so that this process's resubmits
+        # of a taskUUID carry the same URL (only its hash is stored; another process makes its own).
+        self._tokens: dict[int, str] = {}
 
     def lease(self, now: float) -> Lease:
         """A lease held by this runner from `now` (given to the jobs its process's commands upload)."""
@@ -244,6 +266,11 @@ class JobRunner:
                 # Processing and submitting jobs, and expired ones Runware still renders (and bills), which
                 # are asked about at the slow cadence.
                 polled.append(job)
+        # Results Runware's webhook brought are applied without asking Runware.
+        kept = await self._store.webhook_results([j.id for j in polled]) if polled else {}
+        if kept:
+            await self._apply_all([(j, decode_result(kept[j.id])) for j in polled if j.id in kept])
+            polled = [j for j in polled if j.id not in kept]
         due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
         if due_now:
             # Jobs due within the horizon ride along with a due poll: one request instead of several, and
@@ -306,12 +333,22 @@ class JobRunner:
         s = self._settings
         assert job.image_ref is not None and job.audio_ref is not None
         now = self._clock()
+        token = None
+        if self._public_url:
+            token = self._tokens.setdefault(job.id, new_token(job.id))
+        # The token's hash is stored with the submitting mark, before the call goes out: a webhook that
+        # comes at once is recognised.
         if not await self._store.mark_submitting(
-            job.id, now, now + retry_delay(job.poll_count, s.poll_max_interval_s), owner=self.owner
+            job.id,
+            now,
+            now + retry_delay(job.poll_count, s.poll_max_interval_s),
+            owner=self.owner,
+            webhook_token_hash=token_hash(token) if token else None,
         ):
             # Finished (failed, refunded) since it was read, or claimed by another process after this one's
             # lease ran out: sending it would bill a job nobody pays for, or send it twice.
             log.info("job=%s task=%s no longer waits for a submit; not sent", job.id, job.task_uuid)
+            self._tokens.pop(job.id, None)
             return
         request = VideoRequest(
             task_uuid=job.task_uuid,
@@ -321,6 +358,7 @@ class JobRunner:
             output_quality=job.output_quality,
             safety_mode=SafetyMode(job.safety_mode) if job.safety_mode else s.safety_mode,
             ttl_s=s.output_ttl_s,
+            webhook_url=webhook_url(self._public_url, token) if self._public_url and token else None,
         )
         try:
             async with self._submit_slots:
@@ -341,12 +379,14 @@ class JobRunner:
                     owner=self.owner,
                 )
                 return
+            self._tokens.pop(job.id, None)
             await self._fail(job, error.code or error.kind.value, error.user_message())
             return
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         self.observer.submitted()
+        self._tokens.pop(job.id, None)  # accepted: its URL is Runware's now, never sent again
         now = self._clock()
-        if not await self._store.mark_submitted(job.id, now, now + s.poll_initial_delay_s, owner=self.owner):
+        if not await self._store.mark_submitted(job.id, now, now + self.poll_initial_s, owner=self.owner):
             log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
             return
         self._on_progress(job.id, None)
@@ -366,9 +406,19 @@ class JobRunner:
                 owner=self.owner,
             )
             return
+        answers = [(j, results.get(j.task_uuid, TaskResult(j.task_uuid, TaskState.UNKNOWN))) for j in jobs]
+        if self._public_url:
+            # A webhook that came while the poll was on its way wins over an older "processing".
+            kept = await self._store.webhook_results([j.id for j in jobs])
+            answers = [(j, decode_result(kept[j.id]) if j.id in kept else r) for j, r in answers]
+        await self._apply_all(answers)
+
+    async def _apply_all(self, answers: list[tuple[Job, TaskResult]]) -> None:
+        """Apply each job's result (a poll's answer or a webhook's), then schedule the next polls of the
+        jobs still waiting."""
+        s = self._settings
         later: list[tuple[int, float]] = []
-        for job in jobs:
-            result = results.get(job.task_uuid, TaskResult(job.task_uuid, TaskState.UNKNOWN))
+        for job, result in answers:
             try:
                 next_in = await self._apply(job, result)
             except StoreUnavailable as error:
@@ -421,7 +471,7 @@ class JobRunner:
         if overdue:
             # Runware has the task and keeps rendering (and billing) it: the member is refunded now, and
             # the task is still asked about until its output would be gone.
-            watch = (output_expires_at(job, s.output_ttl_s), now + s.poll_max_interval_s)
+            watch = (output_expires_at(job, s.output_ttl_s), now + self.poll_max_s)
             await self._fail(
                 job, "deadline", "It took too long, so it was cancelled.", expired=True, watch=watch
             )
@@ -432,7 +482,7 @@ class JobRunner:
             return None
         if result.state is TaskState.PROCESSING:
             self._on_progress(job.id, result.progress)
-        return poll_delay(job.poll_count, s.poll_initial_delay_s, s.poll_max_interval_s)
+        return poll_delay(job.poll_count, self.poll_initial_s, self.poll_max_s)
 
     async def _complete(self, job: Job, result: TaskResult) -> None:
         if result.video_url is None:
@@ -469,7 +519,7 @@ class JobRunner:
             if await self._store.end_late_watch(job.id, now, owner=self.owner):
                 log.info("job=%s task=%s no late video (%s)", job.id, job.task_uuid, result.state.value)
             return None
-        return self._settings.poll_max_interval_s
+        return self.poll_max_s
 
     async def _fail(
         self,

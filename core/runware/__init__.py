@@ -11,13 +11,14 @@
 from core.runware.client import RunwareClient
 from core.runware.errors import RETRYABLE_KINDS, ErrorKind, RunwareError, classify_error
 from core.runware.tasks import OMNIHUMAN_MODEL, OUTPUT_FORMATS, TaskResult, TaskState, VideoRequest
-from core.runware.wire import WireError, WireItem
+from core.runware.wire import MalformedReply, WireError, WireItem
 
 __all__ = [
     "OMNIHUMAN_MODEL",
     "OUTPUT_FORMATS",
     "RETRYABLE_KINDS",
     "ErrorKind",
+    "MalformedReply",
     "RunwareClient",
     "RunwareError",
     "TaskResult",

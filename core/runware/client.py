@@ -33,6 +33,7 @@ from core.runware.wire import (
     encode_tasks,
     parse_body,
     video_task,
+    webhook_reply,
 )
 from core.settings import Settings
 
@@ -164,6 +165,17 @@ class RunwareClient:
         assert last is not None
         log.error("Runware videoInference gave up after %d attempts: %s", self._max_attempts, last.error)
         raise last.error
+
+    def read_webhook(self, raw: bytes) -> TaskResult:
+        """A webhook body (Runware's flat result object, or an error envelope) as its task's result, read
+        as a poll's answer is: the same errors, codes and scrubbing. Raises MalformedReply when the body
+        is not JSON, not an object, or does not name exactly one taskUUID."""
+        task_uuid, reply = webhook_reply(raw)
+        try:
+            return self._read_poll([task_uuid], reply)[task_uuid]
+        except RunwareError as error:
+            # An account-level error about this task: the task failed.
+            return TaskResult(task_uuid, TaskState.ERROR, error=_with(error, task_uuid=task_uuid))
 
     async def poll(self, task_uuids: Sequence[str]) -> dict[str, TaskResult]:
         """Ask getResponse about many tasks, POLL_BATCH_SIZE per request. Every input UUID gets a result."""

@@ -47,6 +47,8 @@ class VideoRequest:
     output_quality: int
     safety_mode: SafetyMode
     ttl_s: int
+    # Where Runware POSTs the finished result (PUBLIC_URL + /runware/webhook/<token>); a secret: never log it.
+    webhook_url: str | None = None
 
     def __post_init__(self) -> None:
         # Runware would answer 400 for these; failing here gives a clearer traceback.

@@ -40,7 +40,7 @@ def data_uri(data: bytes, mime: str) -> str:
 
 def video_task(req: VideoRequest) -> dict[str, Any]:
     """The videoInference task object for one OmniHuman-1 request."""
-    return {
+    task: dict[str, Any] = {
         "taskType": "videoInference",
         "taskUUID": req.task_uuid,
         "model": OMNIHUMAN_MODEL,
@@ -52,6 +52,30 @@ def video_task(req: VideoRequest) -> dict[str, Any]:
         "safety": {"mode": req.safety_mode.value},
         "ttl": req.ttl_s,
     }
+    if req.webhook_url is not None:
+        task["webhookURL"] = req.webhook_url
+    return task
+
+
+def webhook_reply(raw: bytes) -> tuple[str, Reply]:
+    """Read a webhook body: Runware POSTs the flat result object (no `data` wrapper); an error may come
+    as the `{"error": {...}, "taskUUID": ...}` or `{"errors": [...]}` envelope (what Runware sends on
+    failure is undocumented), and a `{"data": [...]}` envelope is read too. Returns the one taskUUID the
+    body is about and the body as a Reply; MalformedReply when it is not JSON, not an object, or names
+    no taskUUID or several."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise MalformedReply("the webhook body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise MalformedReply("the webhook body is not a JSON object")
+    enveloped = "data" in body or "errors" in body or ("error" in body and "status" not in body)
+    reply = parse_body(raw if enveloped else json.dumps({"data": [body]}).encode(), 200)
+    named = {i.task_uuid for i in reply.items} | {e.task_uuid for e in reply.errors}
+    named.discard(None)
+    if len(named) != 1:
+        raise MalformedReply("the webhook body does not name exactly one taskUUID")
+    return str(named.pop()), reply
 
 
 # --- replies -----------------------------------------------------------------------------------------------

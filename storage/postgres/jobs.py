@@ -24,6 +24,8 @@ DUE = (
     "AND (next_poll_at <= $2 OR (status = 'processing' AND next_poll_at <= $3))) "
     "OR (late_until IS NOT NULL AND next_poll_at <= $2))"
 )
+# A result Runware's webhook brought waits for the job (in an UPDATE of jobs).
+WEBHOOK_WAITING = "EXISTS (SELECT 1 FROM webhook_results w WHERE w.job_id = jobs.id)"
 # Nobody holds it, the claimer ($1) holds it, or its lease ran out by now ($2).
 CLAIMABLE = "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $2)"
 # Lock the rows of the ids in {ids} in id order (before a multi-row update changes them).
@@ -136,10 +138,17 @@ class PostgresJobs(PostgresConnection):
             return job_from_row(row) if row is not None else None
 
     async def mark_submitting(
-        self, job_id: int, now: float, retry_at: float, *, owner: str | None = None
+        self,
+        job_id: int,
+        now: float,
+        retry_at: float,
+        *,
+        owner: str | None = None,
+        webhook_token_hash: str | None = None,
     ) -> bool:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
-        no longer queued or submitting, or not held by `owner`: it must not be sent."""
+        """Record that a submit is about to be sent (ambiguous until mark_submitted), with the hash of the
+        webhook token it carries. False if the job is no longer queued or submitting, or not held by
+        `owner`: it must not be sent."""
         async with self._write() as db:
             status = await db.execute(
                 "UPDATE jobs SET status = $1, next_poll_at = $2, updated_at = $3 "
@@ -152,16 +161,28 @@ class PostgresJobs(PostgresConnection):
                 JobStatus.SUBMITTING.value,
                 owner,
             )
-            return rowcount(status) == 1
+            if rowcount(status) != 1:
+                return False
+            if webhook_token_hash is not None:
+                await db.execute(
+                    "INSERT INTO webhook_tokens (job_id, token_hash, created_at) VALUES ($1, $2, $3) "
+                    "ON CONFLICT DO NOTHING",
+                    job_id,
+                    webhook_token_hash,
+                    now,
+                )
+            return True
 
     async def mark_submitted(
         self, job_id: int, now: float, next_poll_at: float, *, owner: str | None = None
     ) -> bool:
-        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
+        """Record that Runware accepted the task; polling starts at next_poll_at, or now when a webhook
+        result already waits (it came while the submit's answer was on its way). False if the job was no
         longer queued or submitting, or not held by `owner`."""
         async with self._write() as db:
             status = await db.execute(
-                "UPDATE jobs SET status = $1, submitted_at = COALESCE(submitted_at, $2), next_poll_at = $3, "
+                "UPDATE jobs SET status = $1, submitted_at = COALESCE(submitted_at, $2), next_poll_at = "
+                f"CASE WHEN {WEBHOOK_WAITING} THEN $2 ELSE $3 END, "
                 f"updated_at = $2 WHERE id = $4 AND status IN ($5, $6){held(7)}",
                 JobStatus.PROCESSING.value,
                 now,

@@ -10,6 +10,7 @@ from storage.postgres.jobs import PostgresJobs
 from storage.postgres.moderation import PostgresModeration
 from storage.postgres.quotes import PostgresQuotes
 from storage.postgres.state import PostgresState
+from storage.postgres.webhooks import PostgresWebhooks
 
 
 class PostgresStore(
@@ -21,6 +22,7 @@ class PostgresStore(
     PostgresModeration,
     PostgresConsent,
     PostgresState,
+    PostgresWebhooks,
 ):
     """The Store protocol on PostgreSQL, safe to share between several bot processes. Each base class is
     one port; they share the pool (connection.py) and the locking rules (statements.py)."""

@@ -30,6 +30,8 @@ DUE = (
     f"((status IN ({RUNNING_SQL}) AND (next_poll_at <= ? OR (status = 'processing' AND next_poll_at <= ?))) "
     "OR (late_until IS NOT NULL AND next_poll_at <= ?))"
 )
+# A result Runware's webhook brought waits for the job (in an UPDATE of jobs).
+WEBHOOK_WAITING = "EXISTS (SELECT 1 FROM webhook_results w WHERE w.job_id = jobs.id)"
 # Free to take: nobody holds it, the claimer holds it, or its lease ran out. Parameters: owner, now.
 CLAIMABLE = "(lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= ?)"
 
@@ -136,10 +138,17 @@ class SqliteJobs(SqliteConnection):
             return await job_in(db, job_id) if cursor.rowcount == 1 else None
 
     async def mark_submitting(
-        self, job_id: int, now: float, retry_at: float, *, owner: str | None = None
+        self,
+        job_id: int,
+        now: float,
+        retry_at: float,
+        *,
+        owner: str | None = None,
+        webhook_token_hash: str | None = None,
     ) -> bool:
-        """Record that a submit is about to be sent (ambiguous until mark_submitted). False if the job is
-        no longer queued or submitting, or not held by `owner`: it must not be sent."""
+        """Record that a submit is about to be sent (ambiguous until mark_submitted), with the hash of the
+        webhook token it carries. False if the job is no longer queued or submitting, or not held by
+        `owner`: it must not be sent."""
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET status = ?, next_poll_at = ?, updated_at = ? "
@@ -155,19 +164,30 @@ class SqliteJobs(SqliteConnection):
                     owner,
                 ),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            if webhook_token_hash is not None:
+                await db.execute(
+                    "INSERT INTO webhook_tokens (job_id, token_hash, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (job_id, webhook_token_hash, now),
+                )
+            return True
 
     async def mark_submitted(
         self, job_id: int, now: float, next_poll_at: float, *, owner: str | None = None
     ) -> bool:
-        """Record that Runware accepted the task; polling starts at next_poll_at. False if the job was no
+        """Record that Runware accepted the task; polling starts at next_poll_at, or now when a webhook
+        result already waits (it came while the submit's answer was on its way). False if the job was no
         longer queued or submitting, or not held by `owner`."""
         async with self._write() as db:
             cursor = await db.execute(
-                "UPDATE jobs SET status = ?, submitted_at = COALESCE(submitted_at, ?), next_poll_at = ?, "
+                "UPDATE jobs SET status = ?, submitted_at = COALESCE(submitted_at, ?), next_poll_at = "
+                f"CASE WHEN {WEBHOOK_WAITING} THEN ? ELSE ? END, "
                 f"updated_at = ? WHERE id = ? AND status IN (?, ?){HELD}",
                 (
                     JobStatus.PROCESSING.value,
+                    now,
                     now,
                     next_poll_at,
                     now,

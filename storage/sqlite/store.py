@@ -10,6 +10,7 @@ from storage.sqlite.jobs import SqliteJobs
 from storage.sqlite.moderation import SqliteModeration
 from storage.sqlite.quotes import SqliteQuotes
 from storage.sqlite.state import SqliteState
+from storage.sqlite.webhooks import SqliteWebhooks
 
 
 class SqliteStore(
@@ -21,6 +22,7 @@ class SqliteStore(
     SqliteModeration,
     SqliteConsent,
     SqliteState,
+    SqliteWebhooks,
 ):
     """The Store protocol on one SQLite file (WAL, synchronous=FULL, BEGIN IMMEDIATE for every write).
     Each base class is one port; they share the connection and its lock (connection.py)."""

@@ -78,7 +78,9 @@ async def populate(store: Store) -> dict[str, int]:
     assert await store.mark_job_queued(queued.id, "img-q", "aud-q", NOW - 49)
     submitting = await reserved(store, 9, 70_000, NOW - 40, guild_id=2)
     assert await store.mark_job_queued(submitting.id, "img-s", "aud-s", NOW - 39)
-    assert await store.mark_submitting(submitting.id, NOW - 38, NOW + 30)
+    assert await store.mark_submitting(submitting.id, NOW - 38, NOW + 30, webhook_token_hash="ab" * 32)
+    # Its webhook came before the submit's answer.
+    assert await store.record_webhook_result(submitting.id, submitting.task_uuid, "v-1", '{"r": 1}', NOW - 37)
     processing = await reserved(store, 7, 280_000, NOW - 30)
     assert await store.mark_job_queued(processing.id, "img-p", "aud-p", NOW - 29)
     assert await store.mark_submitted(processing.id, NOW - 28, NOW + 5)

@@ -21,6 +21,8 @@ What it does, per task type (every POST body must be a JSON array; the API key i
   ``Outcome`` once it has been polled ``polls_to_finish`` times or ``seconds_to_finish`` have passed.
   Unknown UUIDs -> ``taskFailedOrNotFound``. ``getTaskDetails`` returns the original request and the current
   response.
+- A ``videoInference`` with a ``webhookURL`` is POSTed there when it finishes: the flat result object,
+  retried with backoff on a non-2xx answer or no answer (see FakeRunware's docstring for the knobs).
 - ``GET /videos/<uuid>.<ext>`` serves a finished task's video bytes (with Content-Length unless told not to).
 
 Run standalone (for subprocess tests): ``python -m tests.fakes.runware --port 0 --api-key k`` prints its URL
@@ -32,6 +34,15 @@ items, JSON answers and media decoding as Runware writes them), `__main__` (the 
 """
 
 from tests.fakes.runware.outcomes import DEFAULT_VIDEO, Outcome, Upload, make_mp4
-from tests.fakes.runware.server import DEFAULT_API_KEY, MODEL, FakeRunware
+from tests.fakes.runware.server import DEFAULT_API_KEY, MODEL, FakeRunware, WebhookCall
 
-__all__ = ["DEFAULT_API_KEY", "DEFAULT_VIDEO", "MODEL", "FakeRunware", "Outcome", "Upload", "make_mp4"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_VIDEO",
+    "MODEL",
+    "FakeRunware",
+    "Outcome",
+    "Upload",
+    "WebhookCall",
+    "make_mp4",
+]

@@ -6,15 +6,17 @@ See the package docstring (tests/fakes/runware/__init__.py) for what it does and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.runware.faults import Fault, FaultQueue, fault_answer
@@ -49,6 +51,24 @@ class _Task:
     forced_done: bool = False
     expired: bool = False
     placeholder_polls_left: int = 0  # mediaStorage with a placeholder "1" answer
+    created_wall: float = 0.0  # time.time() at acceptance
+    finished_wall: float | None = None  # time.time() at which the task finished (video tasks)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """One POST the fake made to a task's webhookURL: the HTTP status it got, or the failure (a refused
+    connection, a timeout) as `error`; `at` is time.time() when the answer (or failure) came."""
+
+    task_uuid: str
+    status: int | None
+    error: str | None
+    at: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 class FakeRunware:
@@ -71,6 +91,18 @@ class FakeRunware:
       ("processing"; older variants said "pending" or "queued").
     - `video_bytes`: what GET /videos/... serves by default; `omit_content_length`: stream it chunked instead.
     - `accept_inline_media`: let videoInference inputs be URLs or data URIs, not only uploaded UUIDs.
+
+    Webhooks: a video task submitted with a `webhookURL` is POSTed there when it finishes (as its time or
+    a `finish()` says; a task that finishes by polls is POSTed at the finishing poll), with the flat result
+    object (a failure in the "nested" shape as a flat item with status "error", in the "errors" shape as
+    `{"errors": [...]}`), as Runware does:
+    - `webhooks`: "send", or "never" (the URL is accepted and never called).
+    - `webhook_delay_s`: wait this long after the task finishes before the first POST.
+    - `webhook_repeats`: POST the result this many more times after a delivery (duplicates happen).
+    - a non-2xx answer, a refused connection or no answer within `webhook_timeout_s` (Runware: ~5 s) is
+      retried after `webhook_retry_base_s` (250 ms), doubling up to `webhook_retry_cap_s` (8 s), for up
+      to `webhook_attempts` POSTs in all.
+    Every POST is recorded in `webhook_calls`; `finished_at(task_uuid)` tells when a task finished.
     """
 
     def __init__(
@@ -92,6 +124,13 @@ class FakeRunware:
         video_bytes: bytes = DEFAULT_VIDEO,
         omit_content_length: bool = False,
         accept_inline_media: bool = False,
+        webhooks: Literal["send", "never"] = "send",
+        webhook_delay_s: float = 0.0,
+        webhook_repeats: int = 0,
+        webhook_timeout_s: float = 5.0,
+        webhook_retry_base_s: float = 0.25,
+        webhook_retry_cap_s: float = 8.0,
+        webhook_attempts: int = 12,
     ) -> None:
         self.api_key = api_key
         self.port = port
@@ -111,6 +150,13 @@ class FakeRunware:
         self.video_bytes = video_bytes
         self.omit_content_length = omit_content_length
         self.accept_inline_media = accept_inline_media
+        self.webhooks = webhooks
+        self.webhook_delay_s = webhook_delay_s
+        self.webhook_repeats = webhook_repeats
+        self.webhook_timeout_s = webhook_timeout_s
+        self.webhook_retry_base_s = webhook_retry_base_s
+        self.webhook_retry_cap_s = webhook_retry_cap_s
+        self.webhook_attempts = webhook_attempts
 
         # Recording, for assertions.
         self.requests: list[Any] = []
@@ -125,6 +171,8 @@ class FakeRunware:
         """Uploaded assets by imageUUID / mediaUUID."""
         self.video_requests: list[dict[str, str]] = []
         """Headers of each GET /videos/... request."""
+        self.webhook_calls: list[WebhookCall] = []
+        """Each POST made to a webhookURL, in order."""
 
         self._tasks: dict[str, _Task] = {}
         self._outcomes: dict[str, Outcome] = {}
@@ -134,6 +182,8 @@ class FakeRunware:
         self._outputs_deleted = False
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
 
     # --- lifecycle ---
 
@@ -162,10 +212,17 @@ class FakeRunware:
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock, shutdown_timeout=1.0).start()
+        self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
-        """Stop serving; requests held by `inject_hang` are released at once."""
+        """Stop serving and sending webhooks; requests held by `inject_hang` are released at once."""
         self._stopping.set()
+        for task in self._webhook_tasks:
+            task.cancel()
+        await asyncio.gather(*self._webhook_tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -191,7 +248,9 @@ class FakeRunware:
 
     def finish(self, task_uuid: str) -> None:
         """Make a submitted task finished now, whatever its poll count or age."""
-        self._tasks[task_uuid].forced_done = True
+        state = self._tasks[task_uuid]
+        state.forced_done = True
+        self._done(state, state.outcome or self.default_outcome)
 
     def delete_outputs(self) -> None:
         """Every output URL answers 404 from now on, as when a video's ttl has run out."""
@@ -267,6 +326,15 @@ class FakeRunware:
         """The request object of any accepted task (uploads included)."""
         state = self._tasks.get(task_uuid)
         return state.request if state else None
+
+    def finished_at(self, task_uuid: str) -> float | None:
+        """When (time.time()) a video task finished, or None while it runs."""
+        state = self._tasks.get(task_uuid)
+        return state.finished_wall if state else None
+
+    def webhook_deliveries(self, task_uuid: str) -> int:
+        """How many webhook POSTs about this task were answered 2xx."""
+        return sum(1 for c in self.webhook_calls if c.task_uuid == task_uuid and c.ok)
 
     def polls_of(self, task_uuid: str) -> int:
         """How many getResponse questions about this task were answered."""
@@ -480,9 +548,15 @@ class FakeRunware:
             video_uuid=video_uuid,
             video_name=f"{video_uuid}.{ext}",
             seed=random.randint(1, 2**31 - 1),
+            created_wall=time.time(),
         )
         self._tasks[task_uuid] = state
         self.submitted[task_uuid] = task
+        url = task.get("webhookURL")
+        if isinstance(url, str) and url:
+            webhook = asyncio.create_task(self._send_webhook(state, url), name=f"webhook-{task_uuid}")
+            self._webhook_tasks.add(webhook)
+            webhook.add_done_callback(self._webhook_tasks.discard)
         if outcome.ok:
             self._videos[f"{video_uuid}.{ext}"] = (
                 outcome.video if outcome.video is not None else self.video_bytes
@@ -603,11 +677,68 @@ class FakeRunware:
 
     def _done(self, state: _Task, outcome: Outcome) -> bool:
         polls, seconds = self._limits(outcome)
-        if state.forced_done:
-            return True
-        if polls is not None and state.polls >= polls:
-            return True
-        return seconds is not None and time.monotonic() - state.created >= seconds
+        by_time = seconds is not None and time.monotonic() - state.created >= seconds
+        done = state.forced_done or (polls is not None and state.polls >= polls) or by_time
+        if done and state.finished_wall is None:
+            # Finished by its age: at the moment it came of age, whenever someone looks.
+            state.finished_wall = (
+                state.created_wall + seconds if by_time and seconds is not None else time.time()
+            )
+            state.done.set()
+        return done
+
+    # --- webhooks ---
+
+    async def _send_webhook(self, state: _Task, url: str) -> None:
+        """Wait for the task to finish, then POST its result to `url` as Runware would (see the class)."""
+        outcome = state.outcome or self.default_outcome
+        while not self._done(state, state.outcome or outcome):
+            _, seconds = self._limits(state.outcome or outcome)
+            left = None if seconds is None else max(0.0, state.created + seconds - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await state.done.wait()
+        if self.webhooks == "never" or state.expired:
+            return
+        if self.webhook_delay_s:
+            await asyncio.sleep(self.webhook_delay_s)
+        body = self._webhook_body(state)
+        for _ in range(1 + self.webhook_repeats):
+            if not await self._post_webhook(state.task_uuid, url, body):
+                return
+
+    def _webhook_body(self, state: _Task) -> dict[str, Any]:
+        """The flat result object (what getResponse would answer about the task, without `data`)."""
+        try:
+            return self._video_status(state)[0]
+        except Reject as reject:
+            item = error_item(
+                reject.code, reject.message, task_type="videoInference", task_uuid=state.task_uuid
+            )
+            return {"errors": [item]}
+
+    async def _post_webhook(self, task_uuid: str, url: str, body: dict[str, Any]) -> bool:
+        """POST until a 2xx answer, with Runware's backoff; False when every attempt failed."""
+        assert self._http is not None
+        delay = self.webhook_retry_base_s
+        for attempt in range(self.webhook_attempts):
+            if attempt:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.webhook_retry_cap_s)
+            status: int | None = None
+            error: str | None = None
+            try:
+                async with self._http.post(
+                    url, json=body, timeout=aiohttp.ClientTimeout(total=self.webhook_timeout_s)
+                ) as response:
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as failure:
+                error = type(failure).__name__
+            call = WebhookCall(task_uuid, status, error, time.time())
+            self.webhook_calls.append(call)
+            if call.ok:
+                return True
+        return False
 
     def _progress(self, state: _Task, outcome: Outcome) -> int:
         polls, seconds = self._limits(outcome)

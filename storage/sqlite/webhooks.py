@@ -1,0 +1,63 @@
+"""Runware's webhook on SQLite: the tokens' hashes and the results kept for the runner."""
+
+from __future__ import annotations
+
+from core.models import JobStatus, WebhookTarget
+from storage.sqlite.connection import SqliteConnection
+from storage.sqlite.statements import job_in
+
+# A job still waiting for Runware's answer; a result for any other is a repeat (a poll got there first).
+WAITING = (JobStatus.SUBMITTING, JobStatus.PROCESSING)
+
+
+class SqliteWebhooks(SqliteConnection):
+    """WebhookStore on SQLite."""
+
+    async def webhook_target(self, job_id: int) -> WebhookTarget | None:
+        """The job's taskUUID and its tokens' hashes; None when there is no such job."""
+        async with self._lock:
+            jobs = list(
+                await self._conn.execute_fetchall("SELECT task_uuid FROM jobs WHERE id = ?", (job_id,))
+            )
+            if not jobs:
+                return None
+            hashes = await self._conn.execute_fetchall(
+                "SELECT token_hash FROM webhook_tokens WHERE job_id = ?", (job_id,)
+            )
+        return WebhookTarget(str(jobs[0][0]), tuple(str(r[0]) for r in hashes))
+
+    async def record_webhook_result(
+        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+    ) -> bool:
+        """Keep a final result for a job still waiting for one and make it due now (BEGIN IMMEDIATE: a
+        concurrent settle by a poll is either before, and this is a repeat, or after, and finds the job
+        finished). False, nothing written, for a repeat."""
+        async with self._write() as db:
+            job = await job_in(db, job_id)
+            watched = job.late_until is not None
+            if job.status not in WAITING and not watched:
+                return False
+            cursor = await db.execute(
+                "INSERT INTO webhook_results (job_id, task_uuid, video_uuid, result, received_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (job_id, task_uuid, video_uuid, result, now),
+            )
+            if cursor.rowcount != 1:
+                return False
+            # A submitting job is left to its submit (mark_submitted makes it due): its runner skips it
+            # while the submit is in flight, and an earlier due time would only spin that runner.
+            if job.status is JobStatus.PROCESSING or watched:
+                await db.execute(
+                    "UPDATE jobs SET next_poll_at = ? WHERE id = ? AND next_poll_at > ?", (now, job_id, now)
+                )
+            return True
+
+    async def webhook_results(self, job_ids: list[int]) -> dict[int, str]:
+        """The kept results of those jobs that have one, by job id."""
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" for _ in job_ids)
+        rows = await self._fetchall(
+            f"SELECT job_id, result FROM webhook_results WHERE job_id IN ({marks})", job_ids
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
