@@ -18,6 +18,7 @@ from cogs._ui import ack_text, admit, answer, is_age_restricted, member_role_ids
 from cogs.consent import ConsentButton, consent_text, consent_view
 from cogs.delivery import track_acknowledgement
 from cogs.quotes import QuoteButton, quote_text, quote_view
+from cogs.videos import ack_view
 from core.consent import HeldFiles
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
@@ -113,7 +114,7 @@ class VideoCog(commands.Cog):
         accepted = outcome
         text = ack_text(accepted.job, accepted.usage)
         try:
-            await answer(interaction, text)
+            await answer(interaction, text, view=ack_view(accepted.job))
         except discord.HTTPException as error:
             # The job runs and its result is posted anyway: never answer "try again" to a charged job.
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
