@@ -329,3 +329,22 @@ def cancel_text(cancelled: Cancelled) -> str:
                 f"be posted, and be charged (about {format_usd(job.estimate_micros)})."
             )
     return f"Job #{job.id} has already finished, so there is nothing to cancel."
+
+
+# The "Animate" message command.
+NOT_YOUR_MESSAGE = (
+    "You can only animate your own messages: using someone else's face and voice is what the consent "
+    "statement forbids."
+)
+
+
+def missing_files_text(no_image: bool, no_audio: bool) -> str:
+    """What a message given to "Animate" lacks, by name."""
+    if no_image and no_audio:
+        return (
+            "This message has no portrait and no voice clip. Animate needs a message of yours with an image "
+            "(PNG, JPEG or WEBP) and a voice clip or voice message."
+        )
+    if no_image:
+        return "This message has no portrait. Animate needs an image (PNG, JPEG or WEBP) with the voice clip."
+    return "This message has no voice clip. Animate needs an audio file or a voice message with the portrait."
