@@ -57,6 +57,7 @@ EXTENSIONS = (
     "cogs.delivery",
     "cogs.reports",
     "cogs.usage",
+    "cogs.videos",
     "cogs.budget",
     "cogs.settings",
     "cogs.moderation",

@@ -224,7 +224,8 @@ def job_line(job: Job) -> str:
     when = discord_time(job.created_at)
     if job.status in _STATUS_WORDS:
         cost = f" · {format_usd(job.cost_micros or 0)}" if job.status is JobStatus.SUCCEEDED else ""
-        return f"#{job.id} · {seconds(job.audio_seconds)}{cost} · {_STATUS_WORDS[job.status]} · {when}"
+        status = "cancelled by you, not charged" if job.cancelled else _STATUS_WORDS[job.status]
+        return f"#{job.id} · {seconds(job.audio_seconds)}{cost} · {status} · {when}"
     estimate = format_usd(job.estimate_micros)
     return f"#{job.id} · {seconds(job.audio_seconds)} · about {estimate} · in progress · {when}"
 

@@ -1,5 +1,6 @@
 """The words for the core's facts about limits and money: Discord timestamps, a refused job, the near-limit
-warning, /usage, /budget (show, usage, tiers, alerts), and the core errors that carry facts, not a sentence.
+warning, /usage, /videos and Cancel, /budget (show, usage, tiers, alerts), and the core errors that carry
+facts, not a sentence.
 
 The core returns amounts, times and reasons; how they read on Discord (a `<t:…>` tag, a channel mention, bold)
 is decided here, so another front end could word the same facts its own way.
@@ -11,10 +12,12 @@ import math
 
 from core.budgets import BudgetOverview
 from core.errors import ChannelNotAllowed, OwnVideoReported, QuotaExceeded, UserFacingError
+from core.jobs import Cancelled, CancelOutcome
 from core.models import (
     UNLIMITED,
     BudgetAlert,
     GuildLimits,
+    Job,
     JobStatus,
     QuotaRefusal,
     RefusalReason,
@@ -258,3 +261,90 @@ def error_text(error: UserFacingError) -> str:
     if isinstance(error, OwnVideoReported):
         return "This is your own video: use **Delete** to remove it."
     return error.message
+
+
+# /videos: one line per video. Whole phrases, each in one place, so that they can be translated as they are.
+_VIDEO_STATUS = {
+    JobStatus.UPLOADING: "waiting to start",
+    JobStatus.QUEUED: "waiting to start",
+    JobStatus.SUBMITTING: "being made",
+    JobStatus.PROCESSING: "being made",
+    JobStatus.SUCCEEDED: "ready",
+    JobStatus.FAILED: "failed, not charged",
+    JobStatus.EXPIRED: "took too long, not charged",
+}
+VIDEOS_TITLE = "**Your videos here**"
+NO_VIDEOS = "You have no videos in this server yet. Make one with /animate."
+NO_MORE_VIDEOS = "No videos on this page."
+
+
+def _video_status(job: Job) -> str:
+    if job.cancelled:
+        return "cancelled, not charged"
+    if job.status is JobStatus.EXPIRED and job.result_url is not None:
+        return "arrived late, not charged"
+    return _VIDEO_STATUS[job.status]
+
+
+def _video_cost(job: Job) -> str | None:
+    if job.status is JobStatus.SUCCEEDED:
+        return format_usd(job.cost_micros or 0)
+    if job.status in (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.PROCESSING):
+        return f"about {format_usd(job.estimate_micros)}"
+    return None  # refunded: the status says so
+
+
+def video_line(job: Job, post_url: str | None, link_expires_at: float | None, now: float) -> str:
+    """/videos' line for one job: number, status, length, cost, when, the post, the download link.
+    `post_url`: a jump link to its post (None when nothing was posted, or it was removed);
+    `link_expires_at`: when its video's download link stops working (None: it has none to offer)."""
+    parts = [f"**#{job.id}**", _video_status(job), f"{job.audio_seconds:.1f} s"]
+    cost = _video_cost(job)
+    if cost is not None:
+        parts.append(cost)
+    parts.append(discord_time(job.created_at))
+    if job.removed_at is not None:
+        parts.append("post removed")
+    elif post_url is not None:
+        parts.append(f"[post]({post_url})")
+    if link_expires_at is not None and job.result_url is not None:
+        if link_expires_at > now:
+            parts.append(f"[download]({job.result_url}) works until {discord_time(link_expires_at)}")
+        else:
+            parts.append("download link expired")
+    return " · ".join(parts)
+
+
+def cancel_text(cancelled: Cancelled) -> str:
+    """What a Cancel press did, in plain words: refunded, or why not."""
+    job = cancelled.job
+    match cancelled.outcome:
+        case CancelOutcome.CANCELLED:
+            return f"🚫 Job #{job.id} cancelled before it started. You were not charged."
+        case CancelOutcome.ALREADY_CANCELLED:
+            return f"Job #{job.id} was already cancelled. You were not charged."
+        case CancelOutcome.RUNNING:
+            return (
+                f"Job #{job.id} is already being made and the video service can't stop it: it will finish, "
+                f"be posted, and be charged (about {format_usd(job.estimate_micros)})."
+            )
+    return f"Job #{job.id} has already finished, so there is nothing to cancel."
+
+
+# The "Animate" message command.
+NOT_YOUR_MESSAGE = (
+    "You can only animate your own messages: using someone else's face and voice is what the consent "
+    "statement forbids."
+)
+
+
+def missing_files_text(no_image: bool, no_audio: bool) -> str:
+    """What a message given to "Animate" lacks, by name."""
+    if no_image and no_audio:
+        return (
+            "This message has no portrait and no voice clip. Animate needs a message of yours with an image "
+            "(PNG, JPEG or WEBP) and a voice clip or voice message."
+        )
+    if no_image:
+        return "This message has no portrait. Animate needs an image (PNG, JPEG or WEBP) with the voice clip."
+    return "This message has no voice clip. Animate needs an audio file or a voice message with the portrait."

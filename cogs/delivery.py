@@ -105,6 +105,10 @@ class DeliveryCog(commands.Cog):
         """Remember a job's private acknowledgement, to show progress and the outcome in it."""
         self._acks[job_id] = Ack(interaction, text)
 
+    def forget_acknowledgement(self, job_id: int) -> None:
+        """Let go of a job's acknowledgement: nothing more will be shown in it."""
+        self._acks.pop(job_id, None)
+
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
         """Add Runware's progress to the member's private acknowledgement (which keeps what it said)."""
@@ -362,7 +366,8 @@ class DeliveryCog(commands.Cog):
             return
         where = f"\n{message.jump_url}" if message is not None else ""
         try:
-            await ack.interaction.edit_original_response(content=private + where)
+            # view=None: its Cancel button has nothing left to cancel.
+            await ack.interaction.edit_original_response(content=private + where, view=None)
         except (discord.HTTPException, RuntimeError) as error:  # RuntimeError: closing down
             # The private acknowledgement is a courtesy; the public post is what counts.
             log.debug("job=%s could not update the acknowledgement: %r", job.id, error)
@@ -439,6 +444,13 @@ def track_acknowledgement(
     delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
     if delivery is not None:
         delivery.track_acknowledgement(job_id, interaction, text)
+
+
+def forget_acknowledgement(bot: VideoBot, job_id: int) -> None:
+    """Stop showing anything in a job's acknowledgement (its member cancelled the job)."""
+    delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
+    if delivery is not None:
+        delivery.forget_acknowledgement(job_id)
 
 
 async def setup(bot: VideoBot) -> None:

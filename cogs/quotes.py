@@ -14,6 +14,7 @@ import discord
 from cogs._ui import ack_text, admit, button_errors, check_private_to
 from cogs._wording import discord_time
 from cogs.delivery import track_acknowledgement
+from cogs.videos import ack_view
 from core.models import Quote, Usage, format_usd
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
             return
         text = ack_text(accepted.job, accepted.usage)
         try:
-            await interaction.edit_original_response(content=text, view=None)
+            await interaction.edit_original_response(content=text, view=ack_view(accepted.job))
         except discord.HTTPException as error:
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return

@@ -15,9 +15,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._ui import ack_text, admit, answer, is_age_restricted, member_role_ids, send
+from cogs._wording import NOT_YOUR_MESSAGE, missing_files_text
 from cogs.consent import ConsentButton, consent_text, consent_view
 from cogs.delivery import track_acknowledgement
 from cogs.quotes import QuoteButton, quote_text, quote_view
+from cogs.videos import ack_view
 from core.consent import HeldFiles
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
@@ -41,6 +43,11 @@ class VideoCog(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
         self._expiries: set[asyncio.Task[None]] = set()
+        # A message command can't be declared in a cog's body (discord.py); it is added to the tree here.
+        self.animate_menu = app_commands.ContextMenu(name="Animate", callback=self.animate_message)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.animate_menu)
 
     @app_commands.command(name="animate")
     @app_commands.guild_only()
@@ -65,14 +72,45 @@ class VideoCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         # From the interaction's creation (its snowflake, Discord's clock) to here: what the member waited.
         self.bot.observer.acknowledged(time.time() - interaction.created_at.timestamp())
+        await self.start(
+            interaction, image, audio, format.value if format else "MP4", quality or DEFAULT_QUALITY
+        )
+
+    @app_commands.guild_only()
+    async def animate_message(
+        self, interaction: discord.Interaction[VideoBot], message: discord.Message
+    ) -> None:
+        """The "Animate" message command: the portrait and voice clip of one's own message, through the
+        same path as /animate (default format and quality)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # From the interaction's creation (its snowflake, Discord's clock) to here: what the member waited.
+        self.bot.observer.acknowledged(time.time() - interaction.created_at.timestamp())
+        if message.author.id != interaction.user.id:
+            # Someone else's face and voice: exactly what the consent statement forbids.
+            raise UserFacingError(NOT_YOUR_MESSAGE)
+        image, audio = message_files(message)
+        if image is None or audio is None:
+            raise UserFacingError(missing_files_text(image is None, audio is None))
+        await self.start(interaction, image, audio, "MP4", DEFAULT_QUALITY)
+
+    async def start(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        image: discord.Attachment,
+        audio: discord.Attachment,
+        output_format: str,
+        quality: int,
+    ) -> None:
+        """A deferred command's portrait and voice clip, up to the acknowledgement: the server, ban and
+        channel checks, the limits, the download, consent, then the quote or the job."""
         channel = interaction.channel
         submission = Submission(
             guild_id=interaction.guild_id or 0,
             channel_id=interaction.channel_id or 0,
             user_id=interaction.user.id,
             role_ids=member_role_ids(interaction),
-            output_format=format.value if format else "MP4",
-            output_quality=quality or DEFAULT_QUALITY,
+            output_format=output_format,
+            output_quality=quality,
             upload_limit_bytes=interaction.filesize_limit,
             channel_nsfw=is_age_restricted(channel),
         )
@@ -115,7 +153,7 @@ class VideoCog(commands.Cog):
         accepted = outcome
         text = ack_text(accepted.job, accepted.usage)
         try:
-            await answer(interaction, text)
+            await answer(interaction, text, view=ack_view(accepted.job))
         except discord.HTTPException as error:
             # The job runs and its result is posted anyway: never answer "try again" to a charged job.
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
@@ -151,6 +189,7 @@ class VideoCog(commands.Cog):
         task.add_done_callback(self._expiries.discard)
 
     async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.animate_menu.name, type=self.animate_menu.type)
         for task in self._expiries:
             task.cancel()
 
@@ -166,6 +205,37 @@ def waiting_notice(interaction: discord.Interaction[VideoBot]) -> Callable[[], A
             await interaction.edit_original_response(content=WAITING)
 
     return notice
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus")
+
+
+def _is_image(attachment: discord.Attachment) -> bool:
+    kind = attachment.content_type or ""
+    return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _is_audio(attachment: discord.Attachment) -> bool:
+    kind = attachment.content_type or ""
+    return (
+        kind.startswith("audio/")
+        or attachment.is_voice_message()
+        or attachment.filename.lower().endswith(AUDIO_EXTENSIONS)
+    )
+
+
+def message_files(message: discord.Message) -> tuple[discord.Attachment | None, discord.Attachment | None]:
+    """The portrait and the voice clip of a message: its first image and its first audio file (a voice
+    message's recording counts). Discord sends a voice message alone, so one that replies to the
+    member's own message with the photo takes the photo from there (and the other way round)."""
+    image = next((a for a in message.attachments if _is_image(a)), None)
+    audio = next((a for a in message.attachments if _is_audio(a) and a is not image), None)
+    replied = message.reference.resolved if message.reference is not None else None
+    if isinstance(replied, discord.Message) and replied.author.id == message.author.id:
+        image = image or next((a for a in replied.attachments if _is_image(a)), None)
+        audio = audio or next((a for a in replied.attachments if _is_audio(a)), None)
+    return image, audio
 
 
 async def _download(attachment: discord.Attachment, what: str) -> bytes:

@@ -13,10 +13,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from core.errors import QuotaExceeded, UserFacingError
 from core.media import ValidAudio, ValidImage, too_big, validate_audio, validate_image
 from core.models import (
+    ACTIVE,
     BudgetAlert,
     GuildLimits,
     Job,
@@ -107,6 +109,38 @@ class Quoted:
     usage: Usage
 
 
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a member's videos (/videos), newest first, and where its neighbours start: each page is
+    named by `before`, the job number its jobs are below (0: the newest page)."""
+
+    jobs: list[Job]
+    before: int  # this page's own (0: the newest page)
+    older: int | None  # the next older page's, None when there is none
+    newer: int | None  # the next newer page's (0: the newest page), None when this is the newest
+
+
+class CancelOutcome(Enum):
+    """What a member's Cancel did."""
+
+    CANCELLED = "cancelled"  # refunded; Runware never hears of it
+    ALREADY_CANCELLED = "already cancelled"
+    RUNNING = "running"  # Runware has it (it offers no cancel): it finishes and is charged
+    FINISHED = "finished"  # it ended before the press
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A Cancel's outcome and the job as it is now."""
+
+    outcome: CancelOutcome
+    job: Job
+
+
+NOT_YOUR_JOB = "Only the member who asked for this video can cancel it."
+# Videos per /videos page.
+PAGE_SIZE = 5
+
 # How long a cost quote waits for Confirm.
 QUOTE_TTL_S = 60.0
 _CLOSED_QUOTE = {
@@ -195,6 +229,40 @@ class JobService:
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
         return await self._store.get_job(job_id)
+
+    async def job_page(self, guild_id: int, user_id: int, before: int = 0, size: int = PAGE_SIZE) -> JobPage:
+        """A page of the member's videos in a guild, newest first: those below job number `before` (0: the
+        newest). Keyset pages by job number, so a new job never shifts the older pages."""
+        found = await self._store.member_jobs(guild_id, user_id, size + 1, before=before or None)
+        jobs, older = found[:size], (found[size - 1].id if len(found) > size else None)
+        newer: int | None = None
+        if before:
+            above = await self._store.member_jobs(
+                guild_id, user_id, size, after=jobs[0].id if jobs else before - 1
+            )
+            if above:
+                # A full page above starts just over its newest job; a short one is the newest page.
+                newer = above[0].id + 1 if len(above) == size else 0
+        return JobPage(jobs, before, older, newer)
+
+    async def cancel_job(self, job_id: int, user_id: int) -> Cancelled:
+        """The member pressed Cancel: refund the job at once if Runware has not heard of it yet (the store
+        decides against the runner's submit: exactly one wins); else say where it stands.
+
+        Raises UserFacingError when the job is not theirs."""
+        job = await self._store.get_job(job_id)
+        if job is None or job.user_id != user_id:
+            raise UserFacingError(NOT_YOUR_JOB)
+        cancelled = await self._store.cancel_job(job_id, user_id, self._clock())
+        if cancelled is not None:
+            log.info("job=%s task=%s cancelled by its member; refunded", job_id, cancelled.task_uuid)
+            return Cancelled(CancelOutcome.CANCELLED, cancelled)
+        now = await self._store.get_job(job_id) or job
+        if now.cancelled:
+            return Cancelled(CancelOutcome.ALREADY_CANCELLED, now)
+        if now.status in ACTIVE:
+            return Cancelled(CancelOutcome.RUNNING, now)
+        return Cancelled(CancelOutcome.FINISHED, now)
 
     async def get_quote(self, quote_id: int) -> Quote | None:
         """One quote by its id."""

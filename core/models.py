@@ -30,6 +30,11 @@ ACTIVE: frozenset[JobStatus] = frozenset(
     {JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.PROCESSING}
 )
 TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.EXPIRED})
+# What a member may still cancel: Runware has not heard of the job (its submit is not yet on its way).
+CANCELLABLE: frozenset[JobStatus] = frozenset({JobStatus.UPLOADING, JobStatus.QUEUED})
+# The error code of a job its member cancelled (status FAILED: refunded, never submitted, nothing posted).
+# A code rather than a status of its own: a new status would mean rebuilding SQLite's jobs table (its CHECK).
+CANCELLED_CODE = "cancelled"
 
 
 class LedgerKind(StrEnum):
@@ -91,6 +96,11 @@ class Job:
     # process offers it again.
     delivery_owner: str | None = None
     delivery_expires_at: float | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """Its member cancelled it before it reached Runware (refunded, never submitted)."""
+        return self.status is JobStatus.FAILED and self.error_code == CANCELLED_CODE
 
     @property
     def late_video_waiting(self) -> bool:

@@ -166,6 +166,20 @@ class JobStore(Protocol):
         """A member's latest jobs in a guild, newest first."""
         ...
 
+    async def member_jobs(
+        self, guild_id: int, user_id: int, limit: int, *, before: int | None = None, after: int | None = None
+    ) -> list[Job]:
+        """A page of a member's jobs in a guild by job number (keyset pagination), newest first: the
+        `limit` newest below `before`, or with `after` the `limit` oldest above it."""
+        ...
+
+    async def cancel_job(self, job_id: int, user_id: int, now: float) -> Job | None:
+        """Cancel the member's job if Runware has not heard of it yet (uploading or queued): in one write,
+        mark it failed as cancelled (CANCELLED_CODE), refund its reservation, let go of its lease and record
+        it as told (nothing is posted). None when the job is not that member's or has gone further: a
+        runner's mark_submitting and this are conditional changes of the same row, so exactly one wins."""
+        ...
+
     async def claim_due_jobs(
         self, owner: str, now: float, horizon: float, limit: int, lease_until: float
     ) -> list[Job]:

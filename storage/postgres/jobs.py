@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.models import ACTIVE, Job, JobStatus, LedgerKind, Limits, NewJob, QuotaRefusal, Usage, Windows
+from core.models import (
+    ACTIVE,
+    CANCELLABLE,
+    CANCELLED_CODE,
+    Job,
+    JobStatus,
+    LedgerKind,
+    Limits,
+    NewJob,
+    QuotaRefusal,
+    Usage,
+    Windows,
+)
 from storage.postgres.connection import Db, PostgresConnection, rowcount
 from storage.postgres.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
 from storage.postgres.statements import append_ledger, job_in, lock_guild, lock_operator_day, usage_in
@@ -366,6 +378,59 @@ class PostgresJobs(PostgresConnection):
             limit,
         )
         return [job_from_row(r) for r in rows]
+
+    async def member_jobs(
+        self, guild_id: int, user_id: int, limit: int, *, before: int | None = None, after: int | None = None
+    ) -> list[Job]:
+        """A page of a member's jobs by job number, newest first (index jobs_member_id): the `limit` newest
+        below `before`, or with `after` the `limit` oldest above it."""
+        if after is not None:
+            where, order, bound = "id > $3", "ASC", after
+        else:
+            where, order, bound = "id < $3", "DESC", before if before is not None else 2**63 - 1
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = $1 AND user_id = $2 AND {where} "
+            f"ORDER BY id {order} LIMIT $4",
+            guild_id,
+            user_id,
+            bound,
+            limit,
+        )
+        jobs = [job_from_row(r) for r in rows]
+        return jobs[::-1] if after is not None else jobs
+
+    async def cancel_job(self, job_id: int, user_id: int, now: float) -> Job | None:
+        """Cancel the member's job while Runware has not heard of it; None if not theirs or gone further.
+        The row is locked FOR UPDATE before its status is checked: a runner's mark_submitting (an UPDATE
+        whose WHERE asks for queued or submitting) either committed first, and the status read here is
+        submitting, or waits for this commit and then finds the job failed and changes nothing."""
+        async with self._write() as db:
+            found = await db.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+            job = job_from_row(found) if found is not None else None
+            if job is None or job.user_id != user_id or job.status not in CANCELLABLE:
+                return None
+            await lock_guild(db, job.guild_id)
+            row = await db.fetchrow(
+                "UPDATE jobs SET status = 'failed', error_code = $1, error_message = $2, cost_micros = 0, "
+                f"finished_at = $3, next_poll_at = NULL, updated_at = $3, delivered_at = $3, {RELEASE} "
+                f"WHERE id = $4 RETURNING {JOB_COLUMNS}",
+                CANCELLED_CODE,
+                "Cancelled by its member.",
+                now,
+                job_id,
+            )
+            assert row is not None
+            await append_ledger(
+                db,
+                job.guild_id,
+                job.user_id,
+                job_id,
+                LedgerKind.REFUND,
+                -job.estimate_micros,
+                job.created_at,
+                now,
+            )
+            return job_from_row(row)
 
     async def claim_due_jobs(
         self, owner: str, now: float, horizon: float, limit: int, lease_until: float

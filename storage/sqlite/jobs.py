@@ -6,7 +6,18 @@ from collections.abc import Callable
 
 import aiosqlite
 
-from core.models import ACTIVE, Job, JobStatus, LedgerKind, Limits, NewJob, QuotaRefusal, Usage, Windows
+from core.models import (
+    ACTIVE,
+    CANCELLED_CODE,
+    Job,
+    JobStatus,
+    LedgerKind,
+    Limits,
+    NewJob,
+    QuotaRefusal,
+    Usage,
+    Windows,
+)
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
 from storage.sqlite.statements import append_ledger, job_in, usage_in
@@ -358,6 +369,50 @@ class SqliteJobs(SqliteConnection):
             (guild_id, user_id, limit),
         )
         return [job_from_row(r) for r in rows]
+
+    async def member_jobs(
+        self, guild_id: int, user_id: int, limit: int, *, before: int | None = None, after: int | None = None
+    ) -> list[Job]:
+        """A page of a member's jobs by job number, newest first (index jobs_member_id): the `limit` newest
+        below `before`, or with `after` the `limit` oldest above it."""
+        if after is not None:
+            where, order, bound = "id > ?", "ASC", after
+        else:
+            where, order, bound = "id < ?", "DESC", before if before is not None else 2**63 - 1
+        rows = await self._fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? AND {where} "
+            f"ORDER BY id {order} LIMIT ?",
+            (guild_id, user_id, bound, limit),
+        )
+        jobs = [job_from_row(r) for r in rows]
+        return jobs[::-1] if after is not None else jobs
+
+    async def cancel_job(self, job_id: int, user_id: int, now: float) -> Job | None:
+        """Cancel the member's job while Runware has not heard of it; None if not theirs or gone further.
+        One conditional UPDATE inside BEGIN IMMEDIATE: SQLite has one writer, so a mark_submitting either
+        ran before (the status is no longer queued here) or runs after (its own status check fails)."""
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, cost_micros = 0, "
+                f"finished_at = ?, next_poll_at = NULL, updated_at = ?, delivered_at = ?, {RELEASE} "
+                "WHERE id = ? AND user_id = ? AND status IN ('uploading', 'queued') "
+                f"RETURNING {JOB_COLUMNS}",
+                (CANCELLED_CODE, "Cancelled by its member.", now, now, now, job_id, user_id),
+            )
+            if not rows:
+                return None
+            job = job_from_row(next(iter(rows)))
+            await append_ledger(
+                db,
+                job.guild_id,
+                job.user_id,
+                job_id,
+                LedgerKind.REFUND,
+                -job.estimate_micros,
+                job.created_at,
+                now,
+            )
+            return job
 
     async def claim_due_jobs(
         self, owner: str, now: float, horizon: float, limit: int, lease_until: float

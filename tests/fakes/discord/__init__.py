@@ -23,9 +23,9 @@ text. The gateway speaks plain JSON text frames; discord.py asks for ``compress=
 decompresses binary frames, so sending text frames is how the fake declines compression.
 
 Modules: `server` (FakeDiscord: state, lifecycle, configuration, faults, accessors, HTTP plumbing), `gateway`,
-`messages` (channel, message and DM routes), `interactions` (payload builders, callback and webhook routes),
-`cdn` (signed attachment URLs), `records` (what it holds and records), `protocol` (constants, payload
-builders, errors).
+`messages` (channel, message and DM routes), `interactions` (payload builders, message commands on a
+member's message included, callback and webhook routes), `cdn` (signed attachment URLs), `records` (what it
+holds and records), `protocol` (constants, payload builders, errors).
 """
 
 from tests.fakes.discord.protocol import (
@@ -57,6 +57,7 @@ from tests.fakes.discord.protocol import (
     SEND_MESSAGES,
     USE_APPLICATION_COMMANDS,
     VIEW_CHANNEL,
+    VOICE_MESSAGE,
     ApiError,
     point_discord_py_at,
     snowflake_at,
@@ -102,6 +103,7 @@ __all__ = [
     "SEND_MESSAGES",
     "USE_APPLICATION_COMMANDS",
     "VIEW_CHANNEL",
+    "VOICE_MESSAGE",
     "ApiError",
     "FakeDiscord",
     "FakeFile",

@@ -19,6 +19,7 @@ from tests.fakes.discord.protocol import (
     DEFAULT_USER_ID,
     EPHEMERAL,
     LOADING,
+    VOICE_MESSAGE,
     ApiError,
     Json,
     _form_error,
@@ -87,6 +88,82 @@ class InteractionRoutes:
         }
         if command_guild_id is not None:
             data["guild_id"] = str(command_guild_id)
+        return self._make_interaction(2, data, context)
+
+    def member_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        attachments: Sequence[Json] = (),
+        *,
+        content: str = "",
+        voice: bool = False,
+        replying_to: Json | None = None,
+        username: str = "member",
+    ) -> Json:
+        """A member's message payload (not one the bot made), to target with a message command: its
+        ``attachments`` are payloads from ``add_attachment``; ``voice`` sets IS_VOICE_MESSAGE (1 << 13), as
+        Discord does on a voice message (one audio/ogg attachment with ``duration_secs`` and ``waveform``);
+        ``replying_to``: another such payload, which it replies to (Discord's ``referenced_message``)."""
+        message_id = self.new_id()
+        guild_id = self._channels[channel_id][0] if channel_id in self._channels else None
+        payload: Json = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "type": 19 if replying_to is not None else 0,
+            "content": content,
+            "embeds": [],
+            "components": [],
+            "attachments": [{k: v for k, v in a.items() if k != "ephemeral"} for a in attachments],
+            "author": user_payload(author_id, username),
+            "timestamp": _iso(_utcnow()),
+            "edited_timestamp": None,
+            "flags": VOICE_MESSAGE if voice else 0,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+        }
+        if guild_id is not None:
+            payload["guild_id"] = str(guild_id)
+        if replying_to is not None:
+            payload["message_reference"] = {
+                "type": 0,
+                "message_id": replying_to["id"],
+                "channel_id": replying_to["channel_id"],
+                **({"guild_id": replying_to["guild_id"]} if "guild_id" in replying_to else {}),
+            }
+            payload["referenced_message"] = replying_to
+        return payload
+
+    def make_message_command_interaction(
+        self,
+        name: str,
+        target: Json,
+        *,
+        command_guild_id: int | None = None,
+        **context: Unpack[InteractionContext],
+    ) -> Json:
+        """Build and register a MESSAGE command interaction (type 2, ``data.type`` 3: right click → Apps) on
+        ``target`` (a payload from ``member_message``), which Discord sends in ``resolved.messages``. The
+        interaction happens in the target's channel."""
+        cmd = next(
+            (c for c in self._commands.get(command_guild_id, []) if c["name"] == name and c.get("type") == 3),
+            None,
+        )
+        data: Json = {
+            "id": cmd["id"] if cmd else str(self.new_id()),
+            "name": name,
+            "type": 3,
+            "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}},
+        }
+        if command_guild_id is not None:
+            data["guild_id"] = str(command_guild_id)
+        context.setdefault("channel_id", int(target["channel_id"]))
+        if "guild_id" in target:
+            context.setdefault("guild_id", int(target["guild_id"]))
         return self._make_interaction(2, data, context)
 
     def make_component_interaction(

@@ -25,6 +25,7 @@ _PREMIUM_SUBSCRIPTIONS = {0: 0, 1: 2, 2: 7, 3: 14}
 
 EPHEMERAL = 1 << 6  # message flag
 LOADING = 1 << 7  # message flag: the "Bot is thinking..." placeholder of a deferred response
+VOICE_MESSAGE = 1 << 13  # message flag IS_VOICE_MESSAGE: a recorded voice message (one audio/ogg attachment)
 
 # Permission bits used for defaults.
 ADMINISTRATOR = 1 << 3

@@ -1,0 +1,204 @@
+"""/videos: a member's own videos in this server, newest first, paged with Older and Newer buttons; and the
+Cancel button (on a job's private acknowledgement and on /videos) for a job Runware has not heard of yet.
+
+Both kinds of button survive restarts (discord.py's dynamic items): a page's button carries the page (the
+job number its videos are below), the server, the channel and the member; a Cancel button the job and the
+channel of the private message it is on. A press is checked as the other buttons are: the right server and
+channel, a private message, the right member."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._ui import NOT_HERE, button_errors, check_private_to, fit, message_link, send
+from cogs._wording import NO_MORE_VIDEOS, NO_VIDEOS, VIDEOS_TITLE, cancel_text, video_line
+from cogs.delivery import forget_acknowledgement
+from core.errors import UserFacingError
+from core.jobs import NOT_YOUR_JOB, CancelOutcome, JobPage
+from core.models import CANCELLABLE, Job, JobStatus
+
+if TYPE_CHECKING:
+    from bot import VideoBot
+
+log = logging.getLogger(__name__)
+
+NOT_YOUR_VIDEOS = "These are another member's videos. Use /videos to see yours."
+# Where a Cancel button is: the job's acknowledgement, or a /videos page (named by its `before`).
+ON_ACK = "ack"
+_PAGE_TEMPLATE = (
+    r"vq:videos:(?P<dir>o|n):(?P<before>[0-9]+):(?P<guild>[0-9]+):(?P<channel>[0-9]+):(?P<user>[0-9]+)"
+)
+_CANCEL_TEMPLATE = r"vq:cancel:(?P<job>[0-9]+):(?P<channel>[0-9]+):(?P<on>ack|[0-9]+)"
+
+
+def ack_view(job: Job) -> discord.ui.View | None:
+    """The Cancel button of a job's private acknowledgement (in the job's own channel), while it can
+    still be cancelled."""
+    if job.status not in CANCELLABLE:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job.id, job.channel_id, ON_ACK))
+    return view
+
+
+def page_text(bot: VideoBot, page: JobPage, head: str | None = None) -> str:
+    """A /videos page: a line per video (after `head`, what a press just did)."""
+    lines = [head, ""] if head else []
+    if not page.jobs:
+        return "\n".join([*lines, NO_VIDEOS if page.before == 0 else NO_MORE_VIDEOS])
+    now = time.time()
+    lines.append(VIDEOS_TITLE)
+    for job in page.jobs:
+        post = (
+            message_link(job.guild_id, job.result_channel_id, job.result_message_id)
+            if job.result_channel_id and job.result_message_id
+            else None
+        )
+        lines.append(video_line(job, post, _link_expiry(bot, job), now))
+    return fit(lines)
+
+
+def _link_expiry(bot: VideoBot, job: Job) -> float | None:
+    """When the job's download link stops working; None when it has none to offer the member (not made, a
+    flagged video, or one a moderator removed)."""
+    made = job.status is JobStatus.SUCCEEDED or (job.status is JobStatus.EXPIRED and job.result_url)
+    if not made or job.result_url is None or job.nsfw or job.removed_at is not None:
+        return None
+    return bot.jobs.link_expires_at(job)
+
+
+def page_view(page: JobPage, guild_id: int, channel_id: int, user_id: int) -> discord.ui.View | None:
+    """A page's buttons: Cancel for each video that can still be cancelled, then Newer and Older."""
+    view = discord.ui.View(timeout=None)
+    for job in page.jobs:
+        if job.status in CANCELLABLE:
+            view.add_item(CancelButton(job.id, channel_id, str(page.before)))
+    where = (guild_id, channel_id, user_id)
+    if page.newer is not None:
+        view.add_item(VideosButton("n", page.newer, *where))
+    if page.older is not None:
+        view.add_item(VideosButton("o", page.older, *where))
+    return view if view.children else None
+
+
+class VideosCog(commands.Cog):
+    """The /videos command."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="videos")
+    @app_commands.guild_only()
+    async def videos(self, interaction: discord.Interaction[VideoBot]) -> None:
+        """See your videos in this server: status, cost, the post and the download link."""
+        await interaction.response.defer(ephemeral=True)
+        guild_id, channel_id, user_id = (
+            interaction.guild_id or 0,
+            interaction.channel_id or 0,
+            interaction.user.id,
+        )
+        page = await self.bot.jobs.job_page(guild_id, user_id)
+        view = page_view(page, guild_id, channel_id, user_id)
+        if view is None:
+            await send(interaction, page_text(self.bot, page))
+        else:
+            await send(interaction, page_text(self.bot, page), view=view)
+
+
+def check_member(interaction: discord.Interaction[Any], guild_id: int, channel_id: int, user_id: int) -> None:
+    """Refuse a page's button pressed anywhere but on its member's private page (see check_private_to), or
+    by another member (a forged press)."""
+    check_private_to(interaction, guild_id, channel_id)
+    if interaction.user.id != user_id:
+        raise UserFacingError(NOT_YOUR_VIDEOS)
+
+
+class VideosButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAGE_TEMPLATE):
+    """Newer or Older on a /videos page."""
+
+    def __init__(self, direction: str, before: int, guild_id: int, channel_id: int, user_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Newer" if direction == "n" else "Older",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"vq:videos:{direction}:{before}:{guild_id}:{channel_id}:{user_id}",
+            )
+        )
+        self.before, self.guild_id, self.channel_id, self.user_id = before, guild_id, channel_id, user_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> VideosButton:
+        return cls(
+            match["dir"], int(match["before"]), int(match["guild"]), int(match["channel"]), int(match["user"])
+        )
+
+    async def callback(self, interaction: discord.Interaction[VideoBot]) -> None:  # type: ignore[override]
+        """Show the page this button names, in place of the one it is on."""
+        await interaction.response.defer()
+        async with button_errors(interaction):
+            check_member(interaction, self.guild_id, self.channel_id, self.user_id)
+            page = await interaction.client.jobs.job_page(self.guild_id, self.user_id, self.before)
+            view = page_view(page, self.guild_id, self.channel_id, self.user_id)
+            await interaction.edit_original_response(content=page_text(interaction.client, page), view=view)
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CANCEL_TEMPLATE):
+    """Cancel a job that Runware has not heard of yet; `on`: ON_ACK, or the /videos page it is on."""
+
+    def __init__(self, job_id: int, channel_id: int, on: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel" if on == ON_ACK else f"Cancel #{job_id}",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"vq:cancel:{job_id}:{channel_id}:{on}",
+            )
+        )
+        self.job_id, self.channel_id, self.on = job_id, channel_id, on
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(int(match["job"]), int(match["channel"]), match["on"])
+
+    async def callback(self, interaction: discord.Interaction[VideoBot]) -> None:  # type: ignore[override]
+        """Cancel and refund the job if Runware does not have it yet, else say plainly that it will finish
+        and be charged. The answer replaces the acknowledgement, or the /videos page (shown afresh)."""
+        bot = interaction.client
+        await interaction.response.defer()
+        async with button_errors(interaction):
+            job = await bot.jobs.get_job(self.job_id)
+            if job is None:
+                raise UserFacingError(NOT_HERE)
+            check_private_to(interaction, job.guild_id, self.channel_id)
+            if interaction.user.id != job.user_id:
+                raise UserFacingError(NOT_YOUR_JOB)
+            cancelled = await bot.jobs.cancel_job(self.job_id, interaction.user.id)
+            text = cancel_text(cancelled)
+            if self.on == ON_ACK:
+                if cancelled.outcome is CancelOutcome.CANCELLED:
+                    forget_acknowledgement(bot, job.id)  # nothing more will be shown in it
+                    await interaction.edit_original_response(content=text, view=None)
+                else:
+                    # The acknowledgement keeps its progress and outcome; the answer comes privately.
+                    await send(interaction, text)
+                return
+            page = await bot.jobs.job_page(job.guild_id, job.user_id, int(self.on))
+            view = page_view(page, job.guild_id, self.channel_id, job.user_id)
+            await interaction.edit_original_response(content=page_text(bot, page, text), view=view)
+
+
+async def setup(bot: VideoBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(VideosCog(bot))
+    # Page and Cancel buttons answer whichever process receives the press, also after a restart.
+    bot.add_dynamic_items(VideosButton, CancelButton)
