@@ -268,6 +268,16 @@ def private_failure_text(job: Job) -> str:
     return f"❌ Job #{job.id} failed: {job.error_message or 'no reason given.'} You were not charged."
 
 
+def private_not_shown_text(job: Job) -> str:
+    """The private reply when a finished video could not be shown anywhere (its cost is given back)."""
+    return f"Job #{job.id} could not be posted anywhere. You were not charged."
+
+
+def private_gone_text(job: Job) -> str:
+    """The private reply when the video expired at Runware before it could be posted (cost given back)."""
+    return f"Job #{job.id}'s video expired before it could be posted. You were not charged."
+
+
 def private_withheld_text(job: Job, *, everywhere: bool = False) -> str:
     """The private reply when a flagged video is not posted: outside an age-restricted channel, or
     anywhere when the server withholds flagged videos everywhere."""
