@@ -127,7 +127,7 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
     ) -> None:
         from cogs._ui import GENERIC_APOLOGY, send
-        from cogs._wording import error_text
+        from cogs._wording import error_text, store_unavailable_text
 
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(original, UserFacingError):
@@ -137,6 +137,12 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
             await send(interaction, str(original) or "You can't use this command here.")
             return
         command = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(original, StoreUnavailable):
+            # The database dropped the connection: a warning (no traceback) and plain words.
+            log.warning("command /%s stopped, the database is unavailable (%s)", command, original)
+            with contextlib.suppress(discord.HTTPException):
+                await send(interaction, store_unavailable_text(original.ambiguous))
+            return
         log.error(
             "command /%s failed for user=%s guild=%s channel=%s:\n%s",
             command,
