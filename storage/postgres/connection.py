@@ -65,7 +65,17 @@ def connection_lost(error: BaseException, conn: Db | None = None) -> bool:
     """True when `error` says the connection to the database is gone (not that a statement was wrong)."""
     if isinstance(error, (asyncpg.ConnectionDoesNotExistError, *SERVER_GONE)):
         return True
-    return isinstance(error, asyncpg.InterfaceError) and conn is not None and conn.is_closed()
+    return isinstance(error, asyncpg.InterfaceError) and conn is not None and is_closed(conn)
+
+
+def is_closed(conn: Db) -> bool:
+    """Whether a pooled connection is closed. A connection whose session the server ended inside a
+    transaction is taken back by the pool as it closes, and its proxy then refuses every call (an
+    InterfaceError, "released back to the pool"): closed too."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 def load_migrations() -> list[tuple[int, str, str]]:
