@@ -39,6 +39,7 @@ from core.jobs import JobService
 from core.models import Job
 from core.moderation import ModerationService
 from core.observe import NULL_OBSERVER, Observer
+from core.ports import JobEvent, StoreUnavailable
 from core.runner import JobRunner
 from core.runware import ErrorKind, RunwareClient, RunwareError
 from core.settings import Settings, describe_settings_error
@@ -135,7 +136,7 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
     ) -> None:
         from cogs._ui import GENERIC_APOLOGY, send
-        from cogs._wording import error_text
+        from cogs._wording import error_text, store_unavailable_text
 
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(original, UserFacingError):
@@ -145,6 +146,12 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
             await send(interaction, str(original) or "You can't use this command here.")
             return
         command = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(original, StoreUnavailable):
+            # The database dropped the connection: a warning (no traceback) and plain words.
+            log.warning("command /%s stopped, the database is unavailable (%s)", command, original)
+            with contextlib.suppress(discord.HTTPException):
+                await send(interaction, store_unavailable_text(original.ambiguous))
+            return
         log.error(
             "command /%s failed for user=%s guild=%s channel=%s:\n%s",
             command,
@@ -228,6 +235,7 @@ class VideoBot(commands.Bot):
         if self.web is not None and self.metrics is not None and webhooks_on:
             self.webhooks = WebhookReceiver(store, runware.read_webhook, wake=self._webhook_result_kept)
             add_runware_webhook(self.web.app, self.webhooks, record=self.metrics.webhook_call)
+        self._notices_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -239,10 +247,38 @@ class VideoBot(commands.Bot):
         if self.web is not None:
             await self.web.start()  # already listening when run_bot started it; in-process rigs start it here
         await self.sync_commands_if_changed()
+        self._notices_task = asyncio.create_task(self._follow_notices(), name="job-notices")
         self._runner_task = asyncio.create_task(self.runner.run(), name="job-runner")
         self._runner_task.add_done_callback(self._runner_stopped)
         self._pruner_task = asyncio.create_task(self._prune_daily(), name="audit-pruner")
         self._alerts_task = asyncio.create_task(self._retry_budget_alerts(), name="budget-alerts")
+
+    async def _follow_notices(self) -> None:
+        """Act on the notifications of every process on the database: wake the runner when another
+        process's change made work due (a job nobody holds queued, leases let go, or notices missed), and
+        hand each notice to the cogs (`on_job_notice`: the acknowledgements this process holds)."""
+        stream = self.store.subscribe()
+        try:
+            async for notice in stream:
+                if notice.event in (JobEvent.QUEUED, JobEvent.RELEASED, JobEvent.RESYNC):
+                    self.runner.wake()
+                self.dispatch("job_notice", notice)
+        finally:
+            stream.close()
+
+    async def _release_leases(self) -> None:
+        """As the process stops (its runner stopped): end its leases now, so the other processes, woken
+        by the notification that goes with it, take its jobs at once instead of when the leases run out."""
+        try:
+            released = await self.store.expire_leases([self.runner.owner], time.time())
+        except StoreUnavailable as error:
+            log.warning("leases not released at stop (%s); they run out by themselves", error)
+            return
+        except Exception:
+            log.exception("leases not released at stop; they run out by themselves")
+            return
+        if released:
+            log.info("released the leases of %s jobs for the other processes", released)
 
     async def _prune_daily(self) -> None:
         """Apply AUDIT_RETENTION_DAYS once a day, counted from the last pruning of any process: each process
@@ -380,6 +416,11 @@ class VideoBot(commands.Bot):
             if not done:
                 log.error("the job runner did not stop within %s s; leaving it", RUNNER_STOP_TIMEOUT_S)
             self._runner_task = None
+            await self._release_leases()
+        if self._notices_task is not None:
+            self._notices_task.cancel()
+            await asyncio.wait({self._notices_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+            self._notices_task = None
         await super().close()
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import discord
 
-from cogs._wording import discord_time, error_text, near_limit_warning
+from cogs._wording import discord_time, error_text, near_limit_warning, store_unavailable_text
 from core.errors import UserFacingError
 from core.models import GuildSettings, Job, JobStatus, Usage, format_usd
+from core.ports import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,11 @@ async def button_errors(
         yield
     except UserFacingError as error:
         await (answer if in_place else send)(interaction, error_text(error))
+    except StoreUnavailable as error:
+        # The database dropped the connection: one line, no traceback, and plain words for the member.
+        log.warning("button failed for user=%s, the database is unavailable (%s)", interaction.user.id, error)
+        with contextlib.suppress(discord.HTTPException):
+            await (answer if in_place else send)(interaction, store_unavailable_text(error.ambiguous))
     except Exception:
         custom_id = interaction.data.get("custom_id") if interaction.data else None
         log.exception(
@@ -267,6 +273,16 @@ def private_failure_text(job: Job) -> str:
             return f"❌ Job #{job.id} took too long. You were not charged; {LATE_PROMISE}"
         return f"❌ Job #{job.id} took too long and was cancelled. You were not charged."
     return f"❌ Job #{job.id} failed: {job.error_message or 'no reason given.'} You were not charged."
+
+
+def private_not_shown_text(job: Job) -> str:
+    """The private reply when a finished video could not be shown anywhere (its cost is given back)."""
+    return f"Job #{job.id} could not be posted anywhere. You were not charged."
+
+
+def private_gone_text(job: Job) -> str:
+    """The private reply when the video expired at Runware before it could be posted (cost given back)."""
+    return f"Job #{job.id}'s video expired before it could be posted. You were not charged."
 
 
 def private_withheld_text(job: Job, *, everywhere: bool = False) -> str:

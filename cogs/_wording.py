@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 
 from core.budgets import BudgetOverview
-from core.errors import ChannelNotAllowed, OwnVideoReported, QuotaExceeded, UserFacingError
+from core.errors import (
+    ChannelNotAllowed,
+    DatabaseDown,
+    OwnVideoReported,
+    QuotaExceeded,
+    Unsettled,
+    UserFacingError,
+)
 from core.jobs import Cancelled, CancelOutcome
 from core.models import (
     UNLIMITED,
@@ -260,6 +267,8 @@ def error_text(error: UserFacingError) -> str:
         return f"/animate can't be used in this channel. Try {where}."
     if isinstance(error, OwnVideoReported):
         return "This is your own video: use **Delete** to remove it."
+    if isinstance(error, DatabaseDown):
+        return database_down_text(error)
     return error.message
 
 
@@ -348,3 +357,33 @@ def missing_files_text(no_image: bool, no_audio: bool) -> str:
     if no_image:
         return "This message has no portrait. Animate needs an image (PNG, JPEG or WEBP) with the voice clip."
     return "This message has no voice clip. Animate needs an audio file or a voice message with the portrait."
+
+
+def database_down_text(error: DatabaseDown) -> str:
+    """What a member reads when the bot's database stopped answering during their /animate or Confirm:
+    whether they were charged, and what happens to the job."""
+    job = f"job #{error.job_id}" if error.job_id is not None else "your video"
+    if error.state is Unsettled.CANCELLED:
+        return (
+            f"The bot's database stopped answering, so {job} couldn't start. It is cancelled and you "
+            "won't be charged. Please try again in a few minutes."
+        )
+    if error.state is Unsettled.UNKNOWN:
+        return (
+            f"The bot's database stopped answering while {job} was starting, so I can't tell whether it "
+            "started. If it did, the video will be posted here as usual; if not, you won't be charged."
+        )
+    return (
+        "The bot's database didn't answer, so nothing was done and you weren't charged. "
+        "Please try again in a minute."
+    )
+
+
+def store_unavailable_text(ambiguous: bool) -> str:
+    """What a member reads when the database stopped answering during any other command or button."""
+    if ambiguous:
+        return (
+            "The bot's database stopped answering, so I can't tell whether that went through. "
+            "Please check again in a minute."
+        )
+    return "The bot's database didn't answer, so nothing was done. Please try again in a minute."

@@ -4,6 +4,12 @@ acknowledgement up to date (Runware's progress, then the outcome).
 
 The runner offers a finished job with `bot.dispatch("job_finished", job)` until it is recorded as delivered;
 what the job becomes in a given place is decided in core/delivery.py, and carried out here.
+
+The acknowledgement lives in the process whose shard received the command, but any process may advance
+the job and post its result. So a process that sees progress on a job whose acknowledgement it does not
+hold publishes it (JobEvents), and recording a post notifies every process (DELIVERED, in the record's
+transaction): the one holding the acknowledgement then shows the progress, or reads the job and shows its
+outcome.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import datetime as dt
 import io
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -27,7 +34,10 @@ from cogs._ui import (
     is_age_restricted,
     link_text,
     mention_only,
+    message_link,
     private_failure_text,
+    private_gone_text,
+    private_not_shown_text,
     private_ready_text,
     private_unchecked_text,
     private_withheld_text,
@@ -41,6 +51,7 @@ from cogs._ui import (
 from cogs.reports import result_view
 from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
 from core.models import GuildSettings, Job, JobStatus
+from core.ports import JobEvent, JobNotice, StoreUnavailable
 from core.runware import ErrorKind, RunwareError
 
 if TYPE_CHECKING:
@@ -97,6 +108,8 @@ class DeliveryCog(commands.Cog):
         # Lost on restart by design: the interaction token only lives 15 minutes anyway.
         self._acks: dict[int, Ack] = {}
         self._delivering: set[int] = set()
+        # When this process last published each job's progress for another process's acknowledgement.
+        self._published: dict[int, float] = {}
         self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
 
     def track_acknowledgement(
@@ -111,9 +124,40 @@ class DeliveryCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
-        """Add Runware's progress to the member's private acknowledgement (which keeps what it said)."""
+        """Add Runware's progress (seen by this process's runner) to the member's private acknowledgement;
+        when another process holds it, publish the progress for that process."""
+        if percent is None:
+            return
+        if self._live_ack(job_id) is not None:
+            await self._show_progress(job_id, percent)
+            return
+        now = time.monotonic()
+        if now - self._published.get(job_id, -math.inf) < PROGRESS_EDIT_INTERVAL_S:
+            return  # the holder would not show it sooner anyway
+        self._published = {j: t for j, t in self._published.items() if now - t < PROGRESS_EDIT_INTERVAL_S}
+        self._published[job_id] = now
+        try:
+            await self.bot.store.publish(JobNotice(JobEvent.PROGRESS, job_id, percent))
+        except StoreUnavailable as error:
+            log.debug("job=%s progress not published: %s", job_id, error)
+
+    @commands.Cog.listener()
+    async def on_job_notice(self, notice: JobNotice) -> None:
+        """A notification from any process (this one's included): show progress or the outcome in an
+        acknowledgement this process holds."""
+        if notice.event is JobEvent.PROGRESS and notice.percent is not None:
+            await self._show_progress(notice.job_id, notice.percent)
+        elif notice.event is JobEvent.DELIVERED:
+            await self._show_outcome(notice.job_id)
+        elif notice.event is JobEvent.RESYNC:
+            # Notifications may have been missed: look at every job whose acknowledgement is held here.
+            for job_id in list(self._acks):
+                await self._show_outcome(job_id)
+
+    async def _show_progress(self, job_id: int, percent: int) -> None:
+        """Edit the acknowledgement, if this process holds it, with the progress line (not too often)."""
         ack = self._live_ack(job_id)
-        if ack is None or percent is None:
+        if ack is None:
             return
         now = time.monotonic()
         if now - ack.last_edit < PROGRESS_EDIT_INTERVAL_S:
@@ -150,6 +194,68 @@ class DeliveryCog(commands.Cog):
         finally:
             self._delivering.discard(job.id)
 
+    async def _show_outcome(self, job_id: int) -> None:
+        """The job was posted by another process (or a notice says look): if this process holds its
+        acknowledgement and the job is recorded as posted, show the outcome in it, as the process that
+        posted it would have."""
+        if self._live_ack(job_id) is None or job_id in self._delivering:
+            return  # nothing to edit, or this process is delivering it and edits it itself
+        try:
+            job = await self.bot.jobs.get_job(job_id)
+            if job is None or job.delivered_at is None or job.late_delivered_at is not None:
+                return  # not posted yet (a stale hint); a late video comes long after the ack expired
+            text = await self._outcome_text(job)
+        except (StoreUnavailable, discord.HTTPException) as error:
+            log.warning("job=%s outcome not shown in the acknowledgement: %s", job_id, error)
+            return
+        ack = self._acks.pop(job_id, None)
+        if ack is None or ack.interaction.is_expired():
+            return  # shown meanwhile by another path
+        try:
+            await ack.interaction.edit_original_response(content=text)
+        except (discord.HTTPException, RuntimeError) as error:
+            log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
+
+    async def _outcome_text(self, job: Job) -> str:
+        """The private reply for a job another process posted, from its row and its post: what the
+        member would have read had this process posted it (core/delivery.py decides again, for the
+        place it was posted in)."""
+        message = await self._posted_message(job)
+        guild = await self.bot.moderation.settings_of(job.guild_id)
+        if message is None and job.result_message_id is not None:
+            # Posted, but the post can't be read back: its link, and the usual words for a video.
+            assert job.result_channel_id is not None
+            link = message_link(job.guild_id, job.result_channel_id, job.result_message_id)
+            return f"{private_ready_text(job)}\n{link}"
+        channel = message.channel if message is not None else await resolve_channel(self.bot, job.channel_id)
+        decision = decide(job, Destination(age_restricted=is_age_restricted(channel)), guild)
+        where = f"\n{message.jump_url}" if message is not None else ""
+        match decision.outcome:
+            case Outcome.FAILURE_NOTICE | Outcome.REFUSED:
+                return private_failure_text(job) + where
+            case Outcome.WITHHELD_FLAGGED:
+                return private_withheld_text(job, everywhere=guild.withhold_flagged) + where
+            case Outcome.WITHHELD_UNCHECKED:
+                return private_unchecked_text(job) + where
+        if shows_video(job, message):
+            return private_ready_text(job) + where
+        if message is not None:  # its notice that the video expired before it could be posted
+            return private_gone_text(job) + where
+        return private_not_shown_text(job)  # posted nowhere: its cost was given back
+
+    async def _posted_message(self, job: Job) -> discord.Message | None:
+        """The job's recorded post, read from Discord (None: none recorded, or it can't be read)."""
+        if job.result_channel_id is None or job.result_message_id is None:
+            return None
+        channel = await resolve_channel(self.bot, job.result_channel_id)
+        if channel is None:
+            return None
+        try:
+            return await channel.fetch_message(job.result_message_id)
+        except discord.HTTPException as error:
+            log.debug("job=%s post %s could not be read: %r", job.id, job.result_message_id, error)
+            return None
+
     def _live_ack(self, job_id: int) -> Ack | None:
         """The acknowledgement of a job accepted by this process, while its token still works."""
         ack = self._acks.get(job_id)
@@ -176,7 +282,7 @@ class DeliveryCog(commands.Cog):
         if message is None:
             log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
             if await self.bot.jobs.give_cost_back(job, NOT_POSTED):
-                private = f"Job #{job.id} could not be posted anywhere. You were not charged."
+                private = private_not_shown_text(job)
         await self._finish(job, message, private)
 
     async def _job_channel(self, job: Job) -> discord.abc.Messageable | None:
@@ -289,11 +395,7 @@ class DeliveryCog(commands.Cog):
             if error.kind is not ErrorKind.NOT_FOUND:
                 raise  # transient: the runner offers the job again
             await self.bot.jobs.give_cost_back(job, VIDEO_GONE)
-            return Rendered(
-                gone_text(job),
-                None,
-                f"Job #{job.id}'s video expired before it could be posted. You were not charged.",
-            )
+            return Rendered(gone_text(job), None, private_gone_text(job))
         if data is None:
             public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
             return Rendered(public, None, private_ready_text(job), view=result_view(job.id))

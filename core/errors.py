@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from core.models import QuotaRefusal
 
 
@@ -43,3 +45,21 @@ class OwnVideoReported(UserFacingError):
 
     def __init__(self) -> None:
         super().__init__("This is your own video: use Delete to remove it.")
+
+
+class Unsettled(StrEnum):
+    """Where a member's request stands after the database stopped answering in the middle of it."""
+
+    NOTHING_CHARGED = "nothing_charged"  # nothing was reserved (or what was is given back by itself)
+    CANCELLED = "cancelled"  # the job was reserved but cannot start: it is refunded by itself
+    UNKNOWN = "unknown"  # the job may have been queued (a lost COMMIT): posted if so, refunded if not
+
+
+class DatabaseDown(UserFacingError):
+    """The bot's database stopped answering during the member's request (StoreUnavailable), and what
+    that means for them: `state`, and the job's number when it has one."""
+
+    def __init__(self, state: Unsettled, job_id: int | None = None) -> None:
+        super().__init__(f"The database did not answer ({state.value}, job {job_id}).")
+        self.state = state
+        self.job_id = job_id

@@ -11,17 +11,18 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from core.errors import QuotaExceeded, UserFacingError
+from core.errors import DatabaseDown, QuotaExceeded, Unsettled, UserFacingError
 from core.media import ValidAudio, ValidImage, too_big, validate_audio, validate_image
 from core.models import (
     ACTIVE,
     BudgetAlert,
     GuildLimits,
     Job,
+    JobStatus,
     Lease,
     Limits,
     NewJob,
@@ -34,7 +35,7 @@ from core.models import (
     format_usd,
 )
 from core.moderation import chosen_safety_mode, effective_safety_mode
-from core.ports import JobServiceStore
+from core.ports import JobServiceStore, StoreUnavailable
 from core.quota import (
     apply_tiers,
     check_limits,
@@ -140,6 +141,10 @@ class Cancelled:
 NOT_YOUR_JOB = "Only the member who asked for this video can cancel it."
 # Videos per /videos page.
 PAGE_SIZE = 5
+# After the database stopped answering in the middle of a step, how long to wait before each of the
+# tries to find out what happened (or do it again): the pool opens new connections by itself, in
+# milliseconds after a restart or an operator ending sessions.
+RECHECK_DELAYS_S = (0.2, 1.0, 3.0)
 
 # How long a cost quote waits for Confirm.
 QUOTE_TTL_S = 60.0
@@ -150,6 +155,16 @@ _CLOSED_QUOTE = {
     "run /animate again.",
     QuoteState.OPEN: "This quote is still open.",
 }
+
+
+@contextlib.contextmanager
+def nothing_charged() -> Iterator[None]:
+    """Steps before anything is reserved: the database not answering is DatabaseDown, nothing charged."""
+    try:
+        yield
+    except StoreUnavailable as error:
+        log.warning("a request stopped before its reservation, the database is unavailable (%s)", error)
+        raise DatabaseDown(Unsettled.NOTHING_CHARGED) from error
 
 
 class JobService:
@@ -192,10 +207,11 @@ class JobService:
         cooldown, or no money left at all (the member's, the server's, or the operator's day ceiling).
         The same words as the reservation, which still decides for real (things change meanwhile).
 
-        Raises QuotaExceeded."""
+        Raises QuotaExceeded, or DatabaseDown (nothing charged)."""
         now = self._clock()
-        limits = await self.limits_for(guild_id, role_ids)
-        usage = await self._store.usage(guild_id, user_id, limits, windows_at(now))
+        with nothing_charged():
+            limits = await self.limits_for(guild_id, role_ids)
+            usage = await self._store.usage(guild_id, user_id, limits, windows_at(now))
         # The cheapest clip costs a cent (estimates are rounded up to the cent), or nothing when free.
         cheapest = estimate_micros(1e-6, self._settings.price_per_second_usd)
         refusal = check_limits(usage, cheapest, now)
@@ -275,7 +291,8 @@ class JobService:
         is at or above the guild's confirmation threshold is quoted instead: inputs uploaded, nothing
         reserved until the member confirms. `on_wait`: called if the decode waits for a free slot.
 
-        Raises UserFacingError (nothing charged) for bad input, a refused limit or a failed upload."""
+        Raises UserFacingError (nothing charged) for bad input, a refused limit or a failed upload, and
+        DatabaseDown when the database stops answering (it says what the member was charged)."""
         s = self._settings
         # Decoding a 6000 px WEBP or converting Opus takes up to a second: off the event loop, and a
         # few at a time in the whole process.
@@ -286,10 +303,11 @@ class JobService:
             )
         estimate = estimate_micros(audio.duration_s, s.price_per_second_usd)
         now = self._clock()
-        # The guild's choices are read once here, for both the limits and the confirmation threshold.
-        overrides = await self._store.guild_limits(request.guild_id)
-        limits = await self.limits_for(request.guild_id, request.role_ids, overrides)
-        guild_settings = await self._store.guild_settings(request.guild_id)
+        with nothing_charged():
+            # The guild's choices are read once here, for both the limits and the confirmation threshold.
+            overrides = await self._store.guild_limits(request.guild_id)
+            limits = await self.limits_for(request.guild_id, request.role_ids, overrides)
+            guild_settings = await self._store.guild_settings(request.guild_id)
         audit = _Audit(
             effective_safety_mode(chosen_safety_mode(s, guild_settings), request.channel_nsfw).value,
             # Of the member's own files, so a moderator can look a file up by its hash.
@@ -298,7 +316,8 @@ class JobService:
         )
         threshold = confirm_threshold(s, overrides)
         if threshold is not None and estimate >= threshold:
-            return await self._quote(request, image, audio, estimate, limits, audit)
+            with nothing_charged():  # a quote reserves nothing
+                return await self._quote(request, image, audio, estimate, limits, audit)
         new = NewJob(
             task_uuid=str(uuid.uuid4()),
             guild_id=request.guild_id,
@@ -315,9 +334,12 @@ class JobService:
             audio_sha256=audit.audio_sha256,
             lease=self._hold_upload(now) if self._hold_upload else None,
         )
-        created = await self._store.create_job_with_reservation(
-            new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
-        )
+        try:
+            created = await self._store.create_job_with_reservation(
+                new, limits, now, windows_at(now), lambda usage: check_limits(usage, estimate, now)
+            )
+        except StoreUnavailable as error:
+            created = await self._reservation_after(error, new.task_uuid)
         if isinstance(created, QuotaRefusal):
             raise await self._refused(request.guild_id, created, estimate)
         job = created
@@ -326,7 +348,13 @@ class JobService:
             image_ref, audio_ref = await self._upload(image, audio)
         except UserFacingError as error:
             # The command's reply tells the member; no public post.
-            await self._store.fail_job(job.id, "uploadFailed", error.message, self._clock(), member_told=True)
+            try:
+                await self._store.fail_job(
+                    job.id, "uploadFailed", error.message, self._clock(), member_told=True
+                )
+            except StoreUnavailable as lost:
+                # Still uploading, held by this process: the stale-upload rule refunds it (UPLOAD_STALE_S).
+                log.warning("job=%s failed upload not recorded (%s); refunded later", job.id, lost)
             raise
         except BaseException:
             # Cancelled or crashed mid-upload: the inputs are gone with this call, so the job cannot run.
@@ -335,15 +363,66 @@ class JobService:
                     job.id, "uploadInterrupted", "The upload was interrupted.", self._clock()
                 )
             raise
-        queued = await self._store.mark_job_queued(
-            job.id, image_ref, audio_ref, self._clock(), owner=new.lease.owner if new.lease else None
-        )
+        queued = await self._queue(job, image_ref, audio_ref, new.lease.owner if new.lease else None)
         if queued is None:
             # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep, or taken over
             # by another process when this one's leases ran out): never submit it.
             log.warning("job=%s task=%s was closed during its upload", job.id, job.task_uuid)
             raise UserFacingError(f"Job #{job.id} was cancelled during its upload. You were not charged.")
         return await self._started(queued, limits)
+
+    async def _reservation_after(self, error: StoreUnavailable, task_uuid: str) -> Job:
+        """The reservation's transaction was caught by a drop. Not `ambiguous`: nothing was written. A
+        lost COMMIT: read back whether the job exists (by the taskUUID chosen for it) and go on with it if
+        so. Raises DatabaseDown (nothing charged) otherwise: a job that exists but can't be read back is
+        an upload that never starts, held by this process, which the stale-upload rule refunds."""
+        log.warning("the reservation was interrupted (%s)", error)
+        if not error.ambiguous:
+            raise DatabaseDown(Unsettled.NOTHING_CHARGED) from error
+        for delay in RECHECK_DELAYS_S:
+            await asyncio.sleep(delay)
+            try:
+                job = await self._store.job_by_task(task_uuid)
+            except StoreUnavailable as again:
+                log.warning("task=%s reservation not read back yet (%s)", task_uuid, again)
+                continue
+            if job is None:
+                raise DatabaseDown(Unsettled.NOTHING_CHARGED) from error
+            log.info("job=%s task=%s reservation was committed; going on", job.id, task_uuid)
+            return job
+        raise DatabaseDown(Unsettled.NOTHING_CHARGED) from error
+
+    async def _queue(self, job: Job, image_ref: str, audio_ref: str, owner: str | None) -> Job | None:
+        """Record the uploaded inputs (mark_job_queued). When the database stops answering, find out
+        whether it happened (a lost COMMIT may have queued it) and try again while it is still
+        uploading; the job queued (or past that), or None if it was closed meanwhile.
+
+        Raises DatabaseDown when it could not be settled: CANCELLED when it surely was not queued (the
+        uploaded inputs are lost with this call, so the stale-upload rule refunds it), UNKNOWN after a
+        lost COMMIT that could not be read back."""
+        ambiguous = False
+        for delay in (0.0, *RECHECK_DELAYS_S):
+            if delay:
+                await asyncio.sleep(delay)
+                try:
+                    current = await self._store.get_job(job.id)
+                except StoreUnavailable as error:
+                    log.warning("job=%s state not read back yet (%s)", job.id, error)
+                    continue
+                if current is None or current.status in (JobStatus.FAILED, JobStatus.EXPIRED):
+                    return None  # failed and refunded meanwhile
+                if current.status is not JobStatus.UPLOADING:
+                    log.info("job=%s was queued despite the lost answer; going on", job.id)
+                    return current
+                ambiguous = False  # still uploading: the lost COMMIT did not happen
+            try:
+                return await self._store.mark_job_queued(
+                    job.id, image_ref, audio_ref, self._clock(), owner=owner
+                )
+            except StoreUnavailable as error:
+                log.warning("job=%s could not be queued (%s)", job.id, error)
+                ambiguous = ambiguous or error.ambiguous
+        raise DatabaseDown(Unsettled.UNKNOWN if ambiguous else Unsettled.CANCELLED, job.id)
 
     async def _upload(self, image: ValidImage, audio: ValidAudio) -> tuple[str, str]:
         """Upload both inputs to Runware; a failure becomes a member-facing error (nothing charged)."""
@@ -401,9 +480,10 @@ class JobService:
 
     async def confirm(self, quote_id: int, user_id: int) -> Accepted:
         """The member pressed Confirm: reserve and queue the quoted job, or say why not."""
-        quote = await self._quote_of(quote_id, user_id)
+        with nothing_charged():
+            quote = await self._quote_of(quote_id, user_id)
+            limits = await self.limits_for(quote.guild_id, quote.role_ids)
         now = self._clock()
-        limits = await self.limits_for(quote.guild_id, quote.role_ids)
         new = NewJob(
             task_uuid=str(uuid.uuid4()),
             guild_id=quote.guild_id,
@@ -419,15 +499,45 @@ class JobService:
             image_sha256=quote.image_sha256,
             audio_sha256=quote.audio_sha256,
         )
-        result = await self._store.confirm_quote(
-            quote_id, new, limits, now, windows_at(now), lambda u: check_limits(u, quote.estimate_micros, now)
-        )
+        try:
+            result = await self._store.confirm_quote(
+                quote_id,
+                new,
+                limits,
+                now,
+                windows_at(now),
+                lambda u: check_limits(u, quote.estimate_micros, now),
+            )
+        except StoreUnavailable as error:
+            result = await self._confirmation_after(error, quote_id)
         if isinstance(result, QuoteState):
             raise UserFacingError(_CLOSED_QUOTE[result])
         if isinstance(result, QuotaRefusal):
             raise await self._refused(quote.guild_id, result, quote.estimate_micros)
         log.info("job=%s task=%s accepted from quote=%s", result.id, result.task_uuid, quote_id)
         return await self._started(result, limits)
+
+    async def _confirmation_after(self, error: StoreUnavailable, quote_id: int) -> Job:
+        """A Confirm's transaction was caught by a drop. Not `ambiguous`: nothing was written (the quote
+        is still open). A lost COMMIT: read the quote back; its job if it was confirmed. Raises
+        DatabaseDown otherwise (UNKNOWN when it could not be read back: its job, if any, is queued and
+        will be posted)."""
+        log.warning("quote=%s confirmation was interrupted (%s)", quote_id, error)
+        if not error.ambiguous:
+            raise DatabaseDown(Unsettled.NOTHING_CHARGED) from error
+        for delay in RECHECK_DELAYS_S:
+            await asyncio.sleep(delay)
+            try:
+                quote = await self._store.get_quote(quote_id)
+                job = await self._store.get_job(quote.job_id) if quote and quote.job_id else None
+            except StoreUnavailable as again:
+                log.warning("quote=%s not read back yet (%s)", quote_id, again)
+                continue
+            if job is None:
+                raise DatabaseDown(Unsettled.NOTHING_CHARGED) from error
+            log.info("job=%s from quote=%s was committed; going on", job.id, quote_id)
+            return job
+        raise DatabaseDown(Unsettled.UNKNOWN) from error
 
     async def cancel(self, quote_id: int, user_id: int) -> None:
         """The member pressed Cancel: close the quote (nothing was reserved)."""
@@ -459,7 +569,12 @@ class JobService:
             log.exception("job=%s usage after acceptance unavailable", job.id)
             usage = None
         if usage is not None:
-            await self._raise_budget_alerts(job.guild_id, usage)
+            try:
+                await self._raise_budget_alerts(job.guild_id, usage)
+            except StoreUnavailable as error:
+                log.warning("job=%s budget alerts not checked (%s); the next job checks them", job.id, error)
+            except Exception:
+                log.exception("job=%s budget alerts failed", job.id)
         return Accepted(job, usage)
 
     async def _raise_budget_alerts(

@@ -7,7 +7,9 @@ Implementations serialise their own write transactions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from core.models import (
@@ -49,6 +51,56 @@ class StoreUnavailable(RuntimeError):
     def __init__(self, message: str, *, ambiguous: bool = False) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
+
+
+class JobEvent(StrEnum):
+    """What a notification says happened (a hint: the receiver reads the state from the database)."""
+
+    PROGRESS = "progress"  # Runware reported progress on a job (`percent`), seen by the runner holding it
+    DELIVERED = "delivered"  # a job's result (its video, late video or failure notice) was recorded as posted
+    QUEUED = "queued"  # a job nobody holds became due (a quote's Confirm): any runner may take it now
+    RELEASED = "released"  # a process let go of its leases (it stopped): other runners may claim its jobs now
+    # Not published: the subscription says it may have missed notifications (its connection dropped and
+    # came back), so whoever waits on one should look at the database now.
+    RESYNC = "resync"
+
+
+@dataclass(frozen=True, slots=True)
+class JobNotice:
+    """One notification: the event, the job it is about (0 for none), and a progress percentage."""
+
+    event: JobEvent
+    job_id: int = 0
+    percent: int | None = None
+
+
+class NoticeStream(Protocol):
+    """The notifications published since it was opened, in order, by every process on the database
+    (this one's included); `close()` ends it. A notification may be missed (a dropped connection, a full
+    queue), never invented: missing one may only delay whatever waits on it."""
+
+    def __aiter__(self) -> AsyncIterator[JobNotice]: ...
+
+    async def __anext__(self) -> JobNotice: ...
+
+    def close(self) -> None:
+        """Stop receiving notifications."""
+        ...
+
+
+class JobEvents(Protocol):
+    """Wake-ups between processes: small notifications about jobs (the event and the job's number; the
+    receiver reads the state). On PostgreSQL LISTEN/NOTIFY, so they reach every process on the database,
+    and the ones tied to a state change are sent in its transaction (delivered at its commit, never before,
+    never for a change rolled back); on SQLite they stay in the process."""
+
+    async def publish(self, notice: JobNotice) -> None:
+        """Send a notification on its own (not tied to a state change) to every subscriber."""
+        ...
+
+    def subscribe(self) -> NoticeStream:
+        """Start receiving notifications (those published from now on)."""
+        ...
 
 
 class JobStore(Protocol):
@@ -162,6 +214,11 @@ class JobStore(Protocol):
         """One job by its number."""
         ...
 
+    async def job_by_task(self, task_uuid: str) -> Job | None:
+        """The job with this taskUUID (chosen by the bot before the reservation), to find out whether a
+        reservation whose COMMIT got no answer happened."""
+        ...
+
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
         """A member's latest jobs in a guild, newest first."""
         ...
@@ -204,8 +261,9 @@ class JobStore(Protocol):
         ...
 
     async def expire_leases(self, owners: list[str], now: float) -> int:
-        """End now the job and delivery leases of `owners` (processes known to be dead), so their jobs and
-        results are claimed at once; returns how many jobs were touched."""
+        """End now the job and delivery leases of `owners` (processes known to be dead, or this one as it
+        stops), so their jobs and results are claimed at once; returns how many jobs were touched. When
+        any were, a RELEASED notification goes with the change."""
         ...
 
     async def claim_stale_uploads(
@@ -246,7 +304,8 @@ class QuoteStore(Protocol):
         windows: Windows,
         decide: Callable[[Usage], QuotaRefusal | None],
     ) -> Job | QuotaRefusal | QuoteState:
-        """In one transaction: reserve and queue the quoted job, or say why the quote is closed."""
+        """In one transaction: reserve and queue the quoted job (with a QUEUED notification), or say why
+        the quote is closed."""
         ...
 
 
@@ -271,13 +330,14 @@ class DeliveryStore(Protocol):
 
     async def mark_delivered(self, job_id: int, now: float, posted_at: tuple[int, int] | None = None) -> bool:
         """Record the result as posted (and where: channel id, message id). True only for the call that
-        recorded it."""
+        recorded it, whose change carries a DELIVERED notification."""
         ...
 
     async def mark_late_delivered(
         self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
     ) -> bool:
-        """Record a late video as posted (and where). True only for the call that recorded it."""
+        """Record a late video as posted (and where). True only for the call that recorded it (with a
+        DELIVERED notification)."""
         ...
 
     async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
@@ -539,6 +599,7 @@ class HealthStore(Protocol):
 
 
 class Store(
+    JobEvents,
     JobStore,
     QuoteStore,
     DeliveryStore,

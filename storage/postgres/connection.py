@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -27,7 +28,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
 
-from core.ports import NewerDatabaseError, StoreUnavailable
+from core.ports import JobNotice, NewerDatabaseError, StoreUnavailable
+from storage.events import Fanout, encode
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,17 @@ def connection_lost(error: BaseException, conn: Db | None = None) -> bool:
     """True when `error` says the connection to the database is gone (not that a statement was wrong)."""
     if isinstance(error, (asyncpg.ConnectionDoesNotExistError, *SERVER_GONE)):
         return True
-    return isinstance(error, asyncpg.InterfaceError) and conn is not None and conn.is_closed()
+    return isinstance(error, asyncpg.InterfaceError) and conn is not None and is_closed(conn)
+
+
+def is_closed(conn: Db) -> bool:
+    """Whether a pooled connection is closed. A connection whose session the server ended inside a
+    transaction is taken back by the pool as it closes, and its proxy then refuses every call (an
+    InterfaceError, "released back to the pool"): closed too."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 def load_migrations() -> list[tuple[int, str, str]]:
@@ -82,6 +94,16 @@ def load_migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+def notice_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of the bot's tables in `schema`. Channels are database-wide, so two
+    installations (or two tests) in schemas of one database each get their own; a channel name is an
+    identifier of at most 63 bytes, so a long schema name is replaced by its hash."""
+    name = f"vq_jobs:{schema}"
+    if len(name.encode()) <= 63:
+        return name
+    return f"vq_jobs:{hashlib.sha256(schema.encode()).hexdigest()[:40]}"
+
+
 def rowcount(status: str) -> int:
     """The number of rows a command touched, from its status tag ("UPDATE 3", "INSERT 0 1")."""
     return int(status.rsplit(" ", 1)[-1])
@@ -91,8 +113,16 @@ class PostgresConnection:
     """One PostgreSQL database through an asyncpg pool: transactions, reads and the schema. Each part of
     the store (jobs.py, quotes.py, …) builds on it; PostgresStore combines them on one pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, dsn: str = "", server_settings: Mapping[str, str] | None = None
+    ) -> None:
         self._pool = pool
+        # How to open a connection of its own outside the pool (the LISTEN connection: events.py).
+        self._dsn = dsn
+        self._server_settings = dict(server_settings or {})
+        # The subscribers in this process, and the channel of this schema (set by migrate()).
+        self._fanout = Fanout()
+        self._channel = notice_channel("public")
 
     @classmethod
     async def open(
@@ -115,7 +145,7 @@ class PostgresConnection:
             # Statements are prepared per connection and cached by asyncpg; SQL here is fixed text.
         )
         try:
-            store = cls(pool)
+            store = cls(pool, dsn, server_settings)
             await store.migrate()
         except BaseException:
             await pool.close()
@@ -155,6 +185,11 @@ class PostgresConnection:
                 raise
         finally:
             await self._release(conn)
+
+    async def _notify(self, db: Db, notice: JobNotice) -> None:
+        """Inside the caller's transaction: send `notice` to every process listening on this schema.
+        PostgreSQL delivers it at the COMMIT, and never if the transaction rolls back."""
+        await db.execute("SELECT pg_notify($1, $2)", self._channel, encode(notice))
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Db]:
@@ -246,6 +281,7 @@ class PostgresConnection:
                 raise RuntimeError(
                     "no schema of the connection's search_path exists in the database; create it first"
                 )
+            self._channel = notice_channel(schema)
             await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_MIGRATIONS, schema)
             current = await _version(conn)
             if current > latest:

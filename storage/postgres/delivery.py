@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core.models import Job, JobStatus, LedgerKind
-from storage.postgres.connection import PostgresConnection, rowcount
+from core.ports import JobEvent, JobNotice
+from storage.postgres.connection import Db, PostgresConnection, rowcount
 from storage.postgres.rows import JOB_COLUMNS, job_from_row
 from storage.postgres.statements import job_in, lock_guild
 
@@ -76,7 +77,13 @@ class PostgresDelivery(PostgresConnection):
                 message_id,
                 job_id,
             )
-            return rowcount(status) == 1
+            return await self._delivered(db, job_id, rowcount(status) == 1)
+
+    async def _delivered(self, db: Db, job_id: int, recorded: bool) -> bool:
+        """In the transaction of a post's record: tell every process (the acknowledgement's holder)."""
+        if recorded:
+            await self._notify(db, JobNotice(JobEvent.DELIVERED, job_id))
+        return recorded
 
     async def mark_late_delivered(
         self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
@@ -96,7 +103,7 @@ class PostgresDelivery(PostgresConnection):
                 message_id,
                 job_id,
             )
-            return rowcount(status) == 1
+            return await self._delivered(db, job_id, rowcount(status) == 1)
 
     async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
         """Record that the job's result is about to be posted in a channel (the first try's time is kept)."""

@@ -17,6 +17,7 @@ from core.models import (
     Usage,
     Windows,
 )
+from core.ports import JobEvent, JobNotice
 from storage.postgres.connection import Db, PostgresConnection, rowcount
 from storage.postgres.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
 from storage.postgres.statements import append_ledger, job_in, lock_guild, lock_operator_day, usage_in
@@ -368,6 +369,11 @@ class PostgresJobs(PostgresConnection):
         rows = await self._fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
         return job_from_row(rows[0]) if rows else None
 
+    async def job_by_task(self, task_uuid: str) -> Job | None:
+        """The job with this taskUUID."""
+        rows = await self._fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_uuid = $1", task_uuid)
+        return job_from_row(rows[0]) if rows else None
+
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
         """A member's latest jobs in a guild, newest first."""
         rows = await self._fetch(
@@ -505,7 +511,10 @@ class PostgresJobs(PostgresConnection):
                 owners,
                 now,
             )
-            return rowcount(jobs) + rowcount(offers)
+            touched = rowcount(jobs) + rowcount(offers)
+            if touched:  # delivered at the COMMIT: the jobs are free to claim
+                await self._notify(db, JobNotice(JobEvent.RELEASED))
+            return touched
 
     async def claim_stale_uploads(
         self, owner: str, now: float, before: float, lease_until: float

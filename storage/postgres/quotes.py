@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from core.models import Job, Limits, NewJob, QuotaRefusal, Quote, QuoteState, Usage, Windows
+from core.ports import JobEvent, JobNotice
 from storage.postgres.connection import PostgresConnection, rowcount
 from storage.postgres.jobs import reserve
 from storage.postgres.rows import QUOTE_COLUMNS, quote_from_row
@@ -95,4 +96,6 @@ class PostgresQuotes(PostgresConnection):
                     now,
                     quote_id,
                 )
+                # Delivered at the COMMIT: nobody holds the job, any process's runner may submit it.
+                await self._notify(db, JobNotice(JobEvent.QUEUED, result.id))
             return result

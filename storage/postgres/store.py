@@ -5,6 +5,7 @@ from __future__ import annotations
 from storage.postgres.budgets import PostgresBudgets
 from storage.postgres.consent import PostgresConsent
 from storage.postgres.delivery import PostgresDelivery
+from storage.postgres.events import PostgresEvents
 from storage.postgres.guild_config import PostgresGuildConfig
 from storage.postgres.jobs import PostgresJobs
 from storage.postgres.moderation import PostgresModeration
@@ -23,6 +24,7 @@ class PostgresStore(
     PostgresConsent,
     PostgresState,
     PostgresWebhooks,
+    PostgresEvents,
 ):
     """The Store protocol on PostgreSQL, safe to share between several bot processes. Each base class is
     one port; they share the pool (connection.py) and the locking rules (statements.py)."""

@@ -18,6 +18,7 @@ from typing import Any, Self
 import aiosqlite
 
 from core.ports import NewerDatabaseError
+from storage.events import Fanout
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class SqliteConnection:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        # The subscribers to notifications: on SQLite they never leave the process (events.py).
+        self._fanout = Fanout()
         # Every part reads its rows by column name (rows.py).
         conn.row_factory = aiosqlite.Row
 

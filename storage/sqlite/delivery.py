@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.models import Job, JobStatus, LedgerKind
+from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import JOB_COLUMNS, job_from_row
 from storage.sqlite.statements import job_in
@@ -65,7 +66,7 @@ class SqliteDelivery(SqliteConnection):
                 f"result_message_id = ?, {LET_GO} WHERE id = ? AND delivered_at IS NULL",
                 (now, now, channel_id, message_id, job_id),
             )
-            return cursor.rowcount == 1
+        return self._delivered(job_id, cursor.rowcount == 1)
 
     async def mark_late_delivered(
         self, job_id: int, now: float, posted_at: tuple[int, int] | None = None
@@ -81,7 +82,13 @@ class SqliteDelivery(SqliteConnection):
                 "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
                 (now, now, now, *(posted_at or (None, None)), job_id),
             )
-            return cursor.rowcount == 1
+        return self._delivered(job_id, cursor.rowcount == 1)
+
+    def _delivered(self, job_id: int, recorded: bool) -> bool:
+        """After the COMMIT of a post's record: tell the subscribers (the acknowledgement's holder)."""
+        if recorded:
+            self._fanout.deliver(JobNotice(JobEvent.DELIVERED, job_id))
+        return recorded
 
     async def record_post_attempt(self, job_id: int, channel_id: int, now: float) -> None:
         """Record that the job's result is about to be posted in a channel (the first try's time is kept)."""

@@ -18,6 +18,7 @@ from core.models import (
     Usage,
     Windows,
 )
+from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
 from storage.sqlite.statements import append_ledger, job_in, usage_in
@@ -361,6 +362,11 @@ class SqliteJobs(SqliteConnection):
         rows = await self._fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return job_from_row(rows[0]) if rows else None
 
+    async def job_by_task(self, task_uuid: str) -> Job | None:
+        """The job with this taskUUID."""
+        rows = await self._fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_uuid = ?", (task_uuid,))
+        return job_from_row(rows[0]) if rows else None
+
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 5) -> list[Job]:
         """A member's latest jobs in a guild, newest first."""
         rows = await self._fetchall(
@@ -476,7 +482,10 @@ class SqliteJobs(SqliteConnection):
                 "AND delivery_expires_at > ?",
                 (now, *owners, now),
             )
-            return jobs.rowcount + offers.rowcount
+            touched = int(jobs.rowcount + offers.rowcount)
+        if touched:  # after the COMMIT: the jobs are free to claim
+            self._fanout.deliver(JobNotice(JobEvent.RELEASED))
+        return touched
 
     async def claim_stale_uploads(
         self, owner: str, now: float, before: float, lease_until: float

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from core.models import Job, Limits, NewJob, QuotaRefusal, Quote, QuoteState, Usage, Windows
+from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.jobs import reserve
 from storage.sqlite.rows import QUOTE_COLUMNS, quote_from_row
@@ -90,4 +91,6 @@ class SqliteQuotes(SqliteConnection):
                     "UPDATE quotes SET state = 'confirmed', job_id = ?, decided_at = ? WHERE id = ?",
                     (result.id, now, quote_id),
                 )
-            return result
+        if isinstance(result, Job):  # after the COMMIT: nobody holds the job, any runner may submit it
+            self._fanout.deliver(JobNotice(JobEvent.QUEUED, result.id))
+        return result

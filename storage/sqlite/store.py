@@ -5,6 +5,7 @@ from __future__ import annotations
 from storage.sqlite.budgets import SqliteBudgets
 from storage.sqlite.consent import SqliteConsent
 from storage.sqlite.delivery import SqliteDelivery
+from storage.sqlite.events import SqliteEvents
 from storage.sqlite.guild_config import SqliteGuildConfig
 from storage.sqlite.jobs import SqliteJobs
 from storage.sqlite.moderation import SqliteModeration
@@ -23,6 +24,7 @@ class SqliteStore(
     SqliteConsent,
     SqliteState,
     SqliteWebhooks,
+    SqliteEvents,
 ):
     """The Store protocol on one SQLite file (WAL, synchronous=FULL, BEGIN IMMEDIATE for every write).
     Each base class is one port; they share the connection and its lock (connection.py)."""

@@ -1,0 +1,136 @@
+"""Wake-ups and messages between processes (issue 11): two real bots (sharded, real discord.py) on one
+PostgreSQL schema against the fake Discord and the fake Runware. The process whose shard received /animate
+holds the member's private acknowledgement; when another process advances and posts the job, the
+acknowledgement still shows the progress and then the outcome (LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from bot import VideoBot, make_bot
+from core.models import GuildSettingsPatch
+from core.ports import Store
+from core.runware import RunwareClient
+from tests import media_factory as media
+from tests.conftest import SettingsFactory
+from tests.databases import Database
+from tests.e2e.conftest import ADMIN_ID, ATTACHMENT
+from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.runware import FakeRunware
+
+
+@dataclass
+class Two:
+    """Two bot processes on one database: `a` serves GUILD_ID's shard (0 of 2), `b` the other shard."""
+
+    fake: FakeDiscord
+    runware: FakeRunware
+    a: VideoBot
+    b: VideoBot
+    database: Database
+
+    async def animate(self) -> dict[str, object]:
+        image = self.fake.add_attachment("face.png", media.png(400, 500))
+        audio = self.fake.add_attachment("voice.wav", media.wav(3.0))
+        payload = self.fake.make_slash_interaction(
+            "animate", [("image", ATTACHMENT, image), ("audio", ATTACHMENT, audio)]
+        )
+        await self.fake.send_interaction(payload)
+        return payload
+
+    async def ack(self, payload: dict[str, object], contains: str, timeout: float = 20.0) -> FakeMessage:
+        """The command's private acknowledgement once its content contains `contains`."""
+        interaction_id = int(str(payload["id"]))
+        return await self.fake.wait_for_message(
+            lambda m: m.interaction_id == interaction_id and contains in m.content, timeout
+        )
+
+
+@pytest.fixture
+async def two(
+    fake_discord: FakeDiscord, make_settings: SettingsFactory, database: Database
+) -> AsyncIterator[Two]:
+    if database.backend == "sqlite":
+        pytest.skip("SQLite's notifications stay in one process (see the README: several processes)")
+    async with FakeRunware(polls_to_finish=4) as runware, contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        bots: list[VideoBot] = []
+        for shard in (0, 1):
+            settings = make_settings(
+                runware_api_url=runware.url,
+                runware_api_key=runware.api_key,
+                database_url=database.url,
+                dev_guild_id=GUILD_ID,
+                confirm_above_usd=None,
+                shard_count=2,
+                shard_ids=str(shard),
+            )
+            store: Store = await database.open()
+            stack.push_async_callback(store.close)
+            if shard == 0:
+                await store.update_guild_settings(
+                    GUILD_ID, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
+                )
+            client = RunwareClient(
+                http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
+            )
+            bots.append(
+                make_bot(
+                    settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT
+                )
+            )
+        await asyncio.gather(*(stack.enter_async_context(running_bot(b, fake_discord)) for b in bots))
+        yield Two(fake_discord, runware, bots[0], bots[1], database)
+
+
+async def stop_runner(bot: VideoBot) -> None:
+    """Stop a process's job runner (the process itself keeps serving its shard and its notifications)."""
+    task = bot._runner_task
+    assert task is not None
+    task.cancel()
+    await asyncio.wait({task})
+
+
+async def test_the_acknowledgement_shows_what_another_process_did(two: Two) -> None:
+    """Process A answers /animate (its shard) but its runner is stopped; process B claims the job once
+    A's upload lease runs out, renders and posts it. A's private acknowledgement shows B's progress, then
+    the outcome with a link to B's post, as it would had A done the work."""
+    await stop_runner(two.a)
+    payload = await two.animate()
+    await two.ack(payload, "Job #1 accepted")
+    rendering = await two.ack(payload, "Rendering:")
+    assert rendering.ephemeral and "Job #1 accepted" in rendering.content
+    post = await two.fake.wait_for_message(
+        lambda m: m.via == "channel" and m.channel_id == CHANNEL_ID and "ready" in m.content, 20
+    )
+    ack = await two.ack(payload, "is ready")
+    assert ack.content.startswith("✅ Job #1 is ready. It cost")
+    assert ack.content.endswith(f"/channels/{GUILD_ID}/{CHANNEL_ID}/{post.id}")
+    # B did the work: A's runner never ran, and the job's lease was B's.
+    assert two.database.query("SELECT delivered_at IS NOT NULL FROM jobs WHERE id = 1") == [(1,)]
+    assert two.runware.submission_counts.total() == 1
+
+
+async def test_a_stopping_process_hands_its_jobs_over_at_once(two: Two) -> None:
+    """A process that stops lets go of its leases and says so: the other claims its job at once (not
+    after its lease would have run out), and the job is still submitted and posted once."""
+    two.runware.polls_to_finish = 10_000
+    two.a.runner.lease_s = 3600.0  # without the hand-over, B would wait an hour
+    payload = await two.animate()
+    await two.ack(payload, "Rendering:")
+    owner_a = two.a.runner.owner
+    assert two.database.query("SELECT lease_owner FROM jobs WHERE id = 1") == [(owner_a,)]
+    await two.a.close()
+    two.runware.polls_to_finish = 1
+    await two.fake.wait_for(
+        lambda: two.database.query("SELECT delivered_at IS NOT NULL FROM jobs WHERE id = 1") == [(1,)],
+        timeout=20,
+    )
+    assert two.runware.submission_counts.total() == 1
