@@ -20,7 +20,9 @@ How
                     each serving one guild's half of the burst.
     Each process identifies, then one untimed warm-up /animate per guild waits for its "accepted"
     followup, then SETTLE_S, then the burst (`asyncio.gather` of every send). The machine has 2 cores: two
-    bot processes may use both, while the fakes and PostgreSQL run on the same cores.
+    bot processes may use both, while the fakes and PostgreSQL run on the same cores. Where the time goes:
+    each bot process's event-loop thread from the first send to the last defer, on a CPU and runnable but
+    waiting for one (Linux's schedstat, as ack_latency).
 
 Checks (exit status 1, --quick included): no late callback, every callback a defer, every member
 accepted, no bot process failed. The p99 goal of ack_latency.py (50 ms) is reported, not judged here; the
@@ -57,6 +59,7 @@ from bench.ack_latency import (
     CONNECT_TIMEOUT_S,
     LATE_S,
     BotProcess,
+    CpuSample,
     Media,
     Options,
     TimedDiscord,
@@ -94,6 +97,8 @@ class Result:
     all_accepted_s: float
     accepted: int
     per_shard_p99_ms: dict[int, float] = field(default_factory=dict)
+    # CPU from the first send to the last defer: each bot process's (CpuSample), and the window itself.
+    cpu: list[CpuSample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -189,14 +194,16 @@ async def measure(arrangement: str, assets: Media, count: int) -> Result:
             await no_consent(schema)
             procs = await stack.enter_async_context(bots(fake, runware, Path(tmp_name), schema, shard_ids))
             await wait_connected(fake, procs)
-            result = await burst(fake, assets, count, arrangement)
+            result = await burst(fake, assets, count, arrangement, [p.pid for p in procs])
             for proc in procs:
                 if proc.exited() and proc.proc is not None and proc.proc.returncode != 0:
                     result.notes.append(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.log_tail()}")
             return result
 
 
-async def burst(fake: TimedDiscord, assets: Media, count: int, arrangement: str) -> Result:
+async def burst(
+    fake: TimedDiscord, assets: Media, count: int, arrangement: str, pids: list[int | None]
+) -> Result:
     """A warm-up /animate per guild (until accepted), then `count` at once over both guilds."""
     for index, guild_id in enumerate(GUILDS):
         warm = animate(fake, assets, WARMUP_USER_ID + index, guild_id)
@@ -207,9 +214,12 @@ async def burst(fake: TimedDiscord, assets: Media, count: int, arrangement: str)
     payloads = [animate(fake, assets, FIRST_MEMBER_ID + i, GUILDS[i % len(GUILDS)]) for i in range(count)]
     ids = [int(p["id"]) for p in payloads]
     gc.collect()  # this process only (the fakes), as ack_latency
+    cpu_before = [CpuSample.take(pid) for pid in pids]
     started = time.perf_counter()
     await asyncio.gather(*(fake.send_interaction(p) for p in payloads))
     await fake.wait_for_callbacks(ids, CALLBACKS_TIMEOUT_S)
+    cpu_after = [CpuSample.take(pid) for pid in pids]
+    cpu = [a - b for a, b in zip(cpu_after, cpu_before, strict=True) if a is not None and b is not None]
     notes = []
     try:
         await fake.wait_for(lambda: all(fake.followup_texts(i) for i in ids), ACCEPTED_TIMEOUT_S)
@@ -250,8 +260,20 @@ async def burst(fake: TimedDiscord, assets: Media, count: int, arrangement: str)
         all_accepted_s=all_accepted_s,
         accepted=sum(1 for t in texts if t and "accepted" in t[0]),
         per_shard_p99_ms=per_shard,
+        cpu=cpu,
         notes=notes,
     )
+
+
+def cpu_text(result: Result) -> str:
+    """Each bot process's event-loop thread in the window: on a CPU, and runnable but waiting for one."""
+    if not result.cpu:
+        return "CPU n/a"
+    parts = [
+        f"{c.bot_loop_run_s * 1000:.0f} ms on CPU + {c.bot_loop_wait_s * 1000:.0f} ms waiting"
+        for c in result.cpu
+    ]
+    return f"{result.arrangement}, {result.cpu[0].wall_s * 1000:.0f} ms window: bot loop " + "; ".join(parts)
 
 
 def line(label: str, one: Result, two: Result) -> str:
@@ -285,6 +307,7 @@ async def main_async(count: int, repetitions: int) -> int:
         got = {name: await measure(name, assets, count) for name in order}
         pairs.append((got["one process"], got["two processes"]))
         print(line(f"rep {rep + 1}", *pairs[-1]))
+        print(f"{'':13}{cpu_text(pairs[-1][0])} | {cpu_text(pairs[-1][1])}")
     notes = [(r.arrangement, n) for pair in pairs for r in pair for n in r.notes]
     for arrangement, note in notes:
         print(f"  note ({arrangement}): {note}")
