@@ -31,8 +31,11 @@ How
       store      the same work through PostgresStore.
     Reservations run sequentially (one coroutine) and from `--concurrency` coroutines sharing one pool,
     over `--guilds` guilds (the money lock is per guild) and `--members` members, with limits that never
-    refuse (check_limits still runs on every reservation). Claims run from 1 claimer and from `--claimers`
-    concurrent claimers, each on a pool of its own, as several runners would.
+    refuse (check_limits still runs on every reservation); and from `--processes` OS processes (spawned,
+    a fresh interpreter each, as separate bot processes are), each with a pool of its own and
+    `--concurrency // --processes` coroutines, timed from the moment all are connected and told to go to
+    the moment the last is done; the raw baseline runs in the same arrangement. Claims run from 1 claimer
+    and from `--claimers` concurrent claimers, each on a pool of its own, as several runners would.
     Checks (a failed one stops the script with exit status 1, --quick included): every reservation wrote
     its job and its reserve row, and the servers' monthly running totals equal the sum of the reservations;
     every job of the backlog was claimed exactly once, by the owner whose call returned it (no id returned
