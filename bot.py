@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
 import hashlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -491,6 +493,27 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+# glibc's mallopt() parameter for the size from which a block gets a memory mapping of its own.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 64 * 1024
+
+
+def limit_heap_fragmentation() -> bool:
+    """Give blocks of 64 KiB and more (downloaded files, decoded images, request bodies) a memory mapping
+    of their own, handed back to the system when freed. glibc's default threshold (128 KiB) rises each
+    time such a block is freed, until these blocks come from the heap, where the small long-lived objects
+    allocated between them keep the freed space from being returned: with 1,000 jobs in flight the process
+    held 206 MB instead of 106 (bench/memory_inflight.py). Nothing is done where the C library is not
+    glibc, or where the operator set MALLOC_MMAP_THRESHOLD_ (glibc read it at start). True when set here."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
 def load_settings() -> Settings | None:
     """Settings from the environment and .env, or None after printing what is wrong."""
     try:
@@ -625,6 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb == "migrate-db":
         return asyncio.run(_migrate_db(settings.database_url, args.to))
     tune_garbage_collector()
+    limit_heap_fragmentation()
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(run_bot(settings))

