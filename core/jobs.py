@@ -32,7 +32,7 @@ from core.models import (
     format_usd,
 )
 from core.moderation import chosen_safety_mode, effective_safety_mode
-from core.ports import JobServiceStore
+from core.ports import JobServiceStore, StoreUnavailable
 from core.quota import (
     apply_tiers,
     check_limits,
@@ -387,6 +387,11 @@ class JobService:
             usage: Usage | None = await self._store.usage(
                 job.guild_id, job.user_id, limits, windows_at(self._clock())
             )
+        except StoreUnavailable as error:
+            log.warning(
+                "job=%s usage after acceptance unavailable, the database is unavailable (%s)", job.id, error
+            )
+            usage = None
         except Exception:
             log.exception("job=%s usage after acceptance unavailable", job.id)
             usage = None
