@@ -10,6 +10,7 @@ PostgreSQL only: several processes on one machine-independent database is what i
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -219,6 +220,12 @@ def complaints(process: BotProcess) -> list[str]:
     ]
 
 
+def logged(processes: list[BotProcess], logger: str, what: str) -> set[int]:
+    """The jobs whose `what` line ("job=N task=… what") `logger` wrote in any of the processes' logs."""
+    pattern = re.compile(rf" {re.escape(logger)}: job=(\d+) task=\S+ {what}\b")
+    return {int(m.group(1)) for p in processes for m in pattern.finditer(p.log())}
+
+
 def finish_all(runware: FakeRunware) -> None:
     """Every task submitted so far finishes at its next poll, and any later one at its first."""
     runware.polls_to_finish = 1
@@ -264,7 +271,10 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_each_once(
             assert process.stop() == 0, process.log()
 
     assert_each_job_once(r, jobs)
-    # The orphans were finished by the survivors: nobody holds them, and the dead process posted none.
+    # The orphans were finished by the survivors: settled and posted by them (their logs say so), and
+    # nobody holds a lease any more.
+    assert orphans <= logged(survivors, "core.runner", "succeeded")
+    assert orphans <= logged(survivors, "cogs.delivery", "delivered")
     assert r.query("SELECT COUNT(*) FROM jobs WHERE lease_owner LIKE ?", owner) == [(0,)]
     for process in survivors:
         assert tracebacks(process) == [] and complaints(process) == [], process.log()
