@@ -46,6 +46,8 @@ FIRST_MEMBER_ID = 500_000_000_000_000_000
 VIDEO = make_mp4(20_000)
 COST_MICROS = 420_000
 ESTIMATE_MICROS = 100_000  # 1 s of audio at $0.10 a second
+# A job lease (3 × POLL_MAX_INTERVAL_S): a dead process's jobs are taken over this soon.
+LEASE_S = 3.0
 # Generous limits (each member has a few videos in flight at once; no cooldown between them), no consent
 # statement (turned off per guild) and no quotes: every command is accepted.
 ENV = {
@@ -59,9 +61,9 @@ ENV = {
     "QUOTA_USER_MAX_ACTIVE_JOBS": "10",
     "QUOTA_COOLDOWN_S": "0",
     "CONFIRM_ABOVE_USD": "off",
-    # Polls every second at most, so a lease lasts 3 s: a dead process's jobs are taken over quickly.
+    # Polls every second at most, so a lease lasts LEASE_S.
     "POLL_INITIAL_DELAY_S": "0.1",
-    "POLL_MAX_INTERVAL_S": "1.0",
+    "POLL_MAX_INTERVAL_S": str(LEASE_S / 3),
     "RUNWARE_REQUEST_TIMEOUT_S": "5",
 }
 
@@ -251,7 +253,8 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_each_once(
 ) -> None:
     """120 jobs over 6 guilds on 3 shard processes; the first 30 finish and are posted; then one process is
     killed with SIGKILL (not restarted) while it holds the leases of about 30 rendering jobs. The two
-    others take them over once the leases run out: all 120 are posted once, submitted once, charged once."""
+    others take them over once the leases run out (each claim comes after its lease's end, as the lease
+    times in the database show) and finish them: all 120 are posted once, submitted once, charged once."""
     jobs = 120
     async with rig(tmp_path, database, polls_to_finish=10**9) as r:
         await r.animate(jobs)
@@ -265,13 +268,25 @@ async def test_a_killed_process_s_jobs_are_finished_by_the_others_each_once(
         victim = r.processes[1]
         victim.kill()
         owner = f"%:{victim.pid}:%"
-        orphans = {
-            job_id
-            for (job_id,) in r.query(
-                "SELECT id FROM jobs WHERE lease_owner LIKE ? AND delivered_at IS NULL", owner
+        # The dead process's unfinished jobs, and when each of its leases runs out.
+        expiry = dict(
+            r.query(
+                "SELECT id, lease_expires_at FROM jobs WHERE lease_owner LIKE ? AND delivered_at IS NULL",
+                owner,
             )
-        }
+        )
+        orphans = set(expiry)
         assert len(orphans) >= 10, r.query("SELECT id, status, lease_owner FROM jobs ORDER BY id")
+        # The others' jobs finish now; the orphans keep rendering until the survivors have claimed them.
+        for (task_uuid,) in r.query("SELECT task_uuid FROM jobs WHERE NOT id = ANY(?)", list(orphans)):
+            r.runware.finish(task_uuid)
+        claims = "SELECT id, lease_expires_at FROM jobs WHERE id = ANY(?) AND lease_owner NOT LIKE ?"
+        await wait_until(lambda: len(r.query(claims, list(orphans), owner)) == len(orphans), timeout=30)
+        # Each was claimed once its lease had run out: a claim made at `now` (the claimer's pass) takes
+        # the lease to now + LEASE_S, and a renewal only moves it later.
+        claimed_at = {job_id: until - LEASE_S for job_id, until in r.query(claims, list(orphans), owner)}
+        early = {job_id for job_id in orphans if claimed_at[job_id] < expiry[job_id] - 1e-6}
+        assert not early, {job_id: (claimed_at[job_id], expiry[job_id]) for job_id in early}
         finish_all(r.runware)
         await wait_until(lambda: delivered(r)() == jobs, timeout=60)
         await asyncio.sleep(1.5)  # room for a second post, submit or charge, if there were to be one
