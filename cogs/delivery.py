@@ -70,6 +70,12 @@ PROGRESS_EDIT_INTERVAL_S = 5.0
 POST_SEARCH_MARGIN_S = 120.0
 # … reading at most this many messages (two pages): the post follows its try within seconds.
 POST_SEARCH_LIMIT = 200
+# A delivery the database interrupted (it dropped the connection) is tried again this soon by this process,
+# which still holds the job's delivery lease, up to DELIVERY_ATTEMPTS tries in all; a longer outage leaves
+# it to the runner, which offers the job again when the lease runs out, as after any failed post. (The
+# next try finds a post the interrupted one made, so it is not posted twice.)
+DELIVERY_RETRY_S = 1.0
+DELIVERY_ATTEMPTS = 5
 
 
 @dataclass
@@ -111,6 +117,7 @@ class DeliveryCog(commands.Cog):
         # When this process last published each job's progress for another process's acknowledgement.
         self._published: dict[int, float] = {}
         self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+        self._retries: set[asyncio.Task[None]] = set()
 
     def track_acknowledgement(
         self, job_id: int, interaction: discord.Interaction[VideoBot], text: str
@@ -169,12 +176,14 @@ class DeliveryCog(commands.Cog):
             log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
 
     @commands.Cog.listener()
-    async def on_job_finished(self, job: Job) -> None:
+    async def on_job_finished(self, job: Job, attempt: int = 1) -> None:
         """Post a finished job's result once (the runner offers it again if posting fails), and a video
-        that arrived after the job expired once more."""
+        that arrived after the job expired once more. `attempt`: how many tries the database interrupted
+        before this one, plus one."""
         if job.id in self._delivering or (job.delivered_at is not None and not job.late_video_waiting):
             return
         self._delivering.add(job.id)
+        retry = False
         try:
             # Each delivery may hold a whole video in memory: a backlog after an outage goes a few at a time.
             async with self._delivery_slots:
@@ -188,11 +197,32 @@ class DeliveryCog(commands.Cog):
         except (discord.HTTPException, RunwareError, OSError) as error:
             self.bot.observer.delivery_failed()
             log.warning("job=%s task=%s delivery failed, will retry: %r", job.id, job.task_uuid, error)
+        except StoreUnavailable as error:
+            retry = attempt < DELIVERY_ATTEMPTS
+            log.warning(
+                "job=%s task=%s delivery interrupted, the database is unavailable (%s); will retry%s",
+                job.id,
+                job.task_uuid,
+                error,
+                f" in {DELIVERY_RETRY_S:g} s" if retry else "",
+            )
         except Exception:
             self.bot.observer.delivery_failed()
             log.exception("job=%s task=%s delivery failed, will retry", job.id, job.task_uuid)
         finally:
             self._delivering.discard(job.id)
+        if retry:
+            task = asyncio.create_task(self._retry(job, attempt + 1), name=f"deliver-again-{job.id}")
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+
+    async def _retry(self, job: Job, attempt: int) -> None:
+        await asyncio.sleep(DELIVERY_RETRY_S)
+        self.bot.dispatch("job_finished", job, attempt)
+
+    async def cog_unload(self) -> None:
+        for task in self._retries:
+            task.cancel()
 
     async def _show_outcome(self, job_id: int) -> None:
         """The job was posted by another process (or a notice says look): if this process holds its

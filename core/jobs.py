@@ -565,6 +565,11 @@ class JobService:
             usage: Usage | None = await self._store.usage(
                 job.guild_id, job.user_id, limits, windows_at(self._clock())
             )
+        except StoreUnavailable as error:
+            log.warning(
+                "job=%s usage after acceptance unavailable, the database is unavailable (%s)", job.id, error
+            )
+            usage = None
         except Exception:
             log.exception("job=%s usage after acceptance unavailable", job.id)
             usage = None

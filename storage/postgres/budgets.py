@@ -77,7 +77,7 @@ class PostgresBudgets(PostgresConnection):
 
     async def spend_report(self, guild_id: int, start: float, end: float, top: int = 5) -> SpendReport:
         """A guild's spend in [start, end): the total, the top spenders, and its jobs by outcome."""
-        async with self._pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
+        async with self._snapshot() as db:
             # One snapshot for the three reads, so the total and the spenders agree.
             sums = await db.fetchrow(
                 "SELECT COALESCE(SUM(CASE WHEN kind <> 'grant' THEN amount_micros END), 0), "

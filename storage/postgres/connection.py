@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Any, Self, TypeAlias
 
@@ -156,15 +156,25 @@ class PostgresConnection:
         """Close the pool (waits for the connections in use to be released)."""
         await self._pool.close()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[Db]:
+    def _write(self) -> AbstractAsyncContextManager[Db]:
         """One transaction on a connection of the pool: committed when the block ends, rolled back when
         it raises (or is cancelled; asyncpg then resets or drops the connection before reusing it).
 
         A dropped connection raises StoreUnavailable: before any statement ran, the transaction is begun
         again on another connection (BEGIN_ATTEMPTS); during the block, nothing was committed; during the
         COMMIT, it is `ambiguous`."""
-        conn, tx = await self._begin()
+        return self._transaction(snapshot=False)
+
+    def _snapshot(self) -> AbstractAsyncContextManager[Db]:
+        """A read-only transaction on one snapshot (REPEATABLE READ), for reads that must agree with each
+        other. A dropped connection is handled as in `_write`: begun again on another connection when the
+        BEGIN meets it, StoreUnavailable later (a lost COMMIT too, though it changed nothing)."""
+        return self._transaction(snapshot=True)
+
+    @asynccontextmanager
+    async def _transaction(self, *, snapshot: bool) -> AsyncIterator[Db]:
+        """`_write`'s transaction, or `_snapshot`'s when `snapshot`."""
+        conn, tx = await self._begin(snapshot=snapshot)
         try:
             try:
                 yield conn
@@ -180,7 +190,7 @@ class PostgresConnection:
             except Exception as error:
                 if connection_lost(error, conn):
                     raise StoreUnavailable(
-                        f"the database dropped the connection during COMMIT: {error}", ambiguous=True
+                        f"the database dropped the connection during COMMIT: {error}", ambiguous=not snapshot
                     ) from error
                 raise
         finally:
@@ -222,12 +232,17 @@ class PostgresConnection:
             await asyncio.sleep(0)  # lets the pool see the other connections the drop closed
         raise AssertionError("unreachable")
 
-    async def _begin(self) -> tuple[Db, Transaction]:
-        """A connection of the pool with a transaction begun on it; begun again on another connection
-        when the server had dropped the first (no statement of the step has run: safe)."""
+    async def _begin(self, *, snapshot: bool = False) -> tuple[Db, Transaction]:
+        """A connection of the pool with a transaction begun on it (read-only, REPEATABLE READ when
+        `snapshot`); begun again on another connection when the server had dropped the first (no
+        statement of the step has run: safe)."""
         for attempt in range(1, BEGIN_ATTEMPTS + 1):
             conn = await self._acquire()
-            tx = conn.transaction()
+            tx = (
+                conn.transaction(isolation="repeatable_read", readonly=True)
+                if snapshot
+                else conn.transaction()
+            )
             try:
                 await tx.start()
             except BaseException as error:

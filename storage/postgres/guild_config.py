@@ -111,7 +111,7 @@ class PostgresGuildConfig(PostgresConnection):
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A guild's moderation settings (defaults when it has chosen none)."""
-        async with self._pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
+        async with self._snapshot() as db:
             # One snapshot for both reads.
             found = await db.fetchrow(
                 f"SELECT {', '.join(_SETTING_COLUMN.values())} FROM guild_settings WHERE guild_id = $1",

@@ -122,8 +122,9 @@ async def test_a_step_on_a_connection_dropped_while_idle_is_begun_again(
     make_settings: SettingsFactory,
 ) -> None:
     """The pool's idle connection is terminated and the step comes before the event loop has read its
-    end: the BEGIN fails, nothing ran, so the store begins again on a new connection and the write and
-    the read succeed (no error for the member)."""
+    end: the BEGIN fails, nothing ran, so the store begins again on a new connection and the write, the
+    read and the reads on one snapshot (a guild's settings, its spend report) succeed (no error for the
+    member)."""
     with fresh_schema() as schema:
         store = await PostgresStore.open(
             TEST_POSTGRES_URL,
@@ -132,14 +133,18 @@ async def test_a_step_on_a_connection_dropped_while_idle_is_begun_again(
             max_size=1,
         )
         try:
-            for step in ("write", "read"):
+            for step in ("write", "read", "settings", "report"):
                 # Blocks this loop while another thread ends the session and its socket closes.
                 assert run_sync(drop_connections(schema)) == 1
                 time.sleep(0.2)  # noqa: ASYNC251 - the loop must not run meanwhile
                 if step == "write":
                     await store.set_state("k", "v")
-                else:
+                elif step == "read":
                     assert await store.get_state("k") == "v"
+                elif step == "settings":
+                    assert (await store.guild_settings(1)).guild_id == 1
+                else:
+                    assert (await store.spend_report(1, 0.0, time.time())).total_micros == 0
         finally:
             await store.close()
 

@@ -6,12 +6,8 @@ Whatever the moment of the kill, the job is submitted once, charged once and del
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,72 +15,12 @@ import pytest
 from tests import media_factory as media
 from tests.databases import Database
 from tests.e2e.conftest import ATTACHMENT, button
+from tests.e2e.processes import BotProcess, bot_processes, connected
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.discord_fixtures import CHANNEL_ID
 from tests.fakes.runware import FakeRunware, Outcome, make_mp4
 
-ROOT = Path(__file__).resolve().parents[2]
 VIDEO = make_mp4(30_000)
-
-
-class BotProcess:
-    """`python bot.py` in its own process, pointed at the fakes, logging to a file."""
-
-    def __init__(
-        self, tmp_path: Path, database: Database, discord: FakeDiscord, runware: FakeRunware
-    ) -> None:
-        self.log_path = tmp_path / "bot.log"
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "DISCORD_TOKEN": discord.token,
-            "RUNWARE_API_KEY": runware.api_key,
-            "RUNWARE_API_URL": runware.url,
-            "DATABASE_URL": database.url,
-            "DISCORD_API_BASE": discord.api_base,
-            "DISCORD_GATEWAY_URL": discord.gateway_url,
-            "POLL_INITIAL_DELAY_S": "0.1",
-            "POLL_MAX_INTERVAL_S": "0.3",
-            "RUNWARE_REQUEST_TIMEOUT_S": "1",
-            "PRICE_PER_SECOND_USD": "0.10",
-            "LOG_LEVEL": "INFO",
-        }
-        self.cwd = tmp_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bot.py")], cwd=self.cwd, env=self.env, stdout=log, stderr=log
-        )
-        log.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            return self.proc.wait(15)
-        return self.proc.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@contextmanager
-def bot_process(
-    tmp_path: Path, database: Database, discord: FakeDiscord, runware: FakeRunware
-) -> Iterator[BotProcess]:
-    process = BotProcess(tmp_path, database, discord, runware)
-    try:
-        yield process
-    finally:
-        if process.proc is not None and process.proc.poll() is None:
-            process.proc.kill()
-            process.proc.wait(10)
 
 
 @asynccontextmanager
@@ -94,20 +30,6 @@ async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeRunware]]:
     async with FakeDiscord() as discord, FakeRunware(polls_to_finish=10**9) as runware:
         populate_default_guilds(discord)
         yield discord, runware
-
-
-async def connected(discord: FakeDiscord, process: BotProcess, sessions_before: int) -> None:
-    """Wait until the process has identified on the gateway (a new session)."""
-
-    async def ready() -> None:
-        while len(discord.identify_payloads) <= sessions_before:
-            assert process.proc is not None
-            if process.proc.poll() is not None:
-                raise AssertionError("the bot exited:\n" + process.log())
-            await asyncio.sleep(0.05)
-        await discord.wait_for(lambda: discord.connected_sessions > 0, 10)
-
-    await asyncio.wait_for(ready(), 30)
 
 
 async def send_animate(discord: FakeDiscord) -> dict[str, object]:
@@ -160,7 +82,7 @@ async def test_killed_while_processing_resumes_and_delivers_once(tmp_path: Path,
     """SIGKILL while Runware renders: the restarted bot polls the same task and posts it once."""
     async with fakes() as (discord, runware):
         runware.default_outcome = Outcome.success(cost_usd=0.42, video=VIDEO)
-        with bot_process(tmp_path, database, discord, runware) as process:
+        with bot_processes(BotProcess(tmp_path, database.url, discord, runware)) as (process,):
             process.start()
             await connected(discord, process, 0)
             await send_animate(discord)
@@ -179,7 +101,7 @@ async def test_killed_during_an_unanswered_submit_checks_before_resubmitting(
     async with fakes() as (discord, runware):
         runware.default_outcome = Outcome.success(cost_usd=0.42, video=VIDEO)
         runware.inject_hang(60, task_type="videoInference", process=True)
-        with bot_process(tmp_path, database, discord, runware) as process:
+        with bot_processes(BotProcess(tmp_path, database.url, discord, runware)) as (process,):
             process.start()
             await connected(discord, process, 0)
             await send_animate(discord)
@@ -201,7 +123,7 @@ async def test_killed_before_the_result_could_be_posted_posts_it_once(
         runware.default_outcome = Outcome.success(cost_usd=0.42, video=VIDEO)
         runware.polls_to_finish = 1
         discord.inject_status(f"POST /channels/{CHANNEL_ID}/messages", 503, 0, times=10**6)
-        with bot_process(tmp_path, database, discord, runware) as process:
+        with bot_processes(BotProcess(tmp_path, database.url, discord, runware)) as (process,):
             process.start()
             await connected(discord, process, 0)
             await send_animate(discord)

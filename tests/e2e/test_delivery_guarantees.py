@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
+
+import pytest
 
 from bot import VideoBot
 from core.models import GuildLimitsPatch, GuildSettingsPatch
@@ -294,3 +297,39 @@ async def test_flagged_video_is_not_sent_by_dm(app: App) -> None:
     await app.delivered(1)
     assert videos(app) == []
     assert app.spent() == 0
+
+
+# -- the database drops the connection that records a post -----------------------------------------------
+
+# PostgreSQL ends the session that records a job's post, at its first try only (a sequence counts the
+# tries: it is not rolled back with the transaction), as a failover or an operator ending sessions would.
+DROP_AT_DELIVERY = (
+    "CREATE SEQUENCE drop_at_delivery",
+    "CREATE FUNCTION drop_at_delivery() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF OLD.delivered_at IS NULL AND NEW.delivered_at IS NOT NULL AND nextval('drop_at_delivery') = 1 "
+    "THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$",
+    "CREATE TRIGGER drop_at_delivery BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION drop_at_delivery()",
+)
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_post_whose_record_the_database_dropped_is_recorded_soon_not_made_again(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The video is posted, and the database drops the connection recording it: the same process tries
+    again a moment later (it still holds the delivery lease; the runner would offer the job again only
+    when that runs out, a minute later), finds its post in the channel and records it. One post, one
+    warning line, no traceback."""
+    for statement in DROP_AT_DELIVERY:
+        app.query(statement)
+    caplog.set_level(logging.INFO)
+    await app.animate()
+    await app.delivered(1, timeout=30)
+    await asyncio.sleep(0.3)
+    (post,) = [m for m in app.channel_posts() if "ready" in m.content]
+    assert app.query("SELECT result_message_id FROM jobs") == [(post.id,)]
+    assert app.query("SELECT last_value FROM drop_at_delivery") == [(2,)]  # dropped once, then recorded
+    interrupted = [r for r in caplog.records if "delivery interrupted" in r.getMessage()]
+    assert [r.levelno for r in interrupted] == [logging.WARNING]
+    assert [r.getMessage() for r in caplog.records if r.exc_info is not None] == []
+    assert app.spent() == 420_000

@@ -4,8 +4,12 @@ ledger, and money that stays exact when several processes (each with a pool of i
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,11 +22,13 @@ from storage.postgres import PostgresStore, load_migrations
 from storage.postgres.connection import LOCK_MIGRATIONS
 from storage.sqlite import load_migrations as load_sqlite_migrations
 from tests.conftest import reserve
+from tests.databases import schema_url
 from tests.postgres import TEST_POSTGRES_URL, fresh_schema
 from tests.storage.builders import new_job, operator_totals, quote, stored_totals, totals_from_ledger
 from tests.storage.conftest import Backend, Query, postgres_backend
 
 NOW = 1_000.0
+ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 4
 
 
@@ -148,6 +154,43 @@ async def test_200_reservations_by_one_member_through_several_pools_never_oversp
     assert len(accepted) == 10
     assert {r.reason for r in results if isinstance(r, QuotaRefusal)} == {RefusalReason.DAILY}
     assert pg.query("SELECT SUM(amount_micros), COUNT(*) FROM ledger") == [(1_000_000, 10)]
+    assert_totals_exact(pg.query)
+
+
+async def test_200_reservations_by_one_member_from_four_os_processes_never_overspend(
+    schema: str, pg: Backend
+) -> None:
+    """The same, literally: 4 OS processes (tests/storage/reserving_process.py), each opening the store by
+    its URL as the bot does and, after one start signal, making 50 reservations of $0.10 at once for one
+    member against a $1 daily limit: exactly 10 accepted in all, and the ledger holds $1."""
+    command = [sys.executable, "-m", "tests.storage.reserving_process", schema_url(schema), "50"]
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command, "100000", "1000000", cwd=ROOT, stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for process in processes:  # each has opened (and migrated) the store
+            assert process.stdout is not None
+            assert await asyncio.wait_for(process.stdout.readline(), 30) == b"ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), 60)
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert [p.returncode for p in processes] == [0] * PROCESSES, [err.decode() for _, err in outputs]
+    results = [json.loads(out.decode().splitlines()[-1]) for out, _ in outputs]
+    accepted = [job_id for result in results for job_id in result["accepted"]]
+    assert len(accepted) == len(set(accepted)) == 10
+    assert {reason for result in results for reason in result["refused"]} == {"daily"}
+    assert sum(len(result["refused"]) for result in results) == 190
+    assert pg.query("SELECT SUM(amount_micros), COUNT(*) FROM ledger") == [(1_000_000, 10)]
+    assert sorted(job_id for (job_id,) in pg.query("SELECT job_id FROM ledger")) == sorted(accepted)
     assert_totals_exact(pg.query)
 
 
