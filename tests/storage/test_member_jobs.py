@@ -132,7 +132,8 @@ async def race(store_a: Store, store_b: Store, jobs: list[Job], seed: int) -> li
 async def test_cancel_racing_the_submit_has_exactly_one_winner(backend: Backend, query: Query) -> None:
     """120 jobs, each cancelled by its member while two stores (as processes) also mark it submitting:
     each job is either cancelled and refunded (never to be sent) or submitting and not refunded, never
-    both and never neither; both outcomes happen."""
+    both and never neither. Which side wins is the scheduler's choice (under load one side may win every
+    race), so both outcomes are not required here: test_either_order_of_cancel_and_submit forces each."""
     stores = [await backend.open(), await backend.open()]
     try:
         jobs = [await queued(stores[0], user_id=1_000 + i) for i in range(120)]
@@ -144,7 +145,6 @@ async def test_cancel_racing_the_submit_has_exactly_one_winner(backend: Backend,
             assert now.status is (JobStatus.FAILED if cancelled else JobStatus.SUBMITTING)
             # The runner sends only what mark_submitting let through; a cancelled job stays unsendable.
             assert await stores[1].mark_submitting(job.id, NOW + 2, NOW + 10) is submitted
-        assert any(c for c, _ in results) and any(s for _, s in results)
         refunds = {job_id for kind, _, job_id in ledger_rows(query) if kind == "refund"}
         assert refunds == {job.id for job, (c, _) in zip(jobs, results, strict=True) if c}
     finally:
