@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs._i18n import guild_words, member_words
 from cogs._ui import is_server_manager, resolve_channel, send
 from cogs._wording import budget_alert_text, budget_lines, report_lines, tier_lines
 from core.budgets import LimitChange, parse_amount, parse_limit_change
@@ -68,7 +69,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
                 )
                 return
             await channel.send(
-                budget_alert_text(alert),
+                budget_alert_text(guild_words(self.bot.get_guild(alert.guild_id)), alert),
                 # A retry within Discord's nonce window cannot post it twice.
                 nonce=alert_nonce(alert),
                 allowed_mentions=discord.AllowedMentions.none(),
@@ -96,7 +97,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         overview = await self.bot.budgets.overview(interaction.guild_id)
-        await send(interaction, "\n".join(budget_lines(overview)))
+        await send(interaction, "\n".join(budget_lines(member_words(interaction), overview)))
 
     @app_commands.command(name="set")
     @app_commands.check(is_server_manager)
@@ -150,7 +151,10 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
                 f"\n⚠️ I can't post in {log_channel.mention}: give me View Channel and Send Messages there, "
                 "or the alerts will be lost."
             )
-        await send(interaction, f"Saved: {done}.{warning}\n\n" + "\n".join(budget_lines(overview)))
+        await send(
+            interaction,
+            f"Saved: {done}.{warning}\n\n" + "\n".join(budget_lines(member_words(interaction), overview)),
+        )
 
     @app_commands.command(name="tier")
     @app_commands.check(is_server_manager)
@@ -187,7 +191,11 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
             await send(interaction, "Nothing to change: give at least one limit, or `remove:True`.")
             return
         saved = await budgets.set_tier(interaction.guild_id, role.id, changes, interaction.user.id)
-        await send(interaction, f"Saved the tier of {role.mention}.\n" + "\n".join(tier_lines((saved,))[1:]))
+        await send(
+            interaction,
+            f"Saved the tier of {role.mention}.\n"
+            + "\n".join(tier_lines(member_words(interaction), (saved,))[1:]),
+        )
 
     @app_commands.command(name="grant")
     @app_commands.check(is_server_manager)
@@ -257,7 +265,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         label, report = await self.bot.budgets.report(
             interaction.guild_id, period.value if period else "this_month"
         )
-        await send(interaction, "\n".join(report_lines(label, report)))
+        await send(interaction, "\n".join(report_lines(member_words(interaction), label, report)))
 
     @app_commands.command(name="export")
     @app_commands.check(is_server_manager)

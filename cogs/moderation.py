@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs._i18n import member_words
 from cogs._ui import fit, is_moderator, send
 from cogs._wording import discord_time
 from core.models import EVERY_GUILD
@@ -95,7 +96,7 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
             scope = " (every server)" if ban.guild_id == EVERY_GUILD else ""
             when = discord_time(ban.created_at)
             lines.append(f"<@{ban.user_id}>{scope}: {ban.reason} · by <@{ban.banned_by}> {when}")
-        await send(interaction, fit(lines))
+        await send(interaction, fit(member_words(interaction), lines))
 
     @app_commands.command(name="lookup")
     @app_commands.check(is_moderator)
@@ -133,7 +134,7 @@ class ModerationCog(commands.GroupCog, group_name="moderation", group_descriptio
                 f"· {ACTION_WORDS.get(a.action, a.action)} by <@{a.actor_id}> {discord_time(a.created_at)}"
                 for a in actions
             ]
-        await send(interaction, fit(lines))
+        await send(interaction, fit(member_words(interaction), lines))
 
 
 async def setup(bot: VideoBot) -> None:
