@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cogs._i18n import ENGLISH
 from cogs._wording import error_text, near_limit_warning, refusal_message
 from cogs.settings import settings_lines
 from core.errors import ChannelNotAllowed, OwnVideoReported, QuotaExceeded, UserFacingError
@@ -15,7 +16,7 @@ def test_daily_refusal_says_numbers_and_reset() -> None:
     """The daily refusal names the limit, what is left and when it resets (Discord timestamp)."""
     refusal = check_limits(usage(today=4_700_000), 600_000, 0.0)
     assert refusal is not None and refusal.reason is RefusalReason.DAILY
-    text = refusal_message(refusal, 600_000)
+    text = refusal_message(ENGLISH, refusal, 600_000)
     assert "$0.60" in text and "$0.30" in text and "$5.00" in text
     assert f"<t:{int(WINDOWS.day_end)}:R>" in text
 
@@ -24,14 +25,14 @@ def test_monthly_refusal_names_the_monthly_limit() -> None:
     """With both limits hit, the refusal speaks of the monthly one."""
     refusal = check_limits(usage(today=4_900_000, month=9_900_000, monthly_micros=10_000_000), 600_000, 0.0)
     assert refusal is not None
-    assert "monthly" in refusal_message(refusal, 600_000)
+    assert "monthly" in refusal_message(ENGLISH, refusal, 600_000)
 
 
 def test_guild_budget_refusal_says_when_it_resets() -> None:
     """The guild's monthly budget refuses everyone once spent, until the month ends."""
     refusal = check_limits(usage(guild=99_800_000, guild_monthly_micros=100_000_000), 600_000, 0.0)
     assert refusal is not None and refusal.reason is RefusalReason.GUILD_BUDGET
-    text = refusal_message(refusal, 600_000)
+    text = refusal_message(ENGLISH, refusal, 600_000)
     assert "$99.80" in text and "$100.00" in text and f"<t:{int(WINDOWS.month_end)}:R>" in text
 
 
@@ -39,7 +40,7 @@ def test_cooldown_refusal_says_when_the_next_job_may_start() -> None:
     """A job too soon after the last is refused until the cooldown ends."""
     refusal = check_limits(usage(last=100.0, cooldown_s=30.0), 1, 110.0)
     assert refusal is not None and refusal.reason is RefusalReason.COOLDOWN and refusal.frees_at == 130.0
-    assert "<t:130:R>" in refusal_message(refusal, 1)
+    assert "<t:130:R>" in refusal_message(ENGLISH, refusal, 1)
     assert check_limits(usage(last=100.0, cooldown_s=30.0), 1, 131.0) is None
 
 
@@ -47,15 +48,15 @@ def test_active_refusal_says_the_limit() -> None:
     """The active-jobs refusal says how many are running and the limit."""
     refusal = check_limits(usage(active=2), 1, 0.0)
     assert refusal is not None
-    text = refusal_message(refusal, 1)
+    text = refusal_message(ENGLISH, refusal, 1)
     assert "2 videos in progress" in text and "the most you can have at once" in text
 
 
 def test_warning_at_80_percent() -> None:
     """At 80 % of the daily limit the acknowledgement warns, with the reset time; below it does not."""
-    warning = near_limit_warning(usage(today=4_000_000))
+    warning = near_limit_warning(ENGLISH, usage(today=4_000_000))
     assert warning is not None and "80%" in warning and f"<t:{int(WINDOWS.day_end)}:R>" in warning
-    assert near_limit_warning(usage(today=3_900_000)) is None
+    assert near_limit_warning(ENGLISH, usage(today=3_900_000)) is None
 
 
 def test_the_operator_refusal_keeps_its_figure_to_itself() -> None:
@@ -64,7 +65,7 @@ def test_the_operator_refusal_keeps_its_figure_to_itself() -> None:
     usage = Usage(0, 0, 0, 0, None, limits, windows_at(1_000.0), operator_spent_today_micros=49_950_000)
     refusal = check_limits(usage, 100_000, 1_000.0)
     assert refusal is not None and refusal.reason is RefusalReason.OPERATOR_DAILY
-    text = refusal_message(refusal, 100_000)
+    text = refusal_message(ENGLISH, refusal, 100_000)
     assert text.startswith("The bot has reached its spending limit for today") and "<t:86400:R>" in text
     assert "$" not in text
 
@@ -87,10 +88,13 @@ def test_the_flagged_line_does_not_repeat_itself_when_withholding_everywhere() -
 def test_errors_that_carry_facts_are_worded_here() -> None:
     """A core error with facts reads as it always did; a plain one is its own message."""
     many = tuple(range(1, 13))
-    assert error_text(ChannelNotAllowed((5, 6))) == "/animate can't be used in this channel. Try <#5>, <#6>."
-    assert error_text(ChannelNotAllowed(many)).endswith("<#9>, <#10>, ….")
-    assert error_text(OwnVideoReported()) == "This is your own video: use **Delete** to remove it."
+    assert (
+        error_text(ENGLISH, ChannelNotAllowed((5, 6)))
+        == "/animate can't be used in this channel. Try <#5>, <#6>."
+    )
+    assert error_text(ENGLISH, ChannelNotAllowed(many)).endswith("<#9>, <#10>, ….")
+    assert error_text(ENGLISH, OwnVideoReported()) == "This is your own video: use **Delete** to remove it."
     refusal = check_limits(usage(active=2), 1, 0.0)
     assert refusal is not None
-    assert error_text(QuotaExceeded(refusal, 1)) == refusal_message(refusal, 1)
-    assert error_text(UserFacingError("Plain words.")) == "Plain words."
+    assert error_text(ENGLISH, QuotaExceeded(refusal, 1)) == refusal_message(ENGLISH, refusal, 1)
+    assert error_text(ENGLISH, UserFacingError("Plain words.")) == "Plain words."
