@@ -319,3 +319,32 @@ async def test_bad_calls_are_refused_and_write_nothing(hooked: App, proxy: Proxy
     app.runware.finish(task_uuid)
     await app.delivered(1)
     assert_once(app)
+
+
+async def test_the_daily_pruning_forgets_the_webhook_rows_of_jobs_long_ended(
+    hooked: App, proxy: Proxy
+) -> None:
+    """A job delivered by webhook keeps its token and result (a late repeat is still "repeated"); once it
+    ended more than OUTPUT_TTL_S ago, the next process's daily pruning deletes them, and a call with its
+    old token is then refused (401) without a write."""
+    app = hooked
+    await app.animate()
+    _, url = await submitted(app)
+    await app.delivered(1)
+    assert app.query("SELECT COUNT(*) FROM webhook_tokens") == [(1,)]
+    assert app.query("SELECT COUNT(*) FROM webhook_results") == [(1,)]
+    await app.bot.close()
+    # A day and more later (OUTPUT_TTL_S is a day), when the last pruning's claim has run out.
+    app.query("UPDATE jobs SET finished_at = finished_at - ?", app.settings.output_ttl_s + 60)
+    app.query("UPDATE duties SET until = 0")
+    async with running_bot(next_bot(app), app.discord):
+        await app.discord.wait_for(
+            lambda: (
+                app.query("SELECT COUNT(*) FROM webhook_tokens") == [(0,)]
+                and app.query("SELECT COUNT(*) FROM webhook_results") == [(0,)]
+            ),
+            10,
+        )
+        async with aiohttp.ClientSession() as http, http.post(url, json={"taskUUID": task_of(app)}) as answer:
+            assert answer.status == 401
+    assert_once(app)
