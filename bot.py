@@ -41,7 +41,7 @@ from core.moderation import ModerationService
 from core.observe import NULL_OBSERVER, Observer
 from core.ports import JobEvent, StoreUnavailable
 from core.runner import JobRunner
-from core.runware import ErrorKind, RunwareClient, RunwareError
+from core.runware import ErrorKind, RunwareClient, RunwareError, redact_webhook_secrets
 from core.settings import Settings, describe_settings_error
 from core.webhooks import WebhookReceiver
 from storage import NewerDatabaseError, Store, open_store
@@ -84,13 +84,12 @@ class SecretsFilter(logging.Filter):
         self._secrets = [s for s in secrets if len(s) >= 8]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
-        if any(s in message for s in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+        redacted = redact_webhook_secrets(message)  # tokens of webhook URLs are secrets too
+        for secret in self._secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
