@@ -43,7 +43,7 @@ from core.moderation import ModerationService
 from core.observe import NULL_OBSERVER, Observer
 from core.ports import JobEvent, StoreUnavailable
 from core.runner import JobRunner
-from core.runware import ErrorKind, RunwareClient, RunwareError
+from core.runware import ErrorKind, RunwareClient, RunwareError, redact_webhook_secrets
 from core.settings import Settings, describe_settings_error
 from core.webhooks import WebhookReceiver
 from storage import NewerDatabaseError, Store, open_store
@@ -86,13 +86,12 @@ class SecretsFilter(logging.Filter):
         self._secrets = [s for s in secrets if len(s) >= 8]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
-        if any(s in message for s in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+        redacted = redact_webhook_secrets(message)  # tokens of webhook URLs are secrets too
+        for secret in self._secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
@@ -172,6 +171,10 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
             await send(interaction, _(GENERIC_APOLOGY))
         except discord.HTTPException:
             log.warning("could not send the apology for /%s", command)
+
+
+# Notifications that may have made work due for this process's runner.
+WAKING = frozenset({JobEvent.QUEUED, JobEvent.RELEASED, JobEvent.RESULT, JobEvent.RESYNC})
 
 
 class VideoBot(commands.Bot):
@@ -267,12 +270,13 @@ class VideoBot(commands.Bot):
 
     async def _follow_notices(self) -> None:
         """Act on the notifications of every process on the database: wake the runner when another
-        process's change made work due (a job nobody holds queued, leases let go, or notices missed), and
-        hand each notice to the cogs (`on_job_notice`: the acknowledgements this process holds)."""
+        process's change made work due (a job nobody holds queued, leases let go, a webhook result kept
+        by whichever process Runware reached, or notices missed), and hand each notice to the cogs
+        (`on_job_notice`: the acknowledgements this process holds)."""
         stream = self.store.subscribe()
         try:
             async for notice in stream:
-                if notice.event in (JobEvent.QUEUED, JobEvent.RELEASED, JobEvent.RESYNC):
+                if notice.event in WAKING:
                     self.runner.wake()
                 self.dispatch("job_notice", notice)
         finally:
@@ -302,6 +306,10 @@ class VideoBot(commands.Bot):
                     pruned = await self.moderation.prune()
                     if pruned is not None:
                         log.info("pruned moderation records older than the retention period: %s", pruned)
+                    # Runware calls no more about a job whose output is gone: its webhook rows can go.
+                    forgotten = await self.store.prune_webhooks(now - self.settings.output_ttl_s)
+                    if forgotten:
+                        log.info("pruned %s webhook rows of jobs that ended", forgotten)
             except Exception:
                 log.exception("pruning old moderation records failed; will try again tomorrow")
             await asyncio.sleep(self.prune_check_s)
@@ -361,8 +369,8 @@ class VideoBot(commands.Bot):
 
     def _webhook_result_kept(self, job_id: int) -> None:
         """A webhook result was kept for a job: have its runner apply it now. This process's runner is
-        woken here; when another process holds the job, its runner finds the job due at its next pass
-        (at most IDLE_SLEEP_S later). A cross-process wake (PostgreSQL LISTEN/NOTIFY) plugs in here."""
+        woken here at once; every process's runner (the one holding the job among them) is woken by the
+        notification the keeping transaction sent (JobEvent.RESULT, in `_follow_notices`)."""
         self.runner.wake()
 
     def _job_finished(self, job: Job) -> None:

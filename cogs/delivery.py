@@ -194,6 +194,9 @@ class DeliveryCog(commands.Cog):
                 # posted): work from its row as it is now, never post a stale expiry notice after the video.
                 fresh = await self.bot.jobs.get_job(job.id)
                 if fresh is None or (fresh.delivered_at is not None and not fresh.late_video_waiting):
+                    # Posted by another process meanwhile: its DELIVERED notice came while this one had
+                    # the job in hand (and was passed over), so the acknowledgement is shown from here.
+                    await self._show_outcome(job.id, delivering=True)
                     return
                 job = fresh
                 await self._deliver(job)
@@ -227,11 +230,12 @@ class DeliveryCog(commands.Cog):
         for task in self._retries:
             task.cancel()
 
-    async def _show_outcome(self, job_id: int) -> None:
+    async def _show_outcome(self, job_id: int, *, delivering: bool = False) -> None:
         """The job was posted by another process (or a notice says look): if this process holds its
         acknowledgement and the job is recorded as posted, show the outcome in it, as the process that
-        posted it would have."""
-        if self._live_ack(job_id) is None or job_id in self._delivering:
+        posted it would have. `delivering`: called by this process's own delivery of the job, which
+        found it recorded by another."""
+        if self._live_ack(job_id) is None or (job_id in self._delivering and not delivering):
             return  # nothing to edit, or this process is delivering it and edits it itself
         try:
             job = await self.bot.jobs.get_job(job_id)
@@ -505,6 +509,9 @@ class DeliveryCog(commands.Cog):
             if not await self.bot.jobs.mark_late_delivered(job.id, posted_at):
                 return
         elif not await self.bot.jobs.mark_delivered(job.id, posted_at):
+            # Another process recorded its post first (the same post: one nonce); its DELIVERED notice
+            # was passed over while this delivery ran.
+            await self._show_outcome(job.id, delivering=True)
             return
         self.bot.observer.delivered()
         note = moderator_note(job, shown=shows_video(job, message))

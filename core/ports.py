@@ -7,7 +7,7 @@ Implementations serialise their own write transactions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -60,6 +60,7 @@ class JobEvent(StrEnum):
     DELIVERED = "delivered"  # a job's result (its video, late video or failure notice) was recorded as posted
     QUEUED = "queued"  # a job nobody holds became due (a quote's Confirm): any runner may take it now
     RELEASED = "released"  # a process let go of its leases (it stopped): other runners may claim its jobs now
+    RESULT = "result"  # a webhook result was kept for a job: the runner holding it may apply it now
     # Not published: the subscription says it may have missed notifications (its connection dropped and
     # came back), so whoever waits on one should look at the database now.
     RESYNC = "resync"
@@ -153,10 +154,20 @@ class JobStore(Protocol):
         ...
 
     async def schedule_polls(
-        self, updates: list[tuple[int, float]], now: float, *, owner: str | None = None
+        self,
+        updates: list[tuple[int, float]],
+        now: float,
+        *,
+        owner: str | None = None,
+        tried: Collection[int] = (),
     ) -> int:
         """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
-        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
+        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone).
+
+        A job with a webhook result kept is made due `now` instead, read under the rows' locks in the same
+        transaction: a result kept after the caller last looked (between its poll and this call) must not
+        wait for the slow safety-net poll. Except the jobs in `tried`, whose kept result the caller has
+        just tried to apply: their retry keeps its delay (a result that cannot be applied is not spun on)."""
         ...
 
     async def complete_job(
@@ -553,13 +564,19 @@ class WebhookStore(Protocol):
         self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
     ) -> bool:
         """Keep a final result for a job still waiting for one (submitting, processing, or expired and
-        watched) and make a processing or watched job due now, in one transaction. False, with nothing
-        written, for a repeat: a result already kept for this job or this video, or a job already
-        finished (by a poll)."""
+        watched) and make a processing or watched job due now, in one transaction that also notifies
+        every process (JobEvent.RESULT, delivered at its commit). False, with nothing written, for a
+        repeat: a result already kept for this job or this video, or a job already finished (by a
+        poll)."""
         ...
 
     async def webhook_results(self, job_ids: list[int]) -> dict[int, str]:
         """The kept results of those jobs that have one, by job id."""
+        ...
+
+    async def prune_webhooks(self, before: float) -> int:
+        """Forget the tokens and kept results of jobs that ended before `before` (terminal, and not
+        watched for a late video): Runware calls no more about them. Returns how many rows went."""
         ...
 
 

@@ -144,11 +144,14 @@ class JobRunner:
         lease_s: float | None = None,
         observer: Observer = NULL_OBSERVER,
         public_url: str | None = None,
+        idle_sleep_s: float = IDLE_SLEEP_S,
     ) -> None:
         """`owner`: this process's name on its leases (default_owner()); `lease_s`: how long they last
         (lease_seconds(settings)); `observer`: told of submissions, finished jobs and settled costs;
         `public_url`: where Runware reaches this bot's webhook (PUBLIC_URL, with the HTTP server on): each
-        submit then carries a webhook URL, and polls slow down."""
+        submit then carries a webhook URL, and polls slow down; `idle_sleep_s`: the longest sleep when
+        nothing is due (tests make it long to show that a wake-up, not the sleep's end, did the work)."""
+        self.idle_sleep_s = idle_sleep_s
         self.owner = owner or default_owner()
         self.lease_s = lease_s if lease_s is not None else lease_seconds(settings)
         self.observer = observer
@@ -270,7 +273,7 @@ class JobRunner:
         # Results Runware's webhook brought are applied without asking Runware.
         kept = await self._store.webhook_results([j.id for j in polled]) if polled else {}
         if kept:
-            await self._apply_all([(j, decode_result(kept[j.id])) for j in polled if j.id in kept])
+            await self._apply_all([(j, decode_result(kept[j.id])) for j in polled if j.id in kept], set(kept))
             polled = [j for j in polled if j.id not in kept]
         due_now = [j for j in polled if j.next_poll_at is not None and j.next_poll_at <= now]
         if due_now:
@@ -300,7 +303,8 @@ class JobRunner:
 
     async def _sleep_until_due(self) -> None:
         next_due = await self._store.next_due_at(self.owner, self._clock())
-        timeout = IDLE_SLEEP_S if next_due is None else min(IDLE_SLEEP_S, next_due - self._clock())
+        idle = self.idle_sleep_s
+        timeout = idle if next_due is None else min(idle, next_due - self._clock())
         if timeout <= 0:
             await asyncio.sleep(0)
             return
@@ -412,11 +416,16 @@ class JobRunner:
             # A webhook that came while the poll was on its way wins over an older "processing".
             kept = await self._store.webhook_results([j.id for j in jobs])
             answers = [(j, decode_result(kept[j.id]) if j.id in kept else r) for j, r in answers]
-        await self._apply_all(answers)
+            tried = set(kept)
+        else:
+            tried = set()
+        await self._apply_all(answers, tried)
 
-    async def _apply_all(self, answers: list[tuple[Job, TaskResult]]) -> None:
+    async def _apply_all(self, answers: list[tuple[Job, TaskResult]], tried: set[int]) -> None:
         """Apply each job's result (a poll's answer or a webhook's), then schedule the next polls of the
-        jobs still waiting."""
+        jobs still waiting. `tried`: the jobs whose answer was a kept webhook result. The store makes any
+        other job with a kept result due now: one kept after the runner looked (while the poll was on its
+        way) is applied at the next pass, not at the slow safety-net poll."""
         s = self._settings
         later: list[tuple[int, float]] = []
         for job, result in answers:
@@ -432,7 +441,7 @@ class JobRunner:
                 next_in = retry_delay(job.poll_count, s.poll_max_interval_s)
             if next_in is not None:
                 later.append((job.id, self._clock() + next_in))
-        await self._store.schedule_polls(later, self._clock(), owner=self.owner)
+        await self._store.schedule_polls(later, self._clock(), owner=self.owner, tried=tried)
 
     async def _apply(self, job: Job, result: TaskResult) -> float | None:
         """Act on one poll result. Returns the delay before the next poll, or None if the job is done."""

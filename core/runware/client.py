@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from yarl import URL
 
 from core.observe import NULL_OBSERVER, Observer
-from core.runware.errors import ErrorKind, RunwareError, classify_error
+from core.runware.errors import ErrorKind, RunwareError, classify_error, redact_webhook_secrets
 from core.runware.tasks import TaskResult, TaskState, VideoRequest
 from core.runware.wire import (
     MalformedReply,
@@ -519,10 +519,12 @@ class RunwareClient:
         return _Transient(error, maybe_processed=True)
 
     def _scrub(self, text: str) -> str:
-        """Remove the API key from text that came from the server (an error may echo what it was sent)."""
+        """Remove the API key and webhook URLs' secrets from text that came from the server (an error may
+        echo what it was sent, e.g. a refused webhookURL)."""
         secret = self._api_key.get_secret_value()
         if secret:
             text = text.replace(secret, "***")
+        text = redact_webhook_secrets(text)
         if len(text) > _MAX_MESSAGE_CHARS:
             text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
         return text

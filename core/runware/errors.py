@@ -6,9 +6,19 @@ sorts Runware's error codes and HTTP statuses into kinds the way Runware's offic
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from core.errors import N_
+
+# The secret of a webhook URL's token (core/webhooks.py: .../runware/webhook/<job id>.<secret>), wherever it
+# appears in a text: the job number stays readable, the secret goes.
+_WEBHOOK_SECRET = re.compile(r"(/runware/webhook/\d+\.)[A-Za-z0-9_\-]+")
+
+
+def redact_webhook_secrets(text: str) -> str:
+    """`text` with the secret of every webhook URL in it replaced by ***."""
+    return _WEBHOOK_SECRET.sub(r"\1***", text) if "/runware/webhook/" in text else text
 
 
 class ErrorKind(StrEnum):

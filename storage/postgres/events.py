@@ -4,8 +4,9 @@ Notifications tied to a state change are sent in its transaction (`PostgresConne
 by `publish`. This process listens on a connection of its own, outside the pool (a pooled connection is
 reset when it is handed back, which would end its LISTEN), opened when the first subscriber arrives. When
 that connection drops (a restart, an operator ending sessions), it is opened again with a backoff and one
-log line per outage; since notifications sent meanwhile are lost, the subscribers are then told to look
-at the database (RESYNC).
+log line per outage (one that stops answering without closing, a network path that died silently, is
+found by a periodic SELECT 1 and ended); since notifications sent meanwhile are lost, the subscribers are
+then told to look at the database (RESYNC).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_S = 0.2
 RECONNECT_MAX_S = 10.0
 # How often the LISTEN connection is checked for having closed without telling (besides asyncpg's own
-# termination callback).
+# termination callback), and asked a question that must be answered within PING_TIMEOUT_S: a network
+# path that died silently (no reset, no close) leaves the socket open and the notifications lost.
 CHECK_EVERY_S = 5.0
+PING_TIMEOUT_S = 10.0
 
 
 class PostgresEvents(PostgresConnection):
@@ -105,6 +108,15 @@ class PostgresEvents(PostgresConnection):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CHECK_EVERY_S):
                     await lost.wait()
+            if lost.is_set() or conn.is_closed():
+                break
+            try:
+                async with asyncio.timeout(PING_TIMEOUT_S):
+                    await conn.fetchval("SELECT 1")
+            except TimeoutError:
+                log.info("the notification connection to the database stopped answering; ending it")
+                conn.terminate()
+                return
 
     def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         notice = decode(str(payload))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from core.models import (
     ACTIVE,
@@ -43,6 +43,11 @@ WEBHOOK_WAITING = "EXISTS (SELECT 1 FROM webhook_results w WHERE w.job_id = jobs
 CLAIMABLE = "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $2)"
 # Lock the rows of the ids in {ids} in id order (before a multi-row update changes them).
 LOCK_IN_ORDER = "SELECT id FROM jobs WHERE id = ANY({ids}) ORDER BY id FOR UPDATE"
+
+
+async def kept_result(db: Db, job_id: int) -> bool:
+    """True when a webhook result is kept for the job."""
+    return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM webhook_results WHERE job_id = $1)", job_id))
 
 
 def held(n: int) -> str:
@@ -208,26 +213,41 @@ class PostgresJobs(PostgresConnection):
             return rowcount(status) == 1
 
     async def schedule_polls(
-        self, updates: list[tuple[int, float]], now: float, *, owner: str | None = None
+        self,
+        updates: list[tuple[int, float]],
+        now: float,
+        *,
+        owner: str | None = None,
+        tried: Collection[int] = (),
     ) -> int:
-        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
-        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each;
+        a job with a webhook result kept (and not in `tried`) is due `now` instead. Returns how many were
+        changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
         if not updates:
             return 0
+        ids = [job_id for job_id, _ in updates]
         async with self._write() as db:
-            # One statement for the batch (asyncpg's executemany reports no row counts). Its rows are
-            # locked in id order first, as renew_leases locks them: two multi-row updates of one owner's
-            # jobs (a pass and the lease timer run at once) then never wait on each other in a circle.
+            # The rows are locked in id order first, as renew_leases locks them: two multi-row updates of
+            # one owner's jobs (a pass and the lease timer run at once) then never wait on each other in a
+            # circle. In a statement of its own: the UPDATE after it reads webhook_results in a snapshot
+            # taken once the locks are held, so a result kept by a webhook that held a row's lock before us
+            # (record_webhook_result locks it) is seen; one statement would read them in its own earlier
+            # snapshot and miss it. One kept after our locks waits for our COMMIT, then finds the job's
+            # next poll in the future and makes it due now itself.
+            await db.execute(LOCK_IN_ORDER.format(ids="$1::BIGINT[]"), ids)
+            # One statement for the batch (asyncpg's executemany reports no row counts).
             status = await db.execute(
-                f"WITH locked AS ({LOCK_IN_ORDER.format(ids='$1::BIGINT[]')}) "
-                "UPDATE jobs SET next_poll_at = u.next_poll_at, poll_count = poll_count + 1, updated_at = $3 "
-                "FROM unnest($1::BIGINT[], $2::DOUBLE PRECISION[]) AS u (id, next_poll_at) "
-                f"WHERE jobs.id = u.id AND jobs.id IN (SELECT id FROM locked) "
+                "UPDATE jobs SET next_poll_at = CASE WHEN NOT u.tried AND EXISTS (SELECT 1 FROM "
+                "webhook_results w WHERE w.job_id = jobs.id) THEN $3 ELSE u.next_poll_at END, "
+                "poll_count = poll_count + 1, updated_at = $3 "
+                "FROM unnest($1::BIGINT[], $2::DOUBLE PRECISION[], $5::BOOLEAN[]) "
+                "AS u (id, next_poll_at, tried) WHERE jobs.id = u.id "
                 f"AND (jobs.status IN ({ACTIVE_SQL}) OR jobs.late_until IS NOT NULL){held(4)}",
-                [job_id for job_id, _ in updates],
+                ids,
                 [next_poll_at for _, next_poll_at in updates],
                 now,
                 owner,
+                [job_id in tried for job_id in ids],
             )
             return rowcount(status)
 
@@ -288,6 +308,11 @@ class PostgresJobs(PostgresConnection):
             job = await job_in(db, job_id, for_update=True)
             if job.status not in ACTIVE or not holds(job, owner):
                 return None
+            if next_poll_at is not None and await kept_result(db, job_id):
+                # A webhook kept a result since the runner looked (the deadline's poll was on its way): the
+                # watch starts with it, not a slow poll later. Read after the row's lock, in a snapshot of
+                # its own, so a result kept by a webhook that held the lock before us is seen.
+                next_poll_at = now
             await lock_guild(db, job.guild_id)
             await db.execute(
                 "UPDATE jobs SET status = $1, error_code = $2, error_message = $3, cost_micros = 0, "

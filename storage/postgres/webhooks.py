@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from core.models import JobStatus, WebhookTarget
+from core.models import TERMINAL, JobStatus, WebhookTarget
+from core.ports import JobEvent, JobNotice
 from storage.postgres.connection import PostgresConnection, rowcount
 from storage.postgres.statements import job_in
 
 # A job still waiting for Runware's answer; a result for any other is a repeat (a poll got there first).
 WAITING = (JobStatus.SUBMITTING, JobStatus.PROCESSING)
+TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
+# The jobs whose webhook rows can go: ended before $1, and not watched for a late video.
+ENDED = f"SELECT id FROM jobs WHERE status IN ({TERMINAL_SQL}) AND late_until IS NULL AND finished_at < $1"
+# Rows deleted per transaction (short transactions, as the retention pass runs them).
+PRUNE_BATCH = 5000
 
 
 class PostgresWebhooks(PostgresConnection):
@@ -30,7 +36,9 @@ class PostgresWebhooks(PostgresConnection):
     ) -> bool:
         """Keep a final result for a job still waiting for one and make it due now. The job's row is
         locked first, as a settle locks it: a concurrent settle by a poll is either before, and this is a
-        repeat, or after, and finds the job finished. False, nothing written, for a repeat."""
+        repeat, or after, and finds the job finished. False, nothing written, for a repeat. Every process
+        is told in the same transaction (JobEvent.RESULT, delivered at the COMMIT), so the runner holding
+        the job, wherever it runs, applies the result at once."""
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
             watched = job.late_until is not None
@@ -53,6 +61,7 @@ class PostgresWebhooks(PostgresConnection):
                 await db.execute(
                     "UPDATE jobs SET next_poll_at = $2 WHERE id = $1 AND next_poll_at > $2", job_id, now
                 )
+            await self._notify(db, JobNotice(JobEvent.RESULT, job_id))
             return True
 
     async def webhook_results(self, job_ids: list[int]) -> dict[int, str]:
@@ -63,3 +72,23 @@ class PostgresWebhooks(PostgresConnection):
             "SELECT job_id, result FROM webhook_results WHERE job_id = ANY($1::BIGINT[])", job_ids
         )
         return {int(r["job_id"]): str(r["result"]) for r in rows}
+
+    async def prune_webhooks(self, before: float) -> int:
+        """Forget the tokens and kept results of jobs that ended before `before` and are not watched, in
+        batches of PRUNE_BATCH rows (one transaction each). Returns how many rows went."""
+        total = 0
+        for table in ("webhook_tokens", "webhook_results"):
+            while True:
+                async with self._write() as db:
+                    done = rowcount(
+                        await db.execute(
+                            f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} "
+                            f"WHERE job_id IN ({ENDED}) LIMIT $2)",
+                            before,
+                            PRUNE_BATCH,
+                        )
+                    )
+                total += done
+                if done < PRUNE_BATCH:
+                    break
+        return total

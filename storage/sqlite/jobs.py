@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import aiosqlite
 
@@ -46,6 +46,12 @@ DUE = (
 WEBHOOK_WAITING = "EXISTS (SELECT 1 FROM webhook_results w WHERE w.job_id = jobs.id)"
 # Free to take: nobody holds it, the claimer holds it, or its lease ran out. Parameters: owner, now.
 CLAIMABLE = "(lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= ?)"
+
+
+async def kept_result(db: aiosqlite.Connection, job_id: int) -> bool:
+    """True when a webhook result is kept for the job."""
+    rows = await db.execute_fetchall("SELECT 1 FROM webhook_results WHERE job_id = ?", (job_id,))
+    return bool(list(rows))
 
 
 def holds(job: Job, owner: str | None) -> bool:
@@ -213,17 +219,28 @@ class SqliteJobs(SqliteConnection):
             return cursor.rowcount == 1
 
     async def schedule_polls(
-        self, updates: list[tuple[int, float]], now: float, *, owner: str | None = None
+        self,
+        updates: list[tuple[int, float]],
+        now: float,
+        *,
+        owner: str | None = None,
+        tried: Collection[int] = (),
     ) -> int:
-        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each.
-        Returns how many were changed (a job finished meanwhile, or not held by `owner`, is left alone)."""
+        """Set the next poll time of several jobs, (job_id, next_poll_at) each, and count one poll each;
+        a job with a webhook result kept (and not in `tried`) is due `now` instead, read in the same
+        BEGIN IMMEDIATE transaction. Returns how many were changed (a job finished meanwhile, or not held
+        by `owner`, is left alone)."""
         if not updates:
             return 0
         async with self._write() as db:
             cursor = await db.executemany(
-                f"UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + 1, updated_at = ? "
+                f"UPDATE jobs SET next_poll_at = CASE WHEN ? = 0 AND {WEBHOOK_WAITING} THEN ? ELSE ? END, "
+                "poll_count = poll_count + 1, updated_at = ? "
                 f"WHERE id = ? AND (status IN ({ACTIVE_SQL}) OR late_until IS NOT NULL){HELD}",
-                [(next_poll_at, now, job_id, owner, owner) for job_id, next_poll_at in updates],
+                [
+                    (int(job_id in tried), now, next_poll_at, now, job_id, owner, owner)
+                    for job_id, next_poll_at in updates
+                ],
             )
             return cursor.rowcount
 
@@ -286,6 +303,10 @@ class SqliteJobs(SqliteConnection):
             job = await job_in(db, job_id)
             if job.status not in ACTIVE or not holds(job, owner):
                 return None
+            if next_poll_at is not None and await kept_result(db, job_id):
+                # A webhook kept a result since the runner looked (the deadline's poll was on its way): the
+                # watch starts with it, not a slow poll later.
+                next_poll_at = now
             await db.execute(
                 "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, cost_micros = 0, "
                 "finished_at = ?, next_poll_at = ?, updated_at = ?, delivered_at = ?, late_until = ?, "

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from core.models import JobStatus, WebhookTarget
+from core.models import TERMINAL, JobStatus, WebhookTarget
+from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.statements import job_in
 
 # A job still waiting for Runware's answer; a result for any other is a repeat (a poll got there first).
 WAITING = (JobStatus.SUBMITTING, JobStatus.PROCESSING)
+TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
+# The jobs whose webhook rows can go: ended before the parameter, and not watched for a late video.
+ENDED = f"SELECT id FROM jobs WHERE status IN ({TERMINAL_SQL}) AND late_until IS NULL AND finished_at < ?"
+# Rows deleted per transaction (the write lock is held briefly, as the retention pass holds it).
+PRUNE_BATCH = 5000
 
 
 class SqliteWebhooks(SqliteConnection):
@@ -31,7 +37,16 @@ class SqliteWebhooks(SqliteConnection):
     ) -> bool:
         """Keep a final result for a job still waiting for one and make it due now (BEGIN IMMEDIATE: a
         concurrent settle by a poll is either before, and this is a repeat, or after, and finds the job
-        finished). False, nothing written, for a repeat."""
+        finished). False, nothing written, for a repeat. After the COMMIT this process's subscribers are
+        told (JobEvent.RESULT): SQLite's notifications stay in the process."""
+        kept = await self._keep(job_id, task_uuid, video_uuid, result, now)
+        if kept:
+            self._fanout.deliver(JobNotice(JobEvent.RESULT, job_id))
+        return kept
+
+    async def _keep(
+        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+    ) -> bool:
         async with self._write() as db:
             job = await job_in(db, job_id)
             watched = job.late_until is not None
@@ -61,3 +76,20 @@ class SqliteWebhooks(SqliteConnection):
             f"SELECT job_id, result FROM webhook_results WHERE job_id IN ({marks})", job_ids
         )
         return {int(r[0]): str(r[1]) for r in rows}
+
+    async def prune_webhooks(self, before: float) -> int:
+        """Forget the tokens and kept results of jobs that ended before `before` and are not watched, in
+        batches of PRUNE_BATCH rows (one transaction each). Returns how many rows went."""
+        total = 0
+        for table in ("webhook_tokens", "webhook_results"):
+            while True:
+                async with self._write() as db:
+                    cursor = await db.execute(
+                        f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t "
+                        f"WHERE t.job_id IN ({ENDED}) LIMIT ?)",
+                        (before, PRUNE_BATCH),
+                    )
+                total += cursor.rowcount
+                if cursor.rowcount < PRUNE_BATCH:
+                    break
+        return total

@@ -10,8 +10,23 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from core.runware import ErrorKind, MalformedReply, RunwareClient, TaskResult, TaskState
-from core.webhooks import decode_result, encode_result, is_final, new_token, token_hash, token_job
+from core.runware import (
+    ErrorKind,
+    MalformedReply,
+    RunwareClient,
+    TaskResult,
+    TaskState,
+    redact_webhook_secrets,
+)
+from core.webhooks import (
+    decode_result,
+    encode_result,
+    is_final,
+    new_token,
+    token_hash,
+    token_job,
+    webhook_url,
+)
 
 TASK = "2f1d5a4e-7c1b-4b8e-9a0e-5d2c3b4a1f00"
 
@@ -76,3 +91,14 @@ async def test_a_kept_result_reads_back_the_same(client: RunwareClient) -> None:
         failed.error.message,
     )
     assert back.error.kind is not ErrorKind.NOT_FOUND
+
+
+def test_a_webhook_urls_secret_is_redacted_wherever_it_appears() -> None:
+    """The secret of a URL webhook_url() makes is removed from a text (an error quoting it, a log line);
+    the job number stays; a text without one is returned as it was."""
+    token = new_token(5)
+    text = f"Invalid webhookURL: {webhook_url('https://bot.example.org/hooks', token)} (parameter webhookURL)"
+    assert redact_webhook_secrets(text) == (
+        "Invalid webhookURL: https://bot.example.org/hooks/runware/webhook/5.*** (parameter webhookURL)"
+    )
+    assert redact_webhook_secrets("no URL here") == "no URL here"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -134,3 +135,46 @@ async def test_a_stopping_process_hands_its_jobs_over_at_once(two: Two) -> None:
         timeout=20,
     )
     assert two.runware.submission_counts.total() == 1
+
+
+async def test_the_acknowledgement_shows_a_post_another_process_made_while_this_one_waited(
+    two: Two,
+) -> None:
+    """Process A holds the acknowledgement and claimed the job's delivery, but its deliveries are all
+    busy (a backlog); its delivery lease ends and B posts the job. B's DELIVERED notice reaches A while A
+    still has the job in hand, so A must show the outcome itself once it finds the job posted, or the
+    acknowledgement would stay at "Rendering" for good."""
+    from cogs.delivery import MAX_CONCURRENT_DELIVERIES
+
+    cog = two.a.get_cog("DeliveryCog")
+    assert cog is not None
+    slots: asyncio.Semaphore = cog._delivery_slots  # type: ignore[union-attr]
+    for _ in range(MAX_CONCURRENT_DELIVERIES):
+        await slots.acquire()  # every delivery of A is busy
+    payload = await two.animate()
+    await two.ack(payload, "Job #1 accepted")
+    owner_a = two.a.runner.owner
+    # A advanced the job (its upload lease made it A's) and took its delivery, which waits for a slot.
+    await two.fake.wait_for(
+        lambda: (
+            two.database.query("SELECT delivery_owner FROM jobs WHERE id = 1") == [(owner_a,)]
+            and 1 in cog._delivering
+        ),  # type: ignore[union-attr]
+        timeout=20,
+    )
+    await stop_runner(two.a)
+    # A's delivery lease ends (as it would after REDELIVER_AFTER_S): B claims the delivery and posts.
+    assert await two.a.store.expire_leases([owner_a], time.time()) >= 1
+    post = await two.fake.wait_for_message(
+        lambda m: m.via == "channel" and m.channel_id == CHANNEL_ID and "ready" in m.content, 20
+    )
+    await two.fake.wait_for(
+        lambda: two.database.query("SELECT delivered_at IS NOT NULL FROM jobs WHERE id = 1") == [(1,)],
+        timeout=20,
+    )
+    for _ in range(MAX_CONCURRENT_DELIVERIES):
+        slots.release()
+    ack = await two.ack(payload, "is ready")
+    assert ack.content.endswith(f"/channels/{GUILD_ID}/{CHANNEL_ID}/{post.id}")
+    posts = [m for m in two.fake.messages_in(CHANNEL_ID) if m.via == "channel" and "ready" in m.content]
+    assert len(posts) == 1

@@ -319,3 +319,83 @@ async def test_bad_calls_are_refused_and_write_nothing(hooked: App, proxy: Proxy
     app.runware.finish(task_uuid)
     await app.delivered(1)
     assert_once(app)
+
+
+async def test_the_daily_pruning_forgets_the_webhook_rows_of_jobs_long_ended(
+    hooked: App, proxy: Proxy
+) -> None:
+    """A job delivered by webhook keeps its token and result (a late repeat is still "repeated"); once it
+    ended more than OUTPUT_TTL_S ago, the next process's daily pruning deletes them, and a call with its
+    old token is then refused (401) without a write."""
+    app = hooked
+    await app.animate()
+    _, url = await submitted(app)
+    await app.delivered(1)
+    assert app.query("SELECT COUNT(*) FROM webhook_tokens") == [(1,)]
+    assert app.query("SELECT COUNT(*) FROM webhook_results") == [(1,)]
+    await app.bot.close()
+    # A day and more later (OUTPUT_TTL_S is a day), when the last pruning's claim has run out.
+    app.query("UPDATE jobs SET finished_at = finished_at - ?", app.settings.output_ttl_s + 60)
+    app.query("UPDATE duties SET until = 0")
+    async with running_bot(next_bot(app), app.discord):
+        await app.discord.wait_for(
+            lambda: (
+                app.query("SELECT COUNT(*) FROM webhook_tokens") == [(0,)]
+                and app.query("SELECT COUNT(*) FROM webhook_results") == [(0,)]
+            ),
+            10,
+        )
+        async with aiohttp.ClientSession() as http, http.post(url, json={"taskUUID": task_of(app)}) as answer:
+            assert answer.status == 401
+    assert_once(app)
+
+
+async def test_a_runware_error_quoting_the_webhook_url_does_not_spread_its_token(
+    hooked: App, proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Runware refuses the submit with a validation error that quotes the webhookURL it was sent (as its
+    validation errors may quote a refused value): the job fails and is refunded, and the token's secret
+    is in no log line, no database value and no Discord message."""
+    app = hooked
+    caplog.set_level(logging.DEBUG)
+    app.runware.inject(
+        400, task_type="videoInference", code="invalidWebhookURL", message="Invalid webhookURL: {webhookURL}"
+    )
+    await app.animate()
+    await app.delivered(1)
+    assert app.query("SELECT status, error_code FROM jobs") == [("failed", "invalidWebhookURL")]
+    assert app.spent() == 0
+    (url,) = [
+        str(task["webhookURL"])
+        for body in app.runware.requests
+        if isinstance(body, list)
+        for task in body
+        if isinstance(task, dict) and task.get("taskType") == "videoInference"
+    ]
+    secret = url.rsplit(".", 1)[1]
+    assert len(secret) >= 40
+    assert [r for r in caplog.records if "Invalid webhookURL" in r.getMessage()]  # the error was logged
+    assert not [r for r in caplog.records if secret in r.getMessage()]
+    assert secret.encode() not in app.database.dump()
+    assert not [m for m in app.discord.messages if secret in m.content]
+
+
+def test_the_log_filter_redacts_webhook_secrets_and_the_configured_ones() -> None:
+    """bot.py's log filter (on the one handler setup_logging installs) takes out a webhook URL's secret
+    as well as the configured secrets, whatever logged it; other lines pass as they were."""
+    from bot import SecretsFilter
+
+    token = "12." + "s3cr3t_Secret-" * 3
+    record = logging.LogRecord(
+        "x",
+        logging.WARNING,
+        __file__,
+        1,
+        "%s sent to %s",
+        ("key-0123456789", f"/runware/webhook/{token}"),
+        None,
+    )
+    assert SecretsFilter(["key-0123456789"]).filter(record)
+    assert record.getMessage() == "[redacted] sent to /runware/webhook/12.***"
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "job=%s done", (12,), None)
+    assert SecretsFilter([]).filter(plain) and plain.getMessage() == "job=12 done" and plain.args == (12,)

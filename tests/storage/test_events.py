@@ -5,6 +5,7 @@ connection comes back after the database ends it; on SQLite they stay in the pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -162,3 +163,89 @@ async def test_the_listening_connection_comes_back(
     stream.close()
     assert caplog.text.count("the notification connection to the database was lost") == 2
     assert [r for r in caplog.records if r.exc_info] == []
+
+
+class StallingProxy:
+    """A TCP proxy to PostgreSQL whose `stall()` stops forwarding on every connection open at that moment
+    while keeping its sockets open (a network path that died silently: no RST, no FIN); connections made
+    afterwards are forwarded as usual."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._upstream = (host, port)
+        self._server: asyncio.Server | None = None
+        self._stalled: list[asyncio.Event] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pumps: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        stalled = asyncio.Event()
+        self._stalled.append(stalled)
+        self._writers += [writer, up_writer]
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink, stalled))
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, stalled: asyncio.Event
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                if stalled.is_set():
+                    await asyncio.Event().wait()  # swallowed, and nothing more is read
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+    def stall(self) -> None:
+        for stalled in self._stalled:
+            stalled.set()
+
+    async def close(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        for task in list(self._pumps):
+            task.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_a_listening_connection_that_died_silently_is_replaced(
+    database: Database, store: Store
+) -> None:
+    """The network path to the database dies without a word (no reset, no close: a failover, a NAT that
+    forgot the flow): the LISTEN connection is found dead by its own check, opened again, and notices
+    flow again (after a RESYNC). Without the check it would wait forever and hear nothing."""
+    if not isinstance(database, PostgresDatabase):
+        pytest.skip("SQLite has no connection to lose for notifications")
+    from urllib.parse import urlsplit
+
+    from storage.postgres import PostgresStore
+
+    parts = urlsplit(database.url)
+    proxy = StallingProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    proxied = database.url.replace(
+        parts.netloc, parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}")
+    )
+    listening = await PostgresStore.open(proxied)
+    try:
+        stream = await subscribed(database, listening)
+        proxy.stall()
+        async with asyncio.timeout(60):
+            while (await anext(stream)).event is not JobEvent.RESYNC:
+                pass
+        await store.publish(JobNotice(JobEvent.PROGRESS, 9, 10))
+        assert JobNotice(JobEvent.PROGRESS, 9, 10) in await following(stream)
+        stream.close()
+    finally:
+        await proxy.close()
+        await listening.close()

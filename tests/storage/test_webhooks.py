@@ -1,12 +1,21 @@
 """WebhookStore on both backends: tokens stored with the submitting mark only, results kept once per job and
 per video, a finished job's result refused as a repeat, and a kept result making the job due at once (also
-when it came before the submit's answer)."""
+when it came before the submit's answer, and when it came while the runner's poll was on its way: the poll's
+scheduling cannot hide it), every process told of it, and the rows of jobs long ended pruned."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+
 from core.models import WebhookTarget
-from core.ports import Store
+from core.ports import JobEvent, JobNotice, Store
+from storage.postgres.store import PostgresStore
+from tests.postgres import TEST_POSTGRES_URL
 from tests.storage.builders import reserved
+from tests.storage.conftest import Backend, Query
 
 NOW = 1_000.0
 
@@ -65,3 +74,147 @@ async def test_a_finished_job_takes_no_result(store: Store) -> None:
     assert await store.complete_job(job_id, "http://v", 500, False, NOW + 1) is not None
     assert not await store.record_webhook_result(job_id, "t", "v", "{}", NOW + 2)
     assert await store.webhook_results([job_id]) == {}
+
+
+async def processing(store: Store, token_hash: str = "h1") -> int:
+    """A job Runware accepted, next polled at NOW + 150 (the slow safety net)."""
+    job_id = await submitting(store, token_hash)
+    assert await store.mark_submitted(job_id, NOW, NOW + 150)
+    return job_id
+
+
+async def next_poll(store: Store, job_id: int) -> float | None:
+    job = await store.get_job(job_id)
+    assert job is not None
+    return job.next_poll_at
+
+
+async def test_a_result_kept_while_the_poll_was_out_is_due_now_after_the_scheduling(store: Store) -> None:
+    """The runner read no kept result, polled ("processing"), and schedules the next poll 150 s away; a
+    webhook kept the result in between. The scheduling leaves that job due now; the others get their
+    time, and a job whose kept result the runner has just tried to apply keeps its retry delay."""
+    raced, quiet, tried = (
+        await processing(store),
+        await processing(store, "h2"),
+        await processing(store, "h3"),
+    )
+    for job_id in (raced, tried):
+        assert await store.record_webhook_result(job_id, "t", f"v{job_id}", "{}", NOW + 1)
+    changed = await store.schedule_polls(
+        [(raced, NOW + 152), (quiet, NOW + 152), (tried, NOW + 4)], NOW + 2, tried={tried}
+    )
+    assert changed == 3
+    assert await next_poll(store, raced) == NOW + 2
+    assert await next_poll(store, quiet) == NOW + 152
+    assert await next_poll(store, tried) == NOW + 4
+
+
+async def test_a_result_kept_before_the_deadline_watch_starts_is_due_now(store: Store) -> None:
+    """The deadline's poll saw "processing" and the job is expired with a watch whose first poll is far
+    away; a webhook kept the video meanwhile: the watch starts due now, so the late video is posted at
+    once."""
+    job_id = await processing(store)
+    assert await store.record_webhook_result(job_id, "t", "v", "{}", NOW + 1)
+    expired = await store.fail_job(
+        job_id, "deadline", "late", NOW + 2, expired=True, watch=(NOW + 900, NOW + 152)
+    )
+    assert expired is not None and expired.late_until == NOW + 900
+    assert expired.next_poll_at == NOW + 2
+    # Without a kept result the watch keeps its own first poll.
+    other = await processing(store, "h2")
+    expired = await store.fail_job(
+        other, "deadline", "late", NOW + 2, expired=True, watch=(NOW + 900, NOW + 152)
+    )
+    assert expired is not None and expired.next_poll_at == NOW + 152
+
+
+class GatedStore(PostgresStore):
+    """A PostgreSQL store whose record_webhook_result stops inside its transaction, after keeping the
+    result and with the job's row locked, until `release` is set (its notification is its last step)."""
+
+    entered: asyncio.Event
+    release: asyncio.Event
+    pid = 0  # the server process of the stopped transaction
+
+    async def _notify(self, db: Any, notice: JobNotice) -> None:
+        if notice.event is JobEvent.RESULT:
+            self.pid = db.get_server_pid()
+            self.entered.set()
+            await self.release.wait()
+        await super()._notify(db, notice)
+
+
+async def test_a_scheduling_waiting_on_the_webhooks_row_lock_sees_its_result(
+    backend: Backend, store: Store, query: Query
+) -> None:
+    """PostgreSQL: a webhook holds the job's row lock with its result written, not yet committed; the
+    runner's scheduling of that job waits on the lock. Once the webhook commits, the scheduling must see
+    the result (its UPDATE reads in a snapshot taken after the lock, not before), so the job stays due."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite's writers take the one write lock in turn (BEGIN IMMEDIATE)")
+    job_id = await processing(store)
+    ((schema,),) = query("SELECT current_schema()")
+    gated = await GatedStore.open(TEST_POSTGRES_URL, server_settings={"search_path": str(schema)})
+    gated.entered, gated.release = asyncio.Event(), asyncio.Event()
+    try:
+        webhook = asyncio.create_task(gated.record_webhook_result(job_id, "t", "v", "{}", NOW + 1))
+        async with asyncio.timeout(10):
+            await gated.entered.wait()
+        scheduling = asyncio.create_task(store.schedule_polls([(job_id, NOW + 152)], NOW + 2))
+        # Wait until the scheduling is blocked by the webhook's transaction (a state, not a delay).
+        blocked = "SELECT 1 FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))"
+        async with asyncio.timeout(10):
+            while not query(blocked, (gated.pid,)):
+                await asyncio.sleep(0.02)
+        gated.release.set()
+        assert await webhook
+        assert await scheduling == 1
+    finally:
+        gated.release.set()
+        await gated.close()
+    assert await next_poll(store, job_id) == NOW + 2
+
+
+async def test_keeping_a_result_tells_every_process(backend: Backend, store: Store) -> None:
+    """A kept result notifies (JobEvent.RESULT with the job) every process's subscribers, at its commit;
+    a repeat does not."""
+    other = await backend.open() if backend.name == "postgres" else store
+    try:
+        stream = other.subscribe()
+        if backend.name == "postgres":
+            async with asyncio.timeout(10):
+                assert (await anext(stream)).event is JobEvent.RESYNC  # listening from here on
+        job_id = await processing(store)
+        assert await store.record_webhook_result(job_id, "t", "v", "{}", NOW + 1)
+        assert not await store.record_webhook_result(job_id, "t", "v", "{}", NOW + 2)
+        await store.publish(JobNotice(JobEvent.QUEUED, 99))
+        async with asyncio.timeout(10):
+            seen = [await anext(stream), await anext(stream)]
+        assert seen == [JobNotice(JobEvent.RESULT, job_id), JobNotice(JobEvent.QUEUED, 99)]
+        stream.close()
+    finally:
+        if other is not store:
+            await other.close()
+
+
+async def test_the_webhook_rows_of_jobs_long_ended_are_pruned(store: Store, query: Query) -> None:
+    """prune_webhooks(before) forgets the tokens and kept results of jobs that ended before `before`;
+    a job still running, one that ended later, and an expired job still watched for its late video keep
+    theirs."""
+    old_done, running, recent, watched = [await processing(store, f"h{i}") for i in range(4)]
+    for job_id in (old_done, running, recent, watched):
+        assert await store.record_webhook_result(job_id, "t", f"v{job_id}", "{}", NOW + 1)
+    assert await store.complete_job(old_done, "http://v", 500, False, NOW + 10) is not None
+    assert await store.complete_job(recent, "http://v", 500, False, NOW + 100) is not None
+    assert await store.fail_job(
+        watched, "deadline", "late", NOW + 10, expired=True, watch=(NOW + 900, NOW + 20)
+    )
+    assert await store.prune_webhooks(NOW + 50) == 2  # old_done's token and its result
+    assert sorted({r[0] for r in query("SELECT job_id FROM webhook_tokens")}) == [running, recent, watched]
+    assert sorted(r[0] for r in query("SELECT job_id FROM webhook_results")) == [running, recent, watched]
+    target = await store.webhook_target(old_done)
+    assert target is not None and target.token_hashes == ()
+    # The watch ends (no late video): its rows go at the next pass; a pass with nothing to do is cheap.
+    assert await store.end_late_watch(watched, NOW + 30)
+    assert await store.prune_webhooks(NOW + 50) == 2
+    assert await store.prune_webhooks(NOW + 50) == 0

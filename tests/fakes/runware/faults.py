@@ -93,9 +93,13 @@ async def fault_answer(
             content_type="text/html",
         )
     code = fault.code or _STATUS_CODES.get(fault.status, "unknownError")
-    message = fault.message or f"Injected HTTP {fault.status}."
+    first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+    # "{webhookURL}" in a message is filled with the task's own, as a validation error may quote the
+    # value it refuses.
+    message = (fault.message or f"Injected HTTP {fault.status}.").replace(
+        "{webhookURL}", str(first.get("webhookURL", ""))
+    )
     if fault.envelope == "error":
-        first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
         envelope = {"error": error_item(code, message)}
         envelope.update({k: first[k] for k in ("taskUUID", "taskType") if k in first})
         return json_response(fault.status, envelope)
