@@ -262,7 +262,8 @@ def ack_text(_: Words, job: Job, usage: Usage | None) -> str:
 
 def progress_line(_: Words, percent: int) -> str:
     """The line added to the acknowledgement while Runware renders."""
-    return _("⏳ Rendering: {percent}% done.", percent=percent)
+    # The percentage as the language writes it (`80%`, `80 %`), filled in whole.
+    return _("⏳ Rendering: {percent} done.", percent=_("{number}%", number=percent))
 
 
 def private_ready_text(_: Words, job: Job) -> str:

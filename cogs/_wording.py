@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from cogs._i18n import N_, Words
-from core.budgets import BudgetOverview
+from core.budgets import BudgetOverview, LimitChange
 from core.errors import (
     ChannelNotAllowed,
     DatabaseDown,
@@ -38,6 +38,11 @@ from core.models import (
     format_usd,
 )
 from core.quota import WARN_AT
+
+
+def percent(_: Words, number: int) -> str:
+    """A percentage as the language writes it (`80%`, `80 %`)."""
+    return _("{number}%", number=number)
 
 
 def discord_time(epoch: float, style: str = "R") -> str:
@@ -131,19 +136,19 @@ def near_limit_warning(_: Words, usage: Usage) -> str | None:
     """A one-line warning when the member is at 80 % or more of a money limit (after this job)."""
     checks = (
         (
-            N_("⚠️ That is {share}% of your daily limit ({spent} of {limit}); it resets {resets}."),
+            N_("⚠️ That is {percent} of your daily limit ({spent} of {limit}); it resets {resets}."),
             usage.limits.daily_micros,
             usage.spent_today_micros,
             usage.windows.day_end,
         ),
         (
-            N_("⚠️ That is {share}% of your monthly limit ({spent} of {limit}); it resets {resets}."),
+            N_("⚠️ That is {percent} of your monthly limit ({spent} of {limit}); it resets {resets}."),
             usage.limits.monthly_micros,
             usage.spent_month_micros,
             usage.windows.month_end,
         ),
         (
-            N_("⚠️ This server has used {share}% of its monthly budget; it resets {resets}."),
+            N_("⚠️ This server has used {percent} of its monthly budget; it resets {resets}."),
             usage.limits.guild_monthly_micros,
             usage.guild_spent_month_micros,
             usage.windows.month_end,
@@ -153,7 +158,7 @@ def near_limit_warning(_: Words, usage: Usage) -> str | None:
         if limit and spent >= WARN_AT * limit:
             return _(
                 sentence,
-                share=min(100, math.floor(100 * spent / limit)),
+                percent=percent(_, min(100, math.floor(100 * spent / limit))),
                 spent=format_usd(spent),
                 limit=format_usd(limit),
                 resets=discord_time(resets),
@@ -194,10 +199,21 @@ def usage_lines(_: Words, usage: Usage) -> list[str]:
             )
         )
     if limits.max_active_jobs is None:
-        lines.append(_("Videos in progress: {count} (no limit)", count=usage.active_jobs))
+        lines.append(
+            _.ngettext(
+                "{count} video in progress (no limit)",
+                "{count} videos in progress (no limit)",
+                usage.active_jobs,
+            )
+        )
     else:
         lines.append(
-            _("Videos in progress: {count} of {most}", count=usage.active_jobs, most=limits.max_active_jobs)
+            _.ngettext(
+                "{count} video in progress, at most {most} at once",
+                "{count} videos in progress, at most {most} at once",
+                usage.active_jobs,
+                most=limits.max_active_jobs,
+            )
         )
     return lines
 
@@ -219,7 +235,7 @@ def report_lines(_: Words, period: str, report: SpendReport) -> list[str]:
         lines.append(_("Top spenders: {spenders}", spenders=spenders))
     outcomes = report.jobs_by_status
     if outcomes:
-        parts = [_(_OUTCOME_COUNTS[s], count=outcomes[s]) for s in _OUTCOME_ORDER if outcomes.get(s)]
+        parts = [_outcome_count(_, s, outcomes[s]) for s in _OUTCOME_ORDER if outcomes.get(s)]
         lines.append(
             _("Videos: {count} ({outcomes})", count=sum(outcomes.values()), outcomes=", ".join(parts))
         )
@@ -237,15 +253,24 @@ _OUTCOME_ORDER = (
     JobStatus.SUBMITTING,
     JobStatus.UPLOADING,
 )
-_OUTCOME_COUNTS = {
-    JobStatus.SUCCEEDED: N_("{count} succeeded"),
-    JobStatus.FAILED: N_("{count} failed"),
-    JobStatus.EXPIRED: N_("{count} expired"),
-    JobStatus.PROCESSING: N_("{count} processing"),
-    JobStatus.QUEUED: N_("{count} queued"),
-    JobStatus.SUBMITTING: N_("{count} submitting"),
-    JobStatus.UPLOADING: N_("{count} uploading"),
-}
+
+
+def _outcome_count(_: Words, status: JobStatus, count: int) -> str:
+    """ "3 succeeded": how many videos of the period ended (or stand) so, in the language's plural form."""
+    match status:
+        case JobStatus.SUCCEEDED:
+            return _.ngettext("{count} succeeded", "{count} succeeded", count)
+        case JobStatus.FAILED:
+            return _.ngettext("{count} failed", "{count} failed", count)
+        case JobStatus.EXPIRED:
+            return _.ngettext("{count} expired", "{count} expired", count)
+        case JobStatus.PROCESSING:
+            return _.ngettext("{count} processing", "{count} processing", count)
+        case JobStatus.QUEUED:
+            return _.ngettext("{count} queued", "{count} queued", count)
+        case JobStatus.SUBMITTING:
+            return _.ngettext("{count} submitting", "{count} submitting", count)
+    return _.ngettext("{count} uploading", "{count} uploading", count)
 
 
 def _usd_limit(_: Words, value: int | None) -> str:
@@ -268,10 +293,10 @@ def budget_lines(_: Words, view: BudgetOverview) -> list[str]:
     else:
         share = 0 if budget == 0 else min(999, round(100 * view.guild_spent_month_micros / budget))
         used = _(
-            "Monthly budget: {spent} of {budget} used ({share}%), resets {resets}",
+            "Monthly budget: {spent} of {budget} used ({percent}), resets {resets}",
             spent=spent,
             budget=format_usd(budget),
-            share=share,
+            percent=percent(_, share),
             resets=discord_time(w.month_end),
         )
     cap, chosen = view.budget_cap_micros, own.guild_monthly_micros
@@ -342,6 +367,74 @@ def tier_lines(_: Words, tiers: tuple[RoleTier, ...]) -> list[str]:
     return lines
 
 
+# /budget set and tier: how each option's new value reads (the same words as /budget show's lines).
+_LIMIT_CHANGES = {
+    "daily": N_("Per member, per day: {value}"),
+    "monthly": N_("Per member, per month: {value}"),
+    "active": N_("Videos in progress per member: {value}"),
+    "cooldown": N_("Cooldown between videos: {value}"),
+    "budget": N_("Monthly budget: {value}"),
+    "confirm": N_("Members confirm a cost from: {value}"),
+}
+
+
+def limit_change_text(_: Words, change: LimitChange) -> str:
+    """One saved /budget change as a line: the limit and its new value."""
+    if change.option == "log_channel":
+        return _("Alerts channel: {channel}", channel=f"<#{change.value}>")
+    value = change.value
+    if value is None:
+        text = _("back to the default")
+    elif value == UNLIMITED:
+        text = _("never") if change.option == "confirm" else _("unlimited")
+    elif change.option == "cooldown":
+        text = f"{value:g} s" if value else _("none")
+    elif change.option == "active":
+        text = str(int(value))
+    else:
+        text = format_usd(int(value))
+    return _(_LIMIT_CHANGES[change.option], value=text)
+
+
+def grant_text(_: Words, credit: int, member: str, reason: str, left: int | None) -> str:
+    """What /budget grant did: the credit given (or taken back) and what the member may spend now."""
+    values = {"amount": format_usd(abs(credit)), "member": member, "reason": reason}
+    if left is None:
+        if credit > 0:
+            return _("Gave {amount} to {member} ({reason}).", **values)
+        return _("Took back {amount} from {member} ({reason}).", **values)
+    if credit > 0:
+        return _(
+            "Gave {amount} to {member} ({reason}). They have {left} left to spend now.",
+            left=format_usd(left),
+            **values,
+        )
+    return _(
+        "Took back {amount} from {member} ({reason}). They have {left} left to spend now.",
+        left=format_usd(left),
+        **values,
+    )
+
+
+def reset_text(_: Words, member: str, month: bool, given: int) -> str:
+    """What /budget reset did: what was given back, or that there was nothing to reset."""
+    if given == 0:
+        if month:
+            return _("{member} has spent nothing this month; nothing to reset.", member=member)
+        return _("{member} has spent nothing today; nothing to reset.", member=member)
+    if month:
+        return _(
+            "Reset the spending of {member} for this month: {amount} given back.",
+            member=member,
+            amount=format_usd(given),
+        )
+    return _(
+        "Reset the spending of {member} for today: {amount} given back.",
+        member=member,
+        amount=format_usd(given),
+    )
+
+
 def budget_alert_text(_: Words, alert: BudgetAlert) -> str:
     """The alerts-channel post when the server's monthly spend reaches a threshold (the server's language)."""
     values = {
@@ -356,8 +449,8 @@ def budget_alert_text(_: Words, alert: BudgetAlert) -> str:
             **values,
         )
     return _(
-        "⚠️ This server has used {share}% of its {budget} monthly budget ({spent}). It resets {resets}.",
-        share=alert.threshold,
+        "⚠️ This server has used {percent} of its {budget} monthly budget ({spent}). It resets {resets}.",
+        percent=percent(_, alert.threshold),
         **values,
     )
 

@@ -67,6 +67,17 @@ def test_every_message_of_the_code_is_translated(language: str) -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_of_the_catalogue_is_looked_up_by_the_code(language: str) -> None:
+    """No entry the code no longer marks (obsolete or `#~` entries included): a translator never spends
+    time on a sentence nobody reads (`pybabel update --ignore-obsolete` drops them)."""
+    catalogue = _catalogue(language)
+    ids = {m.id if isinstance(m.id, str) else m.id[0] for m in catalogue if m.id}
+    unused = ids - _code_messages()
+    assert not unused, f"locales/{language} has entries the code never looks up: {sorted(unused)[:5]}"
+    assert not catalogue.obsolete, sorted(catalogue.obsolete)[:5]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_compiled_catalogue_matches_the_po_file(language: str) -> None:
     """The committed .mo (what the bot reads) says what the .po says: `pybabel compile` was run."""
     with open(LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.mo", "rb") as file:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from cogs._i18n import ENGLISH
-from cogs._wording import error_text, near_limit_warning, refusal_message
+import pytest
+
+from cogs._i18n import ENGLISH, words
+from cogs._wording import (
+    _outcome_count,
+    error_text,
+    limit_change_text,
+    near_limit_warning,
+    percent,
+    refusal_message,
+    usage_lines,
+)
 from cogs.settings import settings_lines
+from core.budgets import parse_limit_change
 from core.errors import ChannelNotAllowed, OwnVideoReported, QuotaExceeded, UserFacingError
-from core.models import GuildSettings, Limits, RefusalReason, Usage
+from core.models import GuildSettings, JobStatus, Limits, RefusalReason, Usage
 from core.quota import check_limits, windows_at
 from core.settings import SafetyMode
 from tests.core.test_quota import WINDOWS, usage
@@ -72,14 +83,16 @@ def test_the_operator_refusal_keeps_its_figure_to_itself() -> None:
 
 def test_settings_lines_show_the_switches() -> None:
     """/settings show reports consent and DMs as yes/no."""
-    lines = settings_lines(GuildSettings(1, consent_required=False, dms_allowed=True), SafetyMode.FAST)
+    lines = settings_lines(
+        ENGLISH, GuildSettings(1, consent_required=False, dms_allowed=True), SafetyMode.FAST
+    )
     assert "Consent statement before a member's first video: no" in lines
     assert "Results sent by DM when the channel can't be used: yes" in lines
 
 
 def test_the_flagged_line_does_not_repeat_itself_when_withholding_everywhere() -> None:
     """With withhold_flagged on, the flagged-videos line says 'withheld' once."""
-    lines = settings_lines(GuildSettings(1, withhold_flagged=True), SafetyMode.FAST)
+    lines = settings_lines(ENGLISH, GuildSettings(1, withhold_flagged=True), SafetyMode.FAST)
     (flagged,) = [line for line in lines if line.startswith("Flagged videos:")]
     assert flagged.startswith("Flagged videos: withheld everywhere")
     assert flagged.count("withheld") == 1, flagged
@@ -98,3 +111,45 @@ def test_errors_that_carry_facts_are_worded_here() -> None:
     assert refusal is not None
     assert error_text(ENGLISH, QuotaExceeded(refusal, 1)) == refusal_message(ENGLISH, refusal, 1)
     assert error_text(ENGLISH, UserFacingError("Plain words.")) == "Plain words."
+
+
+def test_budget_changes_read_as_the_lines_of_budget_show() -> None:
+    """Each /budget set option's new value reads like its /budget show line; bad values say what works."""
+    cases = {
+        ("daily", "2.5"): "Per member, per day: $2.50",
+        ("monthly", "unlimited"): "Per member, per month: unlimited",
+        ("active", "3"): "Videos in progress per member: 3",
+        ("cooldown", "none"): "Cooldown between videos: none",
+        ("cooldown", "30"): "Cooldown between videos: 30 s",
+        ("budget", "default"): "Monthly budget: back to the default",
+        ("confirm", "never"): "Members confirm a cost from: never",
+    }
+    for (option, text), expected in cases.items():
+        assert limit_change_text(ENGLISH, parse_limit_change(option, text)) == expected
+    with pytest.raises(UserFacingError) as refused:
+        parse_limit_change("budget", "lots")
+    assert error_text(words("de"), refused.value) == (
+        "`lots` ist kein Betrag für das Monatsbudget des Servers. "
+        "Nimm Dollar wie `2.50`, oder `unlimited`, oder `default`."
+    )
+
+
+def test_counts_take_the_plural_form_of_the_language() -> None:
+    """/usage's videos in progress and /budget usage's outcomes agree with their count in every language."""
+    assert _outcome_count(words("pt-BR"), JobStatus.SUCCEEDED, 1) == "1 concluído"
+    assert _outcome_count(words("pt-BR"), JobStatus.SUCCEEDED, 2) == "2 concluídos"
+    assert _outcome_count(words("es-ES"), JobStatus.FAILED, 1) == "1 fallido"
+    assert _outcome_count(ENGLISH, JobStatus.FAILED, 3) == "3 failed"
+    lines = usage_lines(words("de"), usage(active=1))
+    assert "1 Video in Arbeit, höchstens 2 gleichzeitig" in lines
+    assert "2 Videos in Arbeit, höchstens 2 gleichzeitig" in usage_lines(words("de"), usage(active=2))
+
+
+def test_percentages_are_written_as_each_language_writes_them() -> None:
+    """80% in English and Portuguese, 80 % in German and Spanish."""
+    assert [percent(words(locale), 80) for locale in ("en-US", "de", "es-ES", "pt-BR")] == [
+        "80%",
+        "80 %",
+        "80 %",
+        "80%",
+    ]
