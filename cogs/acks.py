@@ -73,9 +73,14 @@ class Ack:
         return self.place <= NEAR_THE_FRONT or moved >= MOVED_SHARE * self.shown_place
 
 
-def opening_text(head: str, place: int | None) -> str:
-    """The acknowledgement's first text: its head, and the job's place when it waits."""
-    return head if place is None else f"{head}\n{line_text(place)}"
+def opening_text(head: str, stands: JobPlace | None) -> str:
+    """The acknowledgement's first text: its head, then the job's place when it waits, or that it is being
+    made when Runware has it already (the runner may submit it before the acknowledgement is sent)."""
+    if stands is not None and stands.place is not None:
+        return f"{head}\n{line_text(stands.place)}"
+    if stands is not None and stands.status is JobStatus.PROCESSING:
+        return f"{head}\n{making_text(None)}"
+    return head
 
 
 class Acks:
@@ -87,10 +92,17 @@ class Acks:
         self._held: dict[int, Ack] = {}
 
     def track(
-        self, job_id: int, interaction: discord.Interaction[Any], head: str, shown: str, place: int | None
+        self,
+        job_id: int,
+        interaction: discord.Interaction[Any],
+        head: str,
+        shown: str,
+        stands: JobPlace | None,
     ) -> None:
-        """Hold a job's acknowledgement, as first shown (`shown`, with the job's `place` when it waits)."""
-        self._held[job_id] = Ack(interaction, head, shown, place=place, shown_place=place)
+        """Hold a job's acknowledgement, as first shown (`shown`: opening_text of `head` and `stands`)."""
+        place = stands.place if stands is not None else None
+        making = stands is not None and stands.status is JobStatus.PROCESSING
+        self._held[job_id] = Ack(interaction, head, shown, place=place, shown_place=place, making=making)
 
     def live(self, job_id: int) -> Ack | None:
         """The acknowledgement of a job, while its token still works."""

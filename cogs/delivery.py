@@ -51,7 +51,7 @@ from cogs._wording import follows_until_text, private_cancelled_text
 from cogs.acks import Acks, opening_text
 from cogs.reports import result_view
 from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
-from core.models import GuildSettings, Job, JobStatus
+from core.models import GuildSettings, Job, JobPlace, JobStatus
 from core.ports import JobEvent, JobNotice, StoreUnavailable
 from core.runware import ErrorKind, RunwareError
 
@@ -123,10 +123,10 @@ class DeliveryCog(commands.Cog):
         interaction: discord.Interaction[VideoBot],
         head: str,
         shown: str,
-        place: int | None,
+        stands: JobPlace | None,
     ) -> None:
         """Remember a job's private acknowledgement, to show its place, progress and outcome in it."""
-        self.acks.track(job_id, interaction, head, shown, place)
+        self.acks.track(job_id, interaction, head, shown, stands)
 
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
@@ -517,16 +517,15 @@ def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
 
 async def acknowledgement_text(
     bot: VideoBot, job: Job, head: str, interaction: discord.Interaction[VideoBot]
-) -> tuple[str, str, int | None]:
+) -> tuple[str, str, JobPlace | None]:
     """A job's acknowledgement as first shown: its head (`head`, then how long this message follows the
-    job), the whole text (with the job's place in line when it waits), and that place."""
+    job), the whole text (with the job's place in line, or that it is being made), and where it stands."""
     head = f"{head}\n{follows_until_text(interaction.expires_at.timestamp())}"
     try:
-        place = (await bot.jobs.job_places([job.id])).get(job.id)
+        stands = (await bot.jobs.job_places([job.id])).get(job.id)
     except StoreUnavailable:
-        place = None  # the first refresh shows it
-    waiting = place.place if place is not None else None
-    return head, opening_text(head, waiting), waiting
+        stands = None  # the first refresh shows it
+    return head, opening_text(head, stands), stands
 
 
 def track_acknowledgement(
@@ -535,7 +534,7 @@ def track_acknowledgement(
     interaction: discord.Interaction[VideoBot],
     head: str,
     shown: str,
-    place: int | None,
+    stands: JobPlace | None,
 ) -> None:
     """Hand a job's private acknowledgement (the command's reply, or the quote it replaced), as first
     shown, to delivery, which shows the job's place, progress and outcome in it."""
@@ -543,7 +542,7 @@ def track_acknowledgement(
     # is not the one the cogs that import this function see.
     delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
     if delivery is not None:
-        delivery.track_acknowledgement(job_id, interaction, head, shown, place)
+        delivery.track_acknowledgement(job_id, interaction, head, shown, stands)
 
 
 async def end_acknowledgement(bot: VideoBot, job_id: int) -> None:

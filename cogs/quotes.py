@@ -83,7 +83,7 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
             accepted = await bot.jobs.confirm(self.quote_id, interaction.user.id)
         if accepted is None:
             return
-        head, text, place = await acknowledgement_text(
+        head, text, stands = await acknowledgement_text(
             bot, accepted.job, ack_text(accepted.job, accepted.usage), interaction
         )
         try:
@@ -91,4 +91,4 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
         except discord.HTTPException as error:
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
-        track_acknowledgement(bot, accepted.job.id, interaction, head, text, place)
+        track_acknowledgement(bot, accepted.job.id, interaction, head, text, stands)

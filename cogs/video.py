@@ -151,7 +151,7 @@ class VideoCog(commands.Cog):
             await self._show_quote(interaction, outcome)
             return
         accepted = outcome
-        head, text, place = await acknowledgement_text(
+        head, text, stands = await acknowledgement_text(
             self.bot, accepted.job, ack_text(accepted.job, accepted.usage), interaction
         )
         try:
@@ -161,7 +161,7 @@ class VideoCog(commands.Cog):
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
-        track_acknowledgement(self.bot, accepted.job.id, interaction, head, text, place)
+        track_acknowledgement(self.bot, accepted.job.id, interaction, head, text, stands)
 
     async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
         """Ask the member to confirm a costly job; close the quote when nobody did in time."""
