@@ -249,11 +249,6 @@ def ack_text(job: Job, usage: Usage | None) -> str:
     )
 
 
-def progress_line(percent: int) -> str:
-    """The line added to the acknowledgement while Runware renders."""
-    return f"⏳ Rendering: {percent}% done."
-
-
 # An expired job that the video service still renders: its video is posted if it arrives after all.
 LATE_PROMISE = "if the video still arrives, it will be posted here."
 

@@ -329,7 +329,7 @@ def cancel_text(cancelled: Cancelled) -> str:
     job = cancelled.job
     match cancelled.outcome:
         case CancelOutcome.CANCELLED:
-            return f"🚫 Job #{job.id} cancelled before it started. You were not charged."
+            return private_cancelled_text(job)
         case CancelOutcome.ALREADY_CANCELLED:
             return f"Job #{job.id} was already cancelled. You were not charged."
         case CancelOutcome.RUNNING:
@@ -387,3 +387,40 @@ def store_unavailable_text(ambiguous: bool) -> str:
             "Please check again in a minute."
         )
     return "The bot's database didn't answer, so nothing was done. Please try again in a minute."
+
+
+# The private acknowledgement while its job is made (cogs/acks.py). Whole sentences, one per state, so that
+# each can be translated as it is.
+NEXT_IN_LINE = "⏳ Next in line: it goes to the video service in a moment."
+ONE_AHEAD = "⏳ In line: 1 video is ahead of yours."
+BEING_MADE = "🎬 Being made by the video service."
+
+
+def follows_until_text(expires_at: float) -> str:
+    """The acknowledgement's promise: how long it is kept up to date (Discord lets a bot edit it for 15
+    minutes), and where the member learns the outcome after that."""
+    return (
+        f"This message follows the job until {discord_time(expires_at, 't')}; after that, the post that "
+        "mentions you in this channel tells you how it went."
+    )
+
+
+def line_text(place: int) -> str:
+    """The job's place in the line of jobs waiting to go to the video service (1: next)."""
+    if place <= 1:
+        return NEXT_IN_LINE
+    if place == 2:
+        return ONE_AHEAD
+    return f"⏳ In line: {place - 1} videos are ahead of yours."
+
+
+def making_text(percent: int | None) -> str:
+    """The video service has the job: how far along it is, when it says."""
+    if percent is None:
+        return BEING_MADE
+    return f"🎬 Being made by the video service: {percent}% done."
+
+
+def private_cancelled_text(job: Job) -> str:
+    """The acknowledgement of a job its member cancelled before it started."""
+    return f"🚫 Job #{job.id} cancelled before it started. You were not charged."

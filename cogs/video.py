@@ -17,7 +17,7 @@ from discord.ext import commands
 from cogs._ui import ack_text, admit, answer, is_age_restricted, member_role_ids, send
 from cogs._wording import NOT_YOUR_MESSAGE, missing_files_text
 from cogs.consent import ConsentButton, consent_text, consent_view
-from cogs.delivery import track_acknowledgement
+from cogs.delivery import acknowledgement_text, track_acknowledgement
 from cogs.quotes import QuoteButton, quote_text, quote_view
 from cogs.videos import ack_view
 from core.consent import HeldFiles
@@ -151,7 +151,9 @@ class VideoCog(commands.Cog):
             await self._show_quote(interaction, outcome)
             return
         accepted = outcome
-        text = ack_text(accepted.job, accepted.usage)
+        head, text, stands = await acknowledgement_text(
+            self.bot, accepted.job, ack_text(accepted.job, accepted.usage), interaction
+        )
         try:
             await answer(interaction, text, view=ack_view(accepted.job))
         except discord.HTTPException as error:
@@ -159,7 +161,7 @@ class VideoCog(commands.Cog):
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
-        track_acknowledgement(self.bot, accepted.job.id, interaction, text)
+        track_acknowledgement(self.bot, accepted.job.id, interaction, head, text, stands)
 
     async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
         """Ask the member to confirm a costly job; close the quote when nobody did in time."""

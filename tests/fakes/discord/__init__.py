@@ -14,7 +14,8 @@ callback (404 10062), a second ack (400 40060), expired interaction tokens (401 
 after a defer filling the deferred placeholder and keeping its ephemeral flag, per-file upload limits
 (413 40005), message nonces with ``enforce_nonce`` (a repeat within ``nonce_ttl_s`` returns the message
 already created), channel history pages (before/after/around/limit, newest first), signed expiring CDN URLs
-(404), injected 429s and error statuses (also after the request took effect: a lost answer), and a gateway
+(404), injected 429s and error statuses (also after the request took effect: a lost answer), requests held
+on their way until released (``hold``: a slow edit), and a gateway
 that can hold back READY (``hold_ready``). Everything is recorded for assertions: messages
 with their edit history, every interaction's responses in order, the request log and unknown routes.
 
@@ -68,6 +69,7 @@ from tests.fakes.discord.records import (
     FakeFile,
     FakeInteraction,
     FakeMessage,
+    Hold,
     InteractionContext,
     InteractionEvent,
     RequestRecord,
@@ -109,6 +111,7 @@ __all__ = [
     "FakeFile",
     "FakeInteraction",
     "FakeMessage",
+    "Hold",
     "InteractionContext",
     "InteractionEvent",
     "RequestRecord",
