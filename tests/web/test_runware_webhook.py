@@ -63,3 +63,16 @@ async def test_a_token_with_non_ascii_digits_is_refused_not_an_error(
         assert await post(webhook_url(server.url, f"{job_part}.{secret}"), result) == 401
     assert counted == ["rejected"] * 3
     assert await store.webhook_results([job_id]) == {}
+
+
+async def test_a_deeply_nested_body_is_invalid_not_an_error(
+    store: Store, served: tuple[HttpServer, list[str]]
+) -> None:
+    """A body within the size cap but nested beyond what the JSON reader recurses into: 400, nothing kept."""
+    server, counted = served
+    job_id, task_uuid, token = await submitting(store)
+    deep = b'{"taskUUID": "' + task_uuid.encode() + b'", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert len(deep) < 16 * 1024
+    assert await post(webhook_url(server.url, token), deep) == 400
+    assert counted == ["invalid"]
+    assert await store.webhook_results([job_id]) == {}
