@@ -34,6 +34,7 @@ from discord import app_commands
 from discord.ext import commands
 from pydantic import ValidationError
 
+from cogs.acks import ACK_EDIT_INTERVAL_S
 from core.budgets import ALERT_RETRY_AFTER_S, BudgetService
 from core.consent import STATEMENT, ConsentService, Statement
 from core.errors import UserFacingError
@@ -188,8 +189,11 @@ class VideoBot(commands.Bot):
         runware: RunwareClient,
         run_jobs: bool = True,
         statement: Statement = STATEMENT,
+        ack_interval_s: float = ACK_EDIT_INTERVAL_S,
         **options: Any,
     ) -> None:
+        """`ack_interval_s`: the least time between two edits of a job's private acknowledgement with its
+        place or progress (the outcome is shown at once); shorter in tests, which wait for each change."""
         intents = discord.Intents.none()
         intents.guilds = True  # channel cache: NSFW flags and the guild's upload limit
         super().__init__(
@@ -202,6 +206,7 @@ class VideoBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
+        self.ack_interval_s = ack_interval_s
         # The HTTP server (HTTP_PORT; off when unset), with /healthz and /metrics. Its routes are added
         # here, in the assembly: the app is frozen once it starts, and run_bot starts it before logging in
         # to Discord (a taken port stops start-up at once, and /healthz answers while the gateway connects).

@@ -260,12 +260,6 @@ def ack_text(_: Words, job: Job, usage: Usage | None) -> str:
     return "\n".join(lines)
 
 
-def progress_line(_: Words, percent: int) -> str:
-    """The line added to the acknowledgement while Runware renders."""
-    # The percentage as the language writes it (`80%`, `80 %`), filled in whole.
-    return _("⏳ Rendering: {percent} done.", percent=_("{number}%", number=percent))
-
-
 def private_ready_text(_: Words, job: Job) -> str:
     """The private reply once the video is posted: what it cost beside the estimate (costs stay private)."""
     if job.late_video_waiting:

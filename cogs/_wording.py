@@ -535,7 +535,7 @@ def cancel_text(_: Words, cancelled: Cancelled) -> str:
     job = cancelled.job
     match cancelled.outcome:
         case CancelOutcome.CANCELLED:
-            return _("🚫 Job #{job} cancelled before it started. You were not charged.", job=job.id)
+            return private_cancelled_text(_, job)
         case CancelOutcome.ALREADY_CANCELLED:
             return _("Job #{job} was already cancelled. You were not charged.", job=job.id)
         case CancelOutcome.RUNNING:
@@ -611,3 +611,42 @@ def store_unavailable_text(_: Words, ambiguous: bool) -> str:
             "Please check again in a minute."
         )
     return _("The bot's database didn't answer, so nothing was done. Please try again in a minute.")
+
+
+# The private acknowledgement while its job is made (cogs/acks.py). Whole sentences, one per state, so that
+# each can be translated as it is.
+NEXT_IN_LINE = N_("⏳ Next in line: it goes to the video service in a moment.")
+BEING_MADE = N_("🎬 Being made by the video service.")
+
+
+def follows_until_text(_: Words, expires_at: float) -> str:
+    """The acknowledgement's promise: how long it is kept up to date (Discord lets a bot edit it for 15
+    minutes), and where the member learns the outcome after that."""
+    return _(
+        "This message follows the job until {time}; after that, the post that mentions you in this channel "
+        "tells you how it went.",
+        time=discord_time(expires_at, "t"),
+    )
+
+
+def line_text(_: Words, place: int) -> str:
+    """The job's place in the line of jobs waiting to go to the video service (1: next)."""
+    if place <= 1:
+        return _(NEXT_IN_LINE)
+    return _.ngettext(
+        "⏳ In line: {count} video is ahead of yours.",
+        "⏳ In line: {count} videos are ahead of yours.",
+        place - 1,
+    )
+
+
+def making_text(_: Words, progress: int | None) -> str:
+    """The video service has the job: how far along it is (a percentage), when it says."""
+    if progress is None:
+        return _(BEING_MADE)
+    return _("🎬 Being made by the video service: {percent} done.", percent=percent(_, progress))
+
+
+def private_cancelled_text(_: Words, job: Job) -> str:
+    """The acknowledgement of a job its member cancelled before it started."""
+    return _("🚫 Job #{job} cancelled before it started. You were not charged.", job=job.id)

@@ -1,6 +1,6 @@
 """Delivery of finished jobs: post each result once in its channel (or, when the bot can't, through the
 command's reply or a DM), find a post an earlier try made, tell the moderators, and keep the member's private
-acknowledgement up to date (Runware's progress, then the outcome).
+acknowledgement up to date (its place in line, Runware's progress, then the outcome: cogs/acks.py).
 
 The runner offers a finished job with `bot.dispatch("job_finished", job)` until it is recorded as delivered;
 what the job becomes in a given place is decided in core/delivery.py, and carried out here.
@@ -42,16 +42,17 @@ from cogs._ui import (
     private_ready_text,
     private_unchecked_text,
     private_withheld_text,
-    progress_line,
     resolve_channel,
     result_text,
     unchecked_log_text,
     video_filename,
     withheld_text,
 )
+from cogs._wording import follows_until_text, private_cancelled_text
+from cogs.acks import Acks, opening_text
 from cogs.reports import result_view
 from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
-from core.models import GuildSettings, Job, JobStatus
+from core.models import GuildSettings, Job, JobPlace, JobStatus
 from core.ports import JobEvent, JobNotice, StoreUnavailable
 from core.runware import ErrorKind, RunwareError
 
@@ -64,7 +65,8 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Deliveries at once (each may hold a video of up to 100 MiB in memory).
 MAX_CONCURRENT_DELIVERIES = 4
-# Edits of the acknowledgement while rendering: often enough to show life, rarely enough for rate limits.
+# How often this process publishes a job's progress for another process's acknowledgement (that process
+# shows it no more often anyway).
 PROGRESS_EDIT_INTERVAL_S = 5.0
 # A delivery that starts again looks for the job's earlier post in the history of each channel it was about
 # to post in, from this long before that first try (the bot's clock and Discord's may differ a little) …
@@ -77,15 +79,6 @@ POST_SEARCH_LIMIT = 200
 # next try finds a post the interrupted one made, so it is not posted twice.)
 DELIVERY_RETRY_S = 1.0
 DELIVERY_ATTEMPTS = 5
-
-
-@dataclass
-class Ack:
-    """A job's private acknowledgement, while this process holds its interaction."""
-
-    interaction: discord.Interaction[VideoBot]
-    text: str
-    last_edit: float = 0.0
 
 
 @dataclass
@@ -113,31 +106,47 @@ class DeliveryCog(commands.Cog):
         self.bot = bot
         # Interactions of jobs accepted by this process, to update the private acknowledgement.
         # Lost on restart by design: the interaction token only lives 15 minutes anyway.
-        self._acks: dict[int, Ack] = {}
+        self.acks = Acks(bot.ack_interval_s)
+        self._refresher: asyncio.Task[None] | None = None
         self._delivering: set[int] = set()
         # When this process last published each job's progress for another process's acknowledgement.
         self._published: dict[int, float] = {}
         self._delivery_slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
         self._retries: set[asyncio.Task[None]] = set()
 
-    def track_acknowledgement(
-        self, job_id: int, interaction: discord.Interaction[VideoBot], text: str
-    ) -> None:
-        """Remember a job's private acknowledgement, to show progress and the outcome in it."""
-        self._acks[job_id] = Ack(interaction, text)
+    async def cog_load(self) -> None:
+        self._refresher = asyncio.create_task(
+            self.acks.keep_fresh(self.bot.jobs.job_places, self._show_outcome), name="acknowledgements"
+        )
 
-    def forget_acknowledgement(self, job_id: int) -> None:
-        """Let go of a job's acknowledgement: nothing more will be shown in it."""
-        self._acks.pop(job_id, None)
+    async def cog_unload(self) -> None:
+        for task in self._retries:
+            task.cancel()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        await self.acks.close()
+
+    def track_acknowledgement(
+        self,
+        job_id: int,
+        interaction: discord.Interaction[VideoBot],
+        head: str,
+        shown: str,
+        stands: JobPlace | None,
+    ) -> None:
+        """Remember a job's private acknowledgement, to show its place, progress and outcome in it."""
+        self.acks.track(job_id, interaction, head, shown, stands)
 
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
-        """Add Runware's progress (seen by this process's runner) to the member's private acknowledgement;
-        when another process holds it, publish the progress for that process."""
-        if percent is None:
+        """Add Runware's progress (seen by this process's runner; None: it has just accepted the job) to
+        the member's private acknowledgement; when another process holds it, publish the progress for that
+        process (which also sees the job leave the line at its next refresh)."""
+        if self.acks.progress(job_id, percent):
+            await self.acks.show(job_id)
             return
-        if self._live_ack(job_id) is not None:
-            await self._show_progress(job_id, percent)
+        if percent is None:
             return
         now = time.monotonic()
         if now - self._published.get(job_id, -math.inf) < PROGRESS_EDIT_INTERVAL_S:
@@ -154,29 +163,14 @@ class DeliveryCog(commands.Cog):
         """A notification from any process (this one's included): show progress or the outcome in an
         acknowledgement this process holds."""
         if notice.event is JobEvent.PROGRESS and notice.percent is not None:
-            await self._show_progress(notice.job_id, notice.percent)
+            if self.acks.progress(notice.job_id, notice.percent):
+                await self.acks.show(notice.job_id)
         elif notice.event is JobEvent.DELIVERED:
             await self._show_outcome(notice.job_id)
         elif notice.event is JobEvent.RESYNC:
             # Notifications may have been missed: look at every job whose acknowledgement is held here.
-            for job_id in list(self._acks):
+            for job_id in self.acks.held():
                 await self._show_outcome(job_id)
-
-    async def _show_progress(self, job_id: int, percent: int) -> None:
-        """Edit the acknowledgement, if this process holds it, with the progress line (not too often)."""
-        ack = self._live_ack(job_id)
-        if ack is None:
-            return
-        now = time.monotonic()
-        if now - ack.last_edit < PROGRESS_EDIT_INTERVAL_S:
-            return
-        ack.last_edit = now
-        try:
-            await ack.interaction.edit_original_response(
-                content=f"{ack.text}\n{progress_line(member_words(ack.interaction), percent)}"
-            )
-        except (discord.HTTPException, RuntimeError) as error:
-            log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
 
     @commands.Cog.listener()
     async def on_job_finished(self, job: Job, attempt: int = 1) -> None:
@@ -226,16 +220,12 @@ class DeliveryCog(commands.Cog):
         await asyncio.sleep(DELIVERY_RETRY_S)
         self.bot.dispatch("job_finished", job, attempt)
 
-    async def cog_unload(self) -> None:
-        for task in self._retries:
-            task.cancel()
-
     async def _show_outcome(self, job_id: int, *, delivering: bool = False) -> None:
-        """The job was posted by another process (or a notice says look): if this process holds its
-        acknowledgement and the job is recorded as posted, show the outcome in it, as the process that
-        posted it would have. `delivering`: called by this process's own delivery of the job, which
+        """The job was posted by another process, or cancelled (or a notice or a refresh says look): if
+        this process holds its acknowledgement and the job's outcome is recorded, show it, as the process
+        that posted it would have. `delivering`: called by this process's own delivery of the job, which
         found it recorded by another."""
-        if self._live_ack(job_id) is None or (job_id in self._delivering and not delivering):
+        if self.acks.live(job_id) is None or (job_id in self._delivering and not delivering):
             return  # nothing to edit, or this process is delivering it and edits it itself
         try:
             job = await self.bot.jobs.get_job(job_id)
@@ -245,19 +235,15 @@ class DeliveryCog(commands.Cog):
         except (StoreUnavailable, discord.HTTPException) as error:
             log.warning("job=%s outcome not shown in the acknowledgement: %s", job_id, error)
             return
-        ack = self._acks.pop(job_id, None)
-        if ack is None or ack.interaction.is_expired():
-            return  # shown meanwhile by another path
-        try:
-            await ack.interaction.edit_original_response(content=text)
-        except (discord.HTTPException, RuntimeError) as error:
-            log.debug("job=%s could not update the acknowledgement: %r", job_id, error)
+        await self.acks.finish(job_id, text)  # (nothing, when shown meanwhile by another path)
 
     async def _outcome_text(self, job: Job) -> str:
         """The private reply for a job another process posted, from its row and its post: what the
         member would have read had this process posted it (core/delivery.py decides again, for the
         place it was posted in)."""
         _ = self._member_words(job.id)
+        if job.cancelled:
+            return private_cancelled_text(_, job)  # nothing was posted
         message = await self._posted_message(job)
         guild = await self.bot.moderation.settings_of(job.guild_id)
         if message is None and job.result_message_id is not None:
@@ -297,18 +283,13 @@ class DeliveryCog(commands.Cog):
     def _member_words(self, job_id: int) -> Words:
         """The member's language for their private replies: their interaction's, while this process holds
         it (private replies are only ever shown in it)."""
-        ack = self._acks.get(job_id)
+        ack = self.acks.live(job_id)
         return member_words(ack.interaction) if ack is not None else ENGLISH
 
     def _server_words(self, job: Job) -> Words:
         """The server's language for public posts, read at post time from the gateway's cache (English
         right after a start, until the server's GUILD_CREATE arrives)."""
         return guild_words(self.bot.get_guild(job.guild_id))
-
-    def _live_ack(self, job_id: int) -> Ack | None:
-        """The acknowledgement of a job accepted by this process, while its token still works."""
-        ack = self._acks.get(job_id)
-        return ack if ack is not None and not ack.interaction.is_expired() else None
 
     async def _deliver(self, job: Job) -> None:
         """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
@@ -318,7 +299,7 @@ class DeliveryCog(commands.Cog):
         channel = await self._job_channel(job)
         if channel is not None:
             rendered = await self._render(job, channel, guild)
-            if rendered.quiet and self._live_ack(job.id) is not None:
+            if rendered.quiet and self.acks.live(job.id) is not None:
                 # Nothing for the channel to see: tell the member privately.
                 await self._finish(job, None, rendered.private)
                 return
@@ -465,7 +446,7 @@ class DeliveryCog(commands.Cog):
         """The channel is gone or closed to the bot: answer through the command's interaction while it
         lives (in this process), else in a DM if the guild allows DMs. (None, …) if neither works.
         `channel`: the job's channel as it is now, when the bot can see it (its age restriction counts)."""
-        ack = self._live_ack(job.id)
+        ack = self.acks.live(job.id)
         if ack is not None and isinstance(ack.interaction.channel, discord.abc.Messageable):
             # A discord.File is closed by a failed send: render a fresh one.
             rendered = await self._render(job, channel or ack.interaction.channel, guild)
@@ -522,17 +503,11 @@ class DeliveryCog(commands.Cog):
         log.info(
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
         )
-        ack = self._live_ack(job.id)
-        self._acks.pop(job.id, None)
-        if ack is None or not private:
+        if not private:
+            await self.acks.end(job.id)  # nothing more to say in it (a late video's repeat)
             return
         where = f"\n{message.jump_url}" if message is not None else ""
-        try:
-            # view=None: its Cancel button has nothing left to cancel.
-            await ack.interaction.edit_original_response(content=private + where, view=None)
-        except (discord.HTTPException, RuntimeError) as error:  # RuntimeError: closing down
-            # The private acknowledgement is a courtesy; the public post is what counts.
-            log.debug("job=%s could not update the acknowledgement: %r", job.id, error)
+        await self.acks.finish(job.id, private + where)  # without its Cancel button: nothing to cancel
 
     async def _log_flagged(self, job: Job, text: str) -> None:
         """Tell the moderators about a flagged or withheld job: who, where, why, what happened to it. No
@@ -597,23 +572,43 @@ def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
     return job.upload_limit_bytes or DEFAULT_UPLOAD_LIMIT
 
 
+async def acknowledgement_text(
+    bot: VideoBot, job: Job, head: str, interaction: discord.Interaction[VideoBot]
+) -> tuple[str, str, JobPlace | None]:
+    """A job's acknowledgement as first shown: its head (`head`, then how long this message follows the
+    job), the whole text (with the job's place in line, or that it is being made), and where it stands."""
+    _ = member_words(interaction)
+    head = f"{head}\n{follows_until_text(_, interaction.expires_at.timestamp())}"
+    try:
+        stands = (await bot.jobs.job_places([job.id])).get(job.id)
+    except StoreUnavailable:
+        stands = None  # the first refresh shows it
+    return head, opening_text(_, head, stands), stands
+
+
 def track_acknowledgement(
-    bot: VideoBot, job_id: int, interaction: discord.Interaction[VideoBot], text: str
+    bot: VideoBot,
+    job_id: int,
+    interaction: discord.Interaction[VideoBot],
+    head: str,
+    shown: str,
+    stands: JobPlace | None,
 ) -> None:
-    """Hand a job's private acknowledgement (the command's reply, or the quote it replaced) to delivery,
-    which shows progress and the outcome in it."""
+    """Hand a job's private acknowledgement (the command's reply, or the quote it replaced), as first
+    shown, to delivery, which shows the job's place, progress and outcome in it."""
     # Found by name, not isinstance: load_extension executes this module afresh, so the loaded cog's class
     # is not the one the cogs that import this function see.
     delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
     if delivery is not None:
-        delivery.track_acknowledgement(job_id, interaction, text)
+        delivery.track_acknowledgement(job_id, interaction, head, shown, stands)
 
 
-def forget_acknowledgement(bot: VideoBot, job_id: int) -> None:
-    """Stop showing anything in a job's acknowledgement (its member cancelled the job)."""
+async def end_acknowledgement(bot: VideoBot, job_id: int) -> None:
+    """Stop showing anything in a job's acknowledgement (its member cancelled the job from it); returns
+    once an edit on its way was answered, so that the caller's edit is the last."""
     delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
     if delivery is not None:
-        delivery.forget_acknowledgement(job_id)
+        await delivery.acks.end(job_id)
 
 
 async def setup(bot: VideoBot) -> None:

@@ -14,7 +14,7 @@ import discord
 from cogs._i18n import ENGLISH, Words, member_words
 from cogs._ui import ack_text, admit, button_errors, check_private_to
 from cogs._wording import discord_time
-from cogs.delivery import track_acknowledgement
+from cogs.delivery import acknowledgement_text, track_acknowledgement
 from cogs.videos import ack_view
 from core.models import Quote, Usage, format_usd
 
@@ -97,10 +97,12 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
             accepted = await bot.jobs.confirm(self.quote_id, interaction.user.id)
         if accepted is None:
             return
-        text = ack_text(_, accepted.job, accepted.usage)
+        head, text, stands = await acknowledgement_text(
+            bot, accepted.job, ack_text(_, accepted.job, accepted.usage), interaction
+        )
         try:
             await interaction.edit_original_response(content=text, view=ack_view(_, accepted.job))
         except discord.HTTPException as error:
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
-        track_acknowledgement(bot, accepted.job.id, interaction, text)
+        track_acknowledgement(bot, accepted.job.id, interaction, head, text, stands)

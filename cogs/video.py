@@ -18,7 +18,7 @@ from cogs._i18n import ENGLISH, N_, member_words
 from cogs._ui import ack_text, admit, answer, is_age_restricted, member_role_ids, send
 from cogs._wording import NOT_YOUR_MESSAGE, missing_files_text
 from cogs.consent import ConsentButton, consent_text, consent_view
-from cogs.delivery import track_acknowledgement
+from cogs.delivery import acknowledgement_text, track_acknowledgement
 from cogs.quotes import QuoteButton, quote_text, quote_view
 from cogs.videos import ack_view
 from core.consent import HeldFiles
@@ -160,7 +160,9 @@ class VideoCog(commands.Cog):
             return
         accepted = outcome
         _ = member_words(interaction)
-        text = ack_text(_, accepted.job, accepted.usage)
+        head, text, stands = await acknowledgement_text(
+            self.bot, accepted.job, ack_text(_, accepted.job, accepted.usage), interaction
+        )
         try:
             await answer(interaction, text, view=ack_view(_, accepted.job))
         except discord.HTTPException as error:
@@ -168,7 +170,7 @@ class VideoCog(commands.Cog):
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
-        track_acknowledgement(self.bot, accepted.job.id, interaction, text)
+        track_acknowledgement(self.bot, accepted.job.id, interaction, head, text, stands)
 
     async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
         """Ask the member to confirm a costly job; close the quote when nobody did in time."""

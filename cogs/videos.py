@@ -20,7 +20,7 @@ from discord.ext import commands
 from cogs._i18n import ENGLISH, N_, Words, member_words
 from cogs._ui import NOT_HERE, button_errors, check_private_to, fit, message_link, send
 from cogs._wording import NO_MORE_VIDEOS, NO_VIDEOS, VIDEOS_TITLE, cancel_text, video_line
-from cogs.delivery import forget_acknowledgement
+from cogs.delivery import end_acknowledgement
 from core.errors import UserFacingError
 from core.jobs import NOT_YOUR_JOB, CancelOutcome, JobPage
 from core.models import CANCELLABLE, Job, JobStatus
@@ -206,7 +206,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CAN
             text = cancel_text(_, cancelled)
             if self.on == ON_ACK:
                 if cancelled.outcome is CancelOutcome.CANCELLED:
-                    forget_acknowledgement(bot, job.id)  # nothing more will be shown in it
+                    # Nothing more is shown in it, and an edit on its way lands before this answer.
+                    await end_acknowledgement(bot, job.id)
                     await interaction.edit_original_response(content=text, view=None)
                 else:
                     # The acknowledgement keeps its progress and outcome; the answer comes privately.

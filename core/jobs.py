@@ -22,6 +22,7 @@ from core.models import (
     BudgetAlert,
     GuildLimits,
     Job,
+    JobPlace,
     JobStatus,
     Lease,
     Limits,
@@ -246,6 +247,10 @@ class JobService:
     async def get_job(self, job_id: int) -> Job | None:
         """One job by its number."""
         return await self._store.get_job(job_id)
+
+    async def job_places(self, job_ids: Sequence[int]) -> dict[int, JobPlace]:
+        """Where these jobs stand (for their acknowledgements): status, outcome recorded, place in line."""
+        return await self._store.job_places(job_ids)
 
     async def job_page(self, guild_id: int, user_id: int, before: int = 0, size: int = PAGE_SIZE) -> JobPage:
         """A page of the member's videos in a guild, newest first: those below job number `before` (0: the

@@ -35,6 +35,9 @@ CANCELLABLE: frozenset[JobStatus] = frozenset({JobStatus.UPLOADING, JobStatus.QU
 # The error code of a job its member cancelled (status FAILED: refunded, never submitted, nothing posted).
 # A code rather than a status of its own: a new status would mean rebuilding SQLite's jobs table (its CHECK).
 CANCELLED_CODE = "cancelled"
+# The line: jobs the bot accepted that Runware has not accepted yet (being uploaded, waiting for the runner,
+# or being sent). The runner sends them oldest first, a few at a time (MAX_CONCURRENT_SUBMITS per process).
+WAITING: frozenset[JobStatus] = frozenset({JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.SUBMITTING})
 
 
 class LedgerKind(StrEnum):
@@ -45,6 +48,17 @@ class LedgerKind(StrEnum):
     SETTLE = "settle"  # +real cost reported by Runware
     REFUND = "refund"  # -estimate, when a job fails: the member pays nothing
     GRANT = "grant"  # a credit (negative) or debit; for a job: its cost given back when it could not be shown
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlace:
+    """Where a job stands, for its member's acknowledgement: its status, whether its outcome is recorded
+    (posted, or nothing to post), and while it waits (WAITING), its place in the line (1: next)."""
+
+    job_id: int
+    status: JobStatus
+    delivered: bool
+    place: int | None
 
 
 @dataclass(frozen=True, slots=True)

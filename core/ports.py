@@ -7,7 +7,7 @@ Implementations serialise their own write transactions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -22,6 +22,7 @@ from core.models import (
     GuildSettingsPatch,
     Job,
     JobAction,
+    JobPlace,
     LedgerRow,
     Limits,
     NewJob,
@@ -244,8 +245,16 @@ class JobStore(Protocol):
     async def cancel_job(self, job_id: int, user_id: int, now: float) -> Job | None:
         """Cancel the member's job if Runware has not heard of it yet (uploading or queued): in one write,
         mark it failed as cancelled (CANCELLED_CODE), refund its reservation, let go of its lease and record
-        it as told (nothing is posted). None when the job is not that member's or has gone further: a
-        runner's mark_submitting and this are conditional changes of the same row, so exactly one wins."""
+        it as told (nothing is posted; DELIVERED is notified, for the acknowledgement's holder). None when
+        the job is not that member's or has gone further: a runner's mark_submitting and this are
+        conditional changes of the same row, so exactly one wins."""
+        ...
+
+    async def job_places(self, job_ids: Sequence[int]) -> dict[int, JobPlace]:
+        """Where each of these jobs stands (those that exist), in one read: its status, whether its outcome
+        is recorded, and for a job in the line (WAITING, across the whole database) its place: one plus
+        the number of waiting jobs with a smaller number. Cheap: the line is read through an index of
+        waiting jobs only (jobs_waiting), up to the largest of these numbers."""
         ...
 
     async def claim_due_jobs(

@@ -105,7 +105,18 @@ class Settings(BaseSettings):
         if value is None:
             return None
         url = urlsplit(value.strip())
-        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        try:
+            # Reading the port checks it: one out of range or not a number raises (in `check` too).
+            well_formed = url.port is None or url.port >= 0
+        except ValueError:
+            well_formed = False
+        if (
+            not well_formed
+            or url.scheme not in ("http", "https")
+            or not url.hostname
+            or url.query
+            or url.fragment
+        ):
             raise ValueError(
                 "must be the base URL at which Runware reaches this bot's HTTP server, "
                 "like https://bot.example.org (no query or fragment)"

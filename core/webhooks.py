@@ -63,7 +63,9 @@ def token_hash(token: str) -> str:
 def token_job(token: str) -> int | None:
     """The job a token names, or None when it is not shaped like one of ours."""
     job, dot, secret = token.partition(".")
-    if not dot or not secret or len(token) > MAX_TOKEN_CHARS or not job.isdigit() or len(job) > 18:
+    # isascii: str.isdigit() also takes digits int() refuses ("²"), which raised here (a 500 for anyone).
+    digits = job.isascii() and job.isdigit()
+    if not dot or not secret or len(token) > MAX_TOKEN_CHARS or not digits or len(job) > 18:
         return None
     return int(job)
 

@@ -36,8 +36,10 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     if url is None:
         print("HTTP server off (HTTP_PORT unset): nothing to check")
         return 0
+    # No proxy: Docker hands its configured proxies to containers (HTTP_PROXY), and this server is local.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        with direct.open(url, timeout=TIMEOUT_S) as response:
             print(f"{response.status} {response.read(1024).decode(errors='replace')}")
             return 0 if response.status == 200 else 1
     except urllib.error.HTTPError as error:

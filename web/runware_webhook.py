@@ -39,7 +39,11 @@ def add_runware_webhook(
 
     async def handle(request: web.Request) -> web.Response:
         # The token is never logged: aiohttp's access log is off (web/server.py), and nothing here names it.
-        caller = await receiver.authorize(request.match_info["token"])
+        try:
+            caller = await receiver.authorize(request.match_info["token"])
+        except StoreUnavailable as error:
+            log.warning("webhook call not checked, the database is unavailable (%s)", error)
+            return unavailable()
         if caller is None:
             return answer(WebhookOutcome.REJECTED)
         body = await read_capped(request, MAX_WEBHOOK_BODY_BYTES)
@@ -49,14 +53,17 @@ def add_runware_webhook(
         try:
             outcome = await receiver.receive(caller, body)
         except StoreUnavailable as error:
-            # Not kept: a 5xx makes Runware try again (and polling is there anyway).
             log.warning(
                 "job=%s webhook result not kept, the database is unavailable (%s)", caller.job_id, error
             )
-            return web.json_response({"status": "unavailable"}, status=503)
+            return unavailable()
         if outcome is WebhookOutcome.INVALID:
             log.info("job=%s webhook call with a body that is not its result", caller.job_id)
         return answer(outcome)
+
+    def unavailable() -> web.Response:
+        # Not kept: a 5xx makes Runware try again (and polling is there anyway).
+        return web.json_response({"status": "unavailable"}, status=503)
 
     def answer(outcome: WebhookOutcome) -> web.Response:
         record(outcome.value)

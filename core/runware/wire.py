@@ -65,12 +65,15 @@ def webhook_reply(raw: bytes) -> tuple[str, Reply]:
     no taskUUID or several."""
     try:
         body = json.loads(raw)
+        if not isinstance(body, dict):
+            raise MalformedReply("the webhook body is not a JSON object")
+        enveloped = "data" in body or "errors" in body or ("error" in body and "status" not in body)
+        reply = parse_body(raw if enveloped else json.dumps({"data": [body]}).encode(), 200)
+    except RecursionError as exc:
+        # Nested deeper than the JSON reader (or writer) recurses, within the size cap: not a result.
+        raise MalformedReply("the webhook body is nested too deeply") from exc
     except ValueError as exc:
         raise MalformedReply("the webhook body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise MalformedReply("the webhook body is not a JSON object")
-    enveloped = "data" in body or "errors" in body or ("error" in body and "status" not in body)
-    reply = parse_body(raw if enveloped else json.dumps({"data": [body]}).encode(), 200)
     named = {i.task_uuid for i in reply.items} | {e.task_uuid for e in reply.errors}
     named.discard(None)
     if len(named) != 1:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 from core.models import (
     ACTIVE,
     CANCELLABLE,
     CANCELLED_CODE,
     Job,
+    JobPlace,
     JobStatus,
     LedgerKind,
     Limits,
@@ -19,7 +20,7 @@ from core.models import (
 )
 from core.ports import JobEvent, JobNotice
 from storage.postgres.connection import Db, PostgresConnection, rowcount
-from storage.postgres.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
+from storage.postgres.rows import ACTIVE_SQL, JOB_COLUMNS, WAITING_SQL, job_from_row
 from storage.postgres.statements import append_ledger, job_in, lock_guild, lock_operator_day, usage_in
 
 # Leases: the same rules as storage/sqlite/jobs.py (a runner step names its owner and changes nothing once
@@ -461,7 +462,23 @@ class PostgresJobs(PostgresConnection):
                 job.created_at,
                 now,
             )
+            # Delivered at the COMMIT: its outcome is recorded (nothing to post), for the acknowledgement.
+            await self._notify(db, JobNotice(JobEvent.DELIVERED, job_id))
             return job_from_row(row)
+
+    async def job_places(self, job_ids: Sequence[int]) -> dict[int, JobPlace]:
+        """Each job's status, whether its outcome is recorded, and its place in the line (jobs_waiting)."""
+        if not job_ids:
+            return {}
+        rows = await self._fetch(
+            "WITH line AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS place FROM jobs "
+            f"WHERE status IN ({WAITING_SQL}) AND id <= $1) "
+            "SELECT j.id, j.status, j.delivered_at IS NOT NULL, line.place "
+            "FROM jobs j LEFT JOIN line ON line.id = j.id WHERE j.id = ANY($2::bigint[])",
+            max(job_ids),
+            list(job_ids),
+        )
+        return {r[0]: JobPlace(r[0], JobStatus(r[1]), bool(r[2]), r[3]) for r in rows}
 
     async def claim_due_jobs(
         self, owner: str, now: float, horizon: float, limit: int, lease_until: float

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 import aiosqlite
 
@@ -10,6 +10,7 @@ from core.models import (
     ACTIVE,
     CANCELLED_CODE,
     Job,
+    JobPlace,
     JobStatus,
     LedgerKind,
     Limits,
@@ -20,7 +21,7 @@ from core.models import (
 )
 from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
-from storage.sqlite.rows import ACTIVE_SQL, JOB_COLUMNS, job_from_row
+from storage.sqlite.rows import ACTIVE_SQL, JOB_COLUMNS, WAITING_SQL, job_from_row
 from storage.sqlite.statements import append_ledger, job_in, usage_in
 
 # Leases. A runner step passes its `owner`; with None (the service's own steps) the lease is not checked.
@@ -439,7 +440,23 @@ class SqliteJobs(SqliteConnection):
                 job.created_at,
                 now,
             )
-            return job
+        # After the COMMIT: its outcome is recorded (nothing to post), for the acknowledgement's holder.
+        self._fanout.deliver(JobNotice(JobEvent.DELIVERED, job_id))
+        return job
+
+    async def job_places(self, job_ids: Sequence[int]) -> dict[int, JobPlace]:
+        """Each job's status, whether its outcome is recorded, and its place in the line (jobs_waiting)."""
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" * len(job_ids))
+        rows = await self._fetchall(
+            "WITH line AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS place FROM jobs "
+            f"WHERE status IN ({WAITING_SQL}) AND id <= ?) "
+            "SELECT j.id, j.status, j.delivered_at IS NOT NULL, line.place "
+            f"FROM jobs j LEFT JOIN line ON line.id = j.id WHERE j.id IN ({marks})",
+            (max(job_ids), *job_ids),
+        )
+        return {r[0]: JobPlace(r[0], JobStatus(r[1]), bool(r[2]), r[3]) for r in rows}
 
     async def claim_due_jobs(
         self, owner: str, now: float, horizon: float, limit: int, lease_until: float

@@ -32,6 +32,8 @@ from core.models import (
 
 # The active statuses as an SQL list (the enum's own values, never input).
 ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+# Spelled as in the partial index jobs_waiting (migration 0018), so that the planner sees it applies.
+WAITING_SQL = "'uploading', 'queued', 'submitting'"
 
 
 def _columns(model: type[Any]) -> str:

@@ -62,6 +62,9 @@ def test_bad_value_names_the_variable_without_echoing_it(monkeypatch: pytest.Mon
         ("PUBLIC_URL", "bot.example.org"),
         ("PUBLIC_URL", "ftp://bot.example.org"),
         ("PUBLIC_URL", "https://bot.example.org/?key=1"),
+        # A port urlsplit cannot read: the check's line and Runware's URL would carry it.
+        ("PUBLIC_URL", "https://bot.example.org:99999"),
+        ("PUBLIC_URL", "https://bot.example.org:abc/vq"),
     ],
 )
 def test_invalid_values_stop_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

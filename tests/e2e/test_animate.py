@@ -140,7 +140,7 @@ async def test_flagged_video_after_the_token_expired_is_explained_in_the_channel
     app.runware.polls_to_finish = 4
     payload = await app.animate()
     await app.reply_to(payload, "accepted")
-    app.bot.get_cog("DeliveryCog")._acks.clear()  # as after a restart: this process holds no interaction
+    await app.bot.get_cog("DeliveryCog").acks.close()  # as after a restart: it holds no interaction
     post = await app.post_in_channel("couldn't be posted in this channel")
     assert post.attachments == [] and "/videos/" not in post.content and "not charged" in post.content
     await app.delivered(1)
@@ -207,7 +207,7 @@ async def test_acknowledgement_shows_rendering_progress(app: App) -> None:
     """While Runware renders, the private acknowledgement says so, with its progress."""
     app.runware.polls_to_finish = 10_000
     payload = await app.animate()
-    update = await app.reply_to(payload, "Rendering:")
+    update = await app.reply_to(payload, "Being made by the video service:")
     assert update.ephemeral and "Job #1 accepted" in update.content and "% done" in update.content
 
 

@@ -20,22 +20,35 @@ LOG_CHANNEL_ID = 300_000_000_000_000_019
 REPORTER_ID = 200_000_000_000_000_321
 ADMIN_ID = 200_000_000_000_000_777
 
-# What a member reads, by their Discord locale: /usage's title, /animate's acknowledgement, a refused file.
-ENGLISH = ("**Your usage**", "🎬 **Job #1 accepted.**", "That image file isn't a PNG, JPEG or WEBP.")
+# What a member reads, by their Discord locale: /usage's title, /animate's acknowledgement and how long it
+# follows the job, a refused file.
+ENGLISH = (
+    "**Your usage**",
+    "🎬 **Job #1 accepted.**",
+    "This message follows the job until <t:",
+    "That image file isn't a PNG, JPEG or WEBP.",
+)
 SPANISH = (
     "**Tu uso**",
     "🎬 **Trabajo #1 aceptado.**",
+    "Este mensaje sigue el trabajo hasta las <t:",
     "Ese archivo de imagen no es PNG, JPEG ni WEBP.",
 )
 READS = {
     "de": (
         "**Deine Nutzung**",
         "🎬 **Auftrag #1 angenommen.**",
+        "Diese Nachricht verfolgt den Auftrag bis <t:",
         "Diese Bilddatei ist kein PNG, JPEG oder WEBP.",
     ),
     "es-ES": SPANISH,
     "es-419": SPANISH,  # Latin American Spanish reads Spain's
-    "pt-BR": ("**Seu uso**", "🎬 **Pedido #1 aceito.**", "Esse arquivo de imagem não é PNG, JPEG nem WEBP."),
+    "pt-BR": (
+        "**Seu uso**",
+        "🎬 **Pedido #1 aceito.**",
+        "Esta mensagem acompanha o pedido até <t:",
+        "Esse arquivo de imagem não é PNG, JPEG nem WEBP.",
+    ),
     "fr": ENGLISH,  # no French catalogue: English
     "en-US": ENGLISH,
 }
@@ -51,8 +64,9 @@ async def private_reply(app: App, payload: dict[str, Any], contains: str = "") -
 
 @pytest.mark.parametrize("locale", sorted(READS))
 async def test_replies_read_in_the_members_language(app: App, locale: str) -> None:
-    """/usage, a refused /animate and an accepted one answer in the interaction's locale."""
-    usage_title, accepted, refused = READS[locale]
+    """/usage, a refused /animate and an accepted one (its acknowledgement kept up to date in the same
+    language) answer in the interaction's locale."""
+    usage_title, accepted, follows, refused = READS[locale]
     usage = app.discord.make_slash_interaction("usage", locale=locale)
     await app.discord.send_interaction(usage)
     assert (await private_reply(app, usage)).content.startswith(usage_title)
@@ -62,7 +76,7 @@ async def test_replies_read_in_the_members_language(app: App, locale: str) -> No
 
     good = await app.animate(audio=media.wav(3.0), locale=locale)
     ack = await private_reply(app, good, accepted)
-    assert "$0.30" in ack.content  # money stays in dollars
+    assert "$0.30" in ack.content and follows in ack.content  # money stays in dollars
 
 
 async def test_public_posts_read_in_the_servers_language(app: App) -> None:

@@ -106,7 +106,7 @@ async def test_the_acknowledgement_shows_what_another_process_did(two: Two) -> N
     await stop_runner(two.a)
     payload = await two.animate()
     await two.ack(payload, "Job #1 accepted")
-    rendering = await two.ack(payload, "Rendering:")
+    rendering = await two.ack(payload, "Being made by the video service:")
     assert rendering.ephemeral and "Job #1 accepted" in rendering.content
     post = await two.fake.wait_for_message(
         lambda m: m.via == "channel" and m.channel_id == CHANNEL_ID and "ready" in m.content, 20
@@ -125,7 +125,7 @@ async def test_a_stopping_process_hands_its_jobs_over_at_once(two: Two) -> None:
     two.runware.polls_to_finish = 10_000
     two.a.runner.lease_s = 3600.0  # without the hand-over, B would wait an hour
     payload = await two.animate()
-    await two.ack(payload, "Rendering:")
+    await two.ack(payload, "Being made by the video service:")
     owner_a = two.a.runner.owner
     assert two.database.query("SELECT lease_owner FROM jobs WHERE id = 1") == [(owner_a,)]
     await two.a.close()

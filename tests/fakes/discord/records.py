@@ -174,6 +174,21 @@ class _Fault:
 
 
 @dataclass
+class Hold:
+    """A request held on its way (``FakeDiscord.hold``): it takes effect, and is answered, only once
+    ``release()`` is called. ``arrived`` is set when the fake has it."""
+
+    route_substring: str
+    body_contains: str
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    taken: bool = False
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class _CdnEntry:
     file: FakeFile
     expires_at: float  # wall clock, like the ``ex`` parameter

@@ -42,6 +42,7 @@ from tests.fakes.discord.protocol import (
 from tests.fakes.discord.records import (
     FakeInteraction,
     FakeMessage,
+    Hold,
     RequestRecord,
     _CdnEntry,
     _Fault,
@@ -114,6 +115,7 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
         self._cdn: dict[int, _CdnEntry] = {}
         self._cdn_secret = secrets.token_bytes(16)
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self._sessions: dict[str, _Session] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._last_id = 0
@@ -150,6 +152,8 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
 
     async def close(self) -> None:
         """Close gateway sockets and stop the server."""
+        for hold in self._holds:
+            hold.release()  # a held request must not keep the server's cleanup waiting
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=1001)
@@ -341,8 +345,35 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
         self._faults.append(_Fault(route_substring, status or 0, body, {}, times, after_effect=True))
 
     def clear_faults(self) -> None:
-        """Forget every injected fault not used up yet."""
+        """Forget every injected fault not used up yet (and release every hold)."""
         self._faults.clear()
+        for hold in self._holds:
+            hold.release()
+        self._holds.clear()
+
+    def hold(self, route_substring: str, body_contains: str = "") -> Hold:
+        """Hold the next request whose "METHOD /path" contains the substring and whose body contains
+        ``body_contains`` (a JSON body; a multipart one is not read) until ``release()``: it reaches the
+        fake (``arrived``) but takes effect and is answered only then, as a request slow on its way. Other
+        requests go on meanwhile."""
+        hold = Hold(route_substring, body_contains)
+        self._holds.append(hold)
+        return hold
+
+    async def _wait_if_held(self, request: web.Request, target: str) -> None:
+        for hold in self._holds:
+            if hold.taken or hold.route_substring not in target:
+                continue
+            # A JSON body is read once and kept by aiohttp (the handler reads it again); a multipart one is a
+            # stream, so only its route can match.
+            peek = hold.body_contains and not request.content_type.startswith("multipart/")
+            body = (await request.read()).decode("utf-8", "replace") if peek else ""
+            if hold.body_contains in body:
+                hold.taken = True
+                hold.arrived.set()
+                await self._notify()
+                await hold.released.wait()
+                return
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         target = f"{method} {path}"
@@ -447,6 +478,8 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
             record = RequestRecord(request.method, path, dict(request.query))
             self.requests.append(record)
             response: web.StreamResponse
+            if request.path != "/gateway":
+                await self._wait_if_held(request, f"{request.method} {path}")
             fault = None if request.path == "/gateway" else self._take_fault(request.method, path)
             if fault is not None and not fault.after_effect:
                 response = _json(fault.body, fault.status, fault.headers)
@@ -496,7 +529,7 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
                         (index, part.filename or f"file{index}", data, part.headers.get("Content-Type"))
                     )
             return payload, files
-        if request.can_read_body:
+        if request.body_exists:  # (not can_read_body: a body already read, by a hold, is at its end)
             body = await request.json()
             return (body if isinstance(body, dict) else {"_": body}), []
         return {}, []
