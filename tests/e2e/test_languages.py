@@ -12,9 +12,9 @@ import pytest
 from cogs._i18n import words
 from core.models import GuildSettingsPatch
 from tests import media_factory as media
-from tests.e2e.conftest import MANAGE_GUILD, MANAGE_MESSAGES, STRING, App, labels
+from tests.e2e.conftest import CHANNEL, MANAGE_GUILD, MANAGE_MESSAGES, STRING, App, labels
 from tests.fakes.discord import DEFAULT_PERMISSIONS, FakeMessage
-from tests.fakes.discord_fixtures import GUILD_ID
+from tests.fakes.discord_fixtures import GUILD_ID, NSFW_CHANNEL_ID
 
 LOG_CHANNEL_ID = 300_000_000_000_000_019
 REPORTER_ID = 200_000_000_000_000_321
@@ -101,6 +101,34 @@ async def test_public_posts_read_in_the_servers_language(app: App) -> None:
     logged = await app.discord.wait_for_message(lambda m: m.channel_id == LOG_CHANNEL_ID, 10.0)
     assert logged.content.startswith("🚩 **Denúncia** · pedido #1 de ") and "denunciado por" in logged.content
     assert "Excluir vídeo" in labels(logged)
+
+
+async def test_budget_alerts_read_in_the_servers_language(app: App) -> None:
+    """A budget alert is a public post: the server's language, whoever set the budget or spent it."""
+    await app.discord.set_guild_locale(GUILD_ID, "de")
+    await app.discord.wait_for(lambda: str(app.bot.get_guild(GUILD_ID).preferred_locale) == "de")  # type: ignore[union-attr]
+    alerts = NSFW_CHANNEL_ID  # a channel the bot knows from GUILD_CREATE
+    channel = {"id": str(alerts), "name": "after-dark", "type": 0, "permissions": "0"}
+    payload = app.discord.make_slash_interaction(
+        "budget",
+        [("budget", STRING, "0.50"), ("log_channel", CHANNEL, str(alerts))],
+        subcommand="set",
+        resolved={"channels": {str(alerts): channel}},
+        user_id=ADMIN_ID,
+        permissions=DEFAULT_PERMISSIONS | MANAGE_GUILD,
+        locale="es-ES",
+    )
+    await app.discord.send_interaction(payload)
+    saved = (await private_reply(app, payload)).content
+    assert saved.startswith("Guardado:\n· Presupuesto mensual: $0.50\n")
+    app.runware.polls_to_finish = 10**6  # $0.30 of $0.50 stays reserved: 60 %
+    await private_reply(
+        app, await app.animate(audio=media.wav(3.0), locale="pt-BR"), "🎬 **Pedido #1 aceito.**"
+    )
+    alert = await app.discord.wait_for_message(lambda m: m.channel_id == alerts, 10.0)
+    assert alert.content.startswith(
+        "⚠️ Dieser Server hat 50 % seines Monatsbudgets von $0.50 verbraucht ($0.30)."
+    )
 
 
 async def test_admin_commands_answer_in_the_admins_language(app: App) -> None:
