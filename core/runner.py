@@ -388,12 +388,14 @@ class JobRunner:
             await self._fail(job, error.code or error.kind.value, error.user_message())
             return
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
-        self.observer.submitted()
         self._tokens.pop(job.id, None)  # accepted: its URL is Runware's now, never sent again
         now = self._clock()
         if not await self._store.mark_submitted(job.id, now, now + self.poll_initial_s, owner=self.owner):
             log.warning("job=%s task=%s accepted by Runware after the job was closed", job.id, job.task_uuid)
             return
+        # Counted where the job's row records it, once: a submit whose record was lost is confirmed by a
+        # later poll, which counts it there instead.
+        self.observer.submitted()
         self._on_progress(job.id, None)
 
     async def _poll(self, jobs: list[Job]) -> None:
@@ -462,9 +464,10 @@ class JobRunner:
                 self._start_submit(job)
                 return None
             log.info("job=%s task=%s submit confirmed by getResponse", job.id, job.task_uuid)
-            self.observer.submitted()
+            self._tokens.pop(job.id, None)
             if not await self._store.mark_submitted(job.id, now, now, owner=self.owner):
                 return None  # closed meanwhile by another path, or taken by another process
+            self.observer.submitted()
         if result.state is TaskState.SUCCESS:
             # Even past the deadline: a finished video is never thrown away.
             await self._complete(job, result)
@@ -495,6 +498,7 @@ class JobRunner:
         return poll_delay(job.poll_count, self.poll_initial_s, self.poll_max_s)
 
     async def _complete(self, job: Job, result: TaskResult) -> None:
+        self._tokens.pop(job.id, None)
         if result.video_url is None:
             await self._fail(job, "noOutput", "The video service finished without a video.")
             return
@@ -540,6 +544,7 @@ class JobRunner:
         expired: bool = False,
         watch: tuple[float, float] | None = None,
     ) -> None:
+        self._tokens.pop(job.id, None)  # ended: never submitted again, its webhook token is not needed
         done = await self._store.fail_job(
             job.id, code, message, self._clock(), expired=expired, watch=watch, owner=self.owner
         )
