@@ -195,8 +195,17 @@ async def test_synced_commands_carry_their_localisations(app: App) -> None:
             descriptions = item.get("description_localizations") or {}
             assert descriptions == expected(item["description"]), item["description"]
             assert all(1 <= len(d) <= 100 for d in descriptions.values()), descriptions
-        children = [*item.get("options", []), *item.get("choices", [])]
+        options = item.get("options", [])
+        for locale in ("de", "es-ES", "es-419", "pt-BR"):
+            # Discord refuses two options (or subcommands) of one command with the same name.
+            shown = [(o.get("name_localizations") or {}).get(locale, o["name"]) for o in options]
+            assert len(shown) == len(set(shown)), (item["name"], locale, shown)
+        children = [*options, *item.get("choices", [])]
         return len(names) + sum(check(child, slash) for child in children)
 
     found = sum(check(command, command.get("type", 1) == 1) for command in commands.values())
+    slash = [c for c in commands.values() if c.get("type", 1) == 1]
+    for locale in ("de", "es-ES", "es-419", "pt-BR"):
+        shown = [(c.get("name_localizations") or {}).get(locale, c["name"]) for c in slash]
+        assert len(shown) == len(set(shown)), (locale, shown)  # and no two slash commands alike
     assert found > 200  # the whole tree: every command, option and choice, in four locales
