@@ -103,8 +103,37 @@ def test_locales_choose_their_catalogue_and_fall_back_to_english() -> None:
 
 
 def test_command_names_are_valid_for_discord() -> None:
-    """Translated command and option names follow Discord's rule (lowercase, no spaces, ≤ 32)."""
-    names = ("animate", "usage", "videos", "image", "audio", "format", "quality")
+    """Translated command, subcommand and option names follow Discord's rule (lowercase, no spaces, ≤ 32)
+    (the end-to-end test checks every name of the synced tree)."""
+    names = (
+        *("animate", "usage", "videos", "image", "audio", "format", "quality"),
+        *(
+            "budget",
+            "show",
+            "set",
+            "tier",
+            "grant",
+            "reset",
+            "export",
+            "daily",
+            "monthly",
+            "active",
+            "cooldown",
+        ),
+        *("confirm", "log_channel", "role", "remove", "member", "amount", "reason", "window", "period"),
+        *("settings", "channel", "allow", "safety", "mode", "log", "consent", "required", "dms", "allowed"),
+        *(
+            "flagged",
+            "withhold_everywhere",
+            "moderation",
+            "ban",
+            "unban",
+            "bans",
+            "everywhere",
+            "lookup",
+            "job",
+        ),
+    )
     for language in LANGUAGES:
         for name in names:
             translated = _catalogue(language)[name]
