@@ -124,12 +124,13 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
         reads, downloads or charges anything."""
         if interaction.client.moderation.serves(interaction.guild_id):
             return True
+        from cogs._i18n import member_words
         from cogs._ui import send
         from core.moderation import NOT_SERVED
 
         log.info("refused a command in guild=%s, which is not in ALLOWED_GUILD_IDS", interaction.guild_id)
         try:
-            await send(interaction, NOT_SERVED)
+            await send(interaction, member_words(interaction)(NOT_SERVED))
         except discord.HTTPException as error:
             log.warning("could not refuse a command in guild=%s: %r", interaction.guild_id, error)
         return False
@@ -137,22 +138,27 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
     async def on_error(
         self, interaction: discord.Interaction[VideoBot], error: app_commands.AppCommandError
     ) -> None:
+        from cogs._i18n import member_words
         from cogs._ui import GENERIC_APOLOGY, send
         from cogs._wording import error_text, store_unavailable_text
 
+        _ = member_words(interaction)
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(original, UserFacingError):
-            await send(interaction, error_text(original))
+            await send(interaction, error_text(_, original))
             return
         if isinstance(original, app_commands.CheckFailure):
-            await send(interaction, str(original) or "You can't use this command here.")
+            # Our checks raise a catalogue sentence (NOT_A_MANAGER…); discord.py's own are English.
+            await send(
+                interaction, _(str(original)) if str(original) else _("You can't use this command here.")
+            )
             return
         command = interaction.command.qualified_name if interaction.command else "?"
         if isinstance(original, StoreUnavailable):
             # The database dropped the connection: a warning (no traceback) and plain words.
             log.warning("command /%s stopped, the database is unavailable (%s)", command, original)
             with contextlib.suppress(discord.HTTPException):
-                await send(interaction, store_unavailable_text(original.ambiguous))
+                await send(interaction, store_unavailable_text(_, original.ambiguous))
             return
         log.error(
             "command /%s failed for user=%s guild=%s channel=%s:\n%s",
@@ -163,7 +169,7 @@ class VideoTree(app_commands.CommandTree["VideoBot"]):
             "".join(traceback.format_exception(original)),
         )
         try:
-            await send(interaction, GENERIC_APOLOGY)
+            await send(interaction, _(GENERIC_APOLOGY))
         except discord.HTTPException:
             log.warning("could not send the apology for /%s", command)
 
@@ -248,6 +254,10 @@ class VideoBot(commands.Bot):
         self._notices_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
+        from cogs._i18n import CommandTranslator
+
+        # Command names, descriptions and options in each member's Discord language (locales/).
+        await self.tree.set_translator(CommandTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         # Everything loaded so far lives as long as the process: keep it out of every future collection.
@@ -385,7 +395,13 @@ class VideoBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         else:
             guild = None
-        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        # The payload as sync sends it, localisations included: a changed translation is a change.
+        translator = self.tree.translator
+        commands = self.tree.get_commands(guild=guild)
+        payload = [
+            await c.get_translated_payload(self.tree, translator) if translator else c.to_dict(self.tree)
+            for c in commands
+        ]
         digest = hashlib.sha256(
             json.dumps([payload, guild.id if guild else None], sort_keys=True).encode()
         ).hexdigest()

@@ -9,6 +9,7 @@ from typing import Any
 
 import discord
 
+from cogs._i18n import N_, Words, member_words
 from cogs._wording import discord_time, error_text, near_limit_warning, store_unavailable_text
 from core.errors import UserFacingError
 from core.models import GuildSettings, Job, JobStatus, Usage, format_usd
@@ -16,7 +17,7 @@ from core.ports import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-GENERIC_APOLOGY = "Something went wrong on our side and it has been logged. Please try again in a minute."
+GENERIC_APOLOGY = N_("Something went wrong on our side and it has been logged. Please try again in a minute.")
 
 # Members are pinged by the result post; nothing else in a message may ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -27,7 +28,7 @@ def mention_only(user_id: int) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)])
 
 
-NOT_A_MANAGER = "Only members with the **Manage Server** permission can use this command."
+NOT_A_MANAGER = N_("Only members with the **Manage Server** permission can use this command.")
 
 
 def is_server_manager(interaction: discord.Interaction[Any]) -> bool:
@@ -40,7 +41,7 @@ def is_server_manager(interaction: discord.Interaction[Any]) -> bool:
     return True
 
 
-NOT_A_MODERATOR = "Only members with the **Manage Messages** permission can use this command."
+NOT_A_MODERATOR = N_("Only members with the **Manage Messages** permission can use this command.")
 
 
 def is_moderator(interaction: discord.Interaction[Any]) -> bool:
@@ -123,25 +124,26 @@ async def button_errors(
 ) -> AsyncIterator[None]:
     """A button's errors, answered like a command's: a UserFacingError's message (in the button's own
     message when `in_place`, else privately), anything else logged and met with an apology."""
+    _ = member_words(interaction)
     try:
         yield
     except UserFacingError as error:
-        await (answer if in_place else send)(interaction, error_text(error))
+        await (answer if in_place else send)(interaction, error_text(_, error))
     except StoreUnavailable as error:
         # The database dropped the connection: one line, no traceback, and plain words for the member.
         log.warning("button failed for user=%s, the database is unavailable (%s)", interaction.user.id, error)
         with contextlib.suppress(discord.HTTPException):
-            await (answer if in_place else send)(interaction, store_unavailable_text(error.ambiguous))
+            await (answer if in_place else send)(interaction, store_unavailable_text(_, error.ambiguous))
     except Exception:
         custom_id = interaction.data.get("custom_id") if interaction.data else None
         log.exception(
             "button %s failed for user=%s guild=%s", custom_id, interaction.user.id, interaction.guild_id
         )
         with contextlib.suppress(discord.HTTPException):
-            await (answer if in_place else send)(interaction, GENERIC_APOLOGY)
+            await (answer if in_place else send)(interaction, _(GENERIC_APOLOGY))
 
 
-NOT_HERE = "This button doesn't belong here."
+NOT_HERE = N_("This button doesn't belong here.")
 
 
 def check_pressed_on(
@@ -179,14 +181,14 @@ def check_private_to(interaction: discord.Interaction[Any], guild_id: int, chann
 MAX_MESSAGE_CHARS = 2000
 
 
-def fit(lines: list[str], limit: int = MAX_MESSAGE_CHARS) -> str:
+def fit(_: Words, lines: list[str], limit: int = MAX_MESSAGE_CHARS) -> str:
     """Lines joined into one message, cut at a whole line with "…and N more." if they don't fit."""
     text = "\n".join(lines)
     if len(text) <= limit:
         return text
     kept: list[str] = []
     for index, line in enumerate(lines):
-        rest = f"…and {len(lines) - index} more."
+        rest = _("…and {count} more.", count=len(lines) - index)
         if sum(len(k) + 1 for k in kept) + len(line) + 1 + len(rest) > limit:
             return "\n".join([*kept, rest])
         kept.append(line)
@@ -219,162 +221,231 @@ def video_filename(job: Job) -> str:
 
 
 _STATUS_WORDS = {
-    JobStatus.SUCCEEDED: "ready",
-    JobStatus.FAILED: "failed, not charged",
-    JobStatus.EXPIRED: "cancelled, not charged",
+    JobStatus.SUCCEEDED: N_("ready"),
+    JobStatus.FAILED: N_("failed, not charged"),
+    JobStatus.EXPIRED: N_("cancelled, not charged"),
 }
 
 
-def job_line(job: Job) -> str:
+def job_line(_: Words, job: Job) -> str:
     """One of a member's jobs in /usage: number, length, cost (or estimate while running), outcome."""
     when = discord_time(job.created_at)
     if job.status in _STATUS_WORDS:
         cost = f" · {format_usd(job.cost_micros or 0)}" if job.status is JobStatus.SUCCEEDED else ""
-        status = "cancelled by you, not charged" if job.cancelled else _STATUS_WORDS[job.status]
+        status = _("cancelled by you, not charged") if job.cancelled else _(_STATUS_WORDS[job.status])
         return f"#{job.id} · {seconds(job.audio_seconds)}{cost} · {status} · {when}"
-    estimate = format_usd(job.estimate_micros)
-    return f"#{job.id} · {seconds(job.audio_seconds)} · about {estimate} · in progress · {when}"
+    estimate = _("about {cost}", cost=format_usd(job.estimate_micros))
+    return f"#{job.id} · {seconds(job.audio_seconds)} · {estimate} · {_('in progress')} · {when}"
 
 
-def ack_text(job: Job, usage: Usage | None) -> str:
+def ack_text(_: Words, job: Job, usage: Usage | None) -> str:
     """The private acknowledgement once a job is accepted: number, estimate, what is left, any warning."""
+    lines = [
+        _(
+            "🎬 **Job #{job} accepted.** {length} of audio, estimated cost **{cost}**.",
+            job=job.id,
+            length=seconds(job.audio_seconds),
+            cost=format_usd(job.estimate_micros),
+        )
+    ]
     left_micros = usage.left_micros if usage else None
-    left = f" You have **{format_usd(left_micros)}** left to spend." if left_micros is not None else ""
-    warning = near_limit_warning(usage) if usage else None
-    return (
-        f"🎬 **Job #{job.id} accepted.** {seconds(job.audio_seconds)} of audio, "
-        f"estimated cost **{format_usd(job.estimate_micros)}**.{left}\n"
-        + (f"{warning}\n" if warning else "")
-        + "I'll post the video in this channel and mention you when it's ready (usually 1–4 minutes)."
+    if left_micros is not None:
+        lines[0] += " " + _("You have **{left}** left to spend.", left=format_usd(left_micros))
+    warning = near_limit_warning(_, usage) if usage else None
+    if warning:
+        lines.append(warning)
+    lines.append(
+        _("I'll post the video in this channel and mention you when it's ready (usually 1–4 minutes).")
+    )
+    return "\n".join(lines)
+
+
+def private_ready_text(_: Words, job: Job) -> str:
+    """The private reply once the video is posted: what it cost beside the estimate (costs stay private)."""
+    if job.late_video_waiting:
+        return _("✅ Job #{job} arrived late and was posted. You were not charged.", job=job.id)
+    return _(
+        "✅ Job #{job} is ready. It cost {cost} (estimate {estimate}).",
+        job=job.id,
+        cost=format_usd(job.cost_micros or 0),
+        estimate=format_usd(job.estimate_micros),
     )
 
 
-# An expired job that the video service still renders: its video is posted if it arrives after all.
-LATE_PROMISE = "if the video still arrives, it will be posted here."
-
-
-def private_ready_text(job: Job) -> str:
-    """The private reply once the video is posted: what it cost beside the estimate (costs stay private)."""
-    if job.late_video_waiting:
-        return f"✅ Job #{job.id} arrived late and was posted. You were not charged."
-    cost, estimate = format_usd(job.cost_micros or 0), format_usd(job.estimate_micros)
-    return f"✅ Job #{job.id} is ready. It cost {cost} (estimate {estimate})."
-
-
-def private_failure_text(job: Job) -> str:
+def private_failure_text(_: Words, job: Job) -> str:
     """The private reply when a job failed or expired."""
     if job.status is JobStatus.EXPIRED:
         if job.late_until is not None:
-            return f"❌ Job #{job.id} took too long. You were not charged; {LATE_PROMISE}"
-        return f"❌ Job #{job.id} took too long and was cancelled. You were not charged."
-    return f"❌ Job #{job.id} failed: {job.error_message or 'no reason given.'} You were not charged."
+            return _(
+                "❌ Job #{job} took too long. You were not charged; if the video still arrives, it will be "
+                "posted here.",
+                job=job.id,
+            )
+        return _("❌ Job #{job} took too long and was cancelled. You were not charged.", job=job.id)
+    if job.error_message is None:
+        return _("❌ Job #{job} failed: no reason given. You were not charged.", job=job.id)
+    # The reason is stored in English, as one of the catalogue's sentences: shown in the member's language.
+    return _("❌ Job #{job} failed: {reason} You were not charged.", job=job.id, reason=_(job.error_message))
 
 
-def private_not_shown_text(job: Job) -> str:
+def private_not_shown_text(_: Words, job: Job) -> str:
     """The private reply when a finished video could not be shown anywhere (its cost is given back)."""
-    return f"Job #{job.id} could not be posted anywhere. You were not charged."
+    return _("Job #{job} could not be posted anywhere. You were not charged.", job=job.id)
 
 
-def private_gone_text(job: Job) -> str:
+def private_gone_text(_: Words, job: Job) -> str:
     """The private reply when the video expired at Runware before it could be posted (cost given back)."""
-    return f"Job #{job.id}'s video expired before it could be posted. You were not charged."
+    return _("Job #{job}'s video expired before it could be posted. You were not charged.", job=job.id)
 
 
-def private_withheld_text(job: Job, *, everywhere: bool = False) -> str:
+def private_withheld_text(_: Words, job: Job, *, everywhere: bool = False) -> str:
     """The private reply when a flagged video is not posted: outside an age-restricted channel, or
     anywhere when the server withholds flagged videos everywhere."""
-    where = (
-        "This server doesn't post flagged videos."
-        if everywhere
-        else "It can only be shown in an age-restricted channel."
-    )
-    return (
-        f"🔞 Job #{job.id} was flagged as adult content by the safety check, so it was not posted here. "
-        f"{where} You were not charged."
+    if everywhere:
+        return _(
+            "🔞 Job #{job} was flagged as adult content by the safety check, so it was not posted here. "
+            "This server doesn't post flagged videos. You were not charged.",
+            job=job.id,
+        )
+    return _(
+        "🔞 Job #{job} was flagged as adult content by the safety check, so it was not posted here. "
+        "It can only be shown in an age-restricted channel. You were not charged.",
+        job=job.id,
     )
 
 
-def private_unchecked_text(job: Job) -> str:
+def private_unchecked_text(_: Words, job: Job) -> str:
     """The private reply when a video made without the safety check (allowed only in an age-restricted
     channel) would have gone somewhere that is not age-restricted."""
-    return (
-        f"🔞 Job #{job.id} was made without the safety check, which is allowed only in an age-restricted "
-        "channel, and it could not be posted in one, so it was not posted. You were not charged."
+    return _(
+        "🔞 Job #{job} was made without the safety check, which is allowed only in an age-restricted "
+        "channel, and it could not be posted in one, so it was not posted. You were not charged.",
+        job=job.id,
     )
 
 
 # Public posts carry no money: what a member spends is theirs to see (in /usage and the private replies).
+# They are worded in the server's language, and every one keeps "#{job}" after the mention: a delivery
+# that starts again finds its earlier post by that, in any language (cogs/delivery.py `carries_job`).
 
 
-def result_text(job: Job) -> str:
+def result_text(_: Words, job: Job) -> str:
     """The public post when the video is attached."""
     if job.late_video_waiting:
-        return (
-            f"<@{job.user_id}> job #{job.id} arrived late; you were not charged. "
-            f"{seconds(job.audio_seconds)} · AI-generated video"
+        return _(
+            "{member} job #{job} arrived late; you were not charged. {length} · AI-generated video",
+            member=f"<@{job.user_id}>",
+            job=job.id,
+            length=seconds(job.audio_seconds),
         )
-    return (
-        f"<@{job.user_id}> your talking portrait is ready. "
-        f"Job #{job.id} · {seconds(job.audio_seconds)} · AI-generated video"
+    return _(
+        "{member} your talking portrait is ready. Job #{job} · {length} · AI-generated video",
+        member=f"<@{job.user_id}>",
+        job=job.id,
+        length=seconds(job.audio_seconds),
     )
 
 
-def link_text(job: Job, limit: int, expires_at: float) -> str:
+def link_text(_: Words, job: Job, limit: int, expires_at: float) -> str:
     """The public post when the video is too big to attach here (a flagged one's link as a spoiler, which
     also hides its preview)."""
     url = f"||{job.result_url}||" if job.nsfw else job.result_url
-    return (
-        f"{result_text(job)}\n"
-        f"Too big to attach here ({upload_limit(limit)} limit): {url}\n"
-        f"The link works until {discord_time(expires_at, 'f')} ({discord_time(expires_at)})."
+    return "\n".join(
+        (
+            result_text(_, job),
+            _("Too big to attach here ({limit} limit): {url}", limit=upload_limit(limit), url=url),
+            _(
+                "The link works until {when} ({relative}).",
+                when=discord_time(expires_at, "f"),
+                relative=discord_time(expires_at),
+            ),
+        )
     )
 
 
-def withheld_text(job: Job) -> str:
+def withheld_text(_: Words, job: Job) -> str:
     """The public post about a withheld video or a refused job, when the member cannot be told privately.
     Neutral on purpose: the channel need not learn that a member's video was flagged."""
-    shown = job.status is JobStatus.SUCCEEDED or job.late_video_waiting
-    done = "couldn't be posted in this channel" if shown else "couldn't be made"
-    return f"<@{job.user_id}> job #{job.id} {done}. You were not charged."
+    member = f"<@{job.user_id}>"
+    if job.status is JobStatus.SUCCEEDED or job.late_video_waiting:
+        return _(
+            "{member} job #{job} couldn't be posted in this channel. You were not charged.",
+            member=member,
+            job=job.id,
+        )
+    return _("{member} job #{job} couldn't be made. You were not charged.", member=member, job=job.id)
 
 
-def gone_text(job: Job) -> str:
+def gone_text(_: Words, job: Job) -> str:
     """The public post when the finished video expired at Runware before the bot could post it."""
-    return (
-        f"<@{job.user_id}> job #{job.id} finished, but the video expired before it could be posted. "
-        "You were not charged."
+    return _(
+        "{member} job #{job} finished, but the video expired before it could be posted. "
+        "You were not charged.",
+        member=f"<@{job.user_id}>",
+        job=job.id,
     )
 
 
-def failure_text(job: Job) -> str:
+def failure_text(_: Words, job: Job) -> str:
     """The public post when a job failed or expired; the member was refunded."""
+    member = f"<@{job.user_id}>"
     if job.status is JobStatus.EXPIRED:
         if job.late_until is not None:
-            return f"<@{job.user_id}> job #{job.id} took too long. You were not charged; {LATE_PROMISE}"
-        return f"<@{job.user_id}> job #{job.id} took too long and was cancelled. You were not charged."
-    reason = job.error_message or "The video service could not make this video."
-    return f"<@{job.user_id}> job #{job.id} failed: {reason} You were not charged."
-
-
-def unchecked_log_text(job: Job) -> str:
-    """The moderation-log entry for a video made without the safety check that was withheld because it
-    could not be posted in an age-restricted channel (no media, no pings)."""
-    return (
-        f"🚩 Job #{job.id} by <@{job.user_id}> in <#{job.channel_id}> was made without the safety check "
-        "(its channel was age-restricted) and could only have been posted somewhere that is not: "
-        f"withheld, not posted. Started {discord_time(job.created_at)}."
+            return _(
+                "{member} job #{job} took too long. You were not charged; if the video still arrives, it "
+                "will be posted here.",
+                member=member,
+                job=job.id,
+            )
+        return _(
+            "{member} job #{job} took too long and was cancelled. You were not charged.",
+            member=member,
+            job=job.id,
+        )
+    reason = _(job.error_message or "The video service could not make this video.")
+    return _(
+        "{member} job #{job} failed: {reason} You were not charged.", member=member, job=job.id, reason=reason
     )
 
 
-def flagged_log_text(job: Job, message: discord.Message | None) -> str:
+def unchecked_log_text(_: Words, job: Job) -> str:
+    """The moderation-log entry for a video made without the safety check that was withheld because it
+    could not be posted in an age-restricted channel (no media, no pings)."""
+    return _(
+        "🚩 Job #{job} by {member} in {channel} was made without the safety check (its channel was "
+        "age-restricted) and could only have been posted somewhere that is not: withheld, not posted. "
+        "Started {when}.",
+        job=job.id,
+        member=f"<@{job.user_id}>",
+        channel=f"<#{job.channel_id}>",
+        when=discord_time(job.created_at),
+    )
+
+
+def flagged_log_text(_: Words, job: Job, message: discord.Message | None) -> str:
     """The moderation-log entry for a flagged job (no media, no pings)."""
+    values = {
+        "job": job.id,
+        "member": f"<@{job.user_id}>",
+        "channel": f"<#{job.channel_id}>",
+        "when": discord_time(job.created_at),
+    }
     if job.status is not JobStatus.SUCCEEDED:
-        outcome, reason = "refused by the safety check; nothing was made", job.error_code or "safety"
-    elif message is not None and (message.attachments or (job.result_url or "\0") in message.content):
-        outcome, reason = f"posted as a spoiler: {message.jump_url}", "adult content"
-    else:
-        outcome, reason = "withheld, not posted", "adult content"
-    return (
-        f"🚩 Job #{job.id} by <@{job.user_id}> in <#{job.channel_id}> was flagged ({reason}): {outcome}. "
-        f"Started {discord_time(job.created_at)}."
+        return _(
+            "🚩 Job #{job} by {member} in {channel} was flagged ({reason}): refused by the safety check; "
+            "nothing was made. Started {when}.",
+            reason=job.error_code or "safety",
+            **values,
+        )
+    if message is not None and (message.attachments or (job.result_url or "\0") in message.content):
+        return _(
+            "🚩 Job #{job} by {member} in {channel} was flagged (adult content): posted as a spoiler: "
+            "{link}. Started {when}.",
+            link=message.jump_url,
+            **values,
+        )
+    return _(
+        "🚩 Job #{job} by {member} in {channel} was flagged (adult content): withheld, not posted. "
+        "Started {when}.",
+        **values,
     )

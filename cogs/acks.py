@@ -26,6 +26,7 @@ from typing import Any
 
 import discord
 
+from cogs._i18n import Words, member_words
 from cogs._wording import line_text, making_text
 from core.models import JobPlace, JobStatus
 
@@ -56,11 +57,12 @@ class Ack:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def text(self) -> str:
-        """What the acknowledgement should say now."""
+        """What the acknowledgement should say now, in its member's language (their interaction's)."""
+        _ = member_words(self.interaction)
         if self.making:
-            return f"{self.head}\n{making_text(self.percent)}"
+            return f"{self.head}\n{making_text(_, self.percent)}"
         if self.place is not None:
-            return f"{self.head}\n{line_text(self.place)}"
+            return f"{self.head}\n{line_text(_, self.place)}"
         return self.head
 
     def worth_an_edit(self) -> bool:
@@ -73,13 +75,13 @@ class Ack:
         return self.place <= NEAR_THE_FRONT or moved >= MOVED_SHARE * self.shown_place
 
 
-def opening_text(head: str, stands: JobPlace | None) -> str:
+def opening_text(_: Words, head: str, stands: JobPlace | None) -> str:
     """The acknowledgement's first text: its head, then the job's place when it waits, or that it is being
     made when Runware has it already (the runner may submit it before the acknowledgement is sent)."""
     if stands is not None and stands.place is not None:
-        return f"{head}\n{line_text(stands.place)}"
+        return f"{head}\n{line_text(_, stands.place)}"
     if stands is not None and stands.status is JobStatus.PROCESSING:
-        return f"{head}\n{making_text(None)}"
+        return f"{head}\n{making_text(_, None)}"
     return head
 
 

@@ -11,10 +11,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs._i18n import N_, guild_words, member_words
 from cogs._ui import is_server_manager, resolve_channel, send
-from cogs._wording import budget_alert_text, budget_lines, report_lines, tier_lines
+from cogs._wording import (
+    budget_alert_text,
+    budget_lines,
+    grant_text,
+    limit_change_text,
+    report_lines,
+    reset_text,
+    tier_lines,
+)
 from core.budgets import LimitChange, parse_amount, parse_limit_change
-from core.models import BudgetAlert, format_usd
+from core.models import BudgetAlert
 
 if TYPE_CHECKING:
     from bot import VideoBot
@@ -22,9 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PERIOD_CHOICES = [
-    app_commands.Choice(name="today", value="today"),
-    app_commands.Choice(name="this month", value="this_month"),
-    app_commands.Choice(name="last month", value="last_month"),
+    app_commands.Choice(name=N_("today"), value="today"),
+    app_commands.Choice(name=N_("this month"), value="this_month"),
+    app_commands.Choice(name=N_("last month"), value="last_month"),
 ]
 
 
@@ -36,7 +45,9 @@ def alert_nonce(alert: BudgetAlert) -> str:
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class BudgetCog(commands.GroupCog, group_name="budget", group_description="See and set spending limits"):
+class BudgetCog(
+    commands.GroupCog, group_name=N_("budget"), group_description=N_("See and set spending limits")
+):
     """The /budget group."""
 
     def __init__(self, bot: VideoBot) -> None:
@@ -68,7 +79,7 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
                 )
                 return
             await channel.send(
-                budget_alert_text(alert),
+                budget_alert_text(guild_words(self.bot.get_guild(alert.guild_id)), alert),
                 # A retry within Discord's nonce window cannot post it twice.
                 nonce=alert_nonce(alert),
                 allowed_mentions=discord.AllowedMentions.none(),
@@ -89,25 +100,39 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
             self._posting.discard(key)
             await self.bot.budgets.alert_posted(alert, settled)
 
-    @app_commands.command(name="show")
+    @app_commands.command(
+        name=N_("show"),
+        description=N_("Show this server's limits and how much of its monthly budget is used."),
+    )
     @app_commands.check(is_server_manager)
     async def show(self, interaction: discord.Interaction[VideoBot]) -> None:
-        """Show this server's limits and how much of its monthly budget is used."""
+        """/budget show."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         overview = await self.bot.budgets.overview(interaction.guild_id)
-        await send(interaction, "\n".join(budget_lines(overview)))
+        await send(interaction, "\n".join(budget_lines(member_words(interaction), overview)))
 
-    @app_commands.command(name="set")
+    @app_commands.command(
+        name=N_("set"), description=N_("Change this server's limits; options you leave out stay as they are.")
+    )
     @app_commands.check(is_server_manager)
+    @app_commands.rename(
+        daily=N_("daily"),
+        monthly=N_("monthly"),
+        active=N_("active"),
+        cooldown=N_("cooldown"),
+        budget=N_("budget"),
+        confirm=N_("confirm"),
+        log_channel=N_("log_channel"),
+    )
     @app_commands.describe(
-        daily="Each member's daily limit in dollars, e.g. 2.50, or 'unlimited' or 'default'",
-        monthly="Each member's monthly limit in dollars, or 'unlimited' or 'default'",
-        active="Videos one member may have in progress at once, or 'unlimited' or 'default'",
-        cooldown="Seconds a member waits between videos, or 'default'",
-        budget="The whole server's monthly budget in dollars, or 'unlimited' or 'default'",
-        confirm="Members confirm a video costing this much or more, e.g. 2.00, or 'never' or 'default'",
-        log_channel="Where budget alerts are posted",
+        daily=N_("Each member's daily limit in dollars, e.g. 2.50, or 'unlimited' or 'default'"),
+        monthly=N_("Each member's monthly limit in dollars, or 'unlimited' or 'default'"),
+        active=N_("Videos one member may have in progress at once, or 'unlimited' or 'default'"),
+        cooldown=N_("Seconds a member waits between videos, or 'default'"),
+        budget=N_("The whole server's monthly budget in dollars, or 'unlimited' or 'default'"),
+        confirm=N_("Members confirm a video costing this much or more, e.g. 2.00, or 'never' or 'default'"),
+        log_channel=N_("Where budget alerts are posted"),
     )
     async def set_(
         self,
@@ -120,8 +145,9 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         confirm: str | None = None,
         log_channel: discord.TextChannel | None = None,
     ) -> None:
-        """Change this server's limits; options you leave out stay as they are."""
+        """/budget set."""
         await interaction.response.defer(ephemeral=True)
+        _ = member_words(interaction)
         assert interaction.guild_id is not None
         changes: list[LimitChange] = [
             parse_limit_change(name, text)
@@ -136,31 +162,42 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
             if text is not None
         ]
         if log_channel is not None:
-            changes.append(
-                LimitChange("log_channel_id", log_channel.id, f"log channel {log_channel.mention}")
-            )
+            changes.append(LimitChange("log_channel", "log_channel_id", log_channel.id))
         if not changes:
-            await send(interaction, "Nothing to change: pick at least one option.")
+            await send(interaction, _("Nothing to change: pick at least one option."))
             return
         overview = await self.bot.budgets.change(interaction.guild_id, changes, interaction.user.id)
-        done = ", ".join(change.summary for change in changes)
-        warning = ""
+        lines = [_("Saved:"), *(f"· {limit_change_text(_, change)}" for change in changes)]
         if log_channel is not None and not _can_post(log_channel):
-            warning = (
-                f"\n⚠️ I can't post in {log_channel.mention}: give me View Channel and Send Messages there, "
-                "or the alerts will be lost."
+            lines.append(
+                _(
+                    "⚠️ I can't post in {channel}: give me View Channel and Send Messages there, "
+                    "or the alerts will be lost.",
+                    channel=log_channel.mention,
+                )
             )
-        await send(interaction, f"Saved: {done}.{warning}\n\n" + "\n".join(budget_lines(overview)))
+        await send(interaction, "\n".join([*lines, "", *budget_lines(_, overview)]))
 
-    @app_commands.command(name="tier")
+    @app_commands.command(
+        name=N_("tier"),
+        description=N_("Give a role its own limits (members get the most generous of their roles)."),
+    )
     @app_commands.check(is_server_manager)
+    @app_commands.rename(
+        role=N_("role"),
+        daily=N_("daily"),
+        monthly=N_("monthly"),
+        active=N_("active"),
+        cooldown=N_("cooldown"),
+        remove=N_("remove"),
+    )
     @app_commands.describe(
-        role="The role whose members get these limits",
-        daily="Daily limit in dollars, 'unlimited', or 'default' (the server's)",
-        monthly="Monthly limit in dollars, 'unlimited', or 'default' (the server's)",
-        active="Videos in progress at once, 'unlimited', or 'default'",
-        cooldown="Seconds between videos, or 'default'",
-        remove="Remove this role's tier",
+        role=N_("The role whose members get these limits"),
+        daily=N_("Daily limit in dollars, 'unlimited', or 'default' (the server's)"),
+        monthly=N_("Monthly limit in dollars, 'unlimited', or 'default' (the server's)"),
+        active=N_("Videos in progress at once, 'unlimited', or 'default'"),
+        cooldown=N_("Seconds between videos, or 'default'"),
+        remove=N_("Remove this role's tier"),
     )
     async def tier(
         self,
@@ -172,29 +209,39 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         cooldown: str | None = None,
         remove: bool = False,
     ) -> None:
-        """Give a role its own limits (members get the most generous of their roles)."""
+        """/budget tier."""
         await interaction.response.defer(ephemeral=True)
+        _ = member_words(interaction)
         assert interaction.guild_id is not None
         budgets = self.bot.budgets
         if remove:
             removed = await budgets.remove_tier(interaction.guild_id, role.id, interaction.user.id)
-            text = f"Removed the tier of {role.mention}." if removed else f"{role.mention} had no tier."
-            await send(interaction, text)
+            if removed:
+                await send(interaction, _("Removed the tier of {role}.", role=role.mention))
+            else:
+                await send(interaction, _("{role} had no tier.", role=role.mention))
             return
         options = (("daily", daily), ("monthly", monthly), ("active", active), ("cooldown", cooldown))
         changes = [parse_limit_change(name, text) for name, text in options if text is not None]
         if not changes:
-            await send(interaction, "Nothing to change: give at least one limit, or `remove:True`.")
+            await send(interaction, _("Nothing to change: give at least one limit, or `remove:True`."))
             return
         saved = await budgets.set_tier(interaction.guild_id, role.id, changes, interaction.user.id)
-        await send(interaction, f"Saved the tier of {role.mention}.\n" + "\n".join(tier_lines((saved,))[1:]))
+        await send(
+            interaction,
+            "\n".join([_("Saved the tier of {role}.", role=role.mention), *tier_lines(_, (saved,))[1:]]),
+        )
 
-    @app_commands.command(name="grant")
+    @app_commands.command(
+        name=N_("grant"),
+        description=N_("Give a member extra room to spend (or take it back), recorded on the ledger."),
+    )
     @app_commands.check(is_server_manager)
+    @app_commands.rename(member=N_("member"), amount=N_("amount"), reason=N_("reason"))
     @app_commands.describe(
-        member="Who gets the credit",
-        amount="Dollars to give, e.g. 2.50 (or -2.50 to take back)",
-        reason="Why (kept on the ledger)",
+        member=N_("Who gets the credit"),
+        amount=N_("Dollars to give, e.g. 2.50 (or -2.50 to take back)"),
+        reason=N_("Why (kept on the ledger)"),
     )
     async def grant(
         self,
@@ -203,24 +250,28 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         amount: str,
         reason: app_commands.Range[str, 1, 200],
     ) -> None:
-        """Give a member extra room to spend (or take it back), recorded on the ledger."""
+        """/budget grant."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         credit = parse_amount(amount)
         await self.bot.budgets.grant(interaction.guild_id, member.id, credit, reason, interaction.user.id)
         usage = await self.bot.jobs.usage(interaction.guild_id, member.id, member_role_ids_of(member))
-        verb = "Gave" if credit > 0 else "Took back"
-        left = usage.left_micros
-        after = f" They have {format_usd(left)} left to spend now." if left is not None else ""
-        await send(interaction, f"{verb} {format_usd(abs(credit))} for {member.mention} ({reason}).{after}")
+        text = grant_text(member_words(interaction), credit, member.mention, reason, usage.left_micros)
+        await send(interaction, text)
 
-    @app_commands.command(name="reset")
+    @app_commands.command(
+        name=N_("reset"),
+        description=N_("Start a member's spending today (or this month) afresh, recorded on the ledger."),
+    )
     @app_commands.check(is_server_manager)
-    @app_commands.describe(member="Whose spending to start afresh", window="Today only, or the whole month")
+    @app_commands.rename(member=N_("member"), window=N_("window"))
+    @app_commands.describe(
+        member=N_("Whose spending to start afresh"), window=N_("Today only, or the whole month")
+    )
     @app_commands.choices(
         window=[
-            app_commands.Choice(name="today", value="day"),
-            app_commands.Choice(name="this month", value="month"),
+            app_commands.Choice(name=N_("today"), value="day"),
+            app_commands.Choice(name=N_("this month"), value="month"),
         ]
     )
     async def reset(
@@ -229,44 +280,45 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         member: discord.Member,
         window: app_commands.Choice[str],
     ) -> None:
-        """Start a member's spending today (or this month) afresh, recorded on the ledger."""
+        """/budget reset."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         given = await self.bot.budgets.reset(
             interaction.guild_id, member.id, window.value, interaction.user.id
         )
-        period = "today" if window.value == "day" else "this month"
-        if given == 0:
-            await send(interaction, f"{member.mention} has spent nothing {period}; nothing to reset.")
-            return
-        await send(
-            interaction,
-            f"Reset the spending of {member.mention} for {period}: {format_usd(given)} given back.",
-        )
+        text = reset_text(member_words(interaction), member.mention, window.value == "month", given)
+        await send(interaction, text)
 
-    @app_commands.command(name="usage")
+    @app_commands.command(
+        name=N_("usage"),
+        description=N_("Spending for a period: the total, the top spenders and videos by outcome."),
+    )
     @app_commands.check(is_server_manager)
-    @app_commands.describe(period="Which period (UTC)")
+    @app_commands.rename(period=N_("period"))
+    @app_commands.describe(period=N_("Which period (UTC)"))
     @app_commands.choices(period=PERIOD_CHOICES)
     async def usage(
         self, interaction: discord.Interaction[VideoBot], period: app_commands.Choice[str] | None = None
     ) -> None:
-        """Spending for a period: the total, the top spenders and videos by outcome."""
+        """/budget usage."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         label, report = await self.bot.budgets.report(
             interaction.guild_id, period.value if period else "this_month"
         )
-        await send(interaction, "\n".join(report_lines(label, report)))
+        await send(interaction, "\n".join(report_lines(member_words(interaction), label, report)))
 
-    @app_commands.command(name="export")
+    @app_commands.command(
+        name=N_("export"), description=N_("Download the ledger for a period as a CSV file.")
+    )
     @app_commands.check(is_server_manager)
-    @app_commands.describe(period="Which period (UTC)")
+    @app_commands.rename(period=N_("period"))
+    @app_commands.describe(period=N_("Which period (UTC)"))
     @app_commands.choices(period=PERIOD_CHOICES)
     async def export(
         self, interaction: discord.Interaction[VideoBot], period: app_commands.Choice[str] | None = None
     ) -> None:
-        """Download the ledger for a period as a CSV file."""
+        """/budget export."""
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild_id is not None
         name, data, count = await self.bot.budgets.export_csv(
@@ -274,7 +326,11 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="See a
         )
         await send(
             interaction,
-            f"The ledger, {count} row(s): time, member, job, kind, amount in USD, reason.",
+            member_words(interaction).ngettext(
+                "The ledger, {count} row: time, member, job, kind, amount in USD, reason.",
+                "The ledger, {count} rows: time, member, job, kind, amount in USD, reason.",
+                count,
+            ),
             file=discord.File(io.BytesIO(data), filename=name),
         )
 

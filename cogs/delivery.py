@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 import discord
 from discord.ext import commands
 
+from cogs._i18n import ENGLISH, Words, every_language, guild_words, member_words
 from cogs._ui import (
     failure_text,
     flagged_log_text,
@@ -240,30 +241,31 @@ class DeliveryCog(commands.Cog):
         """The private reply for a job another process posted, from its row and its post: what the
         member would have read had this process posted it (core/delivery.py decides again, for the
         place it was posted in)."""
+        _ = self._member_words(job.id)
         if job.cancelled:
-            return private_cancelled_text(job)  # nothing was posted
+            return private_cancelled_text(_, job)  # nothing was posted
         message = await self._posted_message(job)
         guild = await self.bot.moderation.settings_of(job.guild_id)
         if message is None and job.result_message_id is not None:
             # Posted, but the post can't be read back: its link, and the usual words for a video.
             assert job.result_channel_id is not None
             link = message_link(job.guild_id, job.result_channel_id, job.result_message_id)
-            return f"{private_ready_text(job)}\n{link}"
+            return f"{private_ready_text(_, job)}\n{link}"
         channel = message.channel if message is not None else await resolve_channel(self.bot, job.channel_id)
         decision = decide(job, Destination(age_restricted=is_age_restricted(channel)), guild)
         where = f"\n{message.jump_url}" if message is not None else ""
         match decision.outcome:
             case Outcome.FAILURE_NOTICE | Outcome.REFUSED:
-                return private_failure_text(job) + where
+                return private_failure_text(_, job) + where
             case Outcome.WITHHELD_FLAGGED:
-                return private_withheld_text(job, everywhere=guild.withhold_flagged) + where
+                return private_withheld_text(_, job, everywhere=guild.withhold_flagged) + where
             case Outcome.WITHHELD_UNCHECKED:
-                return private_unchecked_text(job) + where
+                return private_unchecked_text(_, job) + where
         if shows_video(job, message):
-            return private_ready_text(job) + where
+            return private_ready_text(_, job) + where
         if message is not None:  # its notice that the video expired before it could be posted
-            return private_gone_text(job) + where
-        return private_not_shown_text(job)  # posted nowhere: its cost was given back
+            return private_gone_text(_, job) + where
+        return private_not_shown_text(_, job)  # posted nowhere: its cost was given back
 
     async def _posted_message(self, job: Job) -> discord.Message | None:
         """The job's recorded post, read from Discord (None: none recorded, or it can't be read)."""
@@ -277,6 +279,17 @@ class DeliveryCog(commands.Cog):
         except discord.HTTPException as error:
             log.debug("job=%s post %s could not be read: %r", job.id, job.result_message_id, error)
             return None
+
+    def _member_words(self, job_id: int) -> Words:
+        """The member's language for their private replies: their interaction's, while this process holds
+        it (private replies are only ever shown in it)."""
+        ack = self.acks.live(job_id)
+        return member_words(ack.interaction) if ack is not None else ENGLISH
+
+    def _server_words(self, job: Job) -> Words:
+        """The server's language for public posts, read at post time from the gateway's cache (English
+        right after a start, until the server's GUILD_CREATE arrives)."""
+        return guild_words(self.bot.get_guild(job.guild_id))
 
     async def _deliver(self, job: Job) -> None:
         """Post in the job's channel; if the bot can't, through the command's interaction or a DM."""
@@ -299,7 +312,7 @@ class DeliveryCog(commands.Cog):
         if message is None:
             log.warning("job=%s task=%s could not be posted anywhere", job.id, job.task_uuid)
             if await self.bot.jobs.give_cost_back(job, NOT_POSTED):
-                private = private_not_shown_text(job)
+                private = private_not_shown_text(self._member_words(job.id), job)
         await self._finish(job, message, private)
 
     async def _job_channel(self, job: Job) -> discord.abc.Messageable | None:
@@ -321,7 +334,7 @@ class DeliveryCog(commands.Cog):
         log.info(
             "job=%s task=%s was posted before (message %s); not again", job.id, job.task_uuid, message.id
         )
-        await self._finish(job, message, _private_after(job, message))
+        await self._finish(job, message, _private_after(self._member_words(job.id), job, message))
         return True
 
     async def _find_post(self, job: Job, attempts: list[tuple[int, float]]) -> discord.Message | None:
@@ -380,7 +393,7 @@ class DeliveryCog(commands.Cog):
             # The limit dropped (boost lost) since we checked: post the link instead.
             limit = _channel_upload_limit(channel, job)
             return await channel.send(
-                link_text(job, limit, self.bot.jobs.link_expires_at(job)),
+                link_text(self._server_words(job), job, limit, self.bot.jobs.link_expires_at(job)),
                 view=rendered.view or discord.utils.MISSING,
                 nonce=delivery_nonce(job),
                 allowed_mentions=mention_only(job.user_id),
@@ -390,21 +403,28 @@ class DeliveryCog(commands.Cog):
         """What to post for this job in this channel, and what the member's private reply becomes: the
         core decides (core/delivery.py), this carries it out."""
         decision = decide(job, Destination(age_restricted=is_age_restricted(channel)), guild)
+        public, private = self._server_words(job), self._member_words(job.id)
         if decision.give_back is not None:
             await self.bot.jobs.give_cost_back(job, decision.give_back)
         # Whether the channel need see it is the core's answer too (decision.quiet), never decided here.
         quiet = decision.quiet
         match decision.outcome:
             case Outcome.FAILURE_NOTICE:
-                return Rendered(failure_text(job), None, private_failure_text(job), quiet=quiet)
+                return Rendered(
+                    failure_text(public, job), None, private_failure_text(private, job), quiet=quiet
+                )
             case Outcome.REFUSED:
                 # The member reads why privately; the channel only that it failed.
-                return Rendered(withheld_text(job), None, private_failure_text(job), quiet=quiet)
+                return Rendered(
+                    withheld_text(public, job), None, private_failure_text(private, job), quiet=quiet
+                )
             case Outcome.WITHHELD_FLAGGED:
-                private = private_withheld_text(job, everywhere=guild.withhold_flagged)
-                return Rendered(withheld_text(job), None, private, quiet=quiet)
+                told = private_withheld_text(private, job, everywhere=guild.withhold_flagged)
+                return Rendered(withheld_text(public, job), None, told, quiet=quiet)
             case Outcome.WITHHELD_UNCHECKED:
-                return Rendered(withheld_text(job), None, private_unchecked_text(job), quiet=quiet)
+                return Rendered(
+                    withheld_text(public, job), None, private_unchecked_text(private, job), quiet=quiet
+                )
         limit = _channel_upload_limit(channel, job)
         try:
             data = await self.bot.jobs.fetch_video(job, limit)
@@ -412,12 +432,13 @@ class DeliveryCog(commands.Cog):
             if error.kind is not ErrorKind.NOT_FOUND:
                 raise  # transient: the runner offers the job again
             await self.bot.jobs.give_cost_back(job, VIDEO_GONE)
-            return Rendered(gone_text(job), None, private_gone_text(job))
+            return Rendered(gone_text(public, job), None, private_gone_text(private, job))
+        view = result_view(public, job.id)
         if data is None:
-            public = link_text(job, limit, self.bot.jobs.link_expires_at(job))
-            return Rendered(public, None, private_ready_text(job), view=result_view(job.id))
+            link = link_text(public, job, limit, self.bot.jobs.link_expires_at(job))
+            return Rendered(link, None, private_ready_text(private, job), view=view)
         file = discord.File(io.BytesIO(data), filename=video_filename(job), spoiler=decision.spoiler)
-        return Rendered(result_text(job), file, private_ready_text(job), view=result_view(job.id))
+        return Rendered(result_text(public, job), file, private_ready_text(private, job), view=view)
 
     async def _post_elsewhere(
         self, job: Job, guild: GuildSettings, channel: discord.abc.Messageable | None
@@ -476,9 +497,9 @@ class DeliveryCog(commands.Cog):
         self.bot.observer.delivered()
         note = moderator_note(job, shown=shows_video(job, message))
         if note is ModeratorNote.FLAGGED:
-            await self._log_flagged(job, flagged_log_text(job, message))
+            await self._log_flagged(job, flagged_log_text(self._server_words(job), job, message))
         elif note is ModeratorNote.UNCHECKED_WITHHELD:
-            await self._log_flagged(job, unchecked_log_text(job))
+            await self._log_flagged(job, unchecked_log_text(self._server_words(job), job))
         log.info(
             "job=%s task=%s delivered message=%s", job.id, job.task_uuid, message.id if message else None
         )
@@ -520,24 +541,25 @@ def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
         for item in getattr(row, "children", ()):
             if getattr(item, "custom_id", None) in buttons:
                 return True
+    # Every public post about a result starts with the mention and names "#<job>", in every language.
+    names_job = re.search(rf"#{job.id}(?!\d)", message.content) is not None
+    if not (message.content.startswith(f"<@{job.user_id}>") and names_job):
+        return False
     if job.late_video_waiting:
         # The job's expiry notice also names it: any other post about the job is the late one (the video,
-        # or the notice that it was withheld or expired before it could be posted).
-        about_job = f"<@{job.user_id}> job #{job.id} "
-        return message.content.startswith(about_job) and not message.content.startswith(
-            f"{about_job}took too long"
-        )
-    names_job = re.search(rf"\b[Jj]ob #{job.id}(?!\d)", message.content) is not None
-    return message.content.startswith(f"<@{job.user_id}>") and names_job
+        # or the notice that it was withheld or expired before it could be posted). The notice was
+        # worded in the server's language of the time: compare with every language's.
+        return all(message.content != failure_text(words, job) for words in every_language())
+    return True
 
 
-def _private_after(job: Job, message: discord.Message) -> str:
+def _private_after(_: Words, job: Job, message: discord.Message) -> str:
     """The member's private reply for a post found from an earlier try (none when it showed no video)."""
     if job.status is not JobStatus.SUCCEEDED and not job.late_video_waiting:
-        return private_failure_text(job)
+        return private_failure_text(_, job)
     # A late video's post is found only when it showed the video or a withheld notice (never the expiry
     # notice): the former "arrived late", the latter says nothing more.
-    return private_ready_text(job) if shows_video(job, message) else ""
+    return private_ready_text(_, job) if shows_video(job, message) else ""
 
 
 def _channel_upload_limit(channel: discord.abc.Messageable, job: Job) -> int:
@@ -555,12 +577,13 @@ async def acknowledgement_text(
 ) -> tuple[str, str, JobPlace | None]:
     """A job's acknowledgement as first shown: its head (`head`, then how long this message follows the
     job), the whole text (with the job's place in line, or that it is being made), and where it stands."""
-    head = f"{head}\n{follows_until_text(interaction.expires_at.timestamp())}"
+    _ = member_words(interaction)
+    head = f"{head}\n{follows_until_text(_, interaction.expires_at.timestamp())}"
     try:
         stands = (await bot.jobs.job_places([job.id])).get(job.id)
     except StoreUnavailable:
         stands = None  # the first refresh shows it
-    return head, opening_text(head, stands), stands
+    return head, opening_text(_, head, stands), stands
 
 
 def track_acknowledgement(

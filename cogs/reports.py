@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from cogs._i18n import ENGLISH, N_, Words, guild_words, member_words
 from cogs._ui import NO_MENTIONS, button_errors, check_pressed_on, message_link, send
 from cogs._wording import discord_time
 from core.errors import UserFacingError
@@ -25,26 +26,26 @@ log = logging.getLogger(__name__)
 
 _RESULT_TEMPLATE = r"vq:result:(?P<action>report|delete):(?P<id>[0-9]+)"
 _REPORT_TEMPLATE = r"vq:report:(?P<action>delete|ban|dismiss):(?P<id>[0-9]+)"
-_REPORT_LABELS = {"delete": "Delete video", "ban": "Ban from bot", "dismiss": "Dismiss"}
-NOT_A_MODERATOR = "Only members with the **Manage Messages** permission can act on reports."
+_REPORT_LABELS = {"delete": N_("Delete video"), "ban": N_("Ban from bot"), "dismiss": N_("Dismiss")}
+NOT_A_MODERATOR = N_("Only members with the **Manage Messages** permission can act on reports.")
 
 
-def result_view(job_id: int) -> discord.ui.View:
-    """Report and Delete, under a posted result."""
+def result_view(_: Words, job_id: int) -> discord.ui.View:
+    """Report and Delete, under a posted result (in the server's language, as the post)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ResultButton("report", job_id))
-    view.add_item(ResultButton("delete", job_id))
+    view.add_item(ResultButton("report", job_id, words=_))
+    view.add_item(ResultButton("delete", job_id, words=_))
     return view
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_RESULT_TEMPLATE):
     """Report (any member, once) or Delete (the requester or a moderator) under a result."""
 
-    def __init__(self, action: str, job_id: int) -> None:
+    def __init__(self, action: str, job_id: int, *, words: Words = ENGLISH) -> None:
         report = action == "report"
         super().__init__(
             discord.ui.Button(
-                label="Report" if report else "Delete",
+                label=words("Report") if report else words("Delete"),
                 emoji="🚩" if report else "🗑️",
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"vq:result:{action}:{job_id}",
@@ -79,10 +80,10 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_RES
 class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REPORT_TEMPLATE):
     """Delete video, Ban from bot or Dismiss, on a report in the moderation log."""
 
-    def __init__(self, action: str, report_id: int) -> None:
+    def __init__(self, action: str, report_id: int, *, words: Words = ENGLISH) -> None:
         super().__init__(
             discord.ui.Button(
-                label=_REPORT_LABELS[action],
+                label=words(_REPORT_LABELS[action]),
                 style=discord.ButtonStyle.secondary if action == "dismiss" else discord.ButtonStyle.danger,
                 custom_id=f"vq:report:{action}:{report_id}",
             )
@@ -113,7 +114,9 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REP
                 await delete_result(bot, job, actor)
             elif self.action == "ban":
                 if await bot.moderation.ban_of(job.guild_id, job.user_id) is not None:
-                    raise UserFacingError(f"<@{job.user_id}> is already banned from the bot here.")
+                    raise UserFacingError(
+                        "{member} is already banned from the bot here.", member=f"<@{job.user_id}>"
+                    )
                 reason = f"a moderator acted on a report of your video (job #{job.id})"
                 await bot.moderation.ban(
                     job.guild_id, job.user_id, reason, actor, everywhere=False, job_id=job.id
@@ -126,22 +129,27 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REP
 
 async def _report(interaction: discord.Interaction[VideoBot], job_id: int) -> None:
     bot = interaction.client
+    _ = member_words(interaction)
     job, report = await bot.moderation.report(job_id, interaction.user.id)
     log.info("report=%s job=%s by %s", report.id, job.id, interaction.user.id)
     log_channel_id = (await bot.moderation.settings_of(job.guild_id)).mod_log_channel_id
     if log_channel_id is None:
         await send(
             interaction,
-            "🚩 Thanks, your report is recorded. This server has no moderation log channel, "
-            "so please also tell a moderator.",
+            _(
+                "🚩 Thanks, your report is recorded. This server has no moderation log channel, "
+                "so please also tell a moderator."
+            ),
         )
     elif await _post_report(bot, log_channel_id, job, report):
-        await send(interaction, "🚩 Thanks. The moderators have been told.")
+        await send(interaction, _("🚩 Thanks. The moderators have been told."))
     else:
         await send(
             interaction,
-            "🚩 Thanks, your report is recorded, but I couldn't post it to the moderators' channel. "
-            "Please also tell a moderator.",
+            _(
+                "🚩 Thanks, your report is recorded, but I couldn't post it to the moderators' channel. "
+                "Please also tell a moderator."
+            ),
         )
 
 
@@ -150,16 +158,17 @@ async def _delete(interaction: discord.Interaction[VideoBot], job_id: int) -> No
     job = await bot.moderation.posted_job(job_id)
     bot.moderation.may_delete(job, interaction.user.id, moderator=interaction.permissions.manage_messages)
     await delete_result(bot, job, interaction.user.id)
-    await send(interaction, f"🗑️ Deleted the video of job #{job.id}.")
+    _ = member_words(interaction)
+    await send(interaction, _("🗑️ Deleted the video of job #{job}.", job=job.id))
     await refresh_reports(bot, job.id)
 
 
 async def delete_result(bot: VideoBot, job: Job, actor_id: int) -> None:
     """Delete a job's posted result and record who did it (its open reports close)."""
     if job.removed_at is not None:
-        raise UserFacingError(f"The video of job #{job.id} was already deleted.")
+        raise UserFacingError("The video of job #{job} was already deleted.", job=job.id)
     if job.result_channel_id is None or job.result_message_id is None:
-        raise UserFacingError(f"Job #{job.id} has no posted video to delete.")
+        raise UserFacingError("Job #{job} has no posted video to delete.", job=job.id)
     message = bot.get_partial_messageable(job.result_channel_id).get_partial_message(job.result_message_id)
     try:
         await message.delete()
@@ -169,7 +178,7 @@ async def delete_result(bot: VideoBot, job: Job, actor_id: int) -> None:
         # E.g. a result that went out through the command's reply in a channel the bot can't see.
         link = message_link(job.guild_id, job.result_channel_id, job.result_message_id)
         raise UserFacingError(
-            f"I'm not allowed to delete that message ({link}). Please delete it by hand."
+            "I'm not allowed to delete that message ({link}). Please delete it by hand.", link=link
         ) from error
     await bot.moderation.record_removal(job, actor_id)
 
@@ -189,11 +198,18 @@ async def _post_report(bot: VideoBot, channel_id: int, job: Job, report: Report)
 
 async def render_report(bot: VideoBot, report: Report, job: Job) -> tuple[str, discord.ui.View | None]:
     """A report as moderators read it: what, who, where, a link, what was done; buttons for what is left."""
+    _ = guild_words(bot.get_guild(job.guild_id))  # the moderation log is public: the server's language
     actions = await bot.moderation.actions_on(job.id)
     banned = await bot.moderation.ban_of(job.guild_id, job.user_id) is not None
     lines = [
-        f"🚩 **Report** · job #{job.id} by <@{job.user_id}> in <#{job.channel_id}> · "
-        f"reported by <@{report.reporter_id}> {discord_time(report.created_at)}"
+        _(
+            "🚩 **Report** · job #{job} by {member} in {channel} · reported by {reporter} {when}",
+            job=job.id,
+            member=f"<@{job.user_id}>",
+            channel=f"<#{job.channel_id}>",
+            reporter=f"<@{report.reporter_id}>",
+            when=discord_time(report.created_at),
+        )
     ]
     posted = job.result_channel_id is not None and job.result_message_id is not None
     if posted and job.removed_at is None:
@@ -202,11 +218,24 @@ async def render_report(bot: VideoBot, report: Report, job: Job) -> tuple[str, d
     for action in actions:
         when = discord_time(action.created_at)
         if action.action == "job.delete":
-            lines.append(f"🗑️ Video deleted by <@{action.actor_id}> {when}")
+            lines.append(_("🗑️ Video deleted by {actor} {when}", actor=f"<@{action.actor_id}>", when=when))
         elif action.action == "moderation.ban":
-            lines.append(f"🔨 <@{job.user_id}> banned from the bot by <@{action.actor_id}> {when}")
+            lines.append(
+                _(
+                    "🔨 {member} banned from the bot by {actor} {when}",
+                    member=f"<@{job.user_id}>",
+                    actor=f"<@{action.actor_id}>",
+                    when=when,
+                )
+            )
     if report.state is ReportState.DISMISSED and report.decided_at is not None:
-        lines.append(f"Dismissed by <@{report.decided_by}> {discord_time(report.decided_at)}")
+        lines.append(
+            _(
+                "Dismissed by {actor} {when}",
+                actor=f"<@{report.decided_by}>",
+                when=discord_time(report.decided_at),
+            )
+        )
     buttons = []
     if posted and job.removed_at is None:
         buttons.append("delete")
@@ -218,7 +247,7 @@ async def render_report(bot: VideoBot, report: Report, job: Job) -> tuple[str, d
         return "\n".join(lines), None
     view = discord.ui.View(timeout=None)
     for action_name in buttons:
-        view.add_item(ReportButton(action_name, report.id))
+        view.add_item(ReportButton(action_name, report.id, words=_))
     return "\n".join(lines), view
 
 

@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs._i18n import ENGLISH, N_, member_words
 from cogs._ui import ack_text, admit, answer, is_age_restricted, member_role_ids, send
 from cogs._wording import NOT_YOUR_MESSAGE, missing_files_text
 from cogs.consent import ConsentButton, consent_text, consent_view
@@ -23,7 +24,6 @@ from cogs.videos import ack_view
 from core.consent import HeldFiles
 from core.errors import UserFacingError
 from core.jobs import AnimateRequest, Quoted
-from core.media import ACCEPTED_AUDIO, ACCEPTED_IMAGES
 from core.models import Submission
 
 if TYPE_CHECKING:
@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_QUALITY = 85
-QUOTE_EXPIRED = "This quote expired. Nothing was charged; run /animate again if you want the video."
-CONSENT_EXPIRED = "This request expired. Nothing was sent or charged; run /animate again when you're ready."
+QUOTE_EXPIRED = N_("This quote expired. Nothing was charged; run /animate again if you want the video.")
+CONSENT_EXPIRED = N_(
+    "This request expired. Nothing was sent or charged; run /animate again when you're ready."
+)
 FORMATS = [app_commands.Choice(name=f, value=f) for f in ("MP4", "WEBM", "MOV")]
 
 
@@ -44,18 +46,21 @@ class VideoCog(commands.Cog):
         self.bot = bot
         self._expiries: set[asyncio.Task[None]] = set()
         # A message command can't be declared in a cog's body (discord.py); it is added to the tree here.
-        self.animate_menu = app_commands.ContextMenu(name="Animate", callback=self.animate_message)
+        self.animate_menu = app_commands.ContextMenu(name=N_("Animate"), callback=self.animate_message)
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.animate_menu)
 
-    @app_commands.command(name="animate")
+    @app_commands.command(
+        name=N_("animate"), description=N_("Animate a portrait so it speaks your audio clip.")
+    )
     @app_commands.guild_only()
+    @app_commands.rename(image=N_("image"), audio=N_("audio"), format=N_("format"), quality=N_("quality"))
     @app_commands.describe(
-        image=f"The portrait: {ACCEPTED_IMAGES}, 300–6000 px per side",
-        audio=f"The voice: {ACCEPTED_AUDIO}, a short clip (30 s at most)",
-        format="Video format (default MP4)",
-        quality="Higher looks better but makes a bigger file (20–99, default 85)",
+        image=N_("The portrait: PNG, JPEG or WEBP, 300–6000 px per side"),
+        audio=N_("The voice: MP3, WAV, FLAC or OGG, a short clip (30 s at most)"),
+        format=N_("Video format (default MP4)"),
+        quality=N_("Higher looks better but makes a bigger file (20–99, default 85)"),
     )
     @app_commands.choices(format=FORMATS)
     async def animate(
@@ -66,7 +71,7 @@ class VideoCog(commands.Cog):
         format: app_commands.Choice[str] | None = None,
         quality: app_commands.Range[int, 20, 99] | None = None,
     ) -> None:
-        """Animate a portrait so it speaks your audio clip."""
+        """/animate: a portrait and a voice clip from the command's options."""
         # Acknowledge first: Discord gives 3 s, downloads and uploads take longer. Private, so that
         # rejections and costs are only seen by the member; the video itself is posted publicly.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -90,7 +95,7 @@ class VideoCog(commands.Cog):
             raise UserFacingError(NOT_YOUR_MESSAGE)
         image, audio = message_files(message)
         if image is None or audio is None:
-            raise UserFacingError(missing_files_text(image is None, audio is None))
+            raise UserFacingError(missing_files_text(ENGLISH, image is None, audio is None))
         await self.start(interaction, image, audio, "MP4", DEFAULT_QUALITY)
 
     async def start(
@@ -134,8 +139,11 @@ class VideoCog(commands.Cog):
         request = await consent.ask(submission, files)
         # Scheduled first: the held files are freed at the expiry even if the statement can't be shown.
         self._close_later(interaction, request.expires_at, consent.expire, request.id, CONSENT_EXPIRED)
+        _ = member_words(interaction)
         await send(
-            interaction, consent_text(consent.statement, request.expires_at), view=consent_view(request.id)
+            interaction,
+            consent_text(_, consent.statement, request.expires_at),
+            view=consent_view(_, request.id),
         )
 
     async def go_ahead(
@@ -151,11 +159,12 @@ class VideoCog(commands.Cog):
             await self._show_quote(interaction, outcome)
             return
         accepted = outcome
+        _ = member_words(interaction)
         head, text, stands = await acknowledgement_text(
-            self.bot, accepted.job, ack_text(accepted.job, accepted.usage), interaction
+            self.bot, accepted.job, ack_text(_, accepted.job, accepted.usage), interaction
         )
         try:
-            await answer(interaction, text, view=ack_view(accepted.job))
+            await answer(interaction, text, view=ack_view(_, accepted.job))
         except discord.HTTPException as error:
             # The job runs and its result is posted anyway: never answer "try again" to a charged job.
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
@@ -166,7 +175,8 @@ class VideoCog(commands.Cog):
     async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
         """Ask the member to confirm a costly job; close the quote when nobody did in time."""
         quote = quoted.quote
-        await answer(interaction, quote_text(quote, quoted.usage), view=quote_view(quote.id))
+        _ = member_words(interaction)
+        await answer(interaction, quote_text(_, quote, quoted.usage), view=quote_view(_, quote.id))
         self._close_later(interaction, quote.expires_at, self.bot.jobs.expire, quote.id, QUOTE_EXPIRED)
 
     def _close_later(
@@ -184,7 +194,8 @@ class VideoCog(commands.Cog):
             await asyncio.sleep(max(0.0, at - time.time()))
             if await expire(item_id):
                 with contextlib.suppress(discord.HTTPException, RuntimeError):
-                    await interaction.edit_original_response(content=text, view=None)
+                    content = member_words(interaction)(text)
+                    await interaction.edit_original_response(content=content, view=None)
 
         task = asyncio.create_task(close())
         self._expiries.add(task)
@@ -196,7 +207,7 @@ class VideoCog(commands.Cog):
             task.cancel()
 
 
-WAITING = "⏳ Waiting for a free slot: the bot is busy with other videos. Your request is in line."
+WAITING = N_("⏳ Waiting for a free slot: the bot is busy with other videos. Your request is in line.")
 
 
 def waiting_notice(interaction: discord.Interaction[VideoBot]) -> Callable[[], Awaitable[None]]:
@@ -204,7 +215,7 @@ def waiting_notice(interaction: discord.Interaction[VideoBot]) -> Callable[[], A
 
     async def notice() -> None:
         with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content=WAITING)
+            await interaction.edit_original_response(content=member_words(interaction)(WAITING))
 
     return notice
 
@@ -246,11 +257,17 @@ async def _download(attachment: discord.Attachment, what: str) -> bytes:
     try:
         return await attachment.read()
     except discord.NotFound as error:
+        if what == "image":
+            raise UserFacingError(
+                "Discord no longer has the image file (its link expired). Please run the command again."
+            ) from error
         raise UserFacingError(
-            f"Discord no longer has the {what} file (its link expired). Please run the command again."
+            "Discord no longer has the audio file (its link expired). Please run the command again."
         ) from error
     except discord.HTTPException as error:
-        raise UserFacingError(f"I couldn't download the {what} from Discord. Please try again.") from error
+        if what == "image":
+            raise UserFacingError("I couldn't download the image from Discord. Please try again.") from error
+        raise UserFacingError("I couldn't download the audio from Discord. Please try again.") from error
 
 
 async def setup(bot: VideoBot) -> None:

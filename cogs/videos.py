@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs._i18n import ENGLISH, N_, Words, member_words
 from cogs._ui import NOT_HERE, button_errors, check_private_to, fit, message_link, send
 from cogs._wording import NO_MORE_VIDEOS, NO_VIDEOS, VIDEOS_TITLE, cancel_text, video_line
 from cogs.delivery import end_acknowledgement
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_YOUR_VIDEOS = "These are another member's videos. Use /videos to see yours."
+NOT_YOUR_VIDEOS = N_("These are another member's videos. Use /videos to see yours.")
 # Where a Cancel button is: the job's acknowledgement, or a /videos page (named by its `before`).
 ON_ACK = "ack"
 _PAGE_TEMPLATE = (
@@ -38,31 +39,31 @@ _PAGE_TEMPLATE = (
 _CANCEL_TEMPLATE = r"vq:cancel:(?P<job>[0-9]+):(?P<channel>[0-9]+):(?P<on>ack|[0-9]+)"
 
 
-def ack_view(job: Job) -> discord.ui.View | None:
+def ack_view(_: Words, job: Job) -> discord.ui.View | None:
     """The Cancel button of a job's private acknowledgement (in the job's own channel), while it can
     still be cancelled."""
     if job.status not in CANCELLABLE:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job.id, job.channel_id, ON_ACK))
+    view.add_item(CancelButton(job.id, job.channel_id, ON_ACK, words=_))
     return view
 
 
-def page_text(bot: VideoBot, page: JobPage, head: str | None = None) -> str:
+def page_text(_: Words, bot: VideoBot, page: JobPage, head: str | None = None) -> str:
     """A /videos page: a line per video (after `head`, what a press just did)."""
     lines = [head, ""] if head else []
     if not page.jobs:
-        return "\n".join([*lines, NO_VIDEOS if page.before == 0 else NO_MORE_VIDEOS])
+        return "\n".join([*lines, _(NO_VIDEOS) if page.before == 0 else _(NO_MORE_VIDEOS)])
     now = time.time()
-    lines.append(VIDEOS_TITLE)
+    lines.append(_(VIDEOS_TITLE))
     for job in page.jobs:
         post = (
             message_link(job.guild_id, job.result_channel_id, job.result_message_id)
             if job.result_channel_id and job.result_message_id
             else None
         )
-        lines.append(video_line(job, post, _link_expiry(bot, job), now))
-    return fit(lines)
+        lines.append(video_line(_, job, post, _link_expiry(bot, job), now))
+    return fit(_, lines)
 
 
 def _link_expiry(bot: VideoBot, job: Job) -> float | None:
@@ -74,17 +75,19 @@ def _link_expiry(bot: VideoBot, job: Job) -> float | None:
     return bot.jobs.link_expires_at(job)
 
 
-def page_view(page: JobPage, guild_id: int, channel_id: int, user_id: int) -> discord.ui.View | None:
+def page_view(
+    _: Words, page: JobPage, guild_id: int, channel_id: int, user_id: int
+) -> discord.ui.View | None:
     """A page's buttons: Cancel for each video that can still be cancelled, then Newer and Older."""
     view = discord.ui.View(timeout=None)
     for job in page.jobs:
         if job.status in CANCELLABLE:
-            view.add_item(CancelButton(job.id, channel_id, str(page.before)))
+            view.add_item(CancelButton(job.id, channel_id, str(page.before), words=_))
     where = (guild_id, channel_id, user_id)
     if page.newer is not None:
-        view.add_item(VideosButton("n", page.newer, *where))
+        view.add_item(VideosButton("n", page.newer, *where, words=_))
     if page.older is not None:
-        view.add_item(VideosButton("o", page.older, *where))
+        view.add_item(VideosButton("o", page.older, *where, words=_))
     return view if view.children else None
 
 
@@ -94,22 +97,26 @@ class VideosCog(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="videos")
+    @app_commands.command(
+        name=N_("videos"),
+        description=N_("See your videos in this server: status, cost, the post and the download link."),
+    )
     @app_commands.guild_only()
     async def videos(self, interaction: discord.Interaction[VideoBot]) -> None:
-        """See your videos in this server: status, cost, the post and the download link."""
+        """/videos: the member's videos here, newest first."""
         await interaction.response.defer(ephemeral=True)
+        _ = member_words(interaction)
         guild_id, channel_id, user_id = (
             interaction.guild_id or 0,
             interaction.channel_id or 0,
             interaction.user.id,
         )
         page = await self.bot.jobs.job_page(guild_id, user_id)
-        view = page_view(page, guild_id, channel_id, user_id)
+        view = page_view(_, page, guild_id, channel_id, user_id)
         if view is None:
-            await send(interaction, page_text(self.bot, page))
+            await send(interaction, page_text(_, self.bot, page))
         else:
-            await send(interaction, page_text(self.bot, page), view=view)
+            await send(interaction, page_text(_, self.bot, page), view=view)
 
 
 def check_member(interaction: discord.Interaction[Any], guild_id: int, channel_id: int, user_id: int) -> None:
@@ -123,10 +130,19 @@ def check_member(interaction: discord.Interaction[Any], guild_id: int, channel_i
 class VideosButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAGE_TEMPLATE):
     """Newer or Older on a /videos page."""
 
-    def __init__(self, direction: str, before: int, guild_id: int, channel_id: int, user_id: int) -> None:
+    def __init__(
+        self,
+        direction: str,
+        before: int,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        *,
+        words: Words = ENGLISH,
+    ) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Newer" if direction == "n" else "Older",
+                label=words("Newer") if direction == "n" else words("Older"),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"vq:videos:{direction}:{before}:{guild_id}:{channel_id}:{user_id}",
             )
@@ -147,17 +163,20 @@ class VideosButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAG
         async with button_errors(interaction):
             check_member(interaction, self.guild_id, self.channel_id, self.user_id)
             page = await interaction.client.jobs.job_page(self.guild_id, self.user_id, self.before)
-            view = page_view(page, self.guild_id, self.channel_id, self.user_id)
-            await interaction.edit_original_response(content=page_text(interaction.client, page), view=view)
+            _ = member_words(interaction)
+            view = page_view(_, page, self.guild_id, self.channel_id, self.user_id)
+            await interaction.edit_original_response(
+                content=page_text(_, interaction.client, page), view=view
+            )
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CANCEL_TEMPLATE):
     """Cancel a job that Runware has not heard of yet; `on`: ON_ACK, or the /videos page it is on."""
 
-    def __init__(self, job_id: int, channel_id: int, on: str) -> None:
+    def __init__(self, job_id: int, channel_id: int, on: str, *, words: Words = ENGLISH) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel" if on == ON_ACK else f"Cancel #{job_id}",
+                label=words("Cancel") if on == ON_ACK else words("Cancel #{job}", job=job_id),
                 style=discord.ButtonStyle.danger,
                 custom_id=f"vq:cancel:{job_id}:{channel_id}:{on}",
             )
@@ -183,7 +202,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CAN
             if interaction.user.id != job.user_id:
                 raise UserFacingError(NOT_YOUR_JOB)
             cancelled = await bot.jobs.cancel_job(self.job_id, interaction.user.id)
-            text = cancel_text(cancelled)
+            _ = member_words(interaction)
+            text = cancel_text(_, cancelled)
             if self.on == ON_ACK:
                 if cancelled.outcome is CancelOutcome.CANCELLED:
                     # Nothing more is shown in it, and an edit on its way lands before this answer.
@@ -194,8 +214,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CAN
                     await send(interaction, text)
                 return
             page = await bot.jobs.job_page(job.guild_id, job.user_id, int(self.on))
-            view = page_view(page, job.guild_id, self.channel_id, job.user_id)
-            await interaction.edit_original_response(content=page_text(bot, page, text), view=view)
+            view = page_view(_, page, job.guild_id, self.channel_id, job.user_id)
+            await interaction.edit_original_response(content=page_text(_, bot, page, text), view=view)
 
 
 async def setup(bot: VideoBot) -> None:

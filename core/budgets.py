@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.errors import UserFacingError
+from core.errors import N_, UserFacingError
 from core.models import (
     MICROS_PER_USD,
     UNLIMITED,
@@ -31,14 +31,42 @@ from core.ports import BudgetServiceStore
 from core.quota import confirm_threshold, guild_budget_cap, limits_for_guild, windows_at
 from core.settings import Settings
 
-# /budget set option -> (stored field, what it is called in messages, kind of value)
-_OPTIONS: dict[str, tuple[str, str, str]] = {
-    "daily": ("user_daily_micros", "daily limit per member", "usd"),
-    "monthly": ("user_monthly_micros", "monthly limit per member", "usd"),
-    "active": ("max_active_jobs", "videos in progress per member", "count"),
-    "cooldown": ("cooldown_s", "cooldown between videos", "seconds"),
-    "budget": ("guild_monthly_micros", "server's monthly budget", "usd"),
-    "confirm": ("confirm_above_micros", "cost from which members confirm first", "usd"),
+# /budget set option -> (stored field, kind of value)
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "daily": ("user_daily_micros", "usd"),
+    "monthly": ("user_monthly_micros", "usd"),
+    "active": ("max_active_jobs", "count"),
+    "cooldown": ("cooldown_s", "seconds"),
+    "budget": ("guild_monthly_micros", "usd"),
+    "confirm": ("confirm_above_micros", "usd"),
+}
+# What an admin reads when an option's text is not a value it takes: one whole sentence per option (message
+# ids, translated by the front end; `{text}` is what they typed).
+_NOT_A_VALUE: dict[str, str] = {
+    "daily": N_(
+        "`{text}` is not an amount for the daily limit per member. "
+        "Use dollars like `2.50`, or `unlimited`, or `default`."
+    ),
+    "monthly": N_(
+        "`{text}` is not an amount for the monthly limit per member. "
+        "Use dollars like `2.50`, or `unlimited`, or `default`."
+    ),
+    "budget": N_(
+        "`{text}` is not an amount for the server's monthly budget. "
+        "Use dollars like `2.50`, or `unlimited`, or `default`."
+    ),
+    "confirm": N_(
+        "`{text}` is not an amount for the cost members confirm from. "
+        "Use dollars like `2.50`, or `never`, or `default`."
+    ),
+    "active": N_(
+        "`{text}` is not a whole number for the videos in progress per member. "
+        "Use e.g. `2`, or `unlimited`, or `default`."
+    ),
+    "cooldown": N_(
+        "`{text}` is not a whole number of seconds for the cooldown between videos. "
+        "Use e.g. `30`, or `default`."
+    ),
 }
 _USD = re.compile(r"^\$?\s*(\d{1,7}(?:\.\d{1,2})?)$")
 # A budget alert whose post failed (or whose process died while posting) is tried again after this long,
@@ -48,43 +76,35 @@ ALERT_RETRY_AFTER_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class LimitChange:
-    """One admin change: the stored field, its new value (None: back to the default), and how to say it."""
+    """One admin change: the option it came from (`daily`, …, `log_channel`), the stored field and its new
+    value (None: back to the default; UNLIMITED; 0.0 for no cooldown). The front end words it."""
 
+    option: str
     field: str
     value: int | float | None
-    summary: str
 
 
 def parse_limit_change(option: str, text: str) -> LimitChange:
     """An admin's text for one /budget set option as a change; raises UserFacingError with what works."""
-    field, label, kind = _OPTIONS[option]
+    field, kind = _OPTIONS[option]
     word = text.strip().lower()
     if word == "default":
-        return LimitChange(field, None, f"{label} back to the default")
+        return LimitChange(option, field, None)
     if word in {"unlimited", "none", "off", "never"}:
-        if kind == "seconds":
-            return LimitChange(field, 0.0, f"no {label}")
-        if option == "confirm":
-            return LimitChange(field, UNLIMITED, "members never asked to confirm a cost")
-        return LimitChange(field, UNLIMITED, f"{label} unlimited")
+        return LimitChange(option, field, 0.0 if kind == "seconds" else UNLIMITED)
     if kind == "usd":
         match = _USD.match(word)
         if match is None:
-            raise UserFacingError(
-                f"`{text}` is not an amount for the {label}. "
-                "Use dollars like `2.50`, or `unlimited`, or `default`."
-            )
-        micros = usd_to_micros(float(match.group(1)))
-        return LimitChange(field, micros, f"{label} {format_usd(micros)}")
+            raise UserFacingError(_NOT_A_VALUE[option], text=text)
+        return LimitChange(option, field, usd_to_micros(float(match.group(1))))
     if not word.isdigit() or int(word) > 1_000_000:
-        unit = "a whole number of seconds" if kind == "seconds" else "a whole number"
-        raise UserFacingError(f"`{text}` is not {unit} for the {label}. Use e.g. `30`, or `default`.")
+        raise UserFacingError(_NOT_A_VALUE[option], text=text)
     number = int(word)
     if kind == "count":
         if number < 1:
-            raise UserFacingError("At least one video must be allowed at a time, or use `unlimited`.")
-        return LimitChange(field, number, f"{label} {number}")
-    return LimitChange(field, float(number), f"{label} {number} s")
+            raise UserFacingError(N_("At least one video must be allowed at a time, or use `unlimited`."))
+        return LimitChange(option, field, number)
+    return LimitChange(option, field, float(number))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +150,11 @@ class BudgetService:
                 value = change.value
                 if value == UNLIMITED or (value is not None and value > cap):
                     raise UserFacingError(
-                        f"This bot's operator allows a monthly budget of at most {format_usd(cap)} per "
-                        f"server (GUILD_BUDGET_MAX_USD). Choose {format_usd(cap)} or less."
+                        N_(
+                            "This bot's operator allows a monthly budget of at most {cap} per server "
+                            "(GUILD_BUDGET_MAX_USD). Choose {cap} or less."
+                        ),
+                        cap=format_usd(cap),
                     )
         fields: dict[str, Any] = {c.field: c.value for c in changes}
         await self._store.update_guild_limits(guild_id, GuildLimitsPatch(**fields), actor_id, self._clock())
@@ -290,6 +313,6 @@ def parse_amount(text: str) -> int:
     match = _USD.match(word.lstrip("+-"))
     if match is None or float(match.group(1)) == 0:
         raise UserFacingError(
-            f"`{text}` is not an amount. Use dollars like `2.50` (or `-2.50` to take back)."
+            N_("`{text}` is not an amount. Use dollars like `2.50` (or `-2.50` to take back)."), text=text
         )
     return sign * usd_to_micros(float(match.group(1)))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.errors import UserFacingError
+from core.errors import N_, UserFacingError
 from core.models import ConsentRequest, ConsentState, GuildSettings, Submission
 from core.ports import ConsentStore
 
@@ -47,7 +47,7 @@ class Statement:
 
 STATEMENT = Statement(
     version=1,
-    text=(
+    text=N_(
         "Before your first video here, please read and accept:\n"
         "• You have the right to use this face and this voice: your own, or with the person's permission.\n"
         "• No impersonation to deceive, no harassment, no sexual content of real people.\n"
@@ -57,11 +57,12 @@ STATEMENT = Statement(
 )
 
 _CLOSED = {
-    ConsentState.ACCEPTED: "You already accepted. If your video didn't start, run /animate again: "
-    "you won't be asked again.",
-    ConsentState.DECLINED: "You chose not to go ahead. Run /animate again whenever you like.",
-    ConsentState.EXPIRED: "This request expired. Nothing was sent or charged; run /animate again.",
-    ConsentState.OPEN: "This request is still open.",
+    ConsentState.ACCEPTED: N_(
+        "You already accepted. If your video didn't start, run /animate again: you won't be asked again."
+    ),
+    ConsentState.DECLINED: N_("You chose not to go ahead. Run /animate again whenever you like."),
+    ConsentState.EXPIRED: N_("This request expired. Nothing was sent or charged; run /animate again."),
+    ConsentState.OPEN: N_("This request is still open."),
 }
 
 

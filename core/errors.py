@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from core.models import QuotaRefusal
 
 
+def N_(message: str) -> str:
+    """Mark an English message for the translation catalogues (locales/); the front end translates it
+    where it is shown. Returns the message as it is."""
+    return message
+
+
 class UserFacingError(Exception):
-    """An error whose `message` is shown to the member as it is: short, plain, says what to do.
+    """An error shown to the member: short, plain, says what to do.
 
-    A subclass that carries facts instead (amounts, times, channels) is worded by the front end
-    (cogs/_wording.py `error_text`); its `message` is then a plain summary, for logs."""
+    `template` is an English message id with named placeholders (`{job}`), filled by `values`; the front
+    end translates the template into the member's language, then fills it in (`message` is the English,
+    for logs and tests). A subclass that carries facts instead (amounts, times, channels) is worded by the
+    front end (cogs/_wording.py `error_text`); its `message` is then a plain summary, for logs."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, template: str, /, **values: Any) -> None:
+        message = template.format(**values) if values else template
         super().__init__(message)
+        self.template = template
+        self.values = values
         self.message = message
 
 
 class InvalidMedia(UserFacingError):
     """An attachment is not an accepted image or audio clip."""
+
+
+class UploadFailed(UserFacingError):
+    """The video service did not take the member's files; `reason` is its one-sentence explanation (a
+    message id). Nothing was reserved."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason} You were not charged.")
+        self.reason = reason
 
 
 class QuotaExceeded(UserFacingError):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from core.errors import DatabaseDown, QuotaExceeded, Unsettled, UserFacingError
+from core.errors import N_, DatabaseDown, QuotaExceeded, Unsettled, UploadFailed, UserFacingError
 from core.media import ValidAudio, ValidImage, too_big, validate_audio, validate_image
 from core.models import (
     ACTIVE,
@@ -139,7 +139,7 @@ class Cancelled:
     job: Job
 
 
-NOT_YOUR_JOB = "Only the member who asked for this video can cancel it."
+NOT_YOUR_JOB = N_("Only the member who asked for this video can cancel it.")
 # Videos per /videos page.
 PAGE_SIZE = 5
 # After the database stopped answering in the middle of a step, how long to wait before each of the
@@ -150,11 +150,12 @@ RECHECK_DELAYS_S = (0.2, 1.0, 3.0)
 # How long a cost quote waits for Confirm.
 QUOTE_TTL_S = 60.0
 _CLOSED_QUOTE = {
-    QuoteState.CONFIRMED: "This quote was already confirmed.",
-    QuoteState.CANCELLED: "This quote was cancelled. Run /animate again if you want the video.",
-    QuoteState.EXPIRED: "This quote expired (quotes last 60 seconds). Nothing was charged; "
-    "run /animate again.",
-    QuoteState.OPEN: "This quote is still open.",
+    QuoteState.CONFIRMED: N_("This quote was already confirmed."),
+    QuoteState.CANCELLED: N_("This quote was cancelled. Run /animate again if you want the video."),
+    QuoteState.EXPIRED: N_(
+        "This quote expired (quotes last 60 seconds). Nothing was charged; run /animate again."
+    ),
+    QuoteState.OPEN: N_("This quote is still open."),
 }
 
 
@@ -373,7 +374,9 @@ class JobService:
             # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep, or taken over
             # by another process when this one's leases ran out): never submit it.
             log.warning("job=%s task=%s was closed during its upload", job.id, job.task_uuid)
-            raise UserFacingError(f"Job #{job.id} was cancelled during its upload. You were not charged.")
+            raise UserFacingError(
+                "Job #{job} was cancelled during its upload. You were not charged.", job=job.id
+            )
         return await self._started(queued, limits)
 
     async def _reservation_after(self, error: StoreUnavailable, task_uuid: str) -> Job:
@@ -438,7 +441,7 @@ class JobService:
             )
         except RunwareError as error:
             log.warning("upload failed: %s %s", error.kind.value, error.code)
-            raise UserFacingError(f"{error.user_message()} You were not charged.") from error
+            raise UploadFailed(error.user_message()) from error
 
     async def _quote(
         self,

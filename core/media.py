@@ -80,27 +80,33 @@ def _limit(value: float) -> str:
 
 def too_big(what: str, size: int, max_bytes: int) -> InvalidMedia:
     """The refusal of a file over its size limit, in MB as Discord writes them."""
-    return InvalidMedia(
-        f"The {what} is {_one_decimal_over(size / _MB, max_bytes / _MB)} MB. "
-        f"The limit is {_limit(max_bytes / _MB)} MB."
-    )
+    size_mb, limit_mb = _one_decimal_over(size / _MB, max_bytes / _MB), _limit(max_bytes / _MB)
+    if what == "image":
+        return InvalidMedia("The image is {size} MB. The limit is {limit} MB.", size=size_mb, limit=limit_mb)
+    return InvalidMedia("The audio is {size} MB. The limit is {limit} MB.", size=size_mb, limit=limit_mb)
 
 
 def _too_long(seconds: float, max_seconds: float) -> InvalidMedia:
     shown = _one_decimal_over(seconds, max_seconds)
-    return InvalidMedia(f"The audio is {shown} s long. The limit is {_limit(max_seconds)} s.")
+    return InvalidMedia(
+        "The audio is {length} s long. The limit is {limit} s.", length=shown, limit=_limit(max_seconds)
+    )
 
 
 def _damaged_image() -> InvalidMedia:
-    return InvalidMedia(f"That image file is damaged or incomplete. Save it again as {ACCEPTED_IMAGES}.")
+    return InvalidMedia("That image file is damaged or incomplete. Save it again as PNG, JPEG or WEBP.")
 
 
 def _damaged_audio(kind: str) -> InvalidMedia:
-    return InvalidMedia(f"That {kind} file is damaged or incomplete. Export it again as {ACCEPTED_AUDIO}.")
+    return InvalidMedia(
+        "That {kind} file is damaged or incomplete. Export it again as MP3, WAV, FLAC or OGG.", kind=kind
+    )
 
 
 def _no_sound(kind: str) -> InvalidMedia:
-    return InvalidMedia(f"That {kind} file has no sound in it. Use a clip of speech as {ACCEPTED_AUDIO}.")
+    return InvalidMedia(
+        "That {kind} file has no sound in it. Use a clip of speech as MP3, WAV, FLAC or OGG.", kind=kind
+    )
 
 
 # ------------------------------------------------------------------------------------------------- image
@@ -131,12 +137,12 @@ def validate_image(data: bytes, *, max_bytes: int) -> ValidImage:
     Raises InvalidMedia with a message for the member.
     """
     if not data:
-        raise InvalidMedia(f"The image file is empty. Use a {ACCEPTED_IMAGES} image.")
+        raise InvalidMedia("The image file is empty. Use a PNG, JPEG or WEBP image.")
     if len(data) > max_bytes:
         raise too_big("image", len(data), max_bytes)
     kind = _image_kind(data)
     if kind is None:
-        raise InvalidMedia(f"That image file isn't a {ACCEPTED_IMAGES}.")
+        raise InvalidMedia("That image file isn't a PNG, JPEG or WEBP.")
 
     # The size comes from our own reading of the header, before Pillow allocates anything: a 100000 px
     # square is refused here at once, whatever Image.MAX_IMAGE_PIXELS is set to.
@@ -144,14 +150,22 @@ def validate_image(data: bytes, *, max_bytes: int) -> ValidImage:
     sides = (MIN_IMAGE_SIDE_PX, MAX_IMAGE_SIDE_PX)
     if not (sides[0] <= width <= sides[1] and sides[0] <= height <= sides[1]):
         raise InvalidMedia(
-            f"The image is {width}×{height} px. Use one between {sides[0]} and {sides[1]} px on each side."
+            "The image is {width}×{height} px. Use one between {smallest} and {largest} px on each side.",
+            width=width,
+            height=height,
+            smallest=sides[0],
+            largest=sides[1],
         )
     # Pillow only *warns* (DecompressionBombWarning) between MAX_IMAGE_PIXELS and twice that. Its check is
     # repeated here so the warning case is an error too, without warnings.catch_warnings(), which swaps
     # process-wide filters and is not safe in the worker threads that run this.
     pillow_limit = Image.MAX_IMAGE_PIXELS
     if pillow_limit is not None and width * height > pillow_limit:
-        raise InvalidMedia(f"The image has too many pixels ({width}×{height} px). Use a smaller one.")
+        raise InvalidMedia(
+            "The image has too many pixels ({width}×{height} px). Use a smaller one.",
+            width=width,
+            height=height,
+        )
 
     _decode_image(kind, data, width, height)
     return ValidImage(
@@ -277,7 +291,7 @@ def validate_audio(data: bytes, *, max_bytes: int, max_seconds: float) -> ValidA
     Raises InvalidMedia with a message for the member.
     """
     if not data:
-        raise InvalidMedia(f"The audio file is empty. Use {ACCEPTED_AUDIO}.")
+        raise InvalidMedia("The audio file is empty. Use MP3, WAV, FLAC or OGG.")
     if len(data) > max_bytes:
         raise too_big("audio", len(data), max_bytes)
 
@@ -296,11 +310,13 @@ def validate_audio(data: bytes, *, max_bytes: int, max_seconds: float) -> ValidA
         data, duration = _ogg_to_flac(data, max_seconds, give_up_s)
         mime = "audio/flac"
     else:
-        raise InvalidMedia(f"That audio file isn't an {ACCEPTED_AUDIO} file.")
+        raise InvalidMedia("That audio file isn't an MP3, WAV, FLAC or OGG file.")
 
     if duration > give_up_s:
         raise InvalidMedia(
-            f"The audio is over {_limit(give_up_s)} s long. The limit is {_limit(max_seconds)} s."
+            "The audio is over {length} s long. The limit is {limit} s.",
+            length=_limit(give_up_s),
+            limit=_limit(max_seconds),
         )
     if duration > max_seconds:
         raise _too_long(duration, max_seconds)
@@ -577,13 +593,13 @@ def _wav_format(block: bytes) -> _WavFormat:
         or byte_rate != sample_rate * block_align
     ):
         raise InvalidMedia(
-            f"That WAV file's format header doesn't add up. Export it again as {ACCEPTED_AUDIO}."
+            "That WAV file's format header doesn't add up. Export it again as MP3, WAV, FLAC or OGG."
         )
     return _WavFormat(byte_rate=byte_rate, block_align=block_align)
 
 
 def _unsupported_wav() -> InvalidMedia:
-    return InvalidMedia(f"That WAV file isn't plain PCM audio. Use {ACCEPTED_AUDIO}.")
+    return InvalidMedia("That WAV file isn't plain PCM audio. Use MP3, WAV, FLAC or OGG.")
 
 
 # --- FLAC

@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from core.errors import ChannelNotAllowed, OwnVideoReported, UserFacingError
+from core.errors import N_, ChannelNotAllowed, OwnVideoReported, UserFacingError
 from core.models import EVERY_GUILD, Ban, GuildSettings, GuildSettingsPatch, Job, JobAction, Pruned, Report
 from core.ports import ModerationServiceStore
 from core.settings import SafetyMode, Settings
@@ -26,7 +26,7 @@ def chosen_safety_mode(settings: Settings, guild: GuildSettings) -> SafetyMode:
 
 
 # Said to anyone in a server outside ALLOWED_GUILD_IDS.
-NOT_SERVED = "This bot only serves the servers its operator chose."
+NOT_SERVED = N_("This bot only serves the servers its operator chose.")
 
 
 def channel_allowed(settings: GuildSettings, channel_id: int) -> bool:
@@ -102,7 +102,8 @@ class ModerationService:
         ban = await self._store.ban_of(guild_id, user_id)
         if ban is not None:
             raise UserFacingError(
-                f"You can't use this bot here: {ban.reason}. Ask a moderator if you think this is a mistake."
+                "You can't use this bot here: {reason}. Ask a moderator if you think this is a mistake.",
+                reason=ban.reason,
             )
 
     async def ban(
@@ -152,7 +153,7 @@ class ModerationService:
         """A job whose result can be acted on (reported, deleted)."""
         job = await self._store.get_job(job_id)
         if job is None:
-            raise UserFacingError(f"Job #{job_id} is not known to this bot.")
+            raise UserFacingError("Job #{job} is not known to this bot.", job=job_id)
         return job
 
     async def report(self, job_id: int, reporter_id: int) -> tuple[Job, Report]:

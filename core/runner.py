@@ -30,6 +30,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from core.errors import N_
 from core.models import MICROS_PER_USD, Job, JobStatus, Lease, usd_to_micros
 from core.observe import NULL_OBSERVER, Observer
 from core.ports import RunnerStore, StoreUnavailable
@@ -477,7 +478,7 @@ class JobRunner:
             # The hold is refunded; the member is told to try again.
             error = result.error
             code = error.code if error and error.code else "taskFailed"
-            message = error.user_message() if error else "The video service could not make this video."
+            message = error.user_message() if error else N_("The video service could not make this video.")
             await self._fail(job, code, message)
             return None
         if overdue:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from core.errors import N_
+
 # The secret of a webhook URL's token (core/webhooks.py: .../runware/webhook/<job id>.<secret>), wherever it
 # appears in a text: the job number stays readable, the secret goes.
 _WEBHOOK_SECRET = re.compile(r"(/runware/webhook/\d+\.)[A-Za-z0-9_\-]+")
@@ -45,21 +47,24 @@ RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
 
 # Members don't know the vendor: messages speak of "the video service".
 _USER_MESSAGES: dict[ErrorKind, str] = {
-    ErrorKind.AUTH: "Videos are paused: the bot's video service key was rejected. "
-    "Please tell a server admin.",
-    ErrorKind.FUNDS: "Videos are paused: the bot's video service is out of credit. "
-    "Please tell a server admin.",
-    ErrorKind.PERMISSION: "Videos are paused: the bot's video service key lacks a permission. "
-    "Please tell a server admin.",
-    ErrorKind.SAFETY: "The safety check refused this image or audio. Try a different one.",
-    ErrorKind.VALIDATION: "The video service did not accept these files. Try a different image or clip.",
-    ErrorKind.NOT_FOUND: "The video service lost this job. Please run /animate again.",
-    ErrorKind.PROVIDER: "The video service could not make this video. Please try again later.",
-    ErrorKind.TIMEOUT: "The video service timed out. Please run /animate again.",
-    ErrorKind.RATE_LIMIT: "The video service is busy. Please try again in a few minutes.",
-    ErrorKind.CONNECTION: "The bot could not reach the video service. Please try again later.",
-    ErrorKind.SERVER: "The video service had a problem. Please try again later.",
-    ErrorKind.UNKNOWN: "The video service reported an unexpected error. Please try again later.",
+    ErrorKind.AUTH: N_(
+        "Videos are paused: the bot's video service key was rejected. Please tell a server admin."
+    ),
+    ErrorKind.FUNDS: N_(
+        "Videos are paused: the bot's video service is out of credit. Please tell a server admin."
+    ),
+    ErrorKind.PERMISSION: N_(
+        "Videos are paused: the bot's video service key lacks a permission. Please tell a server admin."
+    ),
+    ErrorKind.SAFETY: N_("The safety check refused this image or audio. Try a different one."),
+    ErrorKind.VALIDATION: N_("The video service did not accept these files. Try a different image or clip."),
+    ErrorKind.NOT_FOUND: N_("The video service lost this job. Please run /animate again."),
+    ErrorKind.PROVIDER: N_("The video service could not make this video. Please try again later."),
+    ErrorKind.TIMEOUT: N_("The video service timed out. Please run /animate again."),
+    ErrorKind.RATE_LIMIT: N_("The video service is busy. Please try again in a few minutes."),
+    ErrorKind.CONNECTION: N_("The bot could not reach the video service. Please try again later."),
+    ErrorKind.SERVER: N_("The video service had a problem. Please try again later."),
+    ErrorKind.UNKNOWN: N_("The video service reported an unexpected error. Please try again later."),
 }
 
 

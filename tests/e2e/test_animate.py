@@ -176,7 +176,7 @@ async def test_usage_shows_spend_limit_and_active_jobs(app: App) -> None:
     reply = await app.reply_to(payload, "usage")
     assert reply.ephemeral
     assert "$0.60 of $1.00" in reply.content and "$0.40" in reply.content
-    assert "1 of 2" in reply.content and "<t:" in reply.content
+    assert "1 video in progress, at most 2 at once" in reply.content and "<t:" in reply.content
 
 
 async def test_format_and_quality_options_reach_runware(app: App) -> None:

@@ -40,7 +40,7 @@ async def test_show_lists_limits_and_budget_use(app: App) -> None:
 async def test_set_changes_limits_and_records_who(app: App) -> None:
     """/budget set saves the values, marks them as the server's own, and writes the audit log."""
     text = await budget(app, "set", ("daily", 3, "0.50"), ("budget", 3, "$20"), ("cooldown", 3, "30"))
-    assert "Saved:" in text and "daily limit per member $0.50" in text
+    assert "Saved:\n· Per member, per day: $0.50\n" in text and "· Monthly budget: $20.00" in text
     assert "Per member, per day: $0.50 (set here)" in text and "of $20.00 used" in text
     (row,) = app.query("SELECT actor_id, action, detail FROM audit_log")
     assert row[0] == ADMIN_ID and row[1] == "budget.set"

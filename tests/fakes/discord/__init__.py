@@ -15,8 +15,10 @@ after a defer filling the deferred placeholder and keeping its ephemeral flag, p
 (413 40005), message nonces with ``enforce_nonce`` (a repeat within ``nonce_ttl_s`` returns the message
 already created), channel history pages (before/after/around/limit, newest first), signed expiring CDN URLs
 (404), injected 429s and error statuses (also after the request took effect: a lost answer), requests held
-on their way until released (``hold``: a slow edit), and a gateway
-that can hold back READY (``hold_ready``). Everything is recorded for assertions: messages
+on their way until released (``hold``: a slow edit), a gateway that can hold back READY (``hold_ready``),
+and languages: a guild's ``preferred_locale`` (``add_guild``; ``set_guild_locale`` changes it with a
+GUILD_UPDATE) and each interaction's ``locale`` and ``guild_locale`` (keyword arguments of the
+``make_*_interaction`` methods). Everything is recorded for assertions: messages
 with their edit history, every interaction's responses in order, the request log and unknown routes.
 
 Responses carry ``Content-Type: application/json`` exactly: with a charset suffix discord.py reads the body as

@@ -231,6 +231,7 @@ class InteractionRoutes:
                 if not guild.channels:
                     raise ValueError(f"guild {guild_id} has no channel: add one or pass channel_id")
                 channel_id = int(guild.channels[0]["id"])
+            guild_locale = context.get("guild_locale", guild.preferred_locale)
             known = self._channels.get(channel_id)
             channel = dict(known[1]) if known else text_channel(channel_id, "unknown")
             channel.update(guild_id=str(guild_id), permissions=str(permissions))
@@ -251,8 +252,8 @@ class InteractionRoutes:
             }
             payload.update(
                 guild_id=str(guild_id),
-                guild={"id": str(guild_id), "locale": "en-US", "features": guild.features},
-                guild_locale="en-US",
+                guild={"id": str(guild_id), "locale": guild_locale, "features": guild.features},
+                guild_locale=guild_locale,
                 member=member,
                 context=0,
                 authorizing_integration_owners={"0": str(guild_id)},

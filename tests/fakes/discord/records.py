@@ -20,7 +20,8 @@ class InteractionContext(TypedDict, total=False):
     Defaults: the first configured guild and its first channel; user DEFAULT_USER_ID "tester" with no roles
     and DEFAULT_PERMISSIONS (also the bot's ``app_permissions``); the channel's own nsfw flag; the guild's
     filesize limit as ``attachment_size_limit``; now as ``created_at`` (it dates the snowflake id, which
-    ``Interaction.is_expired()`` reads, and the 15-minute token expiry); ``dm=True`` makes a DM interaction.
+    ``Interaction.is_expired()`` reads, and the 15-minute token expiry); ``dm=True`` makes a DM interaction;
+    ``locale`` en-US (the member's Discord language); ``guild_locale`` the guild's ``preferred_locale``.
     """
 
     guild_id: int
@@ -35,6 +36,7 @@ class InteractionContext(TypedDict, total=False):
     attachment_size_limit: int
     created_at: dt.datetime
     locale: str
+    guild_locale: str
 
 
 @dataclass
@@ -158,6 +160,7 @@ class _Guild:
     owner_id: int
     member_count: int
     features: list[str]
+    preferred_locale: str = "en-US"
 
 
 @dataclass

@@ -184,8 +184,10 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
         owner_id: int | None = None,
         member_count: int = 2,
         features: Iterable[str] = (),
+        preferred_locale: str = "en-US",
     ) -> None:
-        """Configure a guild the bot is in; GUILD_CREATE follows READY (add guilds before connecting)."""
+        """Configure a guild the bot is in; GUILD_CREATE follows READY (add guilds before connecting).
+        ``preferred_locale``: its Community "primary language" (also its interactions' ``guild_locale``)."""
         everyone = {"id": str(guild_id), "name": "@everyone", "permissions": str(DEFAULT_PERMISSIONS)}
         guild = _Guild(
             id=guild_id,
@@ -196,12 +198,19 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
             owner_id=owner_id if owner_id is not None else self.owner_id,
             member_count=member_count,
             features=list(features),
+            preferred_locale=preferred_locale,
         )
         self._guilds[guild_id] = guild
         for channel in channels:
             self.add_text_channel(
                 guild_id, int(channel["id"]), channel["name"], nsfw=channel.get("nsfw", False)
             )
+
+    async def set_guild_locale(self, guild_id: int, preferred_locale: str) -> None:
+        """Change a guild's Community "primary language", as its admins can at any time: GUILD_UPDATE tells
+        connected sessions, and its later interactions carry it as ``guild_locale``."""
+        self._guilds[guild_id].preferred_locale = preferred_locale
+        await self.dispatch("GUILD_UPDATE", self.guild_payload(guild_id))
 
     def add_text_channel(self, guild_id: int, channel_id: int, name: str, *, nsfw: bool = False) -> Json:
         """Add a text channel (optionally age-restricted) to a configured guild."""
@@ -282,7 +291,7 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
             "premium_tier": g.premium_tier,
             "premium_subscription_count": _PREMIUM_SUBSCRIPTIONS[g.premium_tier],
             "premium_progress_bar_enabled": False,
-            "preferred_locale": "en-US",
+            "preferred_locale": g.preferred_locale,
             "joined_at": _iso(_utcnow()),
             "large": False,
             "unavailable": False,
