@@ -3,7 +3,7 @@ each backend (the `database` fixture: a new SQLite file or a new PostgreSQL sche
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,17 +195,25 @@ def consent_required() -> bool:
 
 
 @pytest.fixture
+def open_store(database: Database) -> Callable[[], Awaitable[Store]]:
+    """How the app opens its store on the test's database: the backend's own store (a test file may hand
+    in a store of its own making)."""
+    return database.open
+
+
+@pytest.fixture
 async def app(
     fake_discord: FakeDiscord,
     make_settings: SettingsFactory,
     app_settings: dict[str, Any],
     consent_required: bool,
     database: Database,
+    open_store: Callable[[], Awaitable[Store]],
 ) -> AsyncIterator[App]:
     async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
         settings = make_settings(runware_api_url=runware.url, runware_api_key=runware.api_key, **app_settings)
         assert settings.database_url == database.url
-        store = await database.open()
+        store = await open_store()
         if not consent_required:
             for guild_id in (GUILD_ID, BOOSTED_GUILD_ID):
                 await store.update_guild_settings(
