@@ -4,6 +4,7 @@ each backend (the `database` fixture: a new SQLite file or a new PostgreSQL sche
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,6 +172,29 @@ class App:
 
     def spent(self) -> int:
         return int(self.query("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger")[0][0])
+
+    @asynccontextmanager
+    async def replaced_bot(self, **options: Any) -> AsyncIterator[VideoBot]:
+        """The app's bot closed and replaced, for the block, by a new one on the same settings, store and
+        client, made with `options` (a restart, or a bot that runs otherwise)."""
+        await self.bot.close()
+        bot = VideoBot(
+            settings=self.settings,
+            store=self.store,
+            runware=self.client,
+            guild_ready_timeout=GUILD_READY_TIMEOUT,
+            **options,
+        )
+        async with running_bot(bot, self.discord):
+            yield bot
+
+
+async def acknowledged(app: App, **context: Any) -> FakeMessage:
+    """Run /animate; its private acknowledgement."""
+    payload = await app.animate(**context)
+    ack = await app.reply_to(payload, "accepted")
+    assert ack.ephemeral
+    return ack
 
 
 @pytest.fixture
