@@ -3,15 +3,16 @@ each backend (the `database` fixture: a new SQLite file or a new PostgreSQL sche
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 
-from bot import VideoBot
+from bot import VideoBot, make_bot
 from core.models import GuildSettingsPatch
 from core.ports import Store
 from core.runware import RunwareClient
@@ -254,3 +255,46 @@ async def app(
                 yield App(fake_discord, runware, bot, database, settings, store, client)
         finally:
             await store.close()
+
+
+async def shard_bots(
+    stack: AsyncExitStack,
+    runware: FakeRunware,
+    database: Database,
+    make_settings: SettingsFactory,
+    *per_shard: dict[str, Any],
+) -> list[VideoBot]:
+    """One bot per entry of `per_shard` (its own extra settings), shard i of len(per_shard), each with a
+    store of its own on the test's database (closed with `stack`), as separate processes would have;
+    GUILD_ID asks no consent. Made, not started: see `run_bots`."""
+    http = await stack.enter_async_context(aiohttp.ClientSession())
+    bots: list[VideoBot] = []
+    for shard, extra in enumerate(per_shard):
+        settings = make_settings(
+            runware_api_url=runware.url,
+            runware_api_key=runware.api_key,
+            database_url=database.url,
+            dev_guild_id=GUILD_ID,
+            confirm_above_usd=None,
+            shard_count=len(per_shard),
+            shard_ids=str(shard),
+            **extra,
+        )
+        store: Store = await database.open()
+        stack.push_async_callback(store.close)
+        if shard == 0:
+            await store.update_guild_settings(
+                GUILD_ID, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
+            )
+        client = RunwareClient(
+            http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
+        )
+        bots.append(
+            make_bot(settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT)
+        )
+    return bots
+
+
+async def run_bots(stack: AsyncExitStack, fake_discord: FakeDiscord, bots: list[VideoBot]) -> None:
+    """Start the bots together against the fake Discord; they stop with `stack`."""
+    await asyncio.gather(*(stack.enter_async_context(running_bot(b, fake_discord)) for b in bots))
