@@ -498,8 +498,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def make_animate(fake: TimedDiscord, assets: Media, user_id: int) -> dict[str, Any]:
-    """Register one /animate interaction by `user_id` with its own two attachments; return its payload."""
+def make_animate(fake: TimedDiscord, assets: Media, user_id: int, **context: Any) -> dict[str, Any]:
+    """Register one /animate interaction by `user_id` with its own two attachments (in the default guild
+    and channel, or those `context` names); return its payload."""
     image = fake.add_attachment("face.png", assets.image, "image/png")
     audio = fake.add_attachment("voice.wav", assets.audio, "audio/wav")
     return fake.make_slash_interaction(
@@ -507,6 +508,7 @@ def make_animate(fake: TimedDiscord, assets: Media, user_id: int) -> dict[str, A
         [("image", ATTACHMENT, image), ("audio", ATTACHMENT, audio)],
         user_id=user_id,
         username=f"member{user_id % 100_000}",
+        **context,
     )
 
 

@@ -110,27 +110,28 @@ def lone_job_polls(initial_s: float, max_interval_s: float, job_s: float) -> int
         t += poll_delay(polls - 1, initial_s, max_interval_s)
 
 
-def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float) -> Settings:
+def settings_for(fake: FakeRunware, db: Path, jobs: int, scale: float, **extra: Any) -> Settings:
     """Default settings with the poll timings divided by `scale`, and nothing that would stop one member's
     `jobs` jobs from all going through at once: no money limits, no cooldown between jobs, no cost quote to
-    confirm, an active-job cap that fits them. The bench counts requests per job, not the limits."""
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        discord_token="bench-discord-token-0123456789",
-        runware_api_key=fake.api_key,
-        runware_api_url=fake.url,
-        database_url=f"sqlite:///{db}",
-        poll_initial_delay_s=DEFAULT_INITIAL_S / scale,
-        poll_max_interval_s=DEFAULT_MAX_INTERVAL_S / scale,
-        quota_user_daily_usd=None,
-        quota_user_monthly_usd=None,
-        quota_guild_monthly_usd=None,
-        quota_user_max_active_jobs=max(2, jobs),
-        quota_cooldown_s=0.0,
-        confirm_above_usd=None,
-        operator_daily_usd=None,
-        guild_budget_max_usd=None,
-    )
+    confirm, an active-job cap that fits them. The bench counts requests per job, not the limits. `extra`
+    settings are set over these (bench/webhook_delivery.py adds its fake Discord and HTTP server)."""
+    values: dict[str, Any] = {
+        "discord_token": "bench-discord-token-0123456789",
+        "runware_api_key": fake.api_key,
+        "runware_api_url": fake.url,
+        "database_url": f"sqlite:///{db}",
+        "poll_initial_delay_s": DEFAULT_INITIAL_S / scale,
+        "poll_max_interval_s": DEFAULT_MAX_INTERVAL_S / scale,
+        "quota_user_daily_usd": None,
+        "quota_user_monthly_usd": None,
+        "quota_guild_monthly_usd": None,
+        "quota_user_max_active_jobs": max(2, jobs),
+        "quota_cooldown_s": 0.0,
+        "confirm_above_usd": None,
+        "operator_daily_usd": None,
+        "guild_budget_max_usd": None,
+    }
+    return Settings(_env_file=None, **{**values, **extra})  # type: ignore[call-arg]
 
 
 def post_type(body: Any) -> str:

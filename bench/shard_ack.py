@@ -54,7 +54,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ack_latency import (
-    ATTACHMENT,
     CALLBACKS_TIMEOUT_S,
     CONNECT_TIMEOUT_S,
     LATE_S,
@@ -63,6 +62,7 @@ from bench.ack_latency import (
     Media,
     Options,
     TimedDiscord,
+    make_animate,
     percentile,
 )
 from bench.pg_throughput import URL, fresh_schema, postgres_problem
@@ -112,16 +112,7 @@ class Result:
 
 def animate(fake: TimedDiscord, assets: Media, user_id: int, guild_id: int) -> dict[str, Any]:
     """One /animate in `guild_id` by `user_id` with its own two attachments, registered; its payload."""
-    image = fake.add_attachment("face.png", assets.image, "image/png")
-    audio = fake.add_attachment("voice.wav", assets.audio, "audio/wav")
-    return fake.make_slash_interaction(
-        "animate",
-        [("image", ATTACHMENT, image), ("audio", ATTACHMENT, audio)],
-        guild_id=guild_id,
-        channel_id=channel_of(guild_id),
-        user_id=user_id,
-        username=f"member{user_id % 100_000}",
-    )
+    return make_animate(fake, assets, user_id, guild_id=guild_id, channel_id=channel_of(guild_id))
 
 
 async def no_consent(schema: str) -> None:

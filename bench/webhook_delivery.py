@@ -52,6 +52,7 @@ from aiohttp import web
 # Run as `python bench/webhook_delivery.py`: make the project's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.runware_requests import settings_for as runware_settings
 from bot import VideoBot, point_discord_at
 from core.models import GuildSettingsPatch
 from core.runware import RunwareClient
@@ -70,8 +71,6 @@ from tests.fakes.runware import FakeRunware
 
 JOB_SECONDS = 120.0
 GOAL_P99_MS = 250.0
-DEFAULT_INITIAL_S = float(Settings.model_fields["poll_initial_delay_s"].default)
-DEFAULT_MAX_INTERVAL_S = float(Settings.model_fields["poll_max_interval_s"].default)
 ATTACHMENT = 11  # the option type of an attachment
 ADMIN_ID = 200_000_000_000_000_900
 JOB_NUMBER = re.compile(r"#(\d+)")
@@ -118,25 +117,17 @@ def free_port() -> int:
 def settings_for(
     fake: FakeRunware, discord: FakeDiscord, db: Path, jobs: int, scale: float, port: int | None
 ) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    """runware_requests' settings (poll timings divided by `scale`, no limits in the way) on the fake
+    Discord, with the HTTP server on `port` as the webhook's address (no webhook without one)."""
+    return runware_settings(
+        fake,
+        db,
+        jobs,
+        scale,
         discord_token=discord.token,
         discord_api_base=discord.api_base,
         discord_gateway_url=discord.gateway_url,
-        runware_api_key=fake.api_key,
-        runware_api_url=fake.url,
-        database_url=f"sqlite:///{db}",
         dev_guild_id=GUILD_ID,
-        poll_initial_delay_s=DEFAULT_INITIAL_S / scale,
-        poll_max_interval_s=DEFAULT_MAX_INTERVAL_S / scale,
-        quota_user_daily_usd=None,
-        quota_user_monthly_usd=None,
-        quota_guild_monthly_usd=None,
-        quota_user_max_active_jobs=max(2, jobs),
-        quota_cooldown_s=0.0,
-        confirm_above_usd=None,
-        operator_daily_usd=None,
-        guild_budget_max_usd=None,
         http_port=port,
         public_url=f"http://127.0.0.1:{port}" if port else None,
     )

@@ -21,7 +21,14 @@ from core.models import (
 from core.ports import JobEvent, JobNotice
 from storage.postgres.connection import Db, PostgresConnection, rowcount
 from storage.postgres.rows import ACTIVE_SQL, JOB_COLUMNS, WAITING_SQL, job_from_row
-from storage.postgres.statements import append_ledger, job_in, lock_guild, lock_operator_day, usage_in
+from storage.postgres.statements import (
+    append_ledger,
+    append_refund,
+    job_in,
+    lock_guild,
+    lock_operator_day,
+    usage_in,
+)
 
 # Leases: the same rules as storage/sqlite/jobs.py (a runner step names its owner and changes nothing once
 # another process has claimed the job; a terminal step lets go). A plain UPDATE checks `lease_owner` in
@@ -328,16 +335,7 @@ class PostgresJobs(PostgresConnection):
                 late_until,
                 job_id,
             )
-            await append_ledger(
-                db,
-                job.guild_id,
-                job.user_id,
-                job_id,
-                LedgerKind.REFUND,
-                -job.estimate_micros,
-                job.created_at,
-                now,
-            )
+            await append_refund(db, job, now)
             return await job_in(db, job_id)
 
     async def complete_late_job(
@@ -452,16 +450,7 @@ class PostgresJobs(PostgresConnection):
                 job_id,
             )
             assert row is not None
-            await append_ledger(
-                db,
-                job.guild_id,
-                job.user_id,
-                job_id,
-                LedgerKind.REFUND,
-                -job.estimate_micros,
-                job.created_at,
-                now,
-            )
+            await append_refund(db, job, now)
             # Delivered at the COMMIT: its outcome is recorded (nothing to post), for the acknowledgement.
             await self._notify(db, JobNotice(JobEvent.DELIVERED, job_id))
             return job_from_row(row)

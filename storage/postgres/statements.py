@@ -124,6 +124,14 @@ async def append_ledger(
     )
 
 
+async def append_refund(db: Db, job: Job, now: float) -> None:
+    """The job's whole reservation given back: a refund of its estimate, counted when the job was made
+    (the caller holds the guild's lock)."""
+    await append_ledger(
+        db, job.guild_id, job.user_id, job.id, LedgerKind.REFUND, -job.estimate_micros, job.created_at, now
+    )
+
+
 async def job_in(db: Db, job_id: int, *, for_update: bool = False) -> Job:
     """One job, read inside the caller's transaction (locked until it ends with `for_update`, so a step
     that checks the job's state then changes it sees the state another process just committed); KeyError

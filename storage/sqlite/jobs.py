@@ -22,7 +22,7 @@ from core.models import (
 from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import ACTIVE_SQL, JOB_COLUMNS, WAITING_SQL, job_from_row
-from storage.sqlite.statements import append_ledger, job_in, usage_in
+from storage.sqlite.statements import append_ledger, append_refund, job_in, usage_in
 
 # Leases. A runner step passes its `owner`; with None (the service's own steps) the lease is not checked.
 # Why a check in the statement rather than a fencing token: the owner is already one per process and a
@@ -324,16 +324,7 @@ class SqliteJobs(SqliteConnection):
                     job_id,
                 ),
             )
-            await append_ledger(
-                db,
-                job.guild_id,
-                job.user_id,
-                job_id,
-                LedgerKind.REFUND,
-                -job.estimate_micros,
-                job.created_at,
-                now,
-            )
+            await append_refund(db, job, now)
             return await job_in(db, job_id)
 
     async def complete_late_job(
@@ -430,16 +421,7 @@ class SqliteJobs(SqliteConnection):
             if not rows:
                 return None
             job = job_from_row(next(iter(rows)))
-            await append_ledger(
-                db,
-                job.guild_id,
-                job.user_id,
-                job_id,
-                LedgerKind.REFUND,
-                -job.estimate_micros,
-                job.created_at,
-                now,
-            )
+            await append_refund(db, job, now)
         # After the COMMIT: its outcome is recorded (nothing to post), for the acknowledgement's holder.
         self._fanout.deliver(JobNotice(JobEvent.DELIVERED, job_id))
         return job

@@ -86,6 +86,14 @@ async def append_ledger(
     )
 
 
+async def append_refund(db: aiosqlite.Connection, job: Job, now: float) -> None:
+    """The job's whole reservation given back: a refund of its estimate, counted when the job was
+    made."""
+    await append_ledger(
+        db, job.guild_id, job.user_id, job.id, LedgerKind.REFUND, -job.estimate_micros, job.created_at, now
+    )
+
+
 async def job_in(db: aiosqlite.Connection, job_id: int) -> Job:
     """One job, read inside the caller's transaction; KeyError if there is none."""
     rows = list(await db.execute_fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import pytest
@@ -15,10 +16,14 @@ from core.ports import Store
 from core.runner import JobRunner
 from core.runware import RunwareClient
 from core.settings import Settings
+from storage.postgres import PostgresStore
+from storage.sqlite import SqliteStore
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
-from tests.databases import Database
+from tests.databases import Database, SqliteDatabase
 from tests.fakes.runware import FakeRunware
+
+M = TypeVar("M")
 
 
 @dataclass
@@ -45,6 +50,20 @@ class Rig:
 
     async def next_finished(self, timeout: float = 10.0) -> Job:
         return await asyncio.wait_for(self.finished.get(), timeout)
+
+    def parts_on(
+        self, store: Store, clock: Callable[[], float], **runner_options: Any
+    ) -> tuple[JobRunner, JobService, asyncio.Queue[Job]]:
+        """A runner (with `clock` and `runner_options`) and a service of their own on another `store`, with
+        the rig's client and settings; the queue the runner's finished jobs land in."""
+        finished: asyncio.Queue[Job] = asyncio.Queue()
+        runner = JobRunner(
+            store, self.client, self.settings, on_finished=finished.put_nowait, clock=clock, **runner_options
+        )
+        service = JobService(
+            store, self.client, self.settings, wake_runner=runner.wake, hold_upload=runner.lease
+        )
+        return runner, service, finished
 
 
 @pytest.fixture
@@ -89,3 +108,13 @@ def request(seconds: float = 3.0, user_id: int = 42) -> AnimateRequest:
     return AnimateRequest(
         guild_id=1, channel_id=2, user_id=user_id, image=media.png(400, 500), audio=media.wav(seconds)
     )
+
+
+async def open_mixed(database: Database, mixin: type[M]) -> M:
+    """The test's database opened through its backend's real store with `mixin` in front of it (a store
+    that behaves otherwise at one call), on either backend."""
+    backend: Any = SqliteStore if isinstance(database, SqliteDatabase) else PostgresStore
+    store_class: Any = type(f"{mixin.__name__}{backend.__name__}", (mixin, backend), {})
+    if isinstance(database, SqliteDatabase):
+        return cast(M, await store_class.open(str(database.path)))
+    return cast(M, await store_class.open(database.url))

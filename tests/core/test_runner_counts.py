@@ -8,15 +8,10 @@ import asyncio
 import time
 from typing import Any
 
-from core.jobs import JobService
-from core.models import Job, JobStatus
+from core.models import JobStatus
 from core.observe import NullObserver
 from core.ports import Store, StoreUnavailable
-from core.runner import JobRunner
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
-from tests.core.conftest import Rig, request
-from tests.databases import Database, SqliteDatabase
+from tests.core.conftest import Rig, open_mixed, request
 
 
 class Counting(NullObserver):
@@ -47,35 +42,12 @@ class LosesTheFirstSubmittedMark:
         return bool(await super().mark_submitted(*args, **options))  # type: ignore[misc]
 
 
-class LosingSqlite(LosesTheFirstSubmittedMark, SqliteStore):
-    pass
-
-
-class LosingPostgres(LosesTheFirstSubmittedMark, PostgresStore):
-    pass
-
-
-async def open_losing(database: Database) -> LosesTheFirstSubmittedMark:
-    if isinstance(database, SqliteDatabase):
-        return await LosingSqlite.open(str(database.path))
-    return await LosingPostgres.open(database.url)
-
-
 async def test_a_submit_whose_record_was_lost_is_counted_once(rig: Rig) -> None:
-    losing = await open_losing(rig.database)
+    losing = await open_mixed(rig.database, LosesTheFirstSubmittedMark)
     store: Store = losing  # type: ignore[assignment]
     now = [time.time()]
     observer = Counting()
-    finished: asyncio.Queue[Job] = asyncio.Queue()
-    runner = JobRunner(
-        store,
-        rig.client,
-        rig.settings,
-        on_finished=finished.put_nowait,
-        clock=lambda: now[0],
-        observer=observer,
-    )
-    service = JobService(store, rig.client, rig.settings, wake_runner=runner.wake, hold_upload=runner.lease)
+    runner, service, finished = rig.parts_on(store, lambda: now[0], observer=observer)
     try:
         job = (await service.accept(request())).job
         now[0] = time.time()

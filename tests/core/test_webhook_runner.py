@@ -8,16 +8,11 @@ import asyncio
 import time
 from typing import Any
 
-from core.jobs import JobService
-from core.models import Job, JobStatus
+from core.models import JobStatus
 from core.ports import Store
-from core.runner import JobRunner
 from core.runware import TaskResult, TaskState
 from core.webhooks import encode_result
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
-from tests.core.conftest import Rig, request
-from tests.databases import Database, SqliteDatabase
+from tests.core.conftest import Rig, open_mixed, request
 
 
 class KeepsDuringThePoll:
@@ -39,38 +34,14 @@ class KeepsDuringThePoll:
         return int(await super().schedule_polls(updates, now, **options))  # type: ignore[misc]
 
 
-class HookedSqlite(KeepsDuringThePoll, SqliteStore):
-    pass
-
-
-class HookedPostgres(KeepsDuringThePoll, PostgresStore):
-    pass
-
-
-async def open_hooked(database: Database) -> KeepsDuringThePoll:
-    """The test's database opened through the hooked store of its backend."""
-    if isinstance(database, SqliteDatabase):
-        return await HookedSqlite.open(str(database.path))
-    return await HookedPostgres.open(database.url)
-
-
 async def test_a_result_kept_while_the_poll_is_out_is_applied_at_the_next_pass(rig: Rig) -> None:
     rig.fake.polls_to_finish = None
     rig.fake.seconds_to_finish = 3600.0  # Runware says "processing" to every poll
     rig.fake.webhooks = "never"  # the result comes only through the hook
-    hooked = await open_hooked(rig.database)
+    hooked = await open_mixed(rig.database, KeepsDuringThePoll)
     store: Store = hooked  # type: ignore[assignment]
     now = [0.0]
-    finished: asyncio.Queue[Job] = asyncio.Queue()
-    runner = JobRunner(
-        store,
-        rig.client,
-        rig.settings,
-        on_finished=finished.put_nowait,
-        clock=lambda: now[0],
-        public_url="http://127.0.0.1:9",
-    )
-    service = JobService(store, rig.client, rig.settings, wake_runner=runner.wake, hold_upload=runner.lease)
+    runner, service, finished = rig.parts_on(store, lambda: now[0], public_url="http://127.0.0.1:9")
     try:
         job = (await service.accept(request())).job
         now[0] = time.time()

@@ -3,14 +3,16 @@ each backend (the `database` fixture: a new SQLite file or a new PostgreSQL sche
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 
-from bot import VideoBot
+from bot import VideoBot, make_bot
 from core.models import GuildSettingsPatch
 from core.ports import Store
 from core.runware import RunwareClient
@@ -172,6 +174,29 @@ class App:
     def spent(self) -> int:
         return int(self.query("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger")[0][0])
 
+    @asynccontextmanager
+    async def replaced_bot(self, **options: Any) -> AsyncIterator[VideoBot]:
+        """The app's bot closed and replaced, for the block, by a new one on the same settings, store and
+        client, made with `options` (a restart, or a bot that runs otherwise)."""
+        await self.bot.close()
+        bot = VideoBot(
+            settings=self.settings,
+            store=self.store,
+            runware=self.client,
+            guild_ready_timeout=GUILD_READY_TIMEOUT,
+            **options,
+        )
+        async with running_bot(bot, self.discord):
+            yield bot
+
+
+async def acknowledged(app: App, **context: Any) -> FakeMessage:
+    """Run /animate; its private acknowledgement."""
+    payload = await app.animate(**context)
+    ack = await app.reply_to(payload, "accepted")
+    assert ack.ephemeral
+    return ack
+
 
 @pytest.fixture
 def app_settings(database: Database) -> dict[str, Any]:
@@ -195,17 +220,25 @@ def consent_required() -> bool:
 
 
 @pytest.fixture
+def open_store(database: Database) -> Callable[[], Awaitable[Store]]:
+    """How the app opens its store on the test's database: the backend's own store (a test file may hand
+    in a store of its own making)."""
+    return database.open
+
+
+@pytest.fixture
 async def app(
     fake_discord: FakeDiscord,
     make_settings: SettingsFactory,
     app_settings: dict[str, Any],
     consent_required: bool,
     database: Database,
+    open_store: Callable[[], Awaitable[Store]],
 ) -> AsyncIterator[App]:
     async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
         settings = make_settings(runware_api_url=runware.url, runware_api_key=runware.api_key, **app_settings)
         assert settings.database_url == database.url
-        store = await database.open()
+        store = await open_store()
         if not consent_required:
             for guild_id in (GUILD_ID, BOOSTED_GUILD_ID):
                 await store.update_guild_settings(
@@ -222,3 +255,46 @@ async def app(
                 yield App(fake_discord, runware, bot, database, settings, store, client)
         finally:
             await store.close()
+
+
+async def shard_bots(
+    stack: AsyncExitStack,
+    runware: FakeRunware,
+    database: Database,
+    make_settings: SettingsFactory,
+    *per_shard: dict[str, Any],
+) -> list[VideoBot]:
+    """One bot per entry of `per_shard` (its own extra settings), shard i of len(per_shard), each with a
+    store of its own on the test's database (closed with `stack`), as separate processes would have;
+    GUILD_ID asks no consent. Made, not started: see `run_bots`."""
+    http = await stack.enter_async_context(aiohttp.ClientSession())
+    bots: list[VideoBot] = []
+    for shard, extra in enumerate(per_shard):
+        settings = make_settings(
+            runware_api_url=runware.url,
+            runware_api_key=runware.api_key,
+            database_url=database.url,
+            dev_guild_id=GUILD_ID,
+            confirm_above_usd=None,
+            shard_count=len(per_shard),
+            shard_ids=str(shard),
+            **extra,
+        )
+        store: Store = await database.open()
+        stack.push_async_callback(store.close)
+        if shard == 0:
+            await store.update_guild_settings(
+                GUILD_ID, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
+            )
+        client = RunwareClient(
+            http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
+        )
+        bots.append(
+            make_bot(settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT)
+        )
+    return bots
+
+
+async def run_bots(stack: AsyncExitStack, fake_discord: FakeDiscord, bots: list[VideoBot]) -> None:
+    """Start the bots together against the fake Discord; they stop with `stack`."""
+    await asyncio.gather(*(stack.enter_async_context(running_bot(b, fake_discord)) for b in bots))

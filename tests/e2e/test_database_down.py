@@ -7,26 +7,18 @@ done, its answer lost) is raised by the wrapper after a real COMMIT, to test the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from bot import VideoBot
-from core.models import GuildSettingsPatch
-from core.ports import StoreUnavailable
-from core.runware import RunwareClient
+from core.ports import Store, StoreUnavailable
 from storage.postgres import PostgresStore
 from storage.postgres.connection import Db
-from tests.conftest import SettingsFactory
 from tests.databases import Database
-from tests.e2e.conftest import ADMIN_ID, App
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_fixtures import BOOSTED_GUILD_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
-from tests.fakes.runware import FakeRunware
+from tests.e2e.conftest import App
 from tests.postgres import TEST_POSTGRES_URL
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
@@ -89,32 +81,15 @@ async def end_session(db: Db) -> None:
 
 
 @pytest.fixture
-async def app(
-    fake_discord: FakeDiscord,
-    make_settings: SettingsFactory,
-    app_settings: dict[str, Any],
-    database: Database,
-) -> AsyncIterator[App]:
+def open_store(database: Database) -> Callable[[], Awaitable[Store]]:
     """The e2e app (tests/e2e/conftest.py) on a FaultyStore."""
-    async with FakeRunware(polls_to_finish=2) as runware, aiohttp.ClientSession() as http:
-        settings = make_settings(runware_api_url=runware.url, runware_api_key=runware.api_key, **app_settings)
+
+    async def faulty() -> Store:
         store = await FaultyStore.open(database.url)
         store.faults = {}
-        for guild_id in (GUILD_ID, BOOSTED_GUILD_ID):
-            await store.update_guild_settings(
-                guild_id, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
-            )
-        client = RunwareClient(
-            http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
-        )
-        bot = VideoBot(
-            settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT
-        )
-        try:
-            async with running_bot(bot, fake_discord):
-                yield App(fake_discord, runware, bot, database, settings, store, client)
-        finally:
-            await store.close()
+        return store
+
+    return faulty
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -11,19 +11,15 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 
-from bot import VideoBot, make_bot
-from core.models import GuildSettingsPatch
-from core.ports import Store
-from core.runware import RunwareClient
+from bot import VideoBot
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
 from tests.databases import Database
-from tests.e2e.conftest import ADMIN_ID, ATTACHMENT
+from tests.e2e.conftest import ATTACHMENT, run_bots, shard_bots
 from tests.fakes.discord import FakeDiscord, FakeMessage
-from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID
 from tests.fakes.runware import FakeRunware
 
 
@@ -61,33 +57,8 @@ async def two(
     if database.backend == "sqlite":
         pytest.skip("SQLite's notifications stay in one process (see the README: several processes)")
     async with FakeRunware(polls_to_finish=4) as runware, contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        bots: list[VideoBot] = []
-        for shard in (0, 1):
-            settings = make_settings(
-                runware_api_url=runware.url,
-                runware_api_key=runware.api_key,
-                database_url=database.url,
-                dev_guild_id=GUILD_ID,
-                confirm_above_usd=None,
-                shard_count=2,
-                shard_ids=str(shard),
-            )
-            store: Store = await database.open()
-            stack.push_async_callback(store.close)
-            if shard == 0:
-                await store.update_guild_settings(
-                    GUILD_ID, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
-                )
-            client = RunwareClient(
-                http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
-            )
-            bots.append(
-                make_bot(
-                    settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT
-                )
-            )
-        await asyncio.gather(*(stack.enter_async_context(running_bot(b, fake_discord)) for b in bots))
+        bots = await shard_bots(stack, runware, database, make_settings, {}, {})
+        await run_bots(stack, fake_discord, bots)
         yield Two(fake_discord, runware, bots[0], bots[1], database)
 
 

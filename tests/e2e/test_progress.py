@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
 from bot import VideoBot
-from tests.e2e.conftest import App
+from tests.e2e.conftest import App, acknowledged
 from tests.fakes.discord import FakeMessage
-from tests.fakes.discord_fixtures import GUILD_READY_TIMEOUT, running_bot
 from tests.fakes.runware import Outcome
 
 # Members whose jobs are in line before the tested member's.
@@ -31,29 +30,10 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
     return {**app_settings, "quota_user_daily_usd": 20.0, "quota_user_max_active_jobs": 20}
 
 
-@asynccontextmanager
-async def quick_bot(app: App, *, run_jobs: bool) -> AsyncIterator[VideoBot]:
+def quick_bot(app: App, *, run_jobs: bool) -> AbstractAsyncContextManager[VideoBot]:
     """The app's bot replaced by one whose acknowledgements may change every QUICK_S; with
     `run_jobs=False` its runner does not run, and accepted jobs wait in line until the test runs a pass."""
-    await app.bot.close()
-    bot = VideoBot(
-        settings=app.settings,
-        store=app.store,
-        runware=app.client,
-        run_jobs=run_jobs,
-        ack_interval_s=QUICK_S,
-        guild_ready_timeout=GUILD_READY_TIMEOUT,
-    )
-    async with running_bot(bot, app.discord):
-        yield bot
-
-
-async def acknowledged(app: App, **context: Any) -> FakeMessage:
-    """Run /animate; its private acknowledgement."""
-    payload = await app.animate(**context)
-    ack = await app.reply_to(payload, "accepted")
-    assert ack.ephemeral
-    return ack
+    return app.replaced_bot(run_jobs=run_jobs, ack_interval_s=QUICK_S)
 
 
 def texts(app: App, ack: FakeMessage) -> list[str]:

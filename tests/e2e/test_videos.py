@@ -5,8 +5,7 @@ charged), and racing the runner's submit."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -14,16 +13,14 @@ import pytest
 from bot import VideoBot
 from core.models import Job, Limits, NewJob
 from tests.conftest import reserve
-from tests.e2e.conftest import App, button, labels
+from tests.e2e.conftest import App, acknowledged, button, labels
 from tests.fakes.discord import DEFAULT_USER_ID, FakeMessage
 from tests.fakes.discord_fixtures import (
     BOOSTED_CHANNEL_ID,
     BOOSTED_GUILD_ID,
     CHANNEL_ID,
     GUILD_ID,
-    GUILD_READY_TIMEOUT,
     NSFW_CHANNEL_ID,
-    running_bot,
 )
 
 OTHER_MEMBER = 200_000_000_000_000_099
@@ -35,28 +32,10 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
     return {**app_settings, "quota_user_daily_usd": 20.0, "quota_user_max_active_jobs": 20}
 
 
-@asynccontextmanager
-async def bot_without_runner(app: App) -> AsyncIterator[VideoBot]:
+def bot_without_runner(app: App) -> AbstractAsyncContextManager[VideoBot]:
     """The app's bot replaced by one whose job runner does not run: accepted jobs stay queued (Runware hears
     of nothing) until the test runs a runner pass itself."""
-    await app.bot.close()
-    bot = VideoBot(
-        settings=app.settings,
-        store=app.store,
-        runware=app.client,
-        run_jobs=False,
-        guild_ready_timeout=GUILD_READY_TIMEOUT,
-    )
-    async with running_bot(bot, app.discord):
-        yield bot
-
-
-async def acknowledged(app: App, **context: Any) -> FakeMessage:
-    """Run /animate; its private acknowledgement."""
-    payload = await app.animate(**context)
-    ack = await app.reply_to(payload, "accepted")
-    assert ack.ephemeral
-    return ack
+    return app.replaced_bot(run_jobs=False)
 
 
 async def videos(app: App, **context: Any) -> FakeMessage:
@@ -137,16 +116,7 @@ async def test_videos_shows_the_members_videos_and_pages_after_a_restart(app: Ap
     assert "failed, not charged" in page.content  # job 3
     assert "download link expired" in page.content  # the stored videos are from 1970
     assert labels(page) == ["Older"]
-    await app.bot.close()
-    async with running_bot(
-        VideoBot(
-            settings=app.settings,
-            store=app.store,
-            runware=app.client,
-            guild_ready_timeout=GUILD_READY_TIMEOUT,
-        ),
-        app.discord,
-    ):
+    async with app.replaced_bot():
         await app.click(page, "Older")
         await app.discord.wait_for(lambda: shown(app.discord.message(page.id)) == [2, 1])
         older = app.discord.message(page.id)

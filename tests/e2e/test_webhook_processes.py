@@ -5,25 +5,20 @@ Runware."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 import pytest
 
-from bot import VideoBot, make_bot
-from core.models import GuildSettingsPatch
-from core.ports import Store
-from core.runware import RunwareClient
+from bot import VideoBot
 from tests import media_factory as media
 from tests.conftest import SettingsFactory
 from tests.databases import Database
-from tests.e2e.conftest import ADMIN_ID, ATTACHMENT
+from tests.e2e.conftest import ATTACHMENT, run_bots, shard_bots
 from tests.e2e.test_webhooks import free_port
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, GUILD_READY_TIMEOUT, running_bot
+from tests.fakes.discord_fixtures import CHANNEL_ID
 from tests.fakes.runware import FakeRunware
 
 # Long enough that neither a poll (the safety net comes after 10 × this) nor a lease's end (3 × this)
@@ -56,37 +51,19 @@ async def two(
     port_a, port_b = free_port(), free_port()
     b_url = f"http://127.0.0.1:{port_b}"
     async with FakeRunware(seconds_to_finish=3600.0) as runware, contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        bots: list[VideoBot] = []
-        for shard, port in ((0, port_a), (1, port_b)):
-            settings = make_settings(
-                runware_api_url=runware.url,
-                runware_api_key=runware.api_key,
-                database_url=database.url,
-                dev_guild_id=GUILD_ID,
-                confirm_above_usd=None,
-                shard_count=2,
-                shard_ids=str(shard),
-                http_port=port,
-                public_url=b_url,
-                poll_max_interval_s=POLL_MAX_INTERVAL_S,
-            )
-            store: Store = await database.open()
-            stack.push_async_callback(store.close)
-            if shard == 0:
-                await store.update_guild_settings(
-                    GUILD_ID, GuildSettingsPatch(consent_required=False), ADMIN_ID, 0.0
-                )
-            client = RunwareClient(
-                http, api_url=runware.url, api_key=settings.runware_api_key, timeout_s=2.0, retry_base_s=0.01
-            )
-            bot = make_bot(
-                settings=settings, store=store, runware=client, guild_ready_timeout=GUILD_READY_TIMEOUT
-            )
+        common = {"public_url": b_url, "poll_max_interval_s": POLL_MAX_INTERVAL_S}
+        bots = await shard_bots(
+            stack,
+            runware,
+            database,
+            make_settings,
+            {"http_port": port_a, **common},
+            {"http_port": port_b, **common},
+        )
+        for bot in bots:
             # A runner with nothing due sleeps for an hour: only a wake-up makes it look sooner.
             bot.runner.idle_sleep_s = 3600.0
-            bots.append(bot)
-        await asyncio.gather(*(stack.enter_async_context(running_bot(b, fake_discord)) for b in bots))
+        await run_bots(stack, fake_discord, bots)
         yield Two(fake_discord, runware, bots[0], bots[1], database, b_url)
 
 

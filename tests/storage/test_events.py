@@ -5,7 +5,6 @@ connection comes back after the database ends it; on SQLite they stay in the pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,7 +15,7 @@ from core.models import Job
 from core.ports import JobEvent, JobNotice, NoticeStream, Store
 from storage.events import decode, encode
 from tests.databases import Database, PostgresDatabase
-from tests.postgres import TEST_POSTGRES_URL
+from tests.postgres import TEST_POSTGRES_URL, PostgresProxy
 from tests.storage.builders import NOW, posted_job
 
 
@@ -165,59 +164,6 @@ async def test_the_listening_connection_comes_back(
     assert [r for r in caplog.records if r.exc_info] == []
 
 
-class StallingProxy:
-    """A TCP proxy to PostgreSQL whose `stall()` stops forwarding on every connection open at that moment
-    while keeping its sockets open (a network path that died silently: no RST, no FIN); connections made
-    afterwards are forwarded as usual."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._upstream = (host, port)
-        self._server: asyncio.Server | None = None
-        self._stalled: list[asyncio.Event] = []
-        self._writers: list[asyncio.StreamWriter] = []
-        self._pumps: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        stalled = asyncio.Event()
-        self._stalled.append(stalled)
-        self._writers += [writer, up_writer]
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pump(source, sink, stalled))
-            self._pumps.add(task)
-            task.add_done_callback(self._pumps.discard)
-
-    async def _pump(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, stalled: asyncio.Event
-    ) -> None:
-        with contextlib.suppress(OSError):
-            while data := await source.read(65536):
-                if stalled.is_set():
-                    await asyncio.Event().wait()  # swallowed, and nothing more is read
-                sink.write(data)
-                await sink.drain()
-        sink.close()
-
-    def stall(self) -> None:
-        for stalled in self._stalled:
-            stalled.set()
-
-    async def close(self) -> None:
-        for writer in self._writers:
-            writer.transport.abort()
-        for task in list(self._pumps):
-            task.cancel()
-        await asyncio.gather(*self._pumps, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-
 async def test_a_listening_connection_that_died_silently_is_replaced(
     database: Database, store: Store
 ) -> None:
@@ -226,17 +172,11 @@ async def test_a_listening_connection_that_died_silently_is_replaced(
     flow again (after a RESYNC). Without the check it would wait forever and hear nothing."""
     if not isinstance(database, PostgresDatabase):
         pytest.skip("SQLite has no connection to lose for notifications")
-    from urllib.parse import urlsplit
-
     from storage.postgres import PostgresStore
 
-    parts = urlsplit(database.url)
-    proxy = StallingProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxy = PostgresProxy(database.url)
     await proxy.start()
-    proxied = database.url.replace(
-        parts.netloc, parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}")
-    )
-    listening = await PostgresStore.open(proxied)
+    listening = await PostgresStore.open(proxy.route(database.url))
     try:
         stream = await subscribed(database, listening)
         proxy.stall()

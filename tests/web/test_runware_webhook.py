@@ -4,11 +4,8 @@ not Runware can send, and what it gets. Every such call is answered with a 4xx a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -19,7 +16,7 @@ from core.runware import RunwareClient
 from core.webhooks import WebhookReceiver, new_token, token_hash, webhook_url
 from storage.postgres import PostgresStore
 from tests.databases import Database
-from tests.postgres import TEST_POSTGRES_URL
+from tests.postgres import PostgresProxy
 from tests.storage.builders import reserved
 from web.runware_webhook import add_runware_webhook
 from web.server import HttpServer
@@ -84,55 +81,13 @@ async def test_a_deeply_nested_body_is_invalid_not_an_error(
     assert await store.webhook_results([job_id]) == {}
 
 
-class CuttableProxy:
-    """A TCP proxy to PostgreSQL that `cut()` ends: open connections closed, new ones refused (the
-    database gone from this process's point of view)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._upstream = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._pumps: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        self._writers += [writer, up_writer]
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pump(source, sink))
-            self._pumps.add(task)
-            task.add_done_callback(self._pumps.discard)
-
-    @staticmethod
-    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        sink.close()
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-
-
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 async def test_a_database_outage_is_answered_503_at_the_token_check_too(database: Database) -> None:
     """The database stops answering before a call's token is checked: 503 (Runware tries again later),
     as when it stops while the result is kept; not a 500 with a traceback. (SQLite has no outage.)"""
-    upstream = urlsplit(TEST_POSTGRES_URL)
-    proxy = CuttableProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
+    proxy = PostgresProxy()
     await proxy.start()
-    store = await PostgresStore.open(
-        database.url.replace(upstream.netloc.rpartition("@")[2], f"127.0.0.1:{proxy.port}", 1)
-    )
+    store = await PostgresStore.open(proxy.route(database.url))
     counted: list[str] = []
     try:
         job_id, task_uuid, token = await submitting(store)
