@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._i18n import ENGLISH, N_, Words, member_words
-from cogs._ui import NOT_HERE, button_errors, check_private_to, fit, message_link, send
+from cogs._ui import NOT_HERE, button_errors, check_private_to, check_stored_ids, fit, message_link, send
 from cogs._wording import NO_MORE_VIDEOS, NO_VIDEOS, VIDEOS_TITLE, cancel_text, video_line
 from cogs.delivery import end_acknowledgement
 from core.errors import UserFacingError
@@ -162,6 +162,7 @@ class VideosButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAG
         await interaction.response.defer()
         async with button_errors(interaction):
             check_member(interaction, self.guild_id, self.channel_id, self.user_id)
+            check_stored_ids(self.before)
             page = await interaction.client.jobs.job_page(self.guild_id, self.user_id, self.before)
             _ = member_words(interaction)
             view = page_view(_, page, self.guild_id, self.channel_id, self.user_id)
@@ -195,6 +196,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CAN
         bot = interaction.client
         await interaction.response.defer()
         async with button_errors(interaction):
+            check_stored_ids(self.job_id, 0 if self.on == ON_ACK else int(self.on))
             job = await bot.jobs.get_job(self.job_id)
             if job is None:
                 raise UserFacingError(NOT_HERE)

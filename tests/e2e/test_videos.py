@@ -299,3 +299,23 @@ async def test_cancel_racing_the_runners_submit_has_one_winner(app: App) -> None
     await app.bot.runner.submits_done()
     sent = {t["taskUUID"] for t in app.runware.tasks_of_type("videoInference")}
     assert {u for u, cancelled in outcomes if not cancelled} == sent
+
+
+async def test_a_forged_press_with_a_number_too_big_for_the_database_is_refused(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A custom_id is the sender's to write: a page or job number past the database's integers (here on
+    the member's own page, in its own channel) is refused as any forged press is, never an apology with a
+    traceback in the log."""
+    huge = "9" * 30
+    await stored_jobs(app, 6)
+    page = await videos(app)
+    where = f"{GUILD_ID}:{CHANNEL_ID}:{DEFAULT_USER_ID}"
+    for custom_id in (
+        f"vq:videos:o:{huge}:{where}",
+        f"vq:cancel:{huge}:{CHANNEL_ID}:ack",
+        f"vq:cancel:{huge}:{CHANNEL_ID}:0",
+    ):
+        await app.forge(custom_id, page.id)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert shown(app.discord.message(page.id)) == [6, 5, 4, 3, 2]
