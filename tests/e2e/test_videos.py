@@ -341,6 +341,11 @@ async def test_a_forged_press_with_a_number_too_big_for_the_database_is_refused(
         f"vq:videos:o:{huge}:{where}",
         f"vq:cancel:{huge}:{CHANNEL_ID}:ack",
         f"vq:cancel:{huge}:{CHANNEL_ID}:0",
+        # The older buttons, the same way.
+        f"vq:quote:confirm:{huge}",
+        f"vq:consent:accept:{huge}",
+        f"vq:result:report:{huge}",
+        f"vq:report:dismiss:{huge}",
     ):
         await app.forge(custom_id, page.id)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
