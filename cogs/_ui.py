@@ -164,6 +164,17 @@ def check_pressed_on(
         raise UserFacingError(NOT_HERE)
 
 
+# The largest number the database stores (a signed 64-bit integer): a job, quote or page number past it is
+# in no row, and the database refuses even to compare with it.
+MAX_STORED_ID = 2**63 - 1
+
+
+def check_stored_ids(*numbers: int) -> None:
+    """Refuse a press whose custom_id names a number no row can have: the id is the sender's to write."""
+    if any(n > MAX_STORED_ID for n in numbers):
+        raise UserFacingError(NOT_HERE)
+
+
 def check_private_to(interaction: discord.Interaction[Any], guild_id: int, channel_id: int) -> None:
     """Refuse a button of a private reply (whose message id the bot doesn't keep) pressed in another server
     or channel, or on a message others can see: only its member sees a private reply, so a press on one is

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs._i18n import ENGLISH, N_, Words, member_words
-from cogs._ui import NOT_HERE, answer, button_errors, check_private_to
+from cogs._ui import NOT_HERE, answer, button_errors, check_private_to, check_stored_ids
 from cogs._wording import discord_time
 from core.consent import Statement
 from core.errors import UserFacingError
@@ -103,6 +103,7 @@ class ConsentButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TE
         """Whether the press is on this request's own statement; if not, say so privately (never in place:
         a forged press's message is not the statement, and may be one that others see)."""
         async with button_errors(interaction):
+            check_stored_ids(self.request_id)
             request = await interaction.client.consent.get_request(self.request_id)
             if request is None:  # forged, or long gone
                 raise UserFacingError(NOT_HERE)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs._i18n import ENGLISH, Words, member_words
-from cogs._ui import ack_text, admit, button_errors, check_private_to
+from cogs._ui import ack_text, admit, button_errors, check_private_to, check_stored_ids
 from cogs._wording import discord_time
 from cogs.delivery import acknowledgement_text, track_acknowledgement
 from cogs.videos import ack_view
@@ -83,6 +83,7 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
         accepted = None
         _ = member_words(interaction)
         async with button_errors(interaction):
+            check_stored_ids(self.quote_id)
             quote = await bot.jobs.get_quote(self.quote_id)
             if quote is not None:  # (an unknown quote is refused below)
                 check_private_to(interaction, quote.guild_id, quote.channel_id)

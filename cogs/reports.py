@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs._i18n import ENGLISH, N_, Words, guild_words, member_words
-from cogs._ui import NO_MENTIONS, button_errors, check_pressed_on, message_link, send
+from cogs._ui import NO_MENTIONS, button_errors, check_pressed_on, check_stored_ids, message_link, send
 from cogs._wording import discord_time
 from core.errors import UserFacingError
 from core.models import Job, Report, ReportState
@@ -64,6 +64,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_RES
         """Answered privately: the channel sees only the video disappear."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with button_errors(interaction):
+            check_stored_ids(self.job_id)
             # A server the operator no longer serves keeps its old results: their buttons do nothing.
             interaction.client.moderation.check_guild(interaction.guild_id)
             job = await interaction.client.moderation.posted_job(self.job_id)
@@ -102,6 +103,7 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_REP
         bot = interaction.client
         await interaction.response.defer()  # the report message is updated below
         async with button_errors(interaction):
+            check_stored_ids(self.report_id)
             bot.moderation.check_guild(interaction.guild_id)  # as on a result, and every command
             if not interaction.permissions.manage_messages:
                 raise UserFacingError(NOT_A_MODERATOR)

@@ -222,32 +222,64 @@ def waiting_notice(interaction: discord.Interaction[VideoBot]) -> Callable[[], A
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus")
+# The types the checks accept (core/media.py), as Discord labels them.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+AUDIO_TYPES = (
+    *("audio/mpeg", "audio/mp3", "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"),
+    *("audio/flac", "audio/x-flac", "audio/ogg", "audio/opus"),
+)
+
+
+def _kind(attachment: discord.Attachment) -> str:
+    return (attachment.content_type or "").split(";")[0].strip().lower()
 
 
 def _is_image(attachment: discord.Attachment) -> bool:
-    kind = attachment.content_type or ""
-    return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+    return _kind(attachment).startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _is_usable_image(attachment: discord.Attachment) -> bool:
+    return _kind(attachment) in IMAGE_TYPES or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _is_audio(attachment: discord.Attachment) -> bool:
-    kind = attachment.content_type or ""
     return (
-        kind.startswith("audio/")
+        _kind(attachment).startswith("audio/")
         or attachment.is_voice_message()
         or attachment.filename.lower().endswith(AUDIO_EXTENSIONS)
     )
 
 
+def _is_usable_audio(attachment: discord.Attachment) -> bool:
+    return (
+        _kind(attachment) in AUDIO_TYPES
+        or attachment.is_voice_message()
+        or attachment.filename.lower().endswith(AUDIO_EXTENSIONS)
+    )
+
+
+def _first(
+    attachments: list[discord.Attachment],
+    kind: Callable[[discord.Attachment], bool],
+    usable: Callable[[discord.Attachment], bool],
+    other: discord.Attachment | None = None,
+) -> discord.Attachment | None:
+    """The first attachment of a kind the checks accept, else the first of that kind at all (whose check
+    then says what is wrong with it): a GIF listed before the portrait must not hide it."""
+    found = [a for a in attachments if kind(a) and a is not other]
+    return next((a for a in found if usable(a)), found[0] if found else None)
+
+
 def message_files(message: discord.Message) -> tuple[discord.Attachment | None, discord.Attachment | None]:
-    """The portrait and the voice clip of a message: its first image and its first audio file (a voice
+    """The portrait and the voice clip of a message: its first usable image and audio file (a voice
     message's recording counts). Discord sends a voice message alone, so one that replies to the
     member's own message with the photo takes the photo from there (and the other way round)."""
-    image = next((a for a in message.attachments if _is_image(a)), None)
-    audio = next((a for a in message.attachments if _is_audio(a) and a is not image), None)
+    image = _first(message.attachments, _is_image, _is_usable_image)
+    audio = _first(message.attachments, _is_audio, _is_usable_audio, image)
     replied = message.reference.resolved if message.reference is not None else None
     if isinstance(replied, discord.Message) and replied.author.id == message.author.id:
-        image = image or next((a for a in replied.attachments if _is_image(a)), None)
-        audio = audio or next((a for a in replied.attachments if _is_audio(a)), None)
+        image = image or _first(replied.attachments, _is_image, _is_usable_image)
+        audio = audio or _first(replied.attachments, _is_audio, _is_usable_audio)
     return image, audio
 
 

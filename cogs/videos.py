@@ -18,7 +18,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._i18n import ENGLISH, N_, Words, member_words
-from cogs._ui import NOT_HERE, button_errors, check_private_to, fit, message_link, send
+from cogs._ui import (
+    MAX_MESSAGE_CHARS,
+    NOT_HERE,
+    button_errors,
+    check_private_to,
+    check_stored_ids,
+    fit,
+    message_link,
+    send,
+)
 from cogs._wording import NO_MORE_VIDEOS, NO_VIDEOS, VIDEOS_TITLE, cancel_text, video_line
 from cogs.delivery import end_acknowledgement
 from core.errors import UserFacingError
@@ -56,14 +65,23 @@ def page_text(_: Words, bot: VideoBot, page: JobPage, head: str | None = None) -
         return "\n".join([*lines, _(NO_VIDEOS) if page.before == 0 else _(NO_MORE_VIDEOS)])
     now = time.time()
     lines.append(_(VIDEOS_TITLE))
-    for job in page.jobs:
-        post = (
-            message_link(job.guild_id, job.result_channel_id, job.result_message_id)
-            if job.result_channel_id and job.result_message_id
-            else None
-        )
-        lines.append(video_line(_, job, post, _link_expiry(bot, job), now))
-    return fit(_, lines)
+    posts = [
+        message_link(job.guild_id, job.result_channel_id, job.result_message_id)
+        if job.result_channel_id and job.result_message_id
+        else None
+        for job in page.jobs
+    ]
+    rows = [
+        video_line(_, job, post, _link_expiry(bot, job), now)
+        for job, post in zip(page.jobs, posts, strict=True)
+    ]
+    # Runware's links are as long as it makes them: a page that would not fit loses download links, oldest
+    # first, never a video (the next page starts below this one's last, so a video cut would be on none).
+    for index in reversed(range(len(rows))):
+        if len("\n".join([*lines, *rows])) <= MAX_MESSAGE_CHARS:
+            break
+        rows[index] = video_line(_, page.jobs[index], posts[index], None, now)
+    return fit(_, [*lines, *rows])
 
 
 def _link_expiry(bot: VideoBot, job: Job) -> float | None:
@@ -162,6 +180,7 @@ class VideosButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_PAG
         await interaction.response.defer()
         async with button_errors(interaction):
             check_member(interaction, self.guild_id, self.channel_id, self.user_id)
+            check_stored_ids(self.before)
             page = await interaction.client.jobs.job_page(self.guild_id, self.user_id, self.before)
             _ = member_words(interaction)
             view = page_view(_, page, self.guild_id, self.channel_id, self.user_id)
@@ -195,6 +214,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_CAN
         bot = interaction.client
         await interaction.response.defer()
         async with button_errors(interaction):
+            check_stored_ids(self.job_id, 0 if self.on == ON_ACK else int(self.on))
             job = await bot.jobs.get_job(self.job_id)
             if job is None:
                 raise UserFacingError(NOT_HERE)

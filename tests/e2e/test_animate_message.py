@@ -114,3 +114,15 @@ async def test_the_checks_of_animate_apply(app: App) -> None:
     answer = await animate_message(app, app.discord.member_message(CHANNEL_ID, DEFAULT_USER_ID, files))
     assert "can't use this bot here" in answer.content
     assert [app.discord.downloads(f["id"]) for f in files] == [0, 0]
+
+
+async def test_a_file_of_a_type_animate_cannot_use_does_not_hide_one_it_can(app: App) -> None:
+    """A message with a GIF before the portrait and an M4A before the voice clip (Discord lists files in
+    the order they were added): the portrait and clip the bot reads are taken, not the first image and
+    audio file, and the unusable ones are never downloaded."""
+    gif = app.discord.add_attachment("wave.gif", b"GIF89a" + b"\0" * 64, "image/gif", channel_id=CHANNEL_ID)
+    m4a = app.discord.add_attachment("memo.m4a", b"\0" * 64, "audio/mp4", channel_id=CHANNEL_ID)
+    target = app.discord.member_message(CHANNEL_ID, DEFAULT_USER_ID, [gif, m4a, *attachments(app)])
+    ack = await animate_message(app, target)
+    assert "Job #1 accepted" in ack.content and "3.0 s" in ack.content
+    assert [app.discord.downloads(f["id"]) for f in (gif, m4a)] == [0, 0]

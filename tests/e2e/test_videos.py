@@ -4,6 +4,7 @@ charged), and racing the runner's submit."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -123,6 +124,31 @@ async def test_videos_shows_the_members_videos_and_pages_after_a_restart(app: Ap
         assert labels(older) == ["Newer"]
         await app.click(older, "Newer")
         await app.discord.wait_for(lambda: shown(app.discord.message(page.id)) == [9, 6, 5, 4, 3])
+
+
+@pytest.mark.parametrize("locale", ["en-US", "de", "es-ES", "pt-BR"])
+async def test_a_page_of_videos_with_long_links_fits_one_message_and_hides_none(
+    app: App, locale: str
+) -> None:
+    """Five ready videos whose download links are long (Runware's URLs are its own to choose): the page
+    stays within Discord's 2000 characters in every language and shows all five, since the next page
+    starts below the fifth (a video cut from this one would be on no page)."""
+    now = time.time()
+    for _ in range(6):
+        new = NewJob(
+            str(uuid.uuid4()), GUILD_ID, CHANNEL_ID, DEFAULT_USER_ID, 29.9, 9_990_000, "MP4", 85, None, False
+        )
+        job = await reserve(app.store, new, Limits(None, None), now)
+        assert isinstance(job, Job)
+        await app.store.mark_job_queued(job.id, "img", "aud", now)
+        url = f"https://vm.runware.ai/video/ws/5/vi/{uuid.uuid4()}.mp4?signature={'a' * 300}&n={job.id}"
+        await app.store.complete_job(job.id, url, 9_990_000, False, now)
+        await app.store.mark_delivered(job.id, now, (CHANNEL_ID, 1_400_000_000_000_000_000 + job.id))
+    page = await videos(app, locale=locale)
+    assert len(page.content) <= 2000
+    assert shown(page) == [6, 5, 4, 3, 2]
+    await app.click(page, labels(page)[-1])
+    await app.discord.wait_for(lambda: shown(app.discord.message(page.id)) == [1])
 
 
 async def test_videos_with_none_says_how_to_make_one(app: App) -> None:
@@ -269,3 +295,28 @@ async def test_cancel_racing_the_runners_submit_has_one_winner(app: App) -> None
     await app.bot.runner.submits_done()
     sent = {t["taskUUID"] for t in app.runware.tasks_of_type("videoInference")}
     assert {u for u, cancelled in outcomes if not cancelled} == sent
+
+
+async def test_a_forged_press_with_a_number_too_big_for_the_database_is_refused(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A custom_id is the sender's to write: a page or job number past the database's integers (here on
+    the member's own page, in its own channel) is refused as any forged press is, never an apology with a
+    traceback in the log."""
+    huge = "9" * 30
+    await stored_jobs(app, 6)
+    page = await videos(app)
+    where = f"{GUILD_ID}:{CHANNEL_ID}:{DEFAULT_USER_ID}"
+    for custom_id in (
+        f"vq:videos:o:{huge}:{where}",
+        f"vq:cancel:{huge}:{CHANNEL_ID}:ack",
+        f"vq:cancel:{huge}:{CHANNEL_ID}:0",
+        # The older buttons, the same way.
+        f"vq:quote:confirm:{huge}",
+        f"vq:consent:accept:{huge}",
+        f"vq:result:report:{huge}",
+        f"vq:report:dismiss:{huge}",
+    ):
+        await app.forge(custom_id, page.id)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert shown(app.discord.message(page.id)) == [6, 5, 4, 3, 2]
