@@ -39,6 +39,20 @@ async def test_missing_token_is_a_message_not_a_traceback(tmp_path: Path) -> Non
     assert "Traceback" not in out
 
 
+async def test_env_copied_from_example_names_the_empty_secrets(tmp_path: Path) -> None:
+    """The README's quick start: `.env` copied from `.env.example` with the two secrets not filled in
+    (`DISCORD_TOKEN=` and `RUNWARE_API_KEY=`, empty) stops with the missing-setting message, not a login
+    attempt with an empty token and its traceback."""
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    code, out = await run_bot([], {}, tmp_path)
+    assert code == 2, out
+    assert "DISCORD_TOKEN is not set" in out and "discord.com/developers" in out
+    assert "RUNWARE_API_KEY is not set" in out and "my.runware.ai/keys" in out
+    assert "Traceback" not in out
+    code, out = await run_bot(["check"], {"RUNWARE_API_KEY": "k" * 20}, tmp_path)
+    assert code == 2 and "DISCORD_TOKEN is not set" in out and "RUNWARE_API_KEY" not in out
+
+
 async def test_bad_value_names_the_variable(tmp_path: Path) -> None:
     """A bad setting stops start-up with its name."""
     env = {"DISCORD_TOKEN": "t" * 20, "RUNWARE_API_KEY": "k" * 20, "JOB_DEADLINE_S": "soon"}
