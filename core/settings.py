@@ -238,5 +238,7 @@ def describe_settings_error(error: ValidationError) -> str:
             lines.append(f"{name} is not set. Put it in the environment or in .env.{hint}")
         else:
             # Never echo the input: it might be a secret pasted into the wrong variable.
-            lines.append(f"{name} is invalid: {item['msg']}.")
+            # pydantic puts "Value error, " before the reasons the validators above give.
+            reason = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{name} is invalid: {reason.rstrip('.')}.")
     return "\n".join(lines)

@@ -60,6 +60,14 @@ async def test_bad_value_names_the_variable(tmp_path: Path) -> None:
     assert code != 0 and "JOB_DEADLINE_S is invalid" in out and "Traceback" not in out
 
 
+async def test_a_refused_value_reads_as_a_sentence(tmp_path: Path) -> None:
+    """A value refused by the bot's own rule says why, without pydantic's "Value error, " in front."""
+    env = {"DISCORD_TOKEN": "t" * 20, "RUNWARE_API_KEY": "k" * 20, "PUBLIC_URL": "ftp://bot.example.org"}
+    code, out = await run_bot([], env, tmp_path)
+    assert code == 2 and "PUBLIC_URL is invalid: must be the base URL" in out
+    assert "Value error" not in out
+
+
 def fake_env(discord: FakeDiscord, runware: FakeRunware, database: Database) -> dict[str, str]:
     return {
         "DISCORD_TOKEN": discord.token,
