@@ -68,6 +68,25 @@ async def test_a_refused_value_reads_as_a_sentence(tmp_path: Path) -> None:
     assert "Value error" not in out
 
 
+async def test_discord_unreachable_at_start_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """When Discord cannot be reached at login (no network, DNS down), the bot exits 1 with a line naming
+    Discord, not aiohttp's traceback."""
+    async with FakeRunware() as runware:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+        env = {
+            "DISCORD_TOKEN": "t" * 30,
+            "RUNWARE_API_KEY": runware.api_key,
+            "RUNWARE_API_URL": runware.url,
+            "DISCORD_API_BASE": f"http://127.0.0.1:{port}/api/v10",
+        }
+        code, out = await run_bot([], env, tmp_path)
+    assert code == 1, out
+    assert "could not reach Discord" in out and "Traceback" not in out
+    assert "t" * 30 not in out
+
+
 def fake_env(discord: FakeDiscord, runware: FakeRunware, database: Database) -> dict[str, str]:
     return {
         "DISCORD_TOKEN": discord.token,
