@@ -689,6 +689,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NewerDatabaseError, HttpServerError) as error:
         log.error("%s", error)
         return 1
+    except aiohttp.ClientConnectionError as error:
+        # Logging in to Discord is not retried (the gateway reconnects by itself once logged in).
+        log.error(
+            "could not reach Discord to log in (%s); check the network and start again", type(error).__name__
+        )
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

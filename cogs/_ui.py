@@ -246,7 +246,9 @@ def job_line(_: Words, job: Job) -> str:
         status = _("cancelled by you, not charged") if job.cancelled else _(_STATUS_WORDS[job.status])
         return f"#{job.id} · {seconds(job.audio_seconds)}{cost} · {status} · {when}"
     estimate = _("about {cost}", cost=format_usd(job.estimate_micros))
-    return f"#{job.id} · {seconds(job.audio_seconds)} · {estimate} · {_('in progress')} · {when}"
+    # Not inside the f-string: pybabel does not look there, so the words would stay English.
+    status = _("in progress")
+    return f"#{job.id} · {seconds(job.audio_seconds)} · {estimate} · {status} · {when}"
 
 
 def ack_text(_: Words, job: Job, usage: Usage | None) -> str:

@@ -10,6 +10,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where each secret comes from, so a missing-setting message can say where to get it.
@@ -86,6 +87,14 @@ class Settings(BaseSettings):
     # For test rigs and API proxies only: where discord.py sends REST calls and opens the gateway.
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
+
+    @field_validator("discord_token", "runware_api_key", mode="before")
+    @classmethod
+    def _blank_secret_is_missing(cls, value: object) -> object:
+        # `.env.example` has `DISCORD_TOKEN=` lines: left blank, the secret is not set, not an empty token.
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError("missing", "Field required")
+        return value
 
     @field_validator("runware_api_url")
     @classmethod
@@ -229,5 +238,7 @@ def describe_settings_error(error: ValidationError) -> str:
             lines.append(f"{name} is not set. Put it in the environment or in .env.{hint}")
         else:
             # Never echo the input: it might be a secret pasted into the wrong variable.
-            lines.append(f"{name} is invalid: {item['msg']}.")
+            # pydantic puts "Value error, " before the reasons the validators above give.
+            reason = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{name} is invalid: {reason.rstrip('.')}.")
     return "\n".join(lines)

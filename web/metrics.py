@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 PREFIX = "ventriloquist"
 # Every status a job can have (core.models.JobStatus); each is shown, 0 when no job has it.
 JOB_STATUSES = ("uploading", "queued", "submitting", "processing", "succeeded", "failed", "expired")
+# The statuses a job ends in: the labels of jobs_finished.
+FINAL_STATUSES = ("succeeded", "failed", "expired")
 # The kinds of Runware error (core.runware.ErrorKind values); anything else is counted as "unknown".
 ERROR_KINDS = (
     "auth",
@@ -96,7 +98,7 @@ class Metrics:
         )
         # Every label value shown from the start, at 0: a rate() over a series that appears late misses
         # its first increase.
-        for status in JOB_STATUSES:
+        for status in FINAL_STATUSES:
             self.finished.labels(status)
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
@@ -120,7 +122,7 @@ class Metrics:
         self.polls.inc(tasks)
 
     def job_finished(self, status: str) -> None:
-        if status in JOB_STATUSES:
+        if status in FINAL_STATUSES:
             self.finished.labels(status).inc()
 
     def settled(self, cost_usd: float) -> None:

@@ -39,11 +39,52 @@ async def test_missing_token_is_a_message_not_a_traceback(tmp_path: Path) -> Non
     assert "Traceback" not in out
 
 
+async def test_env_copied_from_example_names_the_empty_secrets(tmp_path: Path) -> None:
+    """The README's quick start: `.env` copied from `.env.example` with the two secrets not filled in
+    (`DISCORD_TOKEN=` and `RUNWARE_API_KEY=`, empty) stops with the missing-setting message, not a login
+    attempt with an empty token and its traceback."""
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    code, out = await run_bot([], {}, tmp_path)
+    assert code == 2, out
+    assert "DISCORD_TOKEN is not set" in out and "discord.com/developers" in out
+    assert "RUNWARE_API_KEY is not set" in out and "my.runware.ai/keys" in out
+    assert "Traceback" not in out
+    code, out = await run_bot(["check"], {"RUNWARE_API_KEY": "k" * 20}, tmp_path)
+    assert code == 2 and "DISCORD_TOKEN is not set" in out and "RUNWARE_API_KEY" not in out
+
+
 async def test_bad_value_names_the_variable(tmp_path: Path) -> None:
     """A bad setting stops start-up with its name."""
     env = {"DISCORD_TOKEN": "t" * 20, "RUNWARE_API_KEY": "k" * 20, "JOB_DEADLINE_S": "soon"}
     code, out = await run_bot([], env, tmp_path)
     assert code != 0 and "JOB_DEADLINE_S is invalid" in out and "Traceback" not in out
+
+
+async def test_a_refused_value_reads_as_a_sentence(tmp_path: Path) -> None:
+    """A value refused by the bot's own rule says why, without pydantic's "Value error, " in front."""
+    env = {"DISCORD_TOKEN": "t" * 20, "RUNWARE_API_KEY": "k" * 20, "PUBLIC_URL": "ftp://bot.example.org"}
+    code, out = await run_bot([], env, tmp_path)
+    assert code == 2 and "PUBLIC_URL is invalid: must be the base URL" in out
+    assert "Value error" not in out
+
+
+async def test_discord_unreachable_at_start_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """When Discord cannot be reached at login (no network, DNS down), the bot exits 1 with a line naming
+    Discord, not aiohttp's traceback."""
+    async with FakeRunware() as runware:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+        env = {
+            "DISCORD_TOKEN": "t" * 30,
+            "RUNWARE_API_KEY": runware.api_key,
+            "RUNWARE_API_URL": runware.url,
+            "DISCORD_API_BASE": f"http://127.0.0.1:{port}/api/v10",
+        }
+        code, out = await run_bot([], env, tmp_path)
+    assert code == 1, out
+    assert "could not reach Discord" in out and "Traceback" not in out
+    assert "t" * 30 not in out
 
 
 def fake_env(discord: FakeDiscord, runware: FakeRunware, database: Database) -> dict[str, str]:

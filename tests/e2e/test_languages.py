@@ -79,6 +79,22 @@ async def test_replies_read_in_the_members_language(app: App, locale: str) -> No
     assert "$0.30" in ack.content and follows in ack.content  # money stays in dollars
 
 
+# /usage's line for a video still being made, by locale.
+IN_PROGRESS = {"de": "in Arbeit", "es-ES": "en curso", "es-419": "en curso", "pt-BR": "em andamento"}
+
+
+@pytest.mark.parametrize("locale", sorted(IN_PROGRESS))
+async def test_usage_lists_a_video_in_progress_in_the_members_language(app: App, locale: str) -> None:
+    """/usage's list of the member's last videos says "in progress" in their language too."""
+    app.runware.polls_to_finish = 10**6  # the video stays in progress
+    good = await app.animate(audio=media.wav(3.0), locale=locale)
+    await private_reply(app, good, "#1")
+    usage = app.discord.make_slash_interaction("usage", locale=locale)
+    await app.discord.send_interaction(usage)
+    line = next(line for line in (await private_reply(app, usage)).content.splitlines() if "#1 ·" in line)
+    assert f" · {IN_PROGRESS[locale]} · <t:" in line and "in progress" not in line
+
+
 async def test_public_posts_read_in_the_servers_language(app: App) -> None:
     """The result post and its buttons follow the server's language, not the member's; a button's private
     answer follows whoever pressed it; the moderation log reads in the server's language too."""

@@ -75,3 +75,14 @@ async def test_job_counts_are_read_at_each_scrape_and_left_out_when_unreadable()
     shown = values(await metrics.render(broken))
     assert not [key for key in shown if key[0] == "ventriloquist_jobs"]
     assert ("ventriloquist_submissions_total", ()) in shown
+
+
+async def test_jobs_finished_shows_only_the_final_statuses() -> None:
+    """`ventriloquist_jobs_finished_total` has the README's three labels (succeeded, failed, expired), each
+    from the start: a job is never "finished" as queued or processing, so such series would only mislead."""
+    metrics = Metrics()
+    metrics.job_finished("queued")
+    shown = values(await metrics.render(None))
+    name = "ventriloquist_jobs_finished_total"
+    finished = {dict(labels)["status"] for shown_name, labels in shown if shown_name == name}
+    assert finished == {"succeeded", "failed", "expired"}
