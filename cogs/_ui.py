@@ -403,22 +403,34 @@ def failure_text(_: Words, job: Job) -> str:
     """The public post when a job failed or expired; the member was refunded."""
     member = f"<@{job.user_id}>"
     if job.status is JobStatus.EXPIRED:
-        if job.late_until is not None:
-            return _(
-                "{member} job #{job} took too long. You were not charged; if the video still arrives, it "
-                "will be posted here.",
-                member=member,
-                job=job.id,
-            )
-        return _(
-            "{member} job #{job} took too long and was cancelled. You were not charged.",
-            member=member,
-            job=job.id,
-        )
+        return _expiry_notice(_, job, late_promised=job.late_until is not None)
     reason = _(job.error_message or "The video service could not make this video.")
     return _(
         "{member} job #{job} failed: {reason} You were not charged.", member=member, job=job.id, reason=reason
     )
+
+
+def _expiry_notice(_: Words, job: Job, *, late_promised: bool) -> str:
+    member = f"<@{job.user_id}>"
+    if late_promised:
+        return _(
+            "{member} job #{job} took too long. You were not charged; if the video still arrives, it "
+            "will be posted here.",
+            member=member,
+            job=job.id,
+        )
+    return _(
+        "{member} job #{job} took too long and was cancelled. You were not charged.",
+        member=member,
+        job=job.id,
+    )
+
+
+def expiry_notice_texts(_: Words, job: Job) -> set[str]:
+    """Both wordings of a job's public expiry notice: with the promise that a late video will be posted (the
+    job was watched when it expired) and without. By the time a late video arrives its watch has ended, so
+    which one was posted cannot be told from the job."""
+    return {_expiry_notice(_, job, late_promised=promised) for promised in (True, False)}
 
 
 def unchecked_log_text(_: Words, job: Job) -> str:
