@@ -79,6 +79,10 @@ DUTY_PRUNE = "prune-moderation-records"
 SYNC_CLAIM_S = 300.0
 
 
+# Libraries whose DEBUG lines carry secrets (interaction tokens in URLs, SQL parameters): INFO at most.
+QUIET_LOGGERS = ("discord", "aiosqlite", "asyncpg")
+
+
 class SecretsFilter(logging.Filter):
     """Replaces any configured secret that finds its way into a log line (belt and braces)."""
 
@@ -104,8 +108,10 @@ def setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # discord.py's own INFO lines (gateway connects) are useful; its DEBUG is a firehose.
-    logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # discord.py's own INFO lines (gateway connects) are useful; its DEBUG is a firehose, and prints the
+    # URLs of interaction webhooks (their tokens); aiosqlite's DEBUG prints every statement's parameters.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
 def point_discord_at(settings: Settings) -> None:

@@ -5,7 +5,8 @@ acknowledgement up to date (its place in line, Runware's progress, then the outc
 The runner offers a finished job with `bot.dispatch("job_finished", job)` until it is recorded as delivered;
 what the job becomes in a given place is decided in core/delivery.py, and carried out here.
 
-The acknowledgement lives in the process whose shard received the command, but any process may advance
+The acknowledgement lives in the process whose shard received the command (and, kept in the database while
+its token lives, in the process that serves that shard after a restart), but any process may advance
 the job and post its result. So a process that sees progress on a job whose acknowledgement it does not
 hold publishes it (JobEvents), and recording a post notifies every process (DELIVERED, in the record's
 transaction): the one holding the acknowledgement then shows the progress, or reads the job and shows its
@@ -53,7 +54,7 @@ from cogs._wording import follows_until_text, private_cancelled_text
 from cogs.acks import Acks, opening_text
 from cogs.reports import result_view
 from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
-from core.models import GuildSettings, Job, JobPlace, JobStatus
+from core.models import GuildSettings, Job, JobPlace, JobStatus, StoredAck
 from core.ports import JobEvent, JobNotice, StoreUnavailable
 from core.runware import ErrorKind, RunwareError
 
@@ -80,6 +81,8 @@ POST_SEARCH_LIMIT = 200
 # next try finds a post the interrupted one made, so it is not posted twice.)
 DELIVERY_RETRY_S = 1.0
 DELIVERY_ATTEMPTS = 5
+# How often the stored acknowledgements whose tokens expired are deleted (a row lives 15 minutes at most).
+ACK_PRUNE_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -105,9 +108,11 @@ class DeliveryCog(commands.Cog):
 
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
-        # Interactions of jobs accepted by this process, to update the private acknowledgement.
-        # Lost on restart by design: the interaction token only lives 15 minutes anyway.
-        self.acks = Acks(bot.ack_interval_s)
+        # Acknowledgements of jobs accepted by this process (their live interactions), and those a process
+        # before a restart kept in the database (adopted: edited through their interactions' webhooks).
+        self.acks = Acks(bot.ack_interval_s, forget=bot.store.forget_acknowledgement)
+        self._adopted = False
+        self._pruned_at = -math.inf
         self._refresher: asyncio.Task[None] | None = None
         self._delivering: set[int] = set()
         # When this process last published each job's progress for another process's acknowledgement.
@@ -117,8 +122,44 @@ class DeliveryCog(commands.Cog):
 
     async def cog_load(self) -> None:
         self._refresher = asyncio.create_task(
-            self.acks.keep_fresh(self.bot.jobs.job_places, self._show_outcome), name="acknowledgements"
+            self.acks.keep_fresh(self.bot.jobs.job_places, self._show_outcome, self._ack_chores),
+            name="acknowledgements",
         )
+
+    async def _ack_chores(self) -> None:
+        """Before a refresh: adopt the stored acknowledgements of this process's guilds once (after a
+        restart), and delete the expired ones now and then."""
+        now = time.time()
+        if not self._adopted:
+            await self._adopt(now)
+            self._adopted = True
+        if time.monotonic() - self._pruned_at >= ACK_PRUNE_INTERVAL_S:
+            pruned = await self.bot.store.prune_acknowledgements(now)
+            self._pruned_at = time.monotonic()
+            if pruned:
+                log.debug("%s expired acknowledgements deleted", pruned)
+
+    async def _adopt(self, now: float) -> None:
+        """Hold the still valid stored acknowledgements of the guilds this process serves, edited through
+        their interactions' webhooks (the next refresh shows where each job stands, or its outcome)."""
+        adopted = 0
+        for stored in await self.bot.store.stored_acknowledgements(now):
+            if not self._serves(stored.guild_id):
+                continue
+            webhook = discord.Webhook.partial(stored.application_id, stored.token, client=self.bot)
+            if self.acks.adopt(
+                stored.job_id, webhook, stored.head, stored.shown, stored.locale, stored.expires_at
+            ):
+                adopted += 1
+        if adopted:
+            log.info("%s acknowledgements adopted from before the restart", adopted)
+
+    def _serves(self, guild_id: int) -> bool:
+        """Whether this process serves the guild: its shard is one of this process's (all, unsharded)."""
+        count, ids = self.bot.shard_count, getattr(self.bot, "shard_ids", None)
+        if not count or count <= 1 or ids is None:
+            return True
+        return (guild_id >> 22) % count in ids
 
     async def cog_unload(self) -> None:
         for task in self._retries:
@@ -128,7 +169,7 @@ class DeliveryCog(commands.Cog):
             await asyncio.gather(self._refresher, return_exceptions=True)
         await self.acks.close()
 
-    def track_acknowledgement(
+    async def track_acknowledgement(
         self,
         job_id: int,
         interaction: discord.Interaction[VideoBot],
@@ -136,8 +177,29 @@ class DeliveryCog(commands.Cog):
         shown: str,
         stands: JobPlace | None,
     ) -> None:
-        """Remember a job's private acknowledgement, to show its place, progress and outcome in it."""
+        """Remember a job's private acknowledgement, to show its place, progress and outcome in it, and
+        keep it in the database while its token lives, for the process serving its guild after a
+        restart."""
         self.acks.track(job_id, interaction, head, shown, stands)
+        if interaction.guild_id is None:
+            return
+        stored = StoredAck(
+            job_id,
+            interaction.guild_id,
+            interaction.application_id,
+            interaction.token,
+            str(interaction.locale),
+            head,
+            shown,
+            interaction.expires_at.timestamp(),
+        )
+        try:
+            await self.bot.store.save_acknowledgement(stored)
+        except StoreUnavailable as error:
+            log.warning("job=%s acknowledgement not kept for a restart: %s", job_id, error)
+            return
+        if self.acks.live(job_id) is None:
+            await self.acks.forget(job_id)  # its outcome was shown while it was being saved
 
     @commands.Cog.listener()
     async def on_job_progress(self, job_id: int, percent: int | None) -> None:
@@ -285,7 +347,7 @@ class DeliveryCog(commands.Cog):
         """The member's language for their private replies: their interaction's, while this process holds
         it (private replies are only ever shown in it)."""
         ack = self.acks.live(job_id)
-        return member_words(ack.interaction) if ack is not None else ENGLISH
+        return ack.words() if ack is not None else ENGLISH
 
     def _server_words(self, job: Job) -> Words:
         """The server's language for public posts, read at post time from the gateway's cache (English
@@ -448,7 +510,11 @@ class DeliveryCog(commands.Cog):
         lives (in this process), else in a DM if the guild allows DMs. (None, …) if neither works.
         `channel`: the job's channel as it is now, when the bot can see it (its age restriction counts)."""
         ack = self.acks.live(job.id)
-        if ack is not None and isinstance(ack.interaction.channel, discord.abc.Messageable):
+        if (
+            ack is not None
+            and ack.interaction is not None
+            and isinstance(ack.interaction.channel, discord.abc.Messageable)
+        ):
             # A discord.File is closed by a failed send: render a fresh one.
             rendered = await self._render(job, channel or ack.interaction.channel, guild)
             if not rendered.quiet:
@@ -587,7 +653,7 @@ async def acknowledgement_text(
     return head, opening_text(_, head, stands), stands
 
 
-def track_acknowledgement(
+async def track_acknowledgement(
     bot: VideoBot,
     job_id: int,
     interaction: discord.Interaction[VideoBot],
@@ -601,7 +667,7 @@ def track_acknowledgement(
     # is not the one the cogs that import this function see.
     delivery = cast("DeliveryCog | None", bot.get_cog("DeliveryCog"))
     if delivery is not None:
-        delivery.track_acknowledgement(job_id, interaction, head, shown, stands)
+        await delivery.track_acknowledgement(job_id, interaction, head, shown, stands)
 
 
 async def end_acknowledgement(bot: VideoBot, job_id: int) -> None:

@@ -106,4 +106,4 @@ class QuoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=_TEMP
         except discord.HTTPException as error:
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
-        track_acknowledgement(bot, accepted.job.id, interaction, head, text, stands)
+        await track_acknowledgement(bot, accepted.job.id, interaction, head, text, stands)

@@ -170,7 +170,7 @@ class VideoCog(commands.Cog):
             log.warning("job=%s acknowledgement not sent: %r", accepted.job.id, error)
             return
         # Registered only after the acknowledgement exists, so a progress edit cannot race it.
-        track_acknowledgement(self.bot, accepted.job.id, interaction, head, text, stands)
+        await track_acknowledgement(self.bot, accepted.job.id, interaction, head, text, stands)
 
     async def _show_quote(self, interaction: discord.Interaction[VideoBot], quoted: Quoted) -> None:
         """Ask the member to confirm a costly job; close the quote when nobody did in time."""

@@ -6,7 +6,7 @@ Money is integer micro-dollars (1 USD = 1_000_000) so sums never drift; times ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Final
 
@@ -153,6 +153,23 @@ class Lease:
     renewed. Only the holder advances the job; once the hold has run out another process may claim it."""
 
     owner: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAck:
+    """What a process needs to edit a job's private acknowledgement after a restart: the interaction's
+    webhook (application id and token), its member's locale, its text (`head`, and the whole text
+    `shown`), and when the token expires (epoch seconds). The token is a short-lived credential: it is
+    left out of the repr, so it never reaches a log line or an exception."""
+
+    job_id: int
+    guild_id: int
+    application_id: int
+    token: str = field(repr=False)
+    locale: str
+    head: str
+    shown: str
     expires_at: float
 
 

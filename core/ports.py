@@ -33,6 +33,7 @@ from core.models import (
     Report,
     RoleTier,
     SpendReport,
+    StoredAck,
     Usage,
     WebhookTarget,
     Windows,
@@ -589,6 +590,27 @@ class WebhookStore(Protocol):
         ...
 
 
+class AckStore(Protocol):
+    """The members' private acknowledgements kept for a restart (issue 13 item 5): a row per job while
+    its interaction token lives, deleted once the outcome is shown or the token expired."""
+
+    async def save_acknowledgement(self, ack: StoredAck) -> None:
+        """Keep a job's acknowledgement (replacing one kept for the job)."""
+        ...
+
+    async def stored_acknowledgements(self, now: float) -> list[StoredAck]:
+        """The acknowledgements whose tokens are still valid at `now`, by job number."""
+        ...
+
+    async def forget_acknowledgement(self, job_id: int) -> None:
+        """Delete a job's acknowledgement (its outcome is shown, or nothing more will be)."""
+        ...
+
+    async def prune_acknowledgements(self, now: float) -> int:
+        """Delete the acknowledgements whose tokens expired by `now`; how many went."""
+        ...
+
+
 class StateStore(Protocol):
     """Small values the bot keeps about itself (e.g. the hash of the synced commands)."""
 
@@ -636,6 +658,7 @@ class Store(
     StateStore,
     HealthStore,
     WebhookStore,
+    AckStore,
     Protocol,
 ):
     """Every part at once, on one database: what `open_store` yields and the bot hands to its services."""

@@ -29,6 +29,8 @@ from storage.sqlite.connection import SqliteConnection
 
 # Tables kept by the ledger's insert triggers on both backends: rebuilt on the target, then compared.
 DERIVED_TABLES = ("spend_totals", "operator_totals")
+# Not copied: credentials that live minutes (the members' interaction tokens, cogs/acks.py).
+SECRET_TABLES = ("acknowledgements",)
 # Not copied: both sides are at the same version before the copy starts.
 SCHEMA_TABLE = "schema_version"
 # Rows sent per COPY command (the whole copy is still one transaction).
@@ -178,11 +180,11 @@ async def _connect(url: str) -> asyncpg.Connection:
 
 
 def _sqlite_tables(source: sqlite3.Connection) -> list[str]:
-    """The source's tables of ours (SQLite's own, and the version table, aside)."""
+    """The source's tables of ours (SQLite's own, the version table and the secrets' aside)."""
     rows = source.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall()
-    return [name for (name,) in rows if name != SCHEMA_TABLE]
+    return [name for (name,) in rows if name != SCHEMA_TABLE and name not in SECRET_TABLES]
 
 
 def _quote(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from storage.postgres.acks import PostgresAcks
 from storage.postgres.budgets import PostgresBudgets
 from storage.postgres.consent import PostgresConsent
 from storage.postgres.delivery import PostgresDelivery
@@ -24,6 +25,7 @@ class PostgresStore(
     PostgresConsent,
     PostgresState,
     PostgresWebhooks,
+    PostgresAcks,
     PostgresEvents,
 ):
     """The Store protocol on PostgreSQL, safe to share between several bot processes. Each base class is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from storage.sqlite.acks import SqliteAcks
 from storage.sqlite.budgets import SqliteBudgets
 from storage.sqlite.consent import SqliteConsent
 from storage.sqlite.delivery import SqliteDelivery
@@ -24,6 +25,7 @@ class SqliteStore(
     SqliteConsent,
     SqliteState,
     SqliteWebhooks,
+    SqliteAcks,
     SqliteEvents,
 ):
     """The Store protocol on one SQLite file (WAL, synchronous=FULL, BEGIN IMMEDIATE for every write).

@@ -22,6 +22,7 @@ from core.models import (
     Limits,
     QuoteState,
     RoleTier,
+    StoredAck,
 )
 from core.ports import Store
 from core.quota import check_limits, windows_at
@@ -37,6 +38,8 @@ DAY = 86_400.0
 NOW = 1_700_000_000.0
 LAST_MONTH = NOW - 30 * DAY
 LONG_AGO = NOW - 400 * DAY
+# A member's interaction token, kept for a restart and never copied.
+SECRET_TOKEN = "aW50ZXJhY3Rpb246MTIzOnNlY3JldA-never-copied"
 LIMITS = Limits(5_000_000, 2, 50_000_000, 0.0, 200_000_000, 50_000_000)
 
 
@@ -81,6 +84,10 @@ async def populate(store: Store) -> dict[str, int]:
     assert await store.mark_submitting(submitting.id, NOW - 38, NOW + 30, webhook_token_hash="ab" * 32)
     # Its webhook came before the submit's answer.
     assert await store.record_webhook_result(submitting.id, submitting.task_uuid, "v-1", '{"r": 1}', NOW - 37)
+    # Its member's acknowledgement, kept for a restart: a credential the copy leaves behind.
+    await store.save_acknowledgement(
+        StoredAck(submitting.id, 2, 42, SECRET_TOKEN, "de", "head", "shown", NOW + 600)
+    )
     processing = await reserved(store, 7, 280_000, NOW - 30)
     assert await store.mark_job_queued(processing.id, "img-p", "aud-p", NOW - 29)
     assert await store.mark_submitted(processing.id, NOW - 28, NOW + 5)
@@ -184,12 +191,12 @@ async def populate(store: Store) -> dict[str, int]:
 
 
 def sqlite_tables(db: Path) -> dict[str, list[str]]:
-    """Our tables in the SQLite file and their columns."""
+    """Our tables in the SQLite file and their columns (those the copy takes: not the interaction tokens)."""
     with sqlite3.connect(db) as conn:
         names = [
             n
             for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            if not n.startswith("sqlite_") and n != "schema_version"
+            if not n.startswith("sqlite_") and n not in ("schema_version", "acknowledgements")
         ]
         return {n: [row[1] for row in conn.execute(f"PRAGMA table_info({n})")] for n in names}
 
@@ -251,6 +258,11 @@ async def test_every_row_and_every_cent_arrives(tmp_path: Path) -> None:
         }  # fmt: skip
         empty = [t for t, rows in before.items() if not rows]
         assert empty == []
+        # The members' interaction tokens stay behind: the source held one, the copy none.
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM acknowledgements").fetchone()[0] == 1
+        assert query_schema(schema, "SELECT COUNT(*) FROM acknowledgements") == [(0,)]
+        assert SECRET_TOKEN not in out
         for table in before:
             assert after[table] == before[table], table
         assert f"ledger net {dollars(net)}" in out
