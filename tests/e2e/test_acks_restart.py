@@ -87,3 +87,17 @@ async def test_the_outcome_shown_deletes_the_stored_token(app: App) -> None:
         await app.delivered()
         await shows(app, ack, "✅ Job #1 is ready.")
         await app.discord.wait_for(lambda: app.query("SELECT COUNT(*) FROM acknowledgements") == [(0,)], 10.0)
+
+
+async def test_a_row_the_database_refuses_leaves_the_member_no_apology(app: App) -> None:
+    """Keeping the acknowledgement for a restart is a courtesy: when the database refuses its row (here
+    its table is gone, any error but a dropped connection), the member's job was accepted and charged
+    all the same, so they get no "something went wrong" after their acknowledgement; the job goes on."""
+    app.query("ALTER TABLE acknowledgements RENAME TO acknowledgements_gone")
+    async with quick_bot(app, run_jobs=True):
+        payload = await app.animate()
+        ack = await app.reply_to(payload, "accepted")
+        await app.delivered()
+        await shows(app, ack, "✅ Job #1 is ready.")
+        answers = [e.payload.get("content") or "" for e in app.discord.interaction_responses(payload["id"])]
+    assert not [a for a in answers if "Something went wrong" in a]
