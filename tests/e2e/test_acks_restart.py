@@ -101,3 +101,19 @@ async def test_a_row_the_database_refuses_leaves_the_member_no_apology(app: App)
         await shows(app, ack, "✅ Job #1 is ready.")
         answers = [e.payload.get("content") or "" for e in app.discord.interaction_responses(payload["id"])]
     assert not [a for a in answers if "Something went wrong" in a]
+
+
+async def test_a_token_discord_refuses_is_let_go(app: App) -> None:
+    """An adopted acknowledgement whose token Discord refuses (401: revoked, or a clock behind Discord's)
+    is let go and its row deleted at the first refusal, not edited again every refresh until the stored
+    expiry (refused requests count towards Discord's limit of invalid requests)."""
+    app.runware.polls_to_finish = 1000  # made, not finished: "being made" differs from what it shows
+    async with quick_bot(app, run_jobs=False):
+        await acknowledged(app)
+        token = await stored_token(app, 1)
+    app.discord.expire_interaction_token(token)
+    async with app.replaced_bot(ack_interval_s=QUICK_S):
+        await app.discord.wait_for(lambda: app.query("SELECT COUNT(*) FROM acknowledgements") == [(0,)], 10.0)
+        await asyncio.sleep(20 * QUICK_S)  # many refreshes: none tries again
+    refused = [path for method, path in app.discord.request_log() if method == "PATCH" and token in path]
+    assert len(refused) == 1
