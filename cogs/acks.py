@@ -251,8 +251,16 @@ class Acks:
                 await ack.edit(text)
             except (discord.HTTPException, RuntimeError) as error:
                 log.debug("job=%s could not update its acknowledgement: %r", job_id, error)
+                if not (isinstance(error, discord.HTTPException) and error.status == 401):
+                    return  # the next refresh tries again
+                # Its token is dead (revoked, or our clock behind Discord's): every later edit would be
+                # refused too, and refusals count towards Discord's limit of invalid requests.
+                ack.ended = True
+                self._held.pop(job_id, None)
+            else:
+                ack.shown, ack.shown_place = text, place
                 return
-            ack.shown, ack.shown_place = text, place
+        await self.forget(job_id)
 
     async def refresh(
         self,

@@ -198,6 +198,10 @@ class DeliveryCog(commands.Cog):
         except StoreUnavailable as error:
             log.warning("job=%s acknowledgement not kept for a restart: %s", job_id, error)
             return
+        except Exception as error:  # a courtesy: the job is accepted and charged, never an apology for it
+            # The error's name only: a driver's message may quote the statement's parameters (the token).
+            log.warning("job=%s acknowledgement not kept for a restart: %s", job_id, type(error).__name__)
+            return
         if self.acks.live(job_id) is None:
             await self.acks.forget(job_id)  # its outcome was shown while it was being saved
 

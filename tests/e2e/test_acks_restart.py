@@ -87,3 +87,33 @@ async def test_the_outcome_shown_deletes_the_stored_token(app: App) -> None:
         await app.delivered()
         await shows(app, ack, "✅ Job #1 is ready.")
         await app.discord.wait_for(lambda: app.query("SELECT COUNT(*) FROM acknowledgements") == [(0,)], 10.0)
+
+
+async def test_a_row_the_database_refuses_leaves_the_member_no_apology(app: App) -> None:
+    """Keeping the acknowledgement for a restart is a courtesy: when the database refuses its row (here
+    its table is gone, any error but a dropped connection), the member's job was accepted and charged
+    all the same, so they get no "something went wrong" after their acknowledgement; the job goes on."""
+    app.query("ALTER TABLE acknowledgements RENAME TO acknowledgements_gone")
+    async with quick_bot(app, run_jobs=True):
+        payload = await app.animate()
+        ack = await app.reply_to(payload, "accepted")
+        await app.delivered()
+        await shows(app, ack, "✅ Job #1 is ready.")
+        answers = [e.payload.get("content") or "" for e in app.discord.interaction_responses(payload["id"])]
+    assert not [a for a in answers if "Something went wrong" in a]
+
+
+async def test_a_token_discord_refuses_is_let_go(app: App) -> None:
+    """An adopted acknowledgement whose token Discord refuses (401: revoked, or a clock behind Discord's)
+    is let go and its row deleted at the first refusal, not edited again every refresh until the stored
+    expiry (refused requests count towards Discord's limit of invalid requests)."""
+    app.runware.polls_to_finish = 1000  # made, not finished: "being made" differs from what it shows
+    async with quick_bot(app, run_jobs=False):
+        await acknowledged(app)
+        token = await stored_token(app, 1)
+    app.discord.expire_interaction_token(token)
+    async with app.replaced_bot(ack_interval_s=QUICK_S):
+        await app.discord.wait_for(lambda: app.query("SELECT COUNT(*) FROM acknowledgements") == [(0,)], 10.0)
+        await asyncio.sleep(20 * QUICK_S)  # many refreshes: none tries again
+    refused = [path for method, path in app.discord.request_log() if method == "PATCH" and token in path]
+    assert len(refused) == 1
