@@ -55,6 +55,11 @@ from web.server import HttpServer, HttpServerError
 
 log = logging.getLogger("ventriloquist")
 
+# The bot never joins a voice channel: discord.py's start-up warnings that its voice libraries (PyNaCl,
+# davey) are not installed would only worry operators.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 # Loaded in this order; a failed load stops start-up.
 EXTENSIONS = (
     "cogs.video",

@@ -79,3 +79,4 @@ def test_bot_py_stops_with_a_clear_line_when_its_port_is_taken(tmp_path: Path) -
     assert done.returncode == 1, err
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+    assert "voice will NOT be supported" not in err  # the bot never uses voice: no warning about it
