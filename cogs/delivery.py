@@ -121,6 +121,13 @@ class DeliveryCog(commands.Cog):
         self._retries: set[asyncio.Task[None]] = set()
 
     async def cog_load(self) -> None:
+        # Adopt before the runner starts (setup_hook loads the cogs first): a job posted at once after a
+        # restart then finds its acknowledgement held, and its private text in its member's language.
+        try:
+            await self._adopt(time.time())
+            self._adopted = True
+        except Exception as error:  # the database may be down: the refresher's chores try again
+            log.warning("acknowledgements from before the restart not adopted yet: %s", type(error).__name__)
         self._refresher = asyncio.create_task(
             self.acks.keep_fresh(self.bot.jobs.job_places, self._show_outcome, self._ack_chores),
             name="acknowledgements",

@@ -61,6 +61,24 @@ async def test_a_restart_shows_the_outcome_in_the_acknowledgement(
     assert token not in caplog.text
 
 
+async def test_a_job_posted_at_once_after_a_restart_is_shown_in_the_members_language(app: App) -> None:
+    """The next bot posts the job before its first refresh (a long refresh interval): the acknowledgement is
+    adopted as the bot starts, before its runner, so the outcome is shown in German, not the English a
+    delivery renders for an acknowledgement it does not hold (CI found this race)."""
+    app.runware.polls_to_finish = 1000
+    async with quick_bot(app, run_jobs=False) as bot:
+        ack = await app.reply_to(await app.animate(locale="de"), "#1")
+        await passes_until(
+            bot, lambda: "Wird vom Videodienst erstellt" in app.discord.message(ack.id).content
+        )
+        await stored_token(app, 1)
+    app.runware.polls_to_finish = 1
+    async with app.replaced_bot(ack_interval_s=600.0):  # its refresher's first pass comes after the test
+        await app.delivered()
+        await shows(app, ack, "✅ Auftrag #1 ist fertig.")
+    assert "Job #1" not in app.discord.message(ack.id).content
+
+
 async def test_an_expired_token_is_not_used_and_its_row_is_deleted(
     app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
