@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -95,8 +96,53 @@ class VideoCog(commands.Cog):
             raise UserFacingError(NOT_YOUR_MESSAGE)
         image, audio = message_files(message)
         if image is None or audio is None:
+            replied = await self._fetch_replied(message)
+            if replied is not None:
+                image, audio = message_files(message, replied)
+        if image is None or audio is None:
             raise UserFacingError(missing_files_text(ENGLISH, image is None, audio is None))
         await self.start(interaction, image, audio, "MP4", DEFAULT_QUALITY)
+
+    async def _fetch_replied(self, message: discord.Message) -> discord.Message | None:
+        """The message a reply replies to, read from Discord (one request) when the interaction did not
+        bring it: Discord may leave a reply's ``referenced_message`` out of a message command's resolved
+        message. None when it is not a reply, was brought, or can't be read: deleted (404), or in a channel
+        whose history the bot may not read (403); any other failure is logged too."""
+        reference = message.reference
+        if (
+            reference is None
+            or reference.message_id is None
+            or reference.type is not discord.MessageReferenceType.reply
+            or isinstance(reference.resolved, discord.Message)
+        ):
+            return None
+        channel = self.bot.get_partial_messageable(reference.channel_id, guild_id=reference.guild_id)
+        try:
+            return await channel.fetch_message(reference.message_id)
+        except (discord.NotFound, discord.Forbidden) as error:
+            log.info(
+                "replied-to message %s in channel %s not readable (%s, code %s)",
+                reference.message_id,
+                reference.channel_id,
+                error.status,
+                error.code,
+            )
+        except discord.HTTPException as error:
+            log.warning(
+                "replied-to message %s in channel %s not fetched: HTTP %s, code %s",
+                reference.message_id,
+                reference.channel_id,
+                error.status,
+                error.code,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            log.warning(
+                "replied-to message %s in channel %s not fetched: %s",
+                reference.message_id,
+                reference.channel_id,
+                type(error).__name__,
+            )
+        return None
 
     async def start(
         self,
@@ -270,14 +316,19 @@ def _first(
     return next((a for a in found if usable(a)), found[0] if found else None)
 
 
-def message_files(message: discord.Message) -> tuple[discord.Attachment | None, discord.Attachment | None]:
+def message_files(
+    message: discord.Message, replied: discord.Message | None = None
+) -> tuple[discord.Attachment | None, discord.Attachment | None]:
     """The portrait and the voice clip of a message: its first usable image and audio file (a voice
     message's recording counts). Discord sends a voice message alone, so one that replies to the
-    member's own message with the photo takes the photo from there (and the other way round)."""
+    member's own message with the photo takes the photo from there (and the other way round): the replied
+    message is ``replied`` (fetched) or the one the interaction brought."""
     image = _first(message.attachments, _is_image, _is_usable_image)
     audio = _first(message.attachments, _is_audio, _is_usable_audio, image)
-    replied = message.reference.resolved if message.reference is not None else None
-    if isinstance(replied, discord.Message) and replied.author.id == message.author.id:
+    if replied is None and message.reference is not None:
+        resolved = message.reference.resolved
+        replied = resolved if isinstance(resolved, discord.Message) else None
+    if replied is not None and replied.author.id == message.author.id:
         image = image or _first(replied.attachments, _is_image, _is_usable_image)
         audio = audio or _first(replied.attachments, _is_audio, _is_usable_audio)
     return image, audio

@@ -4,13 +4,16 @@ missing a file, gets a private answer and nothing is downloaded or charged."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from core.models import Ban
 from tests import media_factory as media
 from tests.e2e.conftest import App
 from tests.fakes.discord import DEFAULT_USER_ID, FakeMessage
-from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID
+from tests.fakes.discord_fixtures import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID
 
 OTHER_MEMBER = 200_000_000_000_000_099
 
@@ -78,7 +81,95 @@ async def test_a_photo_and_a_voice_message(app: App) -> None:
     )
     ack = await animate_message(app, reply)
     assert "Job #2 accepted" in ack.content and "2.0 s" in ack.content
+    assert fetches(app, photo_message) == []  # the interaction brought it: no request for it
     await app.delivered(2)
+
+
+def fetches(app: App, message: dict[str, Any]) -> list[int]:
+    """The statuses of the bot's requests for a message (GET /channels/{c}/messages/{m})."""
+    path = f"/channels/{message['channel_id']}/messages/{message['id']}"
+    return [r.status for r in app.discord.requests if r.method == "GET" and r.path == path]
+
+
+def reply_without_the_photo(app: App, photo_message: dict[str, Any], seconds: float = 2.0) -> dict[str, Any]:
+    """A voice message replying to `photo_message` whose payload leaves `referenced_message` out (Discord
+    may not send it in a message command's resolved message)."""
+    return app.discord.member_message(
+        CHANNEL_ID,
+        DEFAULT_USER_ID,
+        [voice_message(app, seconds)],
+        voice=True,
+        replying_to=photo_message,
+        with_referenced_message=False,
+    )
+
+
+async def test_a_voice_message_replying_to_a_photo_discord_left_out(app: App) -> None:
+    """A voice message replying to one's own photo, the replied message not in the interaction: the bot
+    reads it from Discord (one request) and animates that photo; so too when the photo is in another
+    channel of the server."""
+    photo_file = attachments(app, audio=False)[0]
+    photo_message = app.discord.member_message(CHANNEL_ID, DEFAULT_USER_ID, [photo_file])
+    ack = await animate_message(app, reply_without_the_photo(app, photo_message))
+    assert "Job #1 accepted" in ack.content and "2.0 s" in ack.content
+    assert fetches(app, photo_message) == [200]
+    assert app.discord.downloads(photo_file["id"]) == 1
+    await app.delivered(1)
+    elsewhere_file = app.discord.add_attachment(
+        "me.jpg", media.jpeg(400, 500), "image/jpeg", channel_id=NSFW_CHANNEL_ID
+    )
+    elsewhere = app.discord.member_message(NSFW_CHANNEL_ID, DEFAULT_USER_ID, [elsewhere_file])
+    ack = await animate_message(app, reply_without_the_photo(app, elsewhere, 3.0))
+    assert "Job #2 accepted" in ack.content and "3.0 s" in ack.content
+    assert fetches(app, elsewhere) == [200]
+    assert app.discord.downloads(elsewhere_file["id"]) == 1
+
+
+async def test_a_reply_to_a_deleted_photo_names_the_missing_portrait(app: App) -> None:
+    """The replied photo deleted (Discord answers 404): the answer names the missing portrait; nothing
+    downloaded, charged or sent."""
+    photo_file = attachments(app, audio=False)[0]
+    photo_message = app.discord.member_message(CHANNEL_ID, DEFAULT_USER_ID, [photo_file])
+    reply = reply_without_the_photo(app, photo_message)
+    app.discord.delete_member_message(photo_message)
+    answer = await animate_message(app, reply)
+    assert "no portrait" in answer.content and "no voice clip" not in answer.content
+    assert fetches(app, photo_message) == [404]
+    assert app.discord.downloads(photo_file["id"]) == 0
+    assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)] and app.spent() == 0
+    assert app.runware.tasks_of_type("videoInference") == []
+
+
+async def test_another_members_replied_photo_is_not_used(app: App) -> None:
+    """A voice message replying to someone else's photo: the fetched photo is theirs, so it is not used
+    (the answer names the missing portrait) and never downloaded."""
+    photo_file = attachments(app, audio=False)[0]
+    photo_message = app.discord.member_message(CHANNEL_ID, OTHER_MEMBER, [photo_file])
+    answer = await animate_message(app, reply_without_the_photo(app, photo_message))
+    assert "no portrait" in answer.content
+    assert fetches(app, photo_message) == [200]
+    assert app.discord.downloads(photo_file["id"]) == 0
+    assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+
+
+async def test_a_replied_photo_the_bot_cannot_read(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    """The bot may not read the history of the channel (403 50001): the answer names the missing portrait.
+    Discord failing otherwise (503): the same answer, and a warning in the log that carries no token."""
+    caplog.set_level(logging.INFO, logger="cogs.video")
+    photo_file = attachments(app, audio=False)[0]
+    photo_message = app.discord.member_message(CHANNEL_ID, DEFAULT_USER_ID, [photo_file])
+    path = f"GET /channels/{CHANNEL_ID}/messages/{photo_message['id']}"
+    app.discord.inject_status(path, 403, 50001, message="Missing Access")
+    assert "no portrait" in (await animate_message(app, reply_without_the_photo(app, photo_message))).content
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "cogs.video"]
+    app.discord.inject_status(path, 503, 0)
+    assert "no portrait" in (await animate_message(app, reply_without_the_photo(app, photo_message))).content
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "cogs.video"]
+    assert len(warnings) == 1 and "503" in warnings[0].getMessage()
+    assert app.discord.token not in caplog.text and "fake-interaction-" not in caplog.text
+    assert fetches(app, photo_message) == [403, 503]
+    assert app.discord.downloads(photo_file["id"]) == 0
+    assert app.query("SELECT COUNT(*) FROM jobs") == [(0,)]
 
 
 async def test_a_message_without_audio_says_what_is_missing(app: App) -> None:

@@ -372,6 +372,36 @@ async def test_history_pages_newest_first(fake_discord: FakeDiscord, bot: comman
     assert len(all_of_them) == 5 and all(m.nonce is None for m in all_of_them)
 
 
+async def test_members_messages_can_be_fetched_until_deleted(
+    fake_discord: FakeDiscord, bot: commands.Bot
+) -> None:
+    """A member's message (member_message) is kept: GET returns it with its attachments in its own channel
+    only; a reply brings the message it replies to (even when its own payload left it out), null once that
+    one is deleted; a deleted message is 404 10008."""
+    photo_file = fake_discord.add_attachment("me.png", b"png", "image/png", channel_id=CHANNEL_ID)
+    photo = fake_discord.member_message(CHANNEL_ID, 200_000_000_000_000_077, [photo_file])
+    reply = fake_discord.member_message(
+        CHANNEL_ID, 200_000_000_000_000_077, content="this", replying_to=photo, with_referenced_message=False
+    )
+    assert "referenced_message" not in reply
+    channel = text_channel_of(bot, CHANNEL_ID)
+    fetched = await channel.fetch_message(int(photo["id"]))
+    assert fetched.author.id == 200_000_000_000_000_077 and fetched.attachments[0].filename == "me.png"
+    fetched_reply = await channel.fetch_message(int(reply["id"]))
+    assert fetched_reply.reference is not None
+    assert isinstance(fetched_reply.reference.resolved, discord.Message)
+    assert fetched_reply.reference.resolved.id == int(photo["id"])
+    with pytest.raises(discord.NotFound):
+        await text_channel_of(bot, NSFW_CHANNEL_ID).fetch_message(int(photo["id"]))
+    fake_discord.delete_member_message(photo)
+    with pytest.raises(discord.NotFound) as info:
+        await channel.fetch_message(int(photo["id"]))
+    assert info.value.code == 10008
+    fetched_reply = await channel.fetch_message(int(reply["id"]))
+    assert fetched_reply.reference is not None
+    assert isinstance(fetched_reply.reference.resolved, discord.DeletedReferencedMessage)
+
+
 async def test_lost_answer_carries_out_the_request(fake_discord: FakeDiscord, bot: commands.Bot) -> None:
     """inject_lost_answer: the message is created, the caller gets an error."""
     fake_discord.inject_lost_answer(f"POST /channels/{CHANNEL_ID}/messages", 503)

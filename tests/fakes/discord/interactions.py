@@ -99,12 +99,16 @@ class InteractionRoutes:
         content: str = "",
         voice: bool = False,
         replying_to: Json | None = None,
+        with_referenced_message: bool = True,
         username: str = "member",
     ) -> Json:
         """A member's message payload (not one the bot made), to target with a message command: its
         ``attachments`` are payloads from ``add_attachment``; ``voice`` sets IS_VOICE_MESSAGE (1 << 13), as
         Discord does on a voice message (one audio/ogg attachment with ``duration_secs`` and ``waveform``);
-        ``replying_to``: another such payload, which it replies to (Discord's ``referenced_message``)."""
+        ``replying_to``: another such payload, which it replies to (its ``message_reference``, and the
+        replied message itself as ``referenced_message`` unless ``with_referenced_message`` is False: Discord
+        may leave it out). The fake keeps the message: GET /channels/{c}/messages/{m} returns it until
+        ``delete_member_message``."""
         message_id = self.new_id()
         guild_id = self._channels[channel_id][0] if channel_id in self._channels else None
         payload: Json = {
@@ -134,7 +138,9 @@ class InteractionRoutes:
                 "channel_id": replying_to["channel_id"],
                 **({"guild_id": replying_to["guild_id"]} if "guild_id" in replying_to else {}),
             }
-            payload["referenced_message"] = replying_to
+            if with_referenced_message:
+                payload["referenced_message"] = replying_to
+        self._member_messages[message_id] = {k: v for k, v in payload.items() if k != "referenced_message"}
         return payload
 
     def make_message_command_interaction(

@@ -244,9 +244,32 @@ class MessageRoutes:
         channel["nsfw"] = nsfw
         return {**channel, "guild_id": str(guild_id)}
 
+    def delete_member_message(self, message: Json) -> None:
+        """A member deletes their message (a ``member_message`` payload): fetching it then gets 404 10008, and
+        a reply to it carries ``referenced_message: null``."""
+        self._member_messages.pop(int(message["id"]), None)
+
+    def _member_message(self, channel_id: int, raw_id: str) -> Json | None:
+        """A member's message of this channel as GET returns it: a reply carries the message it replies to
+        as ``referenced_message`` (null once that one is deleted), one level deep, as Discord does."""
+        stored = self._member_messages.get(int(raw_id)) if raw_id.isdigit() else None
+        if stored is None or int(stored["channel_id"]) != channel_id:
+            return None
+        reference = stored.get("message_reference")
+        if reference is None or reference.get("type", 0) != 0:
+            return dict(stored)
+        replied = self._member_messages.get(int(reference["message_id"]))
+        if replied is None and int(reference["message_id"]) in self._messages_by_id:
+            bot_message = self._messages_by_id[int(reference["message_id"])]
+            replied = None if bot_message.deleted else self._message_payload(bot_message)
+        return {**stored, "referenced_message": replied}
+
     async def _get_channel_message(self, request: web.Request) -> web.Response:
         self._require_bot_auth(request)
         channel_id, _, _ = self._channel_or_404(request)
+        member = self._member_message(channel_id, request.match_info["message_id"])
+        if member is not None:
+            return _json(member)
         return _json(
             self._message_payload(self._message_or_404(channel_id, request.match_info["message_id"]))
         )

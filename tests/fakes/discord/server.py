@@ -108,6 +108,8 @@ class FakeDiscord(GatewayMixin, MessageRoutes, InteractionRoutes, CdnMixin):
         self._dm_recipients: dict[int, int] = {}  # DM channel id -> user id
         self._closed_dms: set[int] = set()
         self._messages_by_id: dict[int, FakeMessage] = {}
+        # Members' messages (``member_message``) as Discord's message objects, less ``referenced_message``.
+        self._member_messages: dict[int, Json] = {}
         self._interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
