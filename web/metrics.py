@@ -39,7 +39,7 @@ ERROR_KINDS = (
     "unknown",
 )
 REQUEST_TASKS = ("videoInference", "getResponse", "mediaStorage", "other")
-WEBHOOK_OUTCOMES = ("accepted", "rejected", "repeated", "invalid")
+WEBHOOK_OUTCOMES = ("accepted", "rejected", "repeated", "invalid", "limited")
 # How long a scrape waits for the job counts before answering without them.
 JOB_COUNT_TIMEOUT_S = 2.0
 # Runware requests: from a fast poll to a stalled upload (the request timeout is 30 s by default).
@@ -142,7 +142,8 @@ class Metrics:
     # --- the webhook route's outcomes ---
 
     def webhook_call(self, outcome: str) -> None:
-        """Count one webhook call: accepted, rejected (unknown token), repeated or invalid (its body)."""
+        """Count one webhook call: accepted, rejected (unknown token), repeated, invalid (its body) or
+        limited (its peer refused too often: 429, not checked)."""
         if outcome not in WEBHOOK_OUTCOMES:
             raise ValueError(f"unknown webhook outcome {outcome!r}")
         self.webhook_calls.labels(outcome).inc()
