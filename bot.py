@@ -49,7 +49,7 @@ from core.settings import Settings, describe_settings_error
 from core.webhooks import WebhookReceiver
 from storage import NewerDatabaseError, Store, open_store
 from web.health import HealthChecks, add_health_route
-from web.metrics import Metrics, add_metrics_route
+from web.metrics import CachedJobCounts, Metrics, add_metrics_route
 from web.runware_webhook import add_runware_webhook
 from web.server import HttpServer, HttpServerError
 
@@ -231,7 +231,7 @@ class VideoBot(commands.Bot):
             runware.observer = self.metrics
             checks = HealthChecks(store.ping, gateway=self.gateway_connected, runner=self.runner_alive)
             add_health_route(self.web.app, checks)
-            add_metrics_route(self.web.app, self.metrics, store.count_jobs_by_status)
+            add_metrics_route(self.web.app, self.metrics, CachedJobCounts(store.count_jobs_by_status))
         # Webhooks need both: a server to receive them and the address Runware reaches it at.
         webhooks_on = run_jobs and settings.http_port is not None and settings.public_url is not None
         self.runner = JobRunner(

@@ -34,12 +34,14 @@ _NO_HASH = "0" * 64
 
 class WebhookOutcome(StrEnum):
     """What became of one call, for the metrics: kept (or a valid call with nothing to keep), refused
-    for its token, a repeat of something already known, or a body that is not a result."""
+    for its token, a repeat of something already known, a body that is not a result, or not checked at all
+    because its peer was refused too often (web/webhook_limit.py)."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     REPEATED = "repeated"
     INVALID = "invalid"
+    LIMITED = "limited"
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,15 @@
 
 `Metrics` is the core's Observer (core/observe.py) on a registry of its own (several bots may run in one
 process, as in the tests), plus the webhook's outcomes. Jobs by status are read from the database when
-Prometheus scrapes. No label carries an id: statuses, kinds of error, kinds of request and webhook outcomes
-only, each from a fixed set.
+Prometheus scrapes, at most once per JOB_COUNTS_MAX_AGE_S in a process (CachedJobCounts). No label
+carries an id: statuses, kinds of error, kinds of request and webhook outcomes only, each from a fixed set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -39,15 +40,59 @@ ERROR_KINDS = (
     "unknown",
 )
 REQUEST_TASKS = ("videoInference", "getResponse", "mediaStorage", "other")
-WEBHOOK_OUTCOMES = ("accepted", "rejected", "repeated", "invalid")
+WEBHOOK_OUTCOMES = ("accepted", "rejected", "repeated", "invalid", "limited")
 # How long a scrape waits for the job counts before answering without them.
 JOB_COUNT_TIMEOUT_S = 2.0
+# The job counts a scrape shows are at most this old: counting reads the whole jobs table (its status
+# index), so it is done at most once per this interval per process, however many scrapers (or strangers)
+# ask. 15 s is Prometheus' shortest usual scrape interval: a 15 s or 30 s scrape still sees a fresh
+# count almost every time, and the gauge moves slowly anyway (jobs take minutes).
+JOB_COUNTS_MAX_AGE_S = 15.0
 # Runware requests: from a fast poll to a stalled upload (the request timeout is 30 s by default).
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Acknowledgements: Discord allows 3 s; the goal is 50 ms.
 ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
 
 JobCounts = Callable[[], Awaitable[dict[str, int]]]
+
+
+class CachedJobCounts:
+    """`read` (the store's count of jobs by status) called at most once per `max_age_s`: a call within that
+    time of the last read's start gets its figures without a query, and concurrent calls share one read. A
+    read that fails (or is cancelled by the scrape's timeout) keeps nothing, so the next call reads again.
+    `clock`: seconds, monotonic."""
+
+    def __init__(
+        self,
+        read: JobCounts,
+        *,
+        max_age_s: float = JOB_COUNTS_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._counts: dict[str, int] | None = None
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> dict[str, int] | None:
+        if self._counts is not None and self._clock() - self._read_at < self.max_age_s:
+            return dict(self._counts)
+        return None
+
+    async def __call__(self) -> dict[str, int]:
+        counts = self._fresh()
+        if counts is not None:
+            return counts
+        async with self._lock:
+            counts = self._fresh()  # read by the call this one waited for
+            if counts is not None:
+                return counts
+            started = self._clock()
+            counts = dict(await self._read())
+            self._counts, self._read_at = counts, started
+            return dict(counts)
 
 
 class Metrics:
@@ -142,7 +187,8 @@ class Metrics:
     # --- the webhook route's outcomes ---
 
     def webhook_call(self, outcome: str) -> None:
-        """Count one webhook call: accepted, rejected (unknown token), repeated or invalid (its body)."""
+        """Count one webhook call: accepted, rejected (unknown token), repeated, invalid (its body) or
+        limited (its peer refused too often: 429, not checked)."""
         if outcome not in WEBHOOK_OUTCOMES:
             raise ValueError(f"unknown webhook outcome {outcome!r}")
         self.webhook_calls.labels(outcome).inc()
@@ -166,7 +212,8 @@ class Metrics:
 
 
 def add_metrics_route(app: web.Application, metrics: Metrics, job_counts: JobCounts | None) -> None:
-    """Serve `metrics` at GET /metrics on `app`, the job counts read by `job_counts` at each scrape."""
+    """Serve `metrics` at GET /metrics on `app`, the job counts read by `job_counts` at each scrape (bot.py
+    hands in a CachedJobCounts, so that scrapes close together share one count)."""
 
     async def handle(request: web.Request) -> web.Response:
         body = await metrics.render(job_counts)
