@@ -260,7 +260,12 @@ class VideoBot(commands.Bot):
         self._pruner_task: asyncio.Task[None] | None = None
         self._alerts_task: asyncio.Task[None] | None = None
         if self.web is not None and self.metrics is not None and webhooks_on:
-            self.webhooks = WebhookReceiver(store, runware.read_webhook, wake=self._webhook_result_kept)
+            self.webhooks = WebhookReceiver(
+                store,
+                runware.read_webhook,
+                wake=self._webhook_result_kept,
+                output_ttl_s=settings.output_ttl_s,
+            )
             add_runware_webhook(self.web.app, self.webhooks, record=self.metrics.webhook_call)
         self._notices_task: asyncio.Task[None] | None = None
 

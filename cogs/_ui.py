@@ -426,10 +426,13 @@ def _expiry_notice(_: Words, job: Job, *, late_promised: bool) -> str:
     )
 
 
-def expiry_notice_texts(_: Words, job: Job) -> set[str]:
-    """Both wordings of a job's public expiry notice: with the promise that a late video will be posted (the
-    job was watched when it expired) and without. By the time a late video arrives its watch has ended, so
-    which one was posted cannot be told from the job."""
+def ended_notice_texts(_: Words, job: Job) -> set[str]:
+    """Every wording of the public notice posted when a job ended without its video. An expired job's: its
+    expiry notice with the promise that a late video will be posted (the job was watched when it expired)
+    and without; by the time a late video arrives its watch has ended, so which one was posted cannot be
+    told from the job. A failed job's (one Runware was judged to have lost): its failure notice."""
+    if job.status is not JobStatus.EXPIRED:
+        return {failure_text(_, job)}
     return {_expiry_notice(_, job, late_promised=promised) for promised in (True, False)}
 
 

@@ -490,7 +490,7 @@ NO_MORE_VIDEOS = N_("No videos on this page.")
 def _video_status(_: Words, job: Job) -> str:
     if job.cancelled:
         return _("cancelled, not charged")
-    if job.status is JobStatus.EXPIRED and job.result_url is not None:
+    if job.arrived_late:
         return _("arrived late, not charged")
     return _(_VIDEO_STATUS[job.status])
 

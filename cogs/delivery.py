@@ -30,7 +30,7 @@ from discord.ext import commands
 
 from cogs._i18n import ENGLISH, Words, every_language, guild_words, member_words
 from cogs._ui import (
-    expiry_notice_texts,
+    ended_notice_texts,
     failure_text,
     flagged_log_text,
     gone_text,
@@ -624,10 +624,10 @@ def carries_job(message: discord.Message, job: Job, bot_id: int) -> bool:
     if not (message.content.startswith(f"<@{job.user_id}>") and names_job):
         return False
     if job.late_video_waiting:
-        # The job's expiry notice also names it: any other post about the job is the late one (the video,
-        # or the notice that it was withheld or expired before it could be posted). The notice was
-        # worded in the server's language of the time: compare with every language's.
-        return all(message.content not in expiry_notice_texts(words, job) for words in every_language())
+        # The job's expiry (or failure) notice also names it: any other post about the job is the late one
+        # (the video, or the notice that it was withheld or expired before it could be posted). The notice
+        # was worded in the server's language of the time: compare with every language's.
+        return all(message.content not in ended_notice_texts(words, job) for words in every_language())
     return True
 
 

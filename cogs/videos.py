@@ -87,7 +87,7 @@ def page_text(_: Words, bot: VideoBot, page: JobPage, head: str | None = None) -
 def _link_expiry(bot: VideoBot, job: Job) -> float | None:
     """When the job's download link stops working; None when it has none to offer the member (not made, a
     flagged video, or one a moderator removed)."""
-    made = job.status is JobStatus.SUCCEEDED or (job.status is JobStatus.EXPIRED and job.result_url)
+    made = job.status is JobStatus.SUCCEEDED or job.arrived_late
     if not made or job.result_url is None or job.nsfw or job.removed_at is not None:
         return None
     return bot.jobs.link_expires_at(job)

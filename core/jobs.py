@@ -34,6 +34,7 @@ from core.models import (
     Submission,
     Usage,
     format_usd,
+    output_expires_at,
 )
 from core.moderation import chosen_safety_mode, effective_safety_mode
 from core.ports import JobServiceStore, StoreUnavailable
@@ -46,7 +47,7 @@ from core.quota import (
     limits_for_guild,
     windows_at,
 )
-from core.runner import Clock, output_expires_at
+from core.runner import Clock
 from core.runware import RunwareClient, RunwareError
 from core.settings import Settings
 from core.work_slots import WorkSlots

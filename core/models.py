@@ -30,6 +30,9 @@ ACTIVE: frozenset[JobStatus] = frozenset(
     {JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.PROCESSING}
 )
 TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.EXPIRED})
+# The final statuses a late video can follow: the job was refunded, then Runware delivered after all (an
+# expired job's video, or the webhook of a task judged lost).
+LATE_CAPABLE: frozenset[JobStatus] = frozenset({JobStatus.FAILED, JobStatus.EXPIRED})
 # What a member may still cancel: Runware has not heard of the job (its submit is not yet on its way).
 CANCELLABLE: frozenset[JobStatus] = frozenset({JobStatus.UPLOADING, JobStatus.QUEUED})
 # The error code of a job its member cancelled (status FAILED: refunded, never submitted, nothing posted).
@@ -99,9 +102,12 @@ class Job:
     result_message_id: int | None = None
     removed_at: float | None = None
     # An expired job that Runware still renders is asked about until `late_until` (None: not watched); a
-    # video that arrives is posted once more, as a late result, at `late_delivered_at`.
+    # video that arrives is posted once more, as a late result, at `late_delivered_at`. A job judged lost
+    # (`lost_at`: Runware kept answering "not found") whose webhook still brings a video is watched again
+    # until the video is applied, and posted late the same way.
     late_until: float | None = None
     late_delivered_at: float | None = None
+    lost_at: float | None = None
     # The process advancing the job (or uploading its inputs) and until when; None when nobody holds it
     # (a finished job, or one waiting to be claimed). See Lease.
     lease_owner: str | None = None
@@ -117,13 +123,40 @@ class Job:
         return self.status is JobStatus.FAILED and self.error_code == CANCELLED_CODE
 
     @property
+    def arrived_late(self) -> bool:
+        """A job refunded without a video (expired at its deadline, or failed as lost by Runware) whose
+        video arrived afterwards: posted late, at the server's cost."""
+        return self.status in LATE_CAPABLE and self.result_url is not None
+
+    @property
+    def late_reason(self) -> str:
+        """The ledger's reason on the grant that gives a late video's cost back to its member."""
+        if self.status is JobStatus.EXPIRED:
+            return "arrived after the deadline"
+        return "arrived after the job was declared lost"
+
+    @property
     def late_video_waiting(self) -> bool:
-        """An expired job whose video arrived after the deadline and has not been posted yet."""
-        return (
-            self.status is JobStatus.EXPIRED
-            and self.result_url is not None
-            and self.late_delivered_at is None
-        )
+        """A job whose video arrived late (`arrived_late`) and has not been posted yet."""
+        return self.arrived_late and self.late_delivered_at is None
+
+
+def output_expires_at(job: Job, ttl_s: float) -> float:
+    """When Runware deletes a job's output: its `ttl` counts from the task, and submitted_at is before it."""
+    return (job.submitted_at or job.created_at) + ttl_s
+
+
+def lost_video_watch(job: Job, output_ttl_s: float | None, now: float) -> float | None:
+    """Until when a job judged lost (`lost_at`) is watched again because its webhook brought a video: its
+    output's expiry (`output_ttl_s` after the submit, OUTPUT_TTL_S), while that is ahead of `now` and the
+    job has no video yet. None for any other job, or when the output is gone (or no TTL is given: the
+    result is not a video)."""
+    if output_ttl_s is None or job.lost_at is None or job.status not in LATE_CAPABLE:
+        return None
+    if job.result_url is not None or job.late_until is not None:
+        return None
+    until = output_expires_at(job, output_ttl_s)
+    return until if now < until else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,12 +197,15 @@ class JobStore(Protocol):
         member_told: bool = False,
         watch: tuple[float, float] | None = None,
         owner: str | None = None,
+        lost: bool = False,
     ) -> Job | None:
         """Mark failure (or expiry) and refund the reservation. None if the job was already final, or not
         held by `owner`.
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
-        `watch` (until, next poll): an expired task Runware still has is asked about until then."""
+        `watch` (until, next poll): an expired task Runware still has is asked about until then.
+        `lost`: Runware kept answering "not found" (recorded as `lost_at`: its webhook may still bring
+        the video, which is then posted late)."""
         ...
 
     async def complete_late_job(
@@ -215,12 +218,16 @@ class JobStore(Protocol):
         *,
         owner: str | None = None,
     ) -> Job | None:
-        """A watched expired job's video arrived: keep it and book its cost to the server, not the member.
-        None if the job was not being watched, or not held by `owner`."""
+        """A watched job's video arrived (an expired job's, or a lost one's brought by its webhook): keep it
+        and book its cost to the server, not the member. None if the job was not being watched, or not
+        held by `owner`."""
         ...
 
-    async def end_late_watch(self, job_id: int, now: float, *, owner: str | None = None) -> bool:
-        """Stop asking about an expired job; False if it was not being watched, or not held by `owner`."""
+    async def end_late_watch(
+        self, job_id: int, now: float, *, owner: str | None = None, lost: bool = False
+    ) -> bool:
+        """Stop asking about an expired job (`lost`: because Runware no longer knows its task, recorded as
+        `lost_at`); False if it was not being watched, or not held by `owner`."""
         ...
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -571,13 +578,22 @@ class WebhookStore(Protocol):
         ...
 
     async def record_webhook_result(
-        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+        self,
+        job_id: int,
+        task_uuid: str,
+        video_uuid: str | None,
+        result: str,
+        now: float,
+        *,
+        video_ttl_s: float | None = None,
     ) -> bool:
         """Keep a final result for a job still waiting for one (submitting, processing, or expired and
         watched) and make a processing or watched job due now, in one transaction that also notifies
-        every process (JobEvent.RESULT, delivered at its commit). False, with nothing written, for a
-        repeat: a result already kept for this job or this video, or a job already finished (by a
-        poll)."""
+        every process (JobEvent.RESULT, delivered at its commit). With `video_ttl_s` (OUTPUT_TTL_S, given
+        when the result is a video), a job judged lost (`lost_at`) whose output still lives is kept too
+        and watched again until the output's expiry, due now (core.models.lost_video_watch): its runner
+        posts the video late, at the server's cost. False, with nothing written, for a repeat: a result
+        already kept for this job or this video, or a job already finished (by a poll)."""
         ...
 
     async def webhook_results(self, job_ids: list[int]) -> dict[int, str]:

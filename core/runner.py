@@ -31,7 +31,15 @@ import time
 from collections.abc import Callable
 
 from core.errors import N_
-from core.models import MICROS_PER_USD, Job, JobStatus, Lease, usd_to_micros
+from core.models import (
+    LATE_CAPABLE,
+    MICROS_PER_USD,
+    Job,
+    JobStatus,
+    Lease,
+    output_expires_at,
+    usd_to_micros,
+)
 from core.observe import NULL_OBSERVER, Observer
 from core.ports import RunnerStore, StoreUnavailable
 from core.runware import ErrorKind, RunwareClient, RunwareError, TaskResult, TaskState, VideoRequest
@@ -450,7 +458,8 @@ class JobRunner:
         s = self._settings
         now = self._clock()
         missing = is_missing(result)
-        if job.status is JobStatus.EXPIRED:
+        if job.status in LATE_CAPABLE:
+            # Expired and watched, or judged lost and watched again since its webhook brought a video.
             return await self._apply_late(job, result, missing)
         overdue = is_past_deadline(job, now, s.job_deadline_s)
         if job.status is JobStatus.SUBMITTING:
@@ -491,7 +500,7 @@ class JobRunner:
             return None
         submitted_at = job.submitted_at or now
         if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
-            await self._fail(job, "taskFailedOrNotFound", "The video service lost this job.")
+            await self._fail(job, "taskFailedOrNotFound", "The video service lost this job.", lost=True)
             return None
         if result.state is TaskState.PROCESSING:
             self._on_progress(job.id, result.progress)
@@ -513,9 +522,10 @@ class JobRunner:
             await self._offer(done)
 
     async def _apply_late(self, job: Job, result: TaskResult, missing: bool) -> float | None:
-        """Act on a poll result of an expired job that Runware still has. A video is kept and its cost
-        booked to the server; an error or a lost task ends the watch (nothing billed); so does the end of
-        the output's time to live."""
+        """Act on a poll result (or a kept webhook result) of a watched job: expired while Runware still
+        had it, or judged lost and then brought a video by its webhook. A video is kept and its cost booked
+        to the server; an error or a lost task ends the watch (nothing billed; a lost one is recorded, so
+        that a video its webhook still brings is taken); so does the end of the output's time to live."""
         now = self._clock()
         if result.state is TaskState.SUCCESS and result.video_url is not None:
             cost = settled_cost(job, result.cost_usd)
@@ -530,7 +540,7 @@ class JobRunner:
         lost = missing and now - (job.submitted_at or job.created_at) >= NOT_FOUND_GRACE_S
         ended = result.state in (TaskState.SUCCESS, TaskState.ERROR) and not missing
         if ended or lost or job.late_until is None or now >= job.late_until:
-            if await self._store.end_late_watch(job.id, now, owner=self.owner):
+            if await self._store.end_late_watch(job.id, now, owner=self.owner, lost=lost and not ended):
                 log.info("job=%s task=%s no late video (%s)", job.id, job.task_uuid, result.state.value)
             return None
         return self.poll_max_s
@@ -543,10 +553,11 @@ class JobRunner:
         *,
         expired: bool = False,
         watch: tuple[float, float] | None = None,
+        lost: bool = False,
     ) -> None:
         self._tokens.pop(job.id, None)  # ended: never submitted again, its webhook token is not needed
         done = await self._store.fail_job(
-            job.id, code, message, self._clock(), expired=expired, watch=watch, owner=self.owner
+            job.id, code, message, self._clock(), expired=expired, watch=watch, owner=self.owner, lost=lost
         )
         if done is not None:
             log.info("job=%s task=%s %s code=%s; refunded", job.id, job.task_uuid, done.status.value, code)
@@ -572,11 +583,6 @@ class JobRunner:
             self.owner, now, now + REDELIVER_AFTER_S, MAX_JOBS_PER_PASS
         ):
             self._on_finished(job)
-
-
-def output_expires_at(job: Job, ttl_s: float) -> float:
-    """When Runware deletes a job's output: its `ttl` counts from the task, and submitted_at is before it."""
-    return (job.submitted_at or job.created_at) + ttl_s
 
 
 def is_missing(result: TaskResult) -> bool:

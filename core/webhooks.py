@@ -143,7 +143,10 @@ class WebhookReceiver:
     """Checks a call's token, reads its body, and keeps a final result for the runner.
 
     `read`: the body as a result (RunwareClient.read_webhook; MalformedReply when it is not one).
-    `wake(job_id)`: called once a result is kept, to have the job's runner apply it now."""
+    `wake(job_id)`: called once a result is kept, to have the job's runner apply it now.
+    `output_ttl_s`: how long Runware keeps a video after its submit (OUTPUT_TTL_S): a video for a job the
+    runner judged lost (Runware kept answering "not found") is kept until then, to be posted late at the
+    server's cost; None: such a video is a repeat, like any result for a finished job."""
 
     def __init__(
         self,
@@ -152,11 +155,13 @@ class WebhookReceiver:
         *,
         wake: Callable[[int], None] = lambda job_id: None,
         clock: Callable[[], float] = time.time,
+        output_ttl_s: float | None = None,
     ) -> None:
         self._store = store
         self._read = read
         self._wake = wake
         self._clock = clock
+        self._output_ttl_s = output_ttl_s
 
     async def authorize(self, token: str) -> WebhookCaller | None:
         """The caller when the token is one of its job's (compared in constant time), else None. Reads
@@ -176,8 +181,10 @@ class WebhookReceiver:
 
     async def receive(self, caller: WebhookCaller, body: bytes) -> WebhookOutcome:
         """Read the body and keep a final result of the caller's task. INVALID (nothing kept): not a result,
-        or a result of another task. REPEATED: already kept, or the job finished (a poll got there first).
-        ACCEPTED: kept and the runner woken, or a valid call with nothing final in it (progress)."""
+        or a result of another task. REPEATED: already kept, or the job finished (a poll got there first;
+        an error, or a video once the output is gone, for a job judged lost). ACCEPTED: kept and the
+        runner woken (a video for a job judged lost included: posted late), or a valid call with nothing
+        final in it (progress)."""
         try:
             result = self._read(body)
         except MalformedReply:
@@ -186,8 +193,14 @@ class WebhookReceiver:
             return WebhookOutcome.INVALID
         if not is_final(result):
             return WebhookOutcome.ACCEPTED
+        video = result.state is TaskState.SUCCESS and result.video_url is not None
         kept = await self._store.record_webhook_result(
-            caller.job_id, result.task_uuid, result.video_uuid, encode_result(result), self._clock()
+            caller.job_id,
+            result.task_uuid,
+            result.video_uuid,
+            encode_result(result),
+            self._clock(),
+            video_ttl_s=self._output_ttl_s if video else None,
         )
         if not kept:
             return WebhookOutcome.REPEATED

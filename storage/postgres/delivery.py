@@ -9,10 +9,10 @@ from storage.postgres.rows import JOB_COLUMNS, job_from_row
 from storage.postgres.statements import job_in, lock_guild
 
 # The same rules as storage/sqlite/delivery.py. A result waiting to be posted: a finished job's, or a late
-# video after its expiry notice.
+# video after its expiry (or lost) notice.
 UNDELIVERED = (
     "((delivered_at IS NULL AND status IN ('succeeded', 'failed', 'expired')) "
-    "OR (status = 'expired' AND result_url IS NOT NULL AND late_delivered_at IS NULL))"
+    "OR (status IN ('expired', 'failed') AND result_url IS NOT NULL AND late_delivered_at IS NULL))"
 )
 # No process is offering it: never offered, or the offer's lease ran out by now ($2).
 OFFERABLE = "(delivery_expires_at IS NULL OR delivery_expires_at <= $2)"
@@ -24,12 +24,14 @@ class PostgresDelivery(PostgresConnection):
     """DeliveryStore on PostgreSQL."""
 
     async def undelivered_jobs(self) -> list[Job]:
-        """Finished jobs whose result has not been posted yet, and expired jobs whose late video has not."""
+        """Finished jobs whose result has not been posted yet, and late videos (of expired or lost jobs) that
+        have not."""
         rows = await self._fetch(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE delivered_at IS NULL "
             "AND status IN ('succeeded', 'failed', 'expired') "
-            f"UNION ALL SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'expired' AND result_url IS NOT NULL "
-            "AND late_delivered_at IS NULL AND delivered_at IS NOT NULL ORDER BY finished_at"
+            f"UNION ALL SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('expired', 'failed') "
+            "AND result_url IS NOT NULL AND late_delivered_at IS NULL AND delivered_at IS NOT NULL "
+            "ORDER BY finished_at"
         )
         return [job_from_row(r) for r in rows]
 
@@ -96,7 +98,8 @@ class PostgresDelivery(PostgresConnection):
                 # A late video that came before its expiry notice was posted stands for the notice too.
                 "UPDATE jobs SET late_delivered_at = $1, delivered_at = COALESCE(delivered_at, $1), "
                 f"updated_at = $1, {LET_GO}, result_channel_id = COALESCE($2, result_channel_id), "
-                "result_message_id = COALESCE($3, result_message_id) WHERE id = $4 AND status = 'expired' "
+                "result_message_id = COALESCE($3, result_message_id) WHERE id = $4 "
+                "AND status IN ('expired', 'failed') "
                 "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
                 now,
                 channel_id,

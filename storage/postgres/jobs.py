@@ -8,6 +8,7 @@ from core.models import (
     ACTIVE,
     CANCELLABLE,
     CANCELLED_CODE,
+    LATE_CAPABLE,
     Job,
     JobPlace,
     JobStatus,
@@ -304,12 +305,14 @@ class PostgresJobs(PostgresConnection):
         member_told: bool = False,
         watch: tuple[float, float] | None = None,
         owner: str | None = None,
+        lost: bool = False,
     ) -> Job | None:
         """Mark failure (or expiry) and refund the reservation. None if the job was already final, or not
         held by `owner`.
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
-        `watch` (until, next poll): an expired task Runware still has is asked about until then."""
+        `watch` (until, next poll): an expired task Runware still has is asked about until then.
+        `lost`: Runware kept answering "not found" (`lost_at`: its webhook may still bring the video)."""
         status = JobStatus.EXPIRED if expired else JobStatus.FAILED
         late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
@@ -325,7 +328,7 @@ class PostgresJobs(PostgresConnection):
             await db.execute(
                 "UPDATE jobs SET status = $1, error_code = $2, error_message = $3, cost_micros = 0, "
                 "finished_at = $4, next_poll_at = $5, updated_at = $4, delivered_at = $6, late_until = $7, "
-                f"{RELEASE} WHERE id = $8",
+                f"lost_at = $9, {RELEASE} WHERE id = $8",
                 status.value,
                 code,
                 message,
@@ -334,6 +337,7 @@ class PostgresJobs(PostgresConnection):
                 now if member_told else None,
                 late_until,
                 job_id,
+                now if lost else None,
             )
             await append_refund(db, job, now)
             return await job_in(db, job_id)
@@ -348,13 +352,13 @@ class PostgresJobs(PostgresConnection):
         *,
         owner: str | None = None,
     ) -> Job | None:
-        """A watched expired job's video arrived: keep it, and book what Runware bills to the server only
-        (a settle of the cost, which the server's total counts, and a grant of it back to the member, who
-        was refunded at the deadline). None if the job was not being watched (done before), or not held
-        by `owner`."""
+        """A watched job's video arrived (an expired job's, or a lost one's that its webhook brought): keep
+        it, and book what Runware bills to the server only (a settle of the cost, which the server's total
+        counts, and a grant of it back to the member, who was refunded when the job ended). None if the
+        job was not being watched (done before), or not held by `owner`."""
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
-            if job.status is not JobStatus.EXPIRED or job.late_until is None or not holds(job, owner):
+            if job.status not in LATE_CAPABLE or job.late_until is None or not holds(job, owner):
                 return None
             await lock_guild(db, job.guild_id)
             await db.execute(
@@ -368,23 +372,28 @@ class PostgresJobs(PostgresConnection):
             )
             for kind, amount, reason in (
                 (LedgerKind.SETTLE, cost_micros, None),
-                (LedgerKind.GRANT, -cost_micros, "arrived after the deadline"),
+                (LedgerKind.GRANT, -cost_micros, job.late_reason),
             ):
                 await append_ledger(
                     db, job.guild_id, job.user_id, job_id, kind, amount, job.created_at, now, reason
                 )
             return await job_in(db, job_id)
 
-    async def end_late_watch(self, job_id: int, now: float, *, owner: str | None = None) -> bool:
-        """Stop asking about an expired job (its task ended without a video, or its time to live ran out).
-        False if it was not being watched, or not held by `owner`."""
+    async def end_late_watch(
+        self, job_id: int, now: float, *, owner: str | None = None, lost: bool = False
+    ) -> bool:
+        """Stop asking about an expired job (its task ended without a video, Runware no longer knows it:
+        `lost`, recorded as `lost_at`, or its time to live ran out). False if it was not being watched, or
+        not held by `owner`."""
         async with self._write() as db:
             status = await db.execute(
-                f"UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = $1, {RELEASE} "
+                "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = $1, "
+                f"lost_at = COALESCE($4::DOUBLE PRECISION, lost_at), {RELEASE} "
                 f"WHERE id = $2 AND late_until IS NOT NULL{held(3)}",
                 now,
                 job_id,
                 owner,
+                now if lost else None,
             )
             return rowcount(status) == 1
 

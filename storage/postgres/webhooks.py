@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.models import TERMINAL, JobStatus, WebhookTarget
+from core.models import TERMINAL, JobStatus, WebhookTarget, lost_video_watch
 from core.ports import JobEvent, JobNotice
 from storage.postgres.connection import PostgresConnection, rowcount
-from storage.postgres.statements import job_in
+from storage.postgres.statements import job_in, lock_guild
 
 # A job still waiting for Runware's answer; a result for any other is a repeat (a poll got there first).
 WAITING = (JobStatus.SUBMITTING, JobStatus.PROCESSING)
@@ -32,17 +32,27 @@ class PostgresWebhooks(PostgresConnection):
         return WebhookTarget(str(rows[0]["task_uuid"]), hashes)
 
     async def record_webhook_result(
-        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+        self,
+        job_id: int,
+        task_uuid: str,
+        video_uuid: str | None,
+        result: str,
+        now: float,
+        *,
+        video_ttl_s: float | None = None,
     ) -> bool:
         """Keep a final result for a job still waiting for one and make it due now. The job's row is
         locked first, as a settle locks it: a concurrent settle by a poll is either before, and this is a
-        repeat, or after, and finds the job finished. False, nothing written, for a repeat. Every process
-        is told in the same transaction (JobEvent.RESULT, delivered at the COMMIT), so the runner holding
-        the job, wherever it runs, applies the result at once."""
+        repeat, or after, and finds the job finished. With `video_ttl_s` (the result is a video), a job
+        judged lost whose output still lives is watched again (core.models.lost_video_watch), to post the
+        video late. False, nothing written, for a repeat. Every process is told in the same transaction
+        (JobEvent.RESULT, delivered at the COMMIT), so the runner holding the job, wherever it runs,
+        applies the result at once."""
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
             watched = job.late_until is not None
-            if job.status not in WAITING and not watched:
+            revive_until = lost_video_watch(job, video_ttl_s, now)
+            if job.status not in WAITING and not watched and revive_until is None:
                 return False
             status = await db.execute(
                 "INSERT INTO webhook_results (job_id, task_uuid, video_uuid, result, received_at) "
@@ -55,9 +65,19 @@ class PostgresWebhooks(PostgresConnection):
             )
             if rowcount(status) != 1:
                 return False
+            if revive_until is not None:
+                # Watched again, due now: any process's runner claims it and books the video as a late
+                # one (complete_late_job). Its estimate is held meanwhile, as a watched job's is (0013).
+                await lock_guild(db, job.guild_id)
+                await db.execute(
+                    "UPDATE jobs SET late_until = $2, next_poll_at = $3 WHERE id = $1",
+                    job_id,
+                    revive_until,
+                    now,
+                )
             # A submitting job is left to its submit (mark_submitted makes it due): its runner skips it
             # while the submit is in flight, and an earlier due time would only spin that runner.
-            if job.status is JobStatus.PROCESSING or watched:
+            elif job.status is JobStatus.PROCESSING or watched:
                 await db.execute(
                     "UPDATE jobs SET next_poll_at = $2 WHERE id = $1 AND next_poll_at > $2", job_id, now
                 )

@@ -8,10 +8,11 @@ from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.rows import JOB_COLUMNS, job_from_row
 from storage.sqlite.statements import job_in
 
-# A result waiting to be posted: a finished job's, or a late video after its expiry notice.
+# A result waiting to be posted: a finished job's, or a late video after its expiry (or lost) notice.
+# Spelled as in the partial index jobs_late_undelivered (migration 0020).
 UNDELIVERED = (
     "((delivered_at IS NULL AND status IN ('succeeded', 'failed', 'expired')) "
-    "OR (status = 'expired' AND result_url IS NOT NULL AND late_delivered_at IS NULL))"
+    "OR (status IN ('expired', 'failed') AND result_url IS NOT NULL AND late_delivered_at IS NULL))"
 )
 # No process is offering it: never offered, or the offer's lease ran out. Parameter: now.
 OFFERABLE = "(delivery_expires_at IS NULL OR delivery_expires_at <= ?)"
@@ -23,12 +24,14 @@ class SqliteDelivery(SqliteConnection):
     """DeliveryStore on SQLite."""
 
     async def undelivered_jobs(self) -> list[Job]:
-        """Finished jobs whose result has not been posted yet, and expired jobs whose late video has not."""
+        """Finished jobs whose result has not been posted yet, and late videos (of expired or lost jobs) that
+        have not."""
         rows = await self._fetchall(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE delivered_at IS NULL "
             "AND status IN ('succeeded', 'failed', 'expired') "
-            f"UNION ALL SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'expired' AND result_url IS NOT NULL "
-            "AND late_delivered_at IS NULL AND delivered_at IS NOT NULL ORDER BY finished_at"
+            f"UNION ALL SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('expired', 'failed') "
+            "AND result_url IS NOT NULL AND late_delivered_at IS NULL AND delivered_at IS NOT NULL "
+            "ORDER BY finished_at"
         )
         return [job_from_row(r) for r in rows]
 
@@ -78,7 +81,8 @@ class SqliteDelivery(SqliteConnection):
                 # A late video that came before its expiry notice was posted stands for the notice too.
                 "UPDATE jobs SET late_delivered_at = ?, delivered_at = COALESCE(delivered_at, ?), "
                 f"updated_at = ?, {LET_GO}, result_channel_id = COALESCE(?, result_channel_id), "
-                "result_message_id = COALESCE(?, result_message_id) WHERE id = ? AND status = 'expired' "
+                "result_message_id = COALESCE(?, result_message_id) WHERE id = ? "
+                "AND status IN ('expired', 'failed') "
                 "AND result_url IS NOT NULL AND late_delivered_at IS NULL",
                 (now, now, now, *(posted_at or (None, None)), job_id),
             )

@@ -9,6 +9,7 @@ import aiosqlite
 from core.models import (
     ACTIVE,
     CANCELLED_CODE,
+    LATE_CAPABLE,
     Job,
     JobPlace,
     JobStatus,
@@ -292,12 +293,14 @@ class SqliteJobs(SqliteConnection):
         member_told: bool = False,
         watch: tuple[float, float] | None = None,
         owner: str | None = None,
+        lost: bool = False,
     ) -> Job | None:
         """Mark failure (or expiry) and refund the reservation. None if the job was already final, or not
         held by `owner`.
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
-        `watch` (until, next poll): an expired task Runware still has is asked about until then."""
+        `watch` (until, next poll): an expired task Runware still has is asked about until then.
+        `lost`: Runware kept answering "not found" (`lost_at`: its webhook may still bring the video)."""
         status = JobStatus.EXPIRED if expired else JobStatus.FAILED
         late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
@@ -311,7 +314,7 @@ class SqliteJobs(SqliteConnection):
             await db.execute(
                 "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, cost_micros = 0, "
                 "finished_at = ?, next_poll_at = ?, updated_at = ?, delivered_at = ?, late_until = ?, "
-                f"{RELEASE} WHERE id = ?",
+                f"lost_at = ?, {RELEASE} WHERE id = ?",
                 (
                     status.value,
                     code,
@@ -321,6 +324,7 @@ class SqliteJobs(SqliteConnection):
                     now,
                     now if member_told else None,
                     late_until,
+                    now if lost else None,
                     job_id,
                 ),
             )
@@ -337,13 +341,13 @@ class SqliteJobs(SqliteConnection):
         *,
         owner: str | None = None,
     ) -> Job | None:
-        """A watched expired job's video arrived: keep it, and book what Runware bills to the server only
-        (a settle of the cost, which the server's total counts, and a grant of it back to the member, who
-        was refunded at the deadline). None if the job was not being watched (done before), or not held
-        by `owner`."""
+        """A watched job's video arrived (an expired job's, or a lost one's that its webhook brought): keep
+        it, and book what Runware bills to the server only (a settle of the cost, which the server's total
+        counts, and a grant of it back to the member, who was refunded when the job ended). None if the
+        job was not being watched (done before), or not held by `owner`."""
         async with self._write() as db:
             job = await job_in(db, job_id)
-            if job.status is not JobStatus.EXPIRED or job.late_until is None or not holds(job, owner):
+            if job.status not in LATE_CAPABLE or job.late_until is None or not holds(job, owner):
                 return None
             await db.execute(
                 "UPDATE jobs SET result_url = ?, cost_micros = ?, nsfw = ?, late_until = NULL, "
@@ -352,21 +356,24 @@ class SqliteJobs(SqliteConnection):
             )
             for kind, amount, reason in (
                 (LedgerKind.SETTLE, cost_micros, None),
-                (LedgerKind.GRANT, -cost_micros, "arrived after the deadline"),
+                (LedgerKind.GRANT, -cost_micros, job.late_reason),
             ):
                 await append_ledger(
                     db, job.guild_id, job.user_id, job_id, kind, amount, job.created_at, now, reason
                 )
             return await job_in(db, job_id)
 
-    async def end_late_watch(self, job_id: int, now: float, *, owner: str | None = None) -> bool:
-        """Stop asking about an expired job (its task ended without a video, or its time to live ran out).
-        False if it was not being watched, or not held by `owner`."""
+    async def end_late_watch(
+        self, job_id: int, now: float, *, owner: str | None = None, lost: bool = False
+    ) -> bool:
+        """Stop asking about an expired job (its task ended without a video, Runware no longer knows it:
+        `lost`, recorded as `lost_at`, or its time to live ran out). False if it was not being watched, or
+        not held by `owner`."""
         async with self._write() as db:
             cursor = await db.execute(
-                f"UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = ?, {RELEASE} "
-                f"WHERE id = ? AND late_until IS NOT NULL{HELD}",
-                (now, job_id, owner, owner),
+                "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = ?, "
+                f"lost_at = COALESCE(?, lost_at), {RELEASE} WHERE id = ? AND late_until IS NOT NULL{HELD}",
+                (now, now if lost else None, job_id, owner, owner),
             )
             return cursor.rowcount == 1
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.models import TERMINAL, JobStatus, WebhookTarget
+from core.models import TERMINAL, JobStatus, WebhookTarget, lost_video_watch
 from core.ports import JobEvent, JobNotice
 from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.statements import job_in
@@ -33,24 +33,40 @@ class SqliteWebhooks(SqliteConnection):
         return WebhookTarget(str(jobs[0][0]), tuple(str(r[0]) for r in hashes))
 
     async def record_webhook_result(
-        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+        self,
+        job_id: int,
+        task_uuid: str,
+        video_uuid: str | None,
+        result: str,
+        now: float,
+        *,
+        video_ttl_s: float | None = None,
     ) -> bool:
         """Keep a final result for a job still waiting for one and make it due now (BEGIN IMMEDIATE: a
         concurrent settle by a poll is either before, and this is a repeat, or after, and finds the job
-        finished). False, nothing written, for a repeat. After the COMMIT this process's subscribers are
-        told (JobEvent.RESULT): SQLite's notifications stay in the process."""
-        kept = await self._keep(job_id, task_uuid, video_uuid, result, now)
+        finished). With `video_ttl_s` (the result is a video), a job judged lost whose output still lives
+        is watched again (core.models.lost_video_watch), to post the video late. False, nothing written,
+        for a repeat. After the COMMIT this process's subscribers are told (JobEvent.RESULT): SQLite's
+        notifications stay in the process."""
+        kept = await self._keep(job_id, task_uuid, video_uuid, result, now, video_ttl_s)
         if kept:
             self._fanout.deliver(JobNotice(JobEvent.RESULT, job_id))
         return kept
 
     async def _keep(
-        self, job_id: int, task_uuid: str, video_uuid: str | None, result: str, now: float
+        self,
+        job_id: int,
+        task_uuid: str,
+        video_uuid: str | None,
+        result: str,
+        now: float,
+        video_ttl_s: float | None,
     ) -> bool:
         async with self._write() as db:
             job = await job_in(db, job_id)
             watched = job.late_until is not None
-            if job.status not in WAITING and not watched:
+            revive_until = lost_video_watch(job, video_ttl_s, now)
+            if job.status not in WAITING and not watched and revive_until is None:
                 return False
             cursor = await db.execute(
                 "INSERT INTO webhook_results (job_id, task_uuid, video_uuid, result, received_at) "
@@ -59,6 +75,14 @@ class SqliteWebhooks(SqliteConnection):
             )
             if cursor.rowcount != 1:
                 return False
+            if revive_until is not None:
+                # Watched again, due now: any process's runner claims it and books the video as a late
+                # one (complete_late_job). Its estimate is held meanwhile, as a watched job's is (0013).
+                await db.execute(
+                    "UPDATE jobs SET late_until = ?, next_poll_at = ? WHERE id = ?",
+                    (revive_until, now, job_id),
+                )
+                return True
             # A submitting job is left to its submit (mark_submitted makes it due): its runner skips it
             # while the submit is in flight, and an earlier due time would only spin that runner.
             if job.status is JobStatus.PROCESSING or watched:

@@ -384,7 +384,23 @@ async def test_a_late_error_costs_nothing_and_ends_the_watch(rig: Rig) -> None:
     await rig.runner.run_once()
     current = await rig.store.get_job(job.id)
     assert current is not None and current.late_until is None and current.result_url is None
+    assert current.lost_at is None  # Runware said how it ended: no webhook video is waited for
     assert rig.spent() == 0 and [k for k, _ in rig.ledger()] == ["reserve", "refund"]
+
+
+async def test_a_task_runware_no_longer_knows_is_recorded_as_lost(rig: Rig) -> None:
+    """A watched expired job whose task getResponse no longer knows ends its watch recorded as lost (as a
+    processing job failed so is: tests/e2e/test_lost_results.py): a video its webhook still brings is then
+    taken (tests/storage/test_webhooks.py)."""
+    from core.runner import NOT_FOUND_GRACE_S
+
+    clock = [0.0]
+    job = await expired_while_rendering(rig, clock)
+    rig.fake.expire(job.task_uuid)
+    clock[0] += NOT_FOUND_GRACE_S
+    await rig.runner.run_once()
+    current = await rig.store.get_job(job.id)
+    assert current is not None and current.late_until is None and current.lost_at == clock[0]
 
 
 async def test_a_late_video_is_offered_for_delivery_once(rig: Rig) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from core.models import WebhookTarget
+from core.models import JobStatus, Limits, WebhookTarget
 from core.ports import JobEvent, JobNotice, Store
+from core.quota import windows_at
 from storage.postgres.store import PostgresStore
 from tests.postgres import TEST_POSTGRES_URL
 from tests.storage.builders import reserved
@@ -218,3 +219,92 @@ async def test_the_webhook_rows_of_jobs_long_ended_are_pruned(store: Store, quer
     assert await store.end_late_watch(watched, NOW + 30)
     assert await store.prune_webhooks(NOW + 50) == 2
     assert await store.prune_webhooks(NOW + 50) == 0
+
+
+# A lost task's video: Runware kept answering "not found", the job was failed (or its late watch ended) and
+# refunded, then its webhook brings the video. OUTPUT_TTL_S as the receiver passes it with a video.
+TTL = 86_400.0
+
+
+async def lost(store: Store, token_hash: str = "h1") -> int:
+    """A processing job (submitted at NOW) failed as lost by the runner at NOW + 100, refunded."""
+    job_id = await processing(store, token_hash)
+    failed = await store.fail_job(
+        job_id, "taskFailedOrNotFound", "The video service lost this job.", NOW + 100, lost=True
+    )
+    assert failed is not None and failed.lost_at == NOW + 100 and failed.late_until is None
+    return job_id
+
+
+async def test_a_video_for_a_job_judged_lost_is_kept_once_and_watched_again(store: Store) -> None:
+    """The webhook's video for a lost job is kept (it is no repeat) with the job watched again until its
+    output's expiry, due now, and any runner may claim it: its estimate is held against the server and the
+    operator again, as a watched job's is, until the late video is booked to the server only (a settle,
+    and the same amount granted back to the member). The same video again, or once booked, is a repeat."""
+    job_id = await lost(store)
+    usage = await store.usage(1, 8, Limits(None, None), windows_at(NOW + 101))
+    assert (usage.guild_spent_month_micros, usage.operator_spent_today_micros) == (0, 0)
+    # Without the output's time to live (an error, or a result that is no video): a repeat, as before.
+    assert not await store.record_webhook_result(job_id, "t", "v", "{}", NOW + 200)
+    assert await store.record_webhook_result(job_id, "t", "v", '{"r": 1}', NOW + 200, video_ttl_s=TTL)
+    job = await store.get_job(job_id)
+    assert job is not None and job.status is JobStatus.FAILED
+    assert (job.late_until, job.next_poll_at) == (NOW + TTL, NOW + 200)
+    assert await store.webhook_results([job_id]) == {job_id: '{"r": 1}'}
+    assert not await store.record_webhook_result(job_id, "t", "v", '{"r": 2}', NOW + 201, video_ttl_s=TTL)
+    usage = await store.usage(1, 8, Limits(None, None), windows_at(NOW + 202))
+    assert (usage.guild_spent_month_micros, usage.operator_spent_today_micros) == (1_000, 1_000)
+    (claimed,) = await store.claim_due_jobs("runner-b", NOW + 202, NOW + 202, 10, NOW + 300)
+    assert claimed.id == job_id and claimed.lease_owner == "runner-b"
+    done = await store.complete_late_job(job_id, "http://v", 800, False, NOW + 203, owner="runner-b")
+    assert done is not None and done.late_video_waiting and done.late_until is None
+    assert done.status is JobStatus.FAILED and done.late_reason == "arrived after the job was declared lost"
+    assert await store.complete_late_job(job_id, "http://v", 800, False, NOW + 204) is None
+    usage = await store.usage(1, 7, Limits(None, None), windows_at(NOW + 205))
+    assert (usage.spent_today_micros, usage.guild_spent_month_micros) == (0, 800)
+    assert not await store.record_webhook_result(job_id, "t", "v2", "{}", NOW + 206, video_ttl_s=TTL)
+    # Offered for delivery as a late video, recorded as posted once.
+    offered = await store.claim_delivery(job_id, "runner-b", NOW + 207, NOW + 267)
+    assert offered is not None and offered.late_video_waiting
+    assert [j.id for j in await store.undelivered_jobs()] == [job_id]
+    assert await store.mark_late_delivered(job_id, NOW + 208, (10, 99))
+    assert not await store.mark_late_delivered(job_id, NOW + 209, (10, 98))
+    assert await store.undelivered_jobs() == []
+
+
+async def test_a_lost_job_takes_no_video_once_its_output_is_gone_nor_does_any_other_failed_job(
+    store: Store,
+) -> None:
+    """A video that comes when its output's time to live (from the submit) has run out is a repeat; so is
+    one for a job failed for another reason, or cancelled before its submit."""
+    job_id = await lost(store)
+    assert not await store.record_webhook_result(job_id, "t", "v", "{}", NOW + TTL, video_ttl_s=TTL)
+    failed = await processing(store, "h2")
+    assert await store.fail_job(failed, "taskFailed", "It failed.", NOW + 100) is not None
+    assert not await store.record_webhook_result(failed, "t2", "v2", "{}", NOW + 200, video_ttl_s=TTL)
+    cancelled = await reserved(store, user_id=7, estimate=1_000, now=NOW)
+    assert await store.cancel_job(cancelled.id, 7, NOW + 1) is not None
+    assert not await store.record_webhook_result(cancelled.id, "t3", "v3", "{}", NOW + 2, video_ttl_s=TTL)
+    for job in (job_id, failed, cancelled.id):
+        current = await store.get_job(job)
+        assert current is not None and current.late_until is None and current.result_url is None
+    assert await store.webhook_results([job_id, failed, cancelled.id]) == {}
+
+
+async def test_a_late_watch_ended_on_not_found_takes_its_webhook_video(store: Store) -> None:
+    """An expired job whose late watch ended because Runware no longer knew its task takes its webhook's
+    video (watched again); one whose watch ended otherwise (an error, the time to live) does not."""
+    watched, other = await processing(store), await processing(store, "h2")
+    for job_id in (watched, other):
+        assert await store.fail_job(
+            job_id, "deadline", "late", NOW + 50, expired=True, watch=(NOW + TTL, NOW + 60)
+        )
+    assert await store.end_late_watch(watched, NOW + 120, lost=True)
+    assert await store.end_late_watch(other, NOW + 120)
+    assert not await store.record_webhook_result(other, "t2", "v2", "{}", NOW + 200, video_ttl_s=TTL)
+    assert await store.record_webhook_result(watched, "t", "v", "{}", NOW + 200, video_ttl_s=TTL)
+    job = await store.get_job(watched)
+    assert job is not None and job.lost_at == NOW + 120
+    assert (job.status, job.late_until, job.next_poll_at) == (JobStatus.EXPIRED, NOW + TTL, NOW + 200)
+    done = await store.complete_late_job(watched, "http://v", 800, False, NOW + 201)
+    assert done is not None and done.late_reason == "arrived after the deadline"

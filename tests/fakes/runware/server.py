@@ -50,6 +50,7 @@ class _Task:
     polls: int = 0
     forced_done: bool = False
     expired: bool = False
+    hidden: bool = False  # getResponse says "not found", but the task renders and its webhook comes
     placeholder_polls_left: int = 0  # mediaStorage with a placeholder "1" answer
     created_wall: float = 0.0  # time.time() at acceptance
     finished_wall: float | None = None  # time.time() at which the task finished (video tasks)
@@ -260,6 +261,11 @@ class FakeRunware:
         """Forget a task: getResponse answers taskFailedOrNotFound from now on (an expired task)."""
         self._tasks[task_uuid].expired = True
 
+    def hide(self, task_uuid: str) -> None:
+        """getResponse answers taskFailedOrNotFound about a task from now on, yet the task keeps rendering
+        and its webhook still comes when it finishes (a lookup that lost the task while a worker had it)."""
+        self._tasks[task_uuid].hidden = True
+
     def inject(
         self,
         status: int,
@@ -331,6 +337,10 @@ class FakeRunware:
         """When (time.time()) a video task finished, or None while it runs."""
         state = self._tasks.get(task_uuid)
         return state.finished_wall if state else None
+
+    def webhook_body(self, task_uuid: str) -> dict[str, Any]:
+        """What the fake POSTs (or would) to the task's webhookURL about it now (a finished task's result)."""
+        return self._webhook_body(self._tasks[task_uuid])
 
     def webhook_deliveries(self, task_uuid: str) -> int:
         """How many webhook POSTs about this task were answered 2xx."""
@@ -620,7 +630,7 @@ class FakeRunware:
     def _get_response(self, task: dict[str, Any]) -> list[dict[str, Any]]:
         task_uuid = task.get("taskUUID")
         state = self._tasks.get(task_uuid) if isinstance(task_uuid, str) else None
-        if state is None or state.expired:
+        if state is None or state.expired or state.hidden:
             raise Reject(
                 "taskFailedOrNotFound",
                 "The task failed or was not found.",
@@ -752,7 +762,7 @@ class FakeRunware:
     def _get_task_details(self, task: dict[str, Any]) -> dict[str, Any]:
         task_uuid = task.get("taskUUID")
         state = self._tasks.get(task_uuid) if isinstance(task_uuid, str) else None
-        if state is None or state.expired:
+        if state is None or state.expired or state.hidden:
             raise Reject("taskFailedOrNotFound", "The task failed or was not found.", parameter="taskUUID")
         response: dict[str, Any]
         if state.task_type == "videoInference":
