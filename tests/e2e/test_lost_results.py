@@ -15,6 +15,7 @@ import pytest
 import core.runner
 from core.webhooks import WebhookOutcome, WebhookReceiver
 from tests.e2e.conftest import App
+from tests.e2e.test_budget import budget
 from tests.e2e.test_webhooks import free_port, next_bot, submitted
 from tests.fakes.discord_fixtures import running_bot
 
@@ -141,3 +142,18 @@ async def test_the_member_reads_why_their_job_was_lost_in_their_language(app: Ap
     shown = app.discord.message(ack.id).content
     assert "Der Videodienst hat diesen Auftrag verloren." in shown, shown
     assert "lost" not in shown
+
+
+async def test_the_admins_report_does_not_call_the_late_video_s_give_back_their_credit(app: App) -> None:
+    """/budget usage shows what the late video cost the server, and no credit "given to members by
+    admins": no admin gave any, the bot gave the member the cost of a video it had declared lost (the
+    report counted that automatic give-back as admins' credit)."""
+    task_uuid, _ = await declared_lost(app)
+    app.runware.finish(task_uuid)
+    await app.post_in_channel("arrived late")
+    await app.discord.wait_for(
+        lambda: app.query("SELECT COUNT(*) FROM ledger WHERE kind = 'grant'") == [(1,)], 10
+    )
+    text = await budget(app, "usage")
+    assert "**Spending this month**: $0.42" in text, text
+    assert "by admins" not in text, text
