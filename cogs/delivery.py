@@ -54,6 +54,7 @@ from cogs._wording import follows_until_text, private_cancelled_text
 from cogs.acks import Acks, opening_text
 from cogs.reports import result_view
 from core.delivery import NOT_POSTED, VIDEO_GONE, Destination, ModeratorNote, Outcome, decide, moderator_note
+from core.errors import CONNECTION_ERRORS
 from core.models import GuildSettings, Job, JobPlace, JobStatus, StoredAck
 from core.ports import JobEvent, JobNotice, StoreUnavailable
 from core.runware import ErrorKind, RunwareError
@@ -62,6 +63,15 @@ if TYPE_CHECKING:
     from bot import VideoBot
 
 log = logging.getLogger(__name__)
+
+# A delivery that meets these is retried, with a warning line: Discord refused or failed the post, Runware's
+# video could not be fetched, or the connection dropped mid-request (CONNECTION_ERRORS: aiohttp's error,
+# which discord.py passes on, on a network hiccup or a SIGTERM mid-post), all expected, none a bug.
+RETRIED_DELIVERY_ERRORS: tuple[type[BaseException], ...] = (
+    discord.HTTPException,
+    RunwareError,
+    *CONNECTION_ERRORS,
+)
 
 # Discord's per-file limit when nothing better is known (an unboosted guild).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
@@ -268,7 +278,7 @@ class DeliveryCog(commands.Cog):
                     return
                 job = fresh
                 await self._deliver(job)
-        except (discord.HTTPException, RunwareError, OSError) as error:
+        except RETRIED_DELIVERY_ERRORS as error:
             self.bot.observer.delivery_failed()
             log.warning("job=%s task=%s delivery failed, will retry: %r", job.id, job.task_uuid, error)
         except StoreUnavailable as error:

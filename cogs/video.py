@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -23,7 +22,7 @@ from cogs.delivery import acknowledgement_text, track_acknowledgement
 from cogs.quotes import QuoteButton, quote_text, quote_view
 from cogs.videos import ack_view
 from core.consent import HeldFiles
-from core.errors import UserFacingError
+from core.errors import CONNECTION_ERRORS, UserFacingError
 from core.jobs import AnimateRequest, Quoted
 from core.models import Submission
 
@@ -135,7 +134,7 @@ class VideoCog(commands.Cog):
                 error.status,
                 error.code,
             )
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        except CONNECTION_ERRORS as error:
             log.warning(
                 "replied-to message %s in channel %s not fetched: %s",
                 reference.message_id,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+import aiohttp
+
 from core.models import QuotaRefusal
+
+# A request whose connection was refused, dropped or timed out: aiohttp's own errors, which discord.py passes
+# on as they are, OSError and TimeoutError. The cogs catch these through the core (they never import
+# aiohttp themselves: tests/test_architecture.py).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def N_(message: str) -> str:

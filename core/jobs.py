@@ -141,6 +141,8 @@ class Cancelled:
 
 
 NOT_YOUR_JOB = N_("Only the member who asked for this video can cancel it.")
+# Why a job whose upload was cut short failed (shown in the member's language, as core/runner.py's reasons).
+UPLOAD_INTERRUPTED_REASON = N_("The upload was interrupted.")
 # Videos per /videos page.
 PAGE_SIZE = 5
 # After the database stopped answering in the middle of a step, how long to wait before each of the
@@ -367,7 +369,7 @@ class JobService:
             # Cancelled or crashed mid-upload: the inputs are gone with this call, so the job cannot run.
             with contextlib.suppress(Exception):
                 await self._store.fail_job(
-                    job.id, "uploadInterrupted", "The upload was interrupted.", self._clock()
+                    job.id, "uploadInterrupted", UPLOAD_INTERRUPTED_REASON, self._clock()
                 )
             raise
         queued = await self._queue(job, image_ref, audio_ref, new.lease.owner if new.lease else None)

@@ -84,6 +84,11 @@ IDLE_SLEEP_S = 5.0
 # a poll request and its retries (4 × RUNWARE_REQUEST_TIMEOUT_S, 2 minutes by default) but not longer
 # than a few leases (3 min by default), when its jobs go to other processes anyway.
 STALLED_AFTER_LEASES = 4
+# Why a job failed, as its member reads it: stored in English and shown in the member's language (marked
+# for the catalogue, so the lookup finds a translation; an unmarked reason reads English in a German reply).
+LOST_REASON = N_("The video service lost this job.")
+NO_VIDEO_REASON = N_("The video service finished without a video.")
+UPLOAD_STALE_REASON = N_("The upload of your files was interrupted.")
 
 
 def poll_delay(poll_count: int, initial_s: float, max_interval_s: float) -> float:
@@ -300,7 +305,7 @@ class JobRunner:
             failed = await self._store.fail_job(
                 job.id,
                 "uploadInterrupted",
-                "The upload of your files was interrupted.",
+                UPLOAD_STALE_REASON,
                 self._clock(),
                 owner=self.owner,
             )
@@ -500,7 +505,7 @@ class JobRunner:
             return None
         submitted_at = job.submitted_at or now
         if missing and job.status is JobStatus.PROCESSING and now - submitted_at >= NOT_FOUND_GRACE_S:
-            await self._fail(job, "taskFailedOrNotFound", "The video service lost this job.", lost=True)
+            await self._fail(job, "taskFailedOrNotFound", LOST_REASON, lost=True)
             return None
         if result.state is TaskState.PROCESSING:
             self._on_progress(job.id, result.progress)
@@ -509,7 +514,7 @@ class JobRunner:
     async def _complete(self, job: Job, result: TaskResult) -> None:
         self._tokens.pop(job.id, None)
         if result.video_url is None:
-            await self._fail(job, "noOutput", "The video service finished without a video.")
+            await self._fail(job, "noOutput", NO_VIDEO_REASON)
             return
         cost = settled_cost(job, result.cost_usd)
         done = await self._store.complete_job(

@@ -81,7 +81,7 @@ class PostgresBudgets(PostgresConnection):
             # One snapshot for the three reads, so the total and the spenders agree.
             sums = await db.fetchrow(
                 "SELECT COALESCE(SUM(CASE WHEN kind <> 'grant' THEN amount_micros END), 0), "
-                "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_micros END), 0) "
+                "COALESCE(SUM(CASE WHEN kind = 'grant' AND job_id IS NULL THEN amount_micros END), 0) "
                 "FROM ledger WHERE guild_id = $1 AND counts_at >= $2 AND counts_at < $3",
                 guild_id,
                 start,

@@ -72,10 +72,12 @@ class SqliteBudgets(SqliteConnection):
 
     async def spend_report(self, guild_id: int, start: float, end: float, top: int = 5) -> SpendReport:
         """A guild's spend in [start, end): the total, the top spenders, and its jobs by outcome."""
-        # Spend is what the jobs cost (grants are credits to members, not money spent); grants on their own.
+        # Spend is what the jobs cost (grants are credits to members, not money spent); the admins' grants
+        # on their own (job_id NULL: /budget grant and reset), not the bot's give-backs of a job's cost (a
+        # withheld video, a late one), which no admin gave.
         rows = await self._fetchall(
             "SELECT COALESCE(SUM(CASE WHEN kind != 'grant' THEN amount_micros END), 0), "
-            "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_micros END), 0) "
+            "COALESCE(SUM(CASE WHEN kind = 'grant' AND job_id IS NULL THEN amount_micros END), 0) "
             "FROM ledger WHERE guild_id = ? AND counts_at >= ? AND counts_at < ?",
             (guild_id, start, end),
         )

@@ -13,6 +13,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from cogs._i18n import CATALOGUES, DOMAIN, LOCALES_DIR, valid_name, words
+from core.jobs import UPLOAD_INTERRUPTED_REASON
+from core.runner import LOST_REASON, NO_VIDEO_REASON, UPLOAD_STALE_REASON
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {
@@ -157,3 +159,13 @@ def test_no_message_is_marked_inside_an_f_string() -> None:
         if inside.search(line)
     ]
     assert not found, found
+
+
+@pytest.mark.parametrize("locale", ["de", "es-ES", "pt-BR"])
+@pytest.mark.parametrize(
+    "reason", [LOST_REASON, NO_VIDEO_REASON, UPLOAD_STALE_REASON, UPLOAD_INTERRUPTED_REASON]
+)
+def test_the_reasons_a_job_fails_for_are_translated(locale: str, reason: str) -> None:
+    """The runner stores why a job failed in English and the replies show it in the member's language
+    (cogs/_ui.py): each reason it stores has a translation, or a German reply reads it in English."""
+    assert words(locale)(reason) != reason

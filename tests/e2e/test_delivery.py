@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+
+import pytest
 
 from core.models import GuildSettingsPatch
 from tests.e2e.conftest import ADMIN_ID, App
@@ -82,3 +85,18 @@ async def test_acknowledgement_failure_does_not_say_try_again(app: App) -> None:
     assert len(post.attachments) == 1
     replies = [m for m in app.discord.messages if m.interaction_id == int(payload["id"])]
     assert not any("try again" in m.content for m in replies)
+
+
+async def test_a_connection_dropped_during_a_post_is_a_warning_not_an_error(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord's connection dropping while a result is posted (a network hiccup, or the bot stopping with
+    SIGTERM mid-post) is an expected, retried failure: one WARNING line like a refused post, not an ERROR
+    with aiohttp's traceback that an operator would take for a bug (it was one, with the traceback)."""
+    caplog.set_level(logging.INFO)
+    app.discord.inject_lost_answer(f"POST /channels/{CHANNEL_ID}/messages", None)
+    await app.animate()
+    await app.discord.wait_for(lambda: any("delivery failed" in r.message for r in caplog.records), 10)
+    (failed,) = [r for r in caplog.records if "delivery failed" in r.message]
+    assert failed.levelno == logging.WARNING and failed.exc_info is None, failed.getMessage()
+    assert "Server disconnected" in failed.getMessage()

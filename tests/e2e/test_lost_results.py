@@ -15,6 +15,7 @@ import pytest
 import core.runner
 from core.webhooks import WebhookOutcome, WebhookReceiver
 from tests.e2e.conftest import App
+from tests.e2e.test_budget import budget
 from tests.e2e.test_webhooks import free_port, next_bot, submitted
 from tests.fakes.discord_fixtures import running_bot
 
@@ -36,12 +37,13 @@ def app_settings(app_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     }
 
 
-async def declared_lost(app: App) -> tuple[str, str]:
-    """/animate; Runware takes the task but its getResponse answers "not found": the job is failed as
-    lost, refunded, and the channel told. Returns the taskUUID and the webhook URL its submit carried."""
+async def declared_lost(app: App, **context: Any) -> tuple[str, str]:
+    """/animate (as `context` says); Runware takes the task but its getResponse answers "not found": the
+    job is failed as lost, refunded, and the channel told. Returns the taskUUID and the webhook URL its
+    submit carried."""
     app.runware.polls_to_finish = None
     app.runware.seconds_to_finish = 3600.0  # finishes only when the test says so
-    await app.animate()
+    await app.animate(**context)
     task_uuid, url = await submitted(app)
     app.runware.hide(task_uuid)
     await app.post_in_channel("lost this job")
@@ -127,3 +129,31 @@ async def test_a_lost_job_s_video_kept_by_a_process_that_stopped_is_posted_by_th
     assert len(late_posts(app)) == 1
     assert len([m for m in app.channel_posts() if m.attachments]) == 1
     assert app.query("SELECT COUNT(*) FROM ledger WHERE job_id = 1 AND kind IN ('settle', 'grant')") == [(2,)]
+
+
+async def test_the_member_reads_why_their_job_was_lost_in_their_language(app: App) -> None:
+    """The reason a lost job failed is shown in the member's language in their acknowledgement, like
+    every other sentence there (it was stored, and shown, in English: "Auftrag #1 ist fehlgeschlagen: The
+    video service lost this job.")."""
+    payload_count = len(app.discord.messages)
+    await declared_lost(app, locale="de")
+    (ack,) = [m for m in app.discord.messages[payload_count:] if m.interaction_id is not None]
+    await app.discord.wait_for(lambda: "fehlgeschlagen" in app.discord.message(ack.id).content, 10)
+    shown = app.discord.message(ack.id).content
+    assert "Der Videodienst hat diesen Auftrag verloren." in shown, shown
+    assert "lost" not in shown
+
+
+async def test_the_admins_report_does_not_call_the_late_video_s_give_back_their_credit(app: App) -> None:
+    """/budget usage shows what the late video cost the server, and no credit "given to members by
+    admins": no admin gave any, the bot gave the member the cost of a video it had declared lost (the
+    report counted that automatic give-back as admins' credit)."""
+    task_uuid, _ = await declared_lost(app)
+    app.runware.finish(task_uuid)
+    await app.post_in_channel("arrived late")
+    await app.discord.wait_for(
+        lambda: app.query("SELECT COUNT(*) FROM ledger WHERE kind = 'grant'") == [(1,)], 10
+    )
+    text = await budget(app, "usage")
+    assert "**Spending this month**: $0.42" in text, text
+    assert "by admins" not in text, text
