@@ -205,7 +205,8 @@ class JobStore(Protocol):
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
         `watch` (until, next poll): an expired task Runware still has is asked about until then.
         `lost`: Runware kept answering "not found" (recorded as `lost_at`: its webhook may still bring
-        the video, which is then posted late)."""
+        the video, which is then posted late). None, nothing recorded and the job made due, when a webhook
+        kept the task's result meanwhile: the next pass applies it."""
         ...
 
     async def complete_late_job(
@@ -227,7 +228,8 @@ class JobStore(Protocol):
         self, job_id: int, now: float, *, owner: str | None = None, lost: bool = False
     ) -> bool:
         """Stop asking about an expired job (`lost`: because Runware no longer knows its task, recorded as
-        `lost_at`); False if it was not being watched, or not held by `owner`."""
+        `lost_at`); False if it was not being watched, or not held by `owner`, or (`lost`) when a webhook
+        kept the task's result meanwhile (the watch goes on, due now)."""
         ...
 
     async def get_job(self, job_id: int) -> Job | None:

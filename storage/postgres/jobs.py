@@ -59,6 +59,15 @@ async def kept_result(db: Db, job_id: int) -> bool:
     return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM webhook_results WHERE job_id = $1)", job_id))
 
 
+async def make_due(db: Db, job_id: int, now: float) -> None:
+    """Make a job whose kept webhook result is still to be applied due now (if it is not already)."""
+    await db.execute(
+        "UPDATE jobs SET next_poll_at = $2 WHERE id = $1 AND (next_poll_at IS NULL OR next_poll_at > $2)",
+        job_id,
+        now,
+    )
+
+
 def held(n: int) -> str:
     """`AND` the job is held by the owner in parameter $n (any holder when that parameter is NULL)."""
     return f" AND (${n}::TEXT IS NULL OR lease_owner = ${n})"
@@ -312,12 +321,19 @@ class PostgresJobs(PostgresConnection):
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
         `watch` (until, next poll): an expired task Runware still has is asked about until then.
-        `lost`: Runware kept answering "not found" (`lost_at`: its webhook may still bring the video)."""
+        `lost`: Runware kept answering "not found" (`lost_at`: its webhook may still bring the video); None,
+        nothing changed but the job made due, when a webhook kept the task's result since the poll."""
         status = JobStatus.EXPIRED if expired else JobStatus.FAILED
         late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
             job = await job_in(db, job_id, for_update=True)
             if job.status not in ACTIVE or not holds(job, owner):
+                return None
+            if lost and await kept_result(db, job_id):
+                # A webhook kept the task's result since the runner's poll said "not found" (read after the
+                # row's lock, which the webhook takes first): not lost. The job stays waiting, due now, and
+                # the next pass applies that result (Runware had its 200 and sends it no more).
+                await make_due(db, job_id, now)
                 return None
             if next_poll_at is not None and await kept_result(db, job_id):
                 # A webhook kept a result since the runner looked (the deadline's poll was on its way): the
@@ -384,8 +400,15 @@ class PostgresJobs(PostgresConnection):
     ) -> bool:
         """Stop asking about an expired job (its task ended without a video, Runware no longer knows it:
         `lost`, recorded as `lost_at`, or its time to live ran out). False if it was not being watched, or
-        not held by `owner`."""
+        not held by `owner`, or when `lost` although a webhook kept the task's result since the poll (the
+        watch goes on, due now, and the next pass applies it)."""
         async with self._write() as db:
+            if lost:
+                # The row's lock first, as the webhook takes it: a result it kept is then seen.
+                await db.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+                if await kept_result(db, job_id):
+                    await make_due(db, job_id, now)
+                    return False
             status = await db.execute(
                 "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = $1, "
                 f"lost_at = COALESCE($4::DOUBLE PRECISION, lost_at), {RELEASE} "

@@ -56,6 +56,14 @@ async def kept_result(db: aiosqlite.Connection, job_id: int) -> bool:
     return bool(list(rows))
 
 
+async def make_due(db: aiosqlite.Connection, job_id: int, now: float) -> None:
+    """Make a job whose kept webhook result is still to be applied due now (if it is not already)."""
+    await db.execute(
+        "UPDATE jobs SET next_poll_at = ? WHERE id = ? AND (next_poll_at IS NULL OR next_poll_at > ?)",
+        (now, job_id, now),
+    )
+
+
 def holds(job: Job, owner: str | None) -> bool:
     """True when no owner is asked about, or `owner` holds the job."""
     return owner is None or job.lease_owner == owner
@@ -300,12 +308,19 @@ class SqliteJobs(SqliteConnection):
 
         `member_told`: the member already read why (the command's own reply), so nothing is posted.
         `watch` (until, next poll): an expired task Runware still has is asked about until then.
-        `lost`: Runware kept answering "not found" (`lost_at`: its webhook may still bring the video)."""
+        `lost`: Runware kept answering "not found" (`lost_at`: its webhook may still bring the video); None,
+        nothing changed but the job made due, when a webhook kept the task's result since the poll."""
         status = JobStatus.EXPIRED if expired else JobStatus.FAILED
         late_until, next_poll_at = watch if expired and watch else (None, None)
         async with self._write() as db:
             job = await job_in(db, job_id)
             if job.status not in ACTIVE or not holds(job, owner):
+                return None
+            if lost and await kept_result(db, job_id):
+                # A webhook kept the task's result since the runner's poll said "not found": not lost. The
+                # job stays waiting, due now, and the next pass applies that result (Runware had its 200
+                # and sends it no more: a job failed here would never take it).
+                await make_due(db, job_id, now)
                 return None
             if next_poll_at is not None and await kept_result(db, job_id):
                 # A webhook kept a result since the runner looked (the deadline's poll was on its way): the
@@ -368,8 +383,12 @@ class SqliteJobs(SqliteConnection):
     ) -> bool:
         """Stop asking about an expired job (its task ended without a video, Runware no longer knows it:
         `lost`, recorded as `lost_at`, or its time to live ran out). False if it was not being watched, or
-        not held by `owner`."""
+        not held by `owner`, or when `lost` although a webhook kept the task's result since the poll (the
+        watch goes on, due now, and the next pass applies it)."""
         async with self._write() as db:
+            if lost and await kept_result(db, job_id):
+                await make_due(db, job_id, now)
+                return False
             cursor = await db.execute(
                 "UPDATE jobs SET late_until = NULL, next_poll_at = NULL, updated_at = ?, "
                 f"lost_at = COALESCE(?, lost_at), {RELEASE} WHERE id = ? AND late_until IS NOT NULL{HELD}",

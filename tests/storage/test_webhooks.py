@@ -308,3 +308,75 @@ async def test_a_late_watch_ended_on_not_found_takes_its_webhook_video(store: St
     assert (job.status, job.late_until, job.next_poll_at) == (JobStatus.EXPIRED, NOW + TTL, NOW + 200)
     done = await store.complete_late_job(watched, "http://v", 800, False, NOW + 201)
     assert done is not None and done.late_reason == "arrived after the deadline"
+
+
+async def test_a_result_kept_before_the_lost_verdict_keeps_the_job_waiting_for_it(store: Store) -> None:
+    """The runner's poll said "not found" and it judges the task lost; a webhook kept the task's video in
+    between (Runware had its 200, and sends it no more). Failing the job then would strand the video: a
+    job failed as lost takes a video only from a webhook still to come. So the verdict is not recorded:
+    the job stays waiting, due now, and the next pass applies the kept result (processing: a normal
+    success; an expired job's watch: a late video)."""
+    job_id = await processing(store)
+    assert await store.record_webhook_result(job_id, "t", "v", '{"r": 1}', NOW + 99)
+    assert (
+        await store.fail_job(
+            job_id, "taskFailedOrNotFound", "The video service lost this job.", NOW + 100, lost=True
+        )
+        is None
+    )
+    job = await store.get_job(job_id)
+    assert job is not None and job.status is JobStatus.PROCESSING and job.lost_at is None
+    assert job.next_poll_at is not None and job.next_poll_at <= NOW + 100
+    assert await store.webhook_results([job_id]) == {job_id: '{"r": 1}'}
+    # The same for an expired job's late watch ended on "not found".
+    watched = await processing(store, "h2")
+    assert await store.fail_job(
+        watched, "deadline", "late", NOW + 50, expired=True, watch=(NOW + TTL, NOW + 60)
+    )
+    assert await store.record_webhook_result(watched, "t2", "v2", '{"r": 2}', NOW + 119)
+    assert not await store.end_late_watch(watched, NOW + 120, lost=True)
+    job = await store.get_job(watched)
+    assert job is not None and job.late_until == NOW + TTL and job.lost_at is None
+    assert job.next_poll_at is not None and job.next_poll_at <= NOW + 120
+    # Without a kept result the verdict stands, as before; a watch ending for another reason ends.
+    assert (await lost(store, "h3")) is not None
+    other = await processing(store, "h4")
+    assert await store.fail_job(
+        other, "deadline", "late", NOW + 50, expired=True, watch=(NOW + TTL, NOW + 60)
+    )
+    assert await store.record_webhook_result(other, "t4", "v4", "{}", NOW + 119)
+    assert await store.end_late_watch(other, NOW + TTL)
+
+
+async def test_a_lost_verdict_waiting_on_the_webhooks_row_lock_sees_its_result(
+    backend: Backend, store: Store, query: Query
+) -> None:
+    """PostgreSQL: a webhook holds a watched job's row lock with its video kept, not yet committed; the
+    runner ends the watch as lost meanwhile (its poll said "not found"). Once the webhook commits, the
+    verdict must see the video (read after the row's lock) and leave the watch on, due now."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite's writers take the one write lock in turn (BEGIN IMMEDIATE)")
+    job_id = await processing(store)
+    assert await store.fail_job(
+        job_id, "deadline", "late", NOW + 50, expired=True, watch=(NOW + TTL, NOW + 60)
+    )
+    ((schema,),) = query("SELECT current_schema()")
+    gated = await GatedStore.open(TEST_POSTGRES_URL, server_settings={"search_path": str(schema)})
+    gated.entered, gated.release = asyncio.Event(), asyncio.Event()
+    try:
+        webhook = asyncio.create_task(gated.record_webhook_result(job_id, "t", "v", "{}", NOW + 119))
+        async with asyncio.timeout(10):
+            await gated.entered.wait()
+        verdict = asyncio.create_task(store.end_late_watch(job_id, NOW + 120, lost=True))
+        blocked = "SELECT 1 FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))"
+        async with asyncio.timeout(10):
+            while not query(blocked, (gated.pid,)):
+                await asyncio.sleep(0.02)
+        gated.release.set()
+        assert await webhook
+        assert not await verdict
+    finally:
+        gated.release.set()
+        await gated.close()
+    job = await store.get_job(job_id)
+    assert job is not None and job.late_until == NOW + TTL and job.lost_at is None
