@@ -447,11 +447,16 @@ async def test_recover_takes_over_a_restarted_processs_work_at_once(rig: Rig) ->
     previous = f"{socket.gethostname()}:{os.getpid()}:0000"
     now = time.time()
     new = NewJob("u-restart", 1, 2, 3, 1.0, 100_000, "MP4", 85, None, False)
-    upload = await reserve(rig.store, replace(new, lease=Lease(previous, now + 3_600)), Limits(10**9, 9), now)
+    upload = await reserve(
+        rig.store, replace(new, lease=lambda: Lease(previous, now + 3_600)), Limits(10**9, 9), now
+    )
     assert isinstance(upload, Job)
     other = "elsewhere:1:ffff"  # another host's live upload: left alone
     theirs = await reserve(
-        rig.store, replace(new, task_uuid="u-other", lease=Lease(other, now + 3_600)), Limits(10**9, 9), now
+        rig.store,
+        replace(new, task_uuid="u-other", lease=lambda: Lease(other, now + 3_600)),
+        Limits(10**9, 9),
+        now,
     )
     assert isinstance(theirs, Job)
     await rig.runner.recover()
