@@ -109,8 +109,10 @@ async def answer(
     interaction: discord.Interaction[Any], content: str, *, view: discord.ui.View | None = None
 ) -> None:
     """Answer in the interaction's own message: a button's answer replaces the message the button was on
-    (its buttons go unless `view` brings new ones); a command's answer is its private reply."""
-    if interaction.type is discord.InteractionType.component:
+    (its buttons go unless `view` brings new ones); a command's answer is its private reply, which a
+    deferred command's answer fills in (replacing a waiting notice shown there meanwhile: a followup would
+    then be a second message, while the job's updates edit the first)."""
+    if interaction.type is discord.InteractionType.component or interaction.response.is_done():
         await interaction.edit_original_response(content=content, view=view)
     elif view is not None:
         await send(interaction, content, view=view)

@@ -199,6 +199,12 @@ class JobService:
         self._clock = clock
         self._wake_runner = wake_runner
 
+    def _upload_lease(self) -> Lease:
+        """The lease of a job whose command is about to upload its inputs, from now (NewJob.lease: the store
+        calls it as it writes the row)."""
+        assert self._hold_upload is not None
+        return self._hold_upload(self._clock())
+
     def check_declared_sizes(self, image_size: int, audio_size: int) -> None:
         """Refuse attachments whose declared size is over the limit before downloading them."""
         s = self._settings
@@ -341,7 +347,7 @@ class JobService:
             safety_mode=audit.safety_mode,
             image_sha256=audit.image_sha256,
             audio_sha256=audit.audio_sha256,
-            lease=self._hold_upload(now) if self._hold_upload else None,
+            lease=self._upload_lease if self._hold_upload else None,
         )
         try:
             created = await self._store.create_job_with_reservation(
@@ -372,7 +378,8 @@ class JobService:
                     job.id, "uploadInterrupted", UPLOAD_INTERRUPTED_REASON, self._clock()
                 )
             raise
-        queued = await self._queue(job, image_ref, audio_ref, new.lease.owner if new.lease else None)
+        holder = self._hold_upload(now).owner if self._hold_upload else None
+        queued = await self._queue(job, image_ref, audio_ref, holder)
         if queued is None:
             # Failed and refunded meanwhile (an upload too slow for the stale-upload sweep, or taken over
             # by another process when this one's leases ran out): never submit it.

@@ -6,6 +6,7 @@ Money is integer micro-dollars (1 USD = 1_000_000) so sums never drift; times ar
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Final
@@ -176,8 +177,11 @@ class NewJob:
     safety_mode: str | None = None
     image_sha256: str | None = None
     audio_sha256: str | None = None
-    # The process whose command uploads the inputs holds the new job (None: nobody, e.g. no runner).
-    lease: Lease | None = None
+    # The process whose command uploads the inputs holds the new job (None: nobody, e.g. no runner). Called
+    # by the store as it writes the row, after the guild's lock: the hold counts from then, not from the
+    # command's start (a reservation can wait longer than a lease on a busy database, and a lease born
+    # expired let another process take the live upload for a dead one's and refund it).
+    lease: Callable[[], Lease] | None = None
 
 
 @dataclass(frozen=True, slots=True)

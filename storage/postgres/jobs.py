@@ -100,6 +100,7 @@ async def reserve(
     status, image_ref, audio_ref, next_at = (
         (JobStatus.QUEUED, refs[0], refs[1], now) if refs else (JobStatus.UPLOADING, None, None, None)
     )
+    lease = new.lease() if new.lease else None  # stamped now, after the guild's lock (NewJob.lease)
     row = await db.fetchrow(
         "INSERT INTO jobs (task_uuid, guild_id, channel_id, user_id, status, audio_seconds, "
         "estimate_micros, output_format, output_quality, created_at, updated_at, "
@@ -126,8 +127,8 @@ async def reserve(
         new.safety_mode,
         new.image_sha256,
         new.audio_sha256,
-        new.lease.owner if new.lease else None,
-        new.lease.expires_at if new.lease else None,
+        lease.owner if lease else None,
+        lease.expires_at if lease else None,
     )
     assert row is not None
     job = job_from_row(row)

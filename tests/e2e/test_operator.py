@@ -4,6 +4,7 @@ checks before any download."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -144,4 +145,25 @@ async def test_downloads_at_once_are_capped(app: App) -> None:
     answers = await asyncio.gather(*(app.reply_to(p, "accepted", timeout=60) for p in payloads))
     assert len(answers) == 10
     assert 2 <= app.discord.cdn_max_in_flight <= MAX_CONCURRENT_HEAVY_WORK
-    assert any("Waiting for a free slot" in m.content for m in app.discord.messages)
+    # (The acknowledgement then replaces the notice in the same message.)
+    shown = [
+        e.payload.get("content") or "" for p in payloads for e in app.discord.interaction_responses(p["id"])
+    ]
+    assert any("Waiting for a free slot" in text for text in shown)
+
+
+async def test_a_request_that_waited_for_a_slot_has_one_private_answer_that_follows_the_job(app: App) -> None:
+    """A command told to wait for a free slot is answered in that same message: the acknowledgement
+    replaces the waiting notice and shows the outcome there. (It was sent as a second message, while the
+    job's updates went to the first: the member kept a stale "accepted" with a Cancel button, and a
+    concurrent burst counted more acknowledgements than jobs.)"""
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(MAX_CONCURRENT_HEAVY_WORK):  # every download and decode slot busy
+            await held.enter_async_context(app.bot.jobs.heavy_work.hold())
+        payload, _ = await animate(app, 1.0, MEMBER)
+        await app.reply_to(payload, "Waiting for a free slot")
+    ack = await app.reply_to(payload, "accepted")
+    await app.post_in_channel("ready")
+    await app.discord.wait_for(lambda: "is ready" in app.discord.message(ack.id).content)
+    answers = [m for m in app.discord.messages if m.interaction_id == int(payload["id"])]
+    assert [m.id for m in answers] == [ack.id]

@@ -19,7 +19,7 @@ LEASE = 30.0
 
 def held(new: NewJob, lease: Lease) -> NewJob:
     """A new job whose upload `lease` holds (as a command's process does)."""
-    return replace(new, lease=lease)
+    return replace(new, lease=lambda: lease)
 
 
 async def queued_jobs(store: Store, n: int, now: float = NOW) -> list[Job]:
