@@ -293,7 +293,8 @@ class TimedDiscord(FakeDiscord):
         return [
             str(e.payload.get("content") or "")
             for e in self.interaction_responses(interaction_id)
-            if e.kind == "followup"
+            # The answer fills the deferred reply (an edit of @original); a followup in older versions.
+            if e.kind in ("followup", "edit_original")
         ]
 
 
